@@ -1,0 +1,83 @@
+// Package cli implements modelpub's command-line commands. Each command is a
+// function of its arguments and output streams, so it runs the same from
+// main and from tests.
+package cli
+
+import (
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+)
+
+// Exit codes shared by every command.
+const (
+	ExitOK       = 0 // success
+	ExitProblems = 1 // the command ran and found problems (validate)
+	ExitUsage    = 2 // bad arguments, or the command could not run
+)
+
+type command struct {
+	name    string
+	args    string // argument synopsis for help
+	summary string // one line for the command list
+	help    string // the whole story, for "help <command>"
+	run     func(args []string, stdout, stderr io.Writer) int
+}
+
+// commands is filled by the init functions of the command files.
+var commands = map[string]command{}
+
+func register(c command) { commands[c.name] = c }
+
+// Run executes the command named by args[0] and returns the process exit code.
+func Run(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		usage(stderr)
+		return ExitUsage
+	}
+	name := args[0]
+	switch name {
+	case "help", "-h", "-help", "--help":
+		if len(args) > 1 {
+			if c, ok := commands[args[1]]; ok {
+				commandUsage(stdout, c)
+				return ExitOK
+			}
+		}
+		usage(stdout)
+		return ExitOK
+	}
+	c, ok := commands[name]
+	if !ok {
+		fmt.Fprintf(stderr, "modelpub: unknown command %q\n\n", name)
+		usage(stderr)
+		return ExitUsage
+	}
+	return c.run(args[1:], stdout, stderr)
+}
+
+func commandUsage(w io.Writer, c command) {
+	fmt.Fprintf(w, "usage: modelpub %s %s\n\n", c.name, c.args)
+	if c.help != "" {
+		io.WriteString(w, c.help)
+	} else {
+		fmt.Fprintln(w, c.summary)
+	}
+}
+
+func usage(w io.Writer) {
+	names := make([]string, 0, len(commands))
+	for n := range commands {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	var b strings.Builder
+	b.WriteString("Modelpub inspects, reshards and publishes Diffusers model folders.\n\n")
+	b.WriteString("usage:\n  modelpub                 open the desktop app\n  modelpub <command> [arguments]\n\ncommands:\n")
+	for _, n := range names {
+		fmt.Fprintf(&b, "  %-12s %s\n", n, commands[n].summary)
+	}
+	b.WriteString("  help         show this list, or \"help <command>\" for one command\n")
+	io.WriteString(w, b.String())
+}

@@ -1,0 +1,37 @@
+package tensors
+
+import "os"
+
+// File is an open safetensors file whose header has been validated. Tensor
+// data is read on demand through TensorSource.
+type File struct {
+	Path   string
+	Header *Header
+	f      *os.File
+}
+
+// Open opens the safetensors file at path and validates its header. Only
+// the header is read.
+func Open(path string) (*File, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	st, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	h, err := ReadHeader(f, st.Size())
+	if err != nil {
+		f.Close()
+		return nil, withPath(err, path)
+	}
+	return &File{Path: path, Header: h, f: f}, nil
+}
+
+// ReadAt reads raw bytes of the file.
+func (f *File) ReadAt(p []byte, off int64) (int, error) { return f.f.ReadAt(p, off) }
+
+// Close closes the file.
+func (f *File) Close() error { return f.f.Close() }

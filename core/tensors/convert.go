@@ -1,0 +1,425 @@
+package tensors
+
+import (
+	"encoding/binary"
+	"math"
+	"math/bits"
+)
+
+// This file holds the streaming float conversion kernels: the exported
+// entry points, the portable (pure-Go) fast path, and the plain per-element
+// reference functions the tests use as an oracle. The amd64 assembly lives
+// in convert_amd64.s and is wired in by convert_amd64.go; convert_other.go
+// disables it on other architectures and under the purego build tag.
+//
+// Rounding is IEEE-754 round-to-nearest-even with subnormals produced and
+// consumed (no flush-to-zero), matching PyTorch's .half() / .bfloat16() on
+// CPU. NaNs stay NaNs with the sign kept and the quiet bit set:
+//
+//	F32→F16:  sign | 0x7E00 | mantissa>>13   (what VCVTPS2PH produces)
+//	F32→BF16: bits>>16 | 0x0040
+//	F16→F32:  sign | 0x7FC00000 | mantissa<<13 (what VCVTPH2PS produces)
+//	BF16→F32: bits<<16 (exact, NaN payload untouched)
+
+// ConvStats counts values a narrowing conversion could not keep.
+type ConvStats struct {
+	Overflow  int64 // finite inputs that became ±Inf
+	Underflow int64 // non-zero inputs that became ±0
+}
+
+// Add adds the counts of o to s.
+func (s *ConvStats) Add(o ConvStats) {
+	s.Overflow += o.Overflow
+	s.Underflow += o.Underflow
+}
+
+// ConvertFunc converts len(src)/srcSize elements from src into dst, where
+// srcSize is the element size of the source dtype. Both slices hold
+// little-endian element data and may have any alignment. dst must be at
+// least OutputSize(from, to, len(src)) bytes long; a trailing partial
+// element of src is ignored, and if dst is shorter only the elements that
+// fit whole are converted. A ConvertFunc never panics on mismatched lengths.
+// src and dst must not overlap.
+type ConvertFunc func(dst, src []byte) ConvStats
+
+// Converter returns the kernel for from→to, or ok=false if that conversion
+// is not supported. Supported are F32→F16, F32→BF16, BF16→F16, F16→F32,
+// BF16→F32, and the identity (a plain copy of whole elements) for F16, BF16
+// and F32. Use OutputSize for the number of bytes the kernel writes.
+func Converter(from, to DType) (fn ConvertFunc, ok bool) {
+	switch {
+	case from == F32 && to == F16:
+		return ConvertF32ToF16, true
+	case from == F32 && to == BF16:
+		return ConvertF32ToBF16, true
+	case from == BF16 && to == F16:
+		return ConvertBF16ToF16, true
+	case from == F16 && to == F32:
+		return ConvertF16ToF32, true
+	case from == BF16 && to == F32:
+		return ConvertBF16ToF32, true
+	case from == to && (from == F16 || from == BF16):
+		return copy16, true
+	case from == to && from == F32:
+		return copy32, true
+	}
+	return nil, false
+}
+
+// OutputSize returns the number of bytes a conversion from→to produces for
+// n input bytes: the number of whole input elements in n bytes times the
+// output element size. It returns 0 for negative n and for dtypes whose
+// elements are not a whole number of bytes.
+func OutputSize(from, to DType, n int) int {
+	fb, tb := from.Bits(), to.Bits()
+	if n <= 0 || fb == 0 || tb == 0 || fb%8 != 0 || tb%8 != 0 {
+		return 0
+	}
+	return n / int(fb/8) * int(tb/8)
+}
+
+// useAsm selects the assembly kernels; haveAsm is true only on amd64 with
+// F16C and AVX2 (see convert_amd64.go). Tests call the lower-case kernels
+// with an explicit flag to exercise both paths.
+var useAsm = haveAsm
+
+// ConvertF32ToF16 converts float32 elements to IEEE half precision with
+// round-to-nearest-even, counting overflows (finite |x| ≥ 65520 becomes
+// ±Inf) and underflows (non-zero |x| ≤ 2⁻²⁵ becomes ±0).
+func ConvertF32ToF16(dst, src []byte) ConvStats { return convertF32ToF16(dst, src, useAsm) }
+
+// ConvertF32ToBF16 converts float32 elements to bfloat16 with
+// round-to-nearest-even, counting overflows and underflows.
+func ConvertF32ToBF16(dst, src []byte) ConvStats { return convertF32ToBF16(dst, src, useAsm) }
+
+// ConvertBF16ToF16 converts bfloat16 elements to IEEE half precision. The
+// result is the single rounding of the exact value, as if widened to
+// float32 first and then converted with ConvertF32ToF16.
+func ConvertBF16ToF16(dst, src []byte) ConvStats { return convertBF16ToF16(dst, src, useAsm) }
+
+// ConvertF16ToF32 widens IEEE half precision elements to float32. The
+// conversion is exact, so the returned stats are always zero.
+func ConvertF16ToF32(dst, src []byte) ConvStats { return convertF16ToF32(dst, src, useAsm) }
+
+// ConvertBF16ToF32 widens bfloat16 elements to float32. The conversion is
+// exact, so the returned stats are always zero.
+func ConvertBF16ToF32(dst, src []byte) ConvStats { return convertBF16ToF32(dst, src, useAsm) }
+
+func copy16(dst, src []byte) ConvStats {
+	n := min(len(src), len(dst)) &^ 1
+	copy(dst[:n], src[:n])
+	return ConvStats{}
+}
+
+func copy32(dst, src []byte) ConvStats {
+	n := min(len(src), len(dst)) &^ 3
+	copy(dst[:n], src[:n])
+	return ConvStats{}
+}
+
+// Each kernel converts n = min(len(src)/srcSize, len(dst)/dstSize) elements:
+// the assembly (when asm is set and available) takes the largest multiple
+// of its block size, the pure-Go loop the rest.
+
+func convertF32ToF16(dst, src []byte, asm bool) (st ConvStats) {
+	n := min(len(src)/4, len(dst)/2)
+	done := 0
+	if asm && haveAsm {
+		done, st = f32ToF16Asm(dst, src, n)
+	}
+	st.Add(f32ToF16Go(dst[2*done:2*n], src[4*done:4*n]))
+	return st
+}
+
+func convertF32ToBF16(dst, src []byte, asm bool) (st ConvStats) {
+	n := min(len(src)/4, len(dst)/2)
+	done := 0
+	if asm && haveAsm {
+		done, st = f32ToBF16Asm(dst, src, n)
+	}
+	st.Add(f32ToBF16Go(dst[2*done:2*n], src[4*done:4*n]))
+	return st
+}
+
+func convertBF16ToF16(dst, src []byte, asm bool) (st ConvStats) {
+	n := min(len(src)/2, len(dst)/2)
+	done := 0
+	if asm && haveAsm {
+		done, st = bf16ToF16Asm(dst, src, n)
+	}
+	st.Add(bf16ToF16Go(dst[2*done:2*n], src[2*done:2*n]))
+	return st
+}
+
+func convertF16ToF32(dst, src []byte, asm bool) ConvStats {
+	n := min(len(src)/2, len(dst)/4)
+	done := 0
+	if asm && haveAsm {
+		done = f16ToF32Asm(dst, src, n)
+	}
+	f16ToF32Go(dst[4*done:4*n], src[2*done:2*n])
+	return ConvStats{}
+}
+
+func convertBF16ToF32(dst, src []byte, asm bool) ConvStats {
+	n := min(len(src)/2, len(dst)/4)
+	done := 0
+	if asm && haveAsm {
+		done = bf16ToF32Asm(dst, src, n)
+	}
+	bf16ToF32Go(dst[4*done:4*n], src[2*done:2*n])
+	return ConvStats{}
+}
+
+// Overflow and underflow are decided on the input bits alone: a is the
+// float32 magnitude (bits & 0x7FFFFFFF). The exhaustive tests check these
+// ranges against the reference conversion for every float32.
+const (
+	// F32→F16: finite |x| ≥ 65520 (0x477FF000, max half + half an ulp,
+	// which ties to even = Inf) overflows; 0 < |x| ≤ 2⁻²⁵ (0x33000000, half
+	// the smallest subnormal half, which ties to even = 0) underflows.
+	f16OvLo, f16OvHi = 0x477FF000, 0x7F7FFFFF
+	f16UfLo, f16UfHi = 0x00000001, 0x33000000
+	// F32→BF16: |x| ≥ 0x7F7F8000 overflows (the tie above the largest
+	// bfloat16 rounds to the even Inf); 0 < |x| ≤ 0x00008000 underflows.
+	bf16OvLo, bf16OvHi = 0x7F7F8000, 0x7F7FFFFF
+	bf16UfLo, bf16UfHi = 0x00000001, 0x00008000
+)
+
+// inRange reports lo ≤ a ≤ hi with one unsigned compare.
+func inRange(a, lo, hi uint32) bool { return a-lo <= hi-lo }
+
+func b2i(b bool) int64 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// f32ToF16Go is the portable kernel; len(dst)/2 must equal len(src)/4.
+func f32ToF16Go(dst, src []byte) (st ConvStats) {
+	n := len(dst) / 2
+	src = src[:4*n]
+	for i := 0; i < n; i++ {
+		x := binary.LittleEndian.Uint32(src[4*i:])
+		a := x & 0x7FFFFFFF
+		st.Overflow += b2i(inRange(a, f16OvLo, f16OvHi))
+		st.Underflow += b2i(inRange(a, f16UfLo, f16UfHi))
+		binary.LittleEndian.PutUint16(dst[2*i:], f32ToF16Fast(x))
+	}
+	return st
+}
+
+// f32ToBF16Go is the portable kernel; len(dst)/2 must equal len(src)/4.
+func f32ToBF16Go(dst, src []byte) (st ConvStats) {
+	n := len(dst) / 2
+	src = src[:4*n]
+	for i := 0; i < n; i++ {
+		x := binary.LittleEndian.Uint32(src[4*i:])
+		a := x & 0x7FFFFFFF
+		st.Overflow += b2i(inRange(a, bf16OvLo, bf16OvHi))
+		st.Underflow += b2i(inRange(a, bf16UfLo, bf16UfHi))
+		binary.LittleEndian.PutUint16(dst[2*i:], f32ToBF16Fast(x))
+	}
+	return st
+}
+
+// bf16ToF16Go is the portable kernel; len(dst) must equal len(src).
+func bf16ToF16Go(dst, src []byte) (st ConvStats) {
+	n := len(dst) / 2
+	src = src[:2*n]
+	for i := 0; i < n; i++ {
+		x := uint32(binary.LittleEndian.Uint16(src[2*i:])) << 16
+		a := x & 0x7FFFFFFF
+		st.Overflow += b2i(inRange(a, f16OvLo, f16OvHi))
+		st.Underflow += b2i(inRange(a, f16UfLo, f16UfHi))
+		binary.LittleEndian.PutUint16(dst[2*i:], f32ToF16Fast(x))
+	}
+	return st
+}
+
+// f16ToF32Go is the portable kernel; len(dst)/4 must equal len(src)/2.
+func f16ToF32Go(dst, src []byte) {
+	n := len(dst) / 4
+	src = src[:2*n]
+	for i := 0; i < n; i++ {
+		binary.LittleEndian.PutUint32(dst[4*i:], f16ToF32Fast(binary.LittleEndian.Uint16(src[2*i:])))
+	}
+}
+
+// bf16ToF32Go is the portable kernel; len(dst)/4 must equal len(src)/2.
+func bf16ToF32Go(dst, src []byte) {
+	n := len(dst) / 4
+	src = src[:2*n]
+	for i := 0; i < n; i++ {
+		binary.LittleEndian.PutUint32(dst[4*i:], uint32(binary.LittleEndian.Uint16(src[2*i:]))<<16)
+	}
+}
+
+// f32ToF16Fast is the per-element conversion of the portable kernel. It
+// gives the same bits as VCVTPS2PH with round-to-nearest-even for every
+// input, NaNs included.
+func f32ToF16Fast(x uint32) uint16 {
+	sign := uint16(x>>16) & 0x8000
+	a := x & 0x7FFFFFFF
+	if a >= 0x38800000 { // |x| ≥ 2⁻¹⁴: normal half, overflow, Inf or NaN
+		if a >= f16OvLo {
+			if a > 0x7F800000 { // NaN: quiet it, keep the top payload bits
+				return sign | 0x7E00 | uint16(a>>13)&0x3FF
+			}
+			return sign | 0x7C00
+		}
+		a -= (127 - 15) << 23 // rebias the exponent
+		// Round to nearest even at bit 13; a carry out of the mantissa
+		// correctly bumps the exponent.
+		return sign | uint16((a+0xFFF+(a>>13)&1)>>13)
+	}
+	// Subnormal half or zero. Adding 0.5 (whose ulp is 2⁻²⁴, the subnormal
+	// half step) makes the FPU round |x| to a multiple of 2⁻²⁴ with
+	// round-to-nearest-even; the low mantissa bits of the sum are the
+	// half's bits (0x400, the smallest normal, when it rounds up to 2⁻¹⁴).
+	f := math.Float32frombits(a) + 0.5
+	return sign | uint16(math.Float32bits(f)-0x3F000000)
+}
+
+// f32ToBF16Fast is the per-element conversion of the portable kernel.
+func f32ToBF16Fast(x uint32) uint16 {
+	if x&0x7FFFFFFF > 0x7F800000 { // NaN: keep the sign, set the quiet bit
+		return uint16(x>>16) | 0x0040
+	}
+	return uint16((x + 0x7FFF + (x>>16)&1) >> 16)
+}
+
+// f16ToF32Fast is the per-element widening of the portable kernel. It gives
+// the same bits as VCVTPH2PS for every input: NaNs get the quiet bit set.
+func f16ToF32Fast(h uint16) uint32 {
+	sign := uint32(h&0x8000) << 16
+	a := uint32(h & 0x7FFF)
+	switch {
+	case a >= 0x7C00: // Inf or NaN
+		if a > 0x7C00 {
+			return sign | 0x7FC00000 | (a&0x3FF)<<13
+		}
+		return sign | 0x7F800000
+	case a >= 0x0400: // normal: rebias the exponent
+		return sign | (a<<13 + (127-15)<<23)
+	default: // subnormal or zero: a·2⁻²⁴ is exact in float32
+		return sign | math.Float32bits(float32(a)*(1.0/(1<<24)))
+	}
+}
+
+// The reference functions below are deliberately plain: they decode the
+// value, round its exact integer significand with an explicit
+// round-half-to-even step, and re-encode. They are slow and serve as the
+// oracle for the exhaustive tests, which in turn check them against values
+// recorded from numpy (testdata/convert_spot.json).
+
+// f32ToF16Bits converts float32 bits to IEEE half bits.
+func f32ToF16Bits(x uint32) uint16 { return uint16(narrowF32(x, 5, 10)) }
+
+// f32ToBF16Bits converts float32 bits to bfloat16 bits.
+func f32ToBF16Bits(x uint32) uint16 { return uint16(narrowF32(x, 8, 7)) }
+
+// bf16ToF16Bits converts bfloat16 bits to IEEE half bits with one rounding.
+func bf16ToF16Bits(b uint16) uint16 { return f32ToF16Bits(bf16ToF32Bits(b)) }
+
+// bf16ToF32Bits widens bfloat16 bits to float32 bits: bfloat16 is the top
+// half of a float32.
+func bf16ToF32Bits(b uint16) uint32 { return uint32(b) << 16 }
+
+// narrowF32 rounds the float32 with bits x to the IEEE-style binary format
+// with expBits exponent bits and mantBits stored mantissa bits (half: 5, 10;
+// bfloat16: 8, 7) and returns its bits, sign in the top bit of the format.
+func narrowF32(x uint32, expBits, mantBits int) uint32 {
+	signOut := (x >> 31) << (expBits + mantBits)
+	exp := int(x>>23) & 0xFF
+	mant := x & 0x7FFFFF
+	expMax := uint32(1)<<expBits - 1 // all-ones exponent field: Inf/NaN
+	if exp == 0xFF {
+		if mant == 0 {
+			return signOut | expMax<<mantBits // ±Inf
+		}
+		// NaN: keep the sign and the top payload bits, set the quiet bit.
+		quiet := uint32(1) << (mantBits - 1)
+		return signOut | expMax<<mantBits | quiet | mant>>(23-mantBits)
+	}
+
+	// The value is sig·2^e exactly.
+	var sig uint64
+	var e int
+	if exp == 0 {
+		sig, e = uint64(mant), -149
+	} else {
+		sig, e = uint64(mant|1<<23), exp-150
+	}
+	if sig == 0 {
+		return signOut // ±0
+	}
+
+	// q is the exponent of the target's unit in the last place at this
+	// magnitude: mantBits below the leading bit, but never below the
+	// subnormal step 2^(emin-mantBits).
+	bias := 1<<(expBits-1) - 1
+	qMin := 1 - bias - mantBits
+	lead := e + bits.Len64(sig) - 1 // floor(log2(value))
+	q := max(lead-mantBits, qMin)
+
+	// m = sig·2^(e-q) rounded to nearest, ties to even.
+	var m uint64
+	if shift := q - e; shift <= 0 {
+		m = sig << -shift
+	} else if shift > 62 {
+		m = 0 // far below half a step (sig < 2^24)
+	} else {
+		m = sig >> shift
+		rem := sig - m<<shift
+		half := uint64(1) << (shift - 1)
+		if rem > half || (rem == half && m&1 == 1) {
+			m++
+		}
+	}
+
+	// Rounding up may carry into a new binade (m = 2^(mantBits+1)); that
+	// halving is exact.
+	if m == 1<<(mantBits+1) {
+		m >>= 1
+		q++
+	}
+	if m < 1<<mantBits {
+		// Only possible at q == qMin: a subnormal (or zero) result.
+		return signOut | uint32(m)
+	}
+	field := q + mantBits + bias // biased exponent of m·2^q
+	if field >= int(expMax) {
+		return signOut | expMax<<mantBits // overflow to ±Inf
+	}
+	return signOut | uint32(field)<<mantBits | uint32(m)&(1<<mantBits-1)
+}
+
+// f16ToF32Bits widens IEEE half bits to float32 bits. NaNs keep the sign
+// and payload and get the quiet bit set, as VCVTPH2PS does.
+func f16ToF32Bits(h uint16) uint32 {
+	sign := uint32(h>>15) << 31
+	field := int(h>>10) & 0x1F
+	frac := uint32(h & 0x3FF)
+	switch {
+	case field == 0x1F && frac == 0:
+		return sign | 0x7F800000
+	case field == 0x1F:
+		return sign | 0x7F800000 | 1<<22 | frac<<13
+	case field == 0 && frac == 0:
+		return sign
+	case field == 0:
+		// Subnormal frac·2⁻²⁴: normalize so the leading bit is implicit.
+		e := -24
+		for frac < 0x400 {
+			frac <<= 1
+			e--
+		}
+		// Now the value is frac·2^e with 0x400 ≤ frac < 0x800,
+		// i.e. 1.xxx·2^(e+10).
+		return sign | uint32(e+10+127)<<23 | (frac&0x3FF)<<13
+	default:
+		return sign | uint32(field-15+127)<<23 | frac<<13
+	}
+}

@@ -1,0 +1,58 @@
+package cli
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	"modelpub/core/tensors"
+)
+
+// progressBar draws "[#####.....]  45%  1.2 GB / 2.7 GB" on one terminal
+// line, at most every 100 ms. It draws nothing when its output is not a
+// terminal, so logs and pipes stay clean.
+type progressBar struct {
+	w     io.Writer
+	on    bool
+	last  time.Time
+	drawn bool
+}
+
+func newProgressBar(w io.Writer) *progressBar {
+	f, ok := w.(*os.File)
+	on := false
+	if ok {
+		if st, err := f.Stat(); err == nil && st.Mode()&os.ModeCharDevice != 0 {
+			on = true
+		}
+	}
+	return &progressBar{w: w, on: on}
+}
+
+func (p *progressBar) update(done, total int64) {
+	if !p.on || (time.Since(p.last) < 100*time.Millisecond && done < total) {
+		return
+	}
+	p.last = time.Now()
+	p.drawn = true
+	fmt.Fprint(p.w, "\r"+renderBar(done, total, 30))
+}
+
+// done ends the bar's line.
+func (p *progressBar) done() {
+	if p.drawn {
+		fmt.Fprintln(p.w)
+	}
+}
+
+func renderBar(done, total int64, width int) string {
+	frac := 1.0
+	if total > 0 {
+		frac = min(1, float64(done)/float64(total))
+	}
+	n := int(frac * float64(width))
+	return fmt.Sprintf("[%s%s] %3.0f%%  %s / %s", strings.Repeat("#", n), strings.Repeat(".", width-n),
+		frac*100, tensors.FormatSize(done), tensors.FormatSize(total))
+}

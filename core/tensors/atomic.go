@@ -7,39 +7,64 @@ import (
 	"syscall"
 )
 
-// writeAtomic creates path through a temporary file in the same folder:
-// write calls fill it, then it is synced, closed and renamed over path, and
-// the folder is synced so the rename survives a crash. If anything fails the
-// temporary file is removed and path is left as it was.
-func writeAtomic(path string, write func(f *os.File) error) (err error) {
-	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
+// pendingFile is a file being written under a temporary name in its final
+// folder. It takes its final name only in commit, after sync has made its
+// bytes durable, so a crash never leaves a partial file under that name.
+type pendingFile struct {
+	*os.File
+	tmp, path string
+}
+
+func createPending(path string) (*pendingFile, error) {
+	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
+	if err != nil {
+		return nil, err
+	}
+	return &pendingFile{File: f, tmp: f.Name(), path: path}, nil
+}
+
+// sync makes the file's bytes durable and closes it.
+func (p *pendingFile) sync() error {
+	if err := p.Chmod(0o644); err != nil {
+		return err
+	}
+	if err := p.Sync(); err != nil {
+		return err
+	}
+	return p.Close()
+}
+
+// commit renames the synced file to its final name.
+func (p *pendingFile) commit() error { return os.Rename(p.tmp, p.path) }
+
+// abort closes and removes the temporary file.
+func (p *pendingFile) abort() {
+	p.Close()
+	os.Remove(p.tmp)
+}
+
+// writeAtomic creates path through a pendingFile: write fills it, then it
+// is synced, renamed over path, and the folder synced so the rename
+// survives a crash. If anything fails the temporary file is removed and
+// path is left as it was.
+func writeAtomic(path string, write func(f *os.File) error) error {
+	p, err := createPending(path)
 	if err != nil {
 		return err
 	}
-	tmp := f.Name()
-	defer func() {
-		if err != nil {
-			f.Close()
-			os.Remove(tmp)
-		}
-	}()
-	if err = write(f); err != nil {
+	if err := write(p.File); err != nil {
+		p.abort()
 		return err
 	}
-	if err = f.Chmod(0o644); err != nil {
+	if err := p.sync(); err != nil {
+		p.abort()
 		return err
 	}
-	if err = f.Sync(); err != nil {
+	if err := p.commit(); err != nil {
+		p.abort()
 		return err
 	}
-	if err = f.Close(); err != nil {
-		return err
-	}
-	if err = os.Rename(tmp, path); err != nil {
-		return err
-	}
-	return syncDir(dir)
+	return syncDir(filepath.Dir(path))
 }
 
 // syncDir flushes a folder's entries to disk. File systems that cannot

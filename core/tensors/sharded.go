@@ -75,6 +75,7 @@ func WriteSharded(ctx context.Context, dir string, tensors []WriteTensor, opts S
 	// progress, and a tensor the writer would refuse fails before any file
 	// is written.
 	groups := make([][]WriteTensor, len(plan.Shards))
+	layouts := make([]*Layout, len(plan.Shards))
 	var total int64
 	for i, s := range plan.Shards {
 		for _, name := range s.Tensors {
@@ -84,23 +85,49 @@ func WriteSharded(ctx context.Context, dir string, tensors []WriteTensor, opts S
 		if err != nil {
 			return nil, &PathError{Path: filepath.Join(dir, s.File), Err: err}
 		}
+		layouts[i] = l
 		total += l.Size
 	}
+	// Write every shard under a temporary name before syncing any: the
+	// disk writes of one shard then overlap the copying of the next.
 	res := &ShardedResult{Plan: plan}
+	var pending []*pendingFile
+	defer func() {
+		for _, p := range pending {
+			p.abort() // after a commit there is no temporary file left to remove
+		}
+	}()
 	var before int64
 	for i, s := range plan.Shards {
-		wo := WriteOptions{}
+		path := filepath.Join(dir, s.File)
+		var progress func(done, total int64)
 		if opts.Progress != nil {
 			base := before
-			wo.Progress = func(done, _ int64) { opts.Progress(base+done, total) }
+			progress = func(done, _ int64) { opts.Progress(base+done, total) }
 		}
-		l, err := WriteFile(ctx, filepath.Join(dir, s.File), groups[i], meta, wo)
+		l := layouts[i]
+		p, err := createPending(path)
 		if err != nil {
-			return nil, err
+			return nil, &PathError{Path: path, Err: err}
+		}
+		pending = append(pending, p)
+		if err := writeLayout(ctx, p.File, l, groups[i], progress); err != nil {
+			return nil, &PathError{Path: path, Err: err}
 		}
 		before += l.Size
 		res.Files = append(res.Files, s.File)
 	}
+	for _, p := range pending {
+		if err := p.sync(); err != nil {
+			return nil, &PathError{Path: p.path, Err: err}
+		}
+	}
+	for _, p := range pending {
+		if err := p.commit(); err != nil {
+			return nil, &PathError{Path: p.path, Err: err}
+		}
+	}
+	pending = nil
 	res.Bytes = before
 	if plan.Sharded {
 		ix := plan.Index()
@@ -115,6 +142,10 @@ func WriteSharded(ctx context.Context, dir string, tensors []WriteTensor, opts S
 		}
 		res.IndexFile = name
 		res.Bytes += int64(len(data))
+		return res, nil // writeAtomic synced the folder
+	}
+	if err := syncDir(dir); err != nil {
+		return nil, &PathError{Path: dir, Err: err}
 	}
 	return res, nil
 }

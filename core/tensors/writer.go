@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"slices"
 	"strconv"
@@ -196,6 +197,10 @@ func EnsureFormatPT(meta Metadata) Metadata {
 	return append(out, meta...)
 }
 
+// writebackChunk is how much the writer lets accumulate in the page cache
+// before it starts writing it to disk.
+const writebackChunk = 32 << 20
+
 // WriteFile writes a safetensors file at path, streaming each tensor from its
 // source so that no tensor is held in memory. The file is written under a
 // temporary name in the same folder, synced and renamed: path never holds a
@@ -209,41 +214,50 @@ func WriteFile(ctx context.Context, path string, tensors []WriteTensor, meta Met
 	if err != nil {
 		return nil, &PathError{Path: path, Err: err}
 	}
+	if err := writeAtomic(path, func(f *os.File) error {
+		return writeLayout(ctx, f, l, tensors, opts.Progress)
+	}); err != nil {
+		return nil, &PathError{Path: path, Err: err}
+	}
+	return l, nil
+}
+
+// writeLayout writes the header and then every tensor of l to f, asking the
+// kernel to start writing to disk as it goes.
+func writeLayout(ctx context.Context, f *os.File, l *Layout, tensors []WriteTensor, progress func(done, total int64)) error {
 	byName := make(map[string]Source, len(tensors))
 	for _, t := range tensors {
 		byName[t.Name] = t.Data
 	}
-	err = writeAtomic(path, func(f *os.File) error {
-		if _, err := f.Write(l.Header); err != nil {
-			return err
-		}
-		done := int64(len(l.Header))
-		for _, t := range l.Tensors {
-			if err := ctx.Err(); err != nil {
-				return err
-			}
-			src := byName[t.Name]
-			if err := src.CopyTo(ctx, f); err != nil {
-				return fmt.Errorf("tensor %q: %w", t.Name, err)
-			}
-			done += t.Size()
-			if opts.Progress != nil {
-				opts.Progress(done, l.Size)
-			}
-		}
-		// A source that wrote more or fewer bytes than it declared would
-		// shift every later tensor: check before the file gets its name.
-		end, err := f.Seek(0, 1)
-		if err != nil {
-			return err
-		}
-		if end != l.Size {
-			return fmt.Errorf("wrote %d bytes, expected %d: a tensor source wrote the wrong length", end, l.Size)
-		}
-		return nil
-	})
-	if err != nil {
-		return nil, &PathError{Path: path, Err: err}
+	if _, err := f.Write(l.Header); err != nil {
+		return err
 	}
-	return l, nil
+	done := int64(len(l.Header))
+	flushed := int64(0)
+	for _, t := range l.Tensors {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if err := byName[t.Name].CopyTo(ctx, f); err != nil {
+			return fmt.Errorf("tensor %q: %w", t.Name, err)
+		}
+		done += t.Size()
+		if done-flushed >= writebackChunk {
+			startWriteback(f, flushed, done-flushed)
+			flushed = done
+		}
+		if progress != nil {
+			progress(done, l.Size)
+		}
+	}
+	// A source that wrote more or fewer bytes than it declared would
+	// shift every later tensor: check before the file gets its name.
+	end, err := f.Seek(0, io.SeekCurrent)
+	if err != nil {
+		return err
+	}
+	if end != l.Size {
+		return fmt.Errorf("wrote %d bytes, expected %d: a tensor source wrote the wrong length", end, l.Size)
+	}
+	return nil
 }

@@ -22,7 +22,8 @@ func New() *UI {
 	logo.FillMode = canvas.ImageFillContain
 	logo.SetMinSize(fyne.NewSize(96, 96))
 	title := widget.NewLabelWithStyle("Modelpub", fyne.TextAlignCenter, fyne.TextStyle{Bold: true})
-	hint := widget.NewLabelWithStyle("Drop a Diffusers model folder here to inspect, reshard and publish it.",
+	hint := widget.NewLabelWithStyle("Inspect, reshard and publish Diffusers model folders.\n"+
+		"Opening folders here is on its way; today the command line reshards weights: modelpub help",
 		fyne.TextAlignCenter, fyne.TextStyle{})
 	u := &UI{Hint: hint}
 	u.Content = container.NewCenter(container.NewVBox(logo, title, hint))

@@ -1,0 +1,315 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"slices"
+	"strings"
+
+	"modelpub/core/pipeline"
+	"modelpub/core/tensors"
+)
+
+func init() {
+	register(command{
+		name:    "inspect",
+		args:    "DIR [--json] [--tensors]",
+		summary: "show a Diffusers folder's components, weights, variants and shard layout",
+		help:    inspectHelp,
+		run:     runInspect,
+	})
+}
+
+const inspectHelp = `Shows what a Diffusers pipeline folder (or a single model folder: a
+config.json with weights) holds: per component its class, library and role,
+its files with sizes, and per weight set (main weights and each variant) the
+tensor and parameter counts, bytes per dtype and the shard layout; then the
+warnings. Only file headers are read, never tensor data.
+
+  --json      print the report as JSON (schema: docs/inspect-json.md)
+  --tensors   list every tensor with its dtype, shape and file
+`
+
+// InspectSchemaVersion is the "schema" field of inspect --json. It changes
+// only when a field changes meaning or goes away; new fields may be added.
+const InspectSchemaVersion = 1
+
+type inspectReport struct {
+	Schema     int                `json:"schema"`
+	Dir        string             `json:"dir"`
+	Pipeline   string             `json:"pipeline,omitempty"`
+	Diffusers  string             `json:"diffusers_version,omitempty"`
+	Components []inspectComponent `json:"components"`
+	RootFiles  []inspectFile      `json:"root_files"`
+	Unlisted   []string           `json:"unlisted_folders"`
+	Warnings   []pipeline.Warning `json:"warnings"`
+	Totals     inspectTotals      `json:"totals"`
+}
+
+type inspectTotals struct {
+	Bytes      int64 `json:"bytes"`
+	Parameters int64 `json:"parameters"`
+}
+
+type inspectComponent struct {
+	Name     string             `json:"name"`
+	Library  string             `json:"library,omitempty"`
+	Class    string             `json:"class,omitempty"`
+	Role     pipeline.Role      `json:"role"`
+	Null     bool               `json:"null,omitempty"`
+	Files    []inspectFile      `json:"files"`
+	Variants []string           `json:"variants"`
+	Weights  []inspectWeightSet `json:"weights"`
+}
+
+type inspectFile struct {
+	Path       string            `json:"path"`
+	Size       int64             `json:"size"`
+	Kind       pipeline.FileKind `json:"kind"`
+	LFSPointer bool              `json:"lfs_pointer,omitempty"`
+}
+
+type inspectWeightSet struct {
+	Base        string           `json:"base"`
+	Variant     string           `json:"variant"`
+	Format      string           `json:"format"`
+	Index       string           `json:"index,omitempty"`
+	Shards      []inspectShard   `json:"shards"`
+	Tensors     int              `json:"tensor_count"`
+	Parameters  int64            `json:"parameters"`
+	DataBytes   int64            `json:"data_bytes"`
+	DTypeBytes  map[string]int64 `json:"dtype_bytes"`
+	LegacyNames bool             `json:"legacy_names,omitempty"`
+	Error       string           `json:"error,omitempty"`
+}
+
+type inspectShard struct {
+	File    string          `json:"file"`
+	Tensors []inspectTensor `json:"tensors"`
+}
+
+type inspectTensor struct {
+	Name  string  `json:"name"`
+	DType string  `json:"dtype"`
+	Shape []int64 `json:"shape"`
+	Bytes int64   `json:"bytes"`
+}
+
+func runInspect(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("inspect", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() { commandUsage(stderr, commands["inspect"]) }
+	asJSON := fs.Bool("json", false, "")
+	listTensors := fs.Bool("tensors", false, "")
+	pos, err := parseInterleaved(fs, args)
+	if err != nil {
+		return ExitUsage
+	}
+	if len(pos) != 1 {
+		fs.Usage()
+		return ExitUsage
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	p, err := pipeline.Open(ctx, pos[0])
+	if err != nil {
+		fmt.Fprintf(stderr, "modelpub inspect: %v\n", err)
+		return ExitUsage
+	}
+	rep := buildInspectReport(p)
+	if *asJSON {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(rep); err != nil {
+			fmt.Fprintf(stderr, "modelpub inspect: %v\n", err)
+			return ExitUsage
+		}
+		return ExitOK
+	}
+	printInspect(stdout, rep, *listTensors)
+	return ExitOK
+}
+
+func buildInspectReport(p *pipeline.Pipeline) inspectReport {
+	rep := inspectReport{Schema: InspectSchemaVersion, Dir: p.Dir, RootFiles: []inspectFile{}, Unlisted: []string{},
+		Warnings: []pipeline.Warning{}, Components: []inspectComponent{}}
+	if p.Index != nil {
+		rep.Pipeline, rep.Diffusers = p.Index.ClassName, p.Index.DiffusersVersion
+	}
+	rep.Unlisted = append(rep.Unlisted, p.Unlisted...)
+	rep.Warnings = append(rep.Warnings, p.Warnings...)
+	for _, f := range p.RootFiles {
+		rep.RootFiles = append(rep.RootFiles, inspectFile{f.Path, f.Size, f.Kind, f.LFSPointer})
+		rep.Totals.Bytes += f.Size
+	}
+	for _, c := range p.Components {
+		ic := inspectComponent{Name: c.Name, Library: c.Library, Class: c.Class, Role: c.Role, Null: c.Null,
+			Files: []inspectFile{}, Variants: c.Variants(), Weights: []inspectWeightSet{}}
+		if ic.Variants == nil {
+			ic.Variants = []string{}
+		}
+		for _, f := range c.Files {
+			ic.Files = append(ic.Files, inspectFile{f.Path, f.Size, f.Kind, f.LFSPointer})
+			rep.Totals.Bytes += f.Size
+		}
+		for _, w := range c.Weights {
+			iw := inspectWeightSet{Base: w.Base, Variant: w.Variant, Format: w.Format, Index: w.Index,
+				Tensors: len(w.Tensors), Parameters: w.Parameters, DataBytes: w.DataBytes, DTypeBytes: w.DTypeBytes,
+				LegacyNames: w.LegacyNames, Shards: []inspectShard{}}
+			if iw.DTypeBytes == nil {
+				iw.DTypeBytes = map[string]int64{}
+			}
+			if w.Err != nil {
+				iw.Error = w.Err.Error()
+			}
+			for _, f := range w.Files {
+				sh := inspectShard{File: f, Tensors: []inspectTensor{}}
+				for _, t := range w.Tensors {
+					if t.File == f {
+						sh.Tensors = append(sh.Tensors, inspectTensor{t.Name, t.DType.String(), t.Shape, t.Size()})
+					}
+				}
+				iw.Shards = append(iw.Shards, sh)
+			}
+			if w.Variant == "" && (w.Format == "safetensors" || c.Main() == w) {
+				rep.Totals.Parameters += w.Parameters
+			}
+			ic.Weights = append(ic.Weights, iw)
+		}
+		rep.Components = append(rep.Components, ic)
+	}
+	return rep
+}
+
+func printInspect(w io.Writer, rep inspectReport, listTensors bool) {
+	title := rep.Pipeline
+	if title == "" {
+		title = "single model"
+	}
+	fmt.Fprintf(w, "%s  %s", rep.Dir, title)
+	if rep.Diffusers != "" {
+		fmt.Fprintf(w, "  (diffusers %s)", rep.Diffusers)
+	}
+	fmt.Fprintf(w, "\n%s on disk, %s parameters in the main weights\n", tensors.FormatSize(rep.Totals.Bytes), humanCount(rep.Totals.Parameters))
+	for _, c := range rep.Components {
+		name := c.Name
+		if name == "" {
+			name = filepath.Base(rep.Dir)
+		}
+		fmt.Fprintf(w, "\n%s", name)
+		switch {
+		case c.Null:
+			fmt.Fprintf(w, "  (not included: [null, null])\n")
+			continue
+		default:
+			fmt.Fprintf(w, "  %s.%s  [%s]\n", c.Library, c.Class, c.Role)
+		}
+		for _, f := range c.Files {
+			if f.Kind == pipeline.KindWeights || f.Kind == pipeline.KindWeightsIndex {
+				continue // shown with their weight set
+			}
+			note := ""
+			if f.LFSPointer {
+				note = "  (Git LFS pointer)"
+			}
+			fmt.Fprintf(w, "  %-44s %10s  %s%s\n", baseOf(f.Path), tensors.FormatSize(f.Size), f.Kind, note)
+		}
+		for _, ws := range c.Weights {
+			label := "main weights"
+			if ws.Variant != "" {
+				label = "variant " + ws.Variant
+			}
+			fmt.Fprintf(w, "  %s, %s", label, ws.Format)
+			if ws.Error != "" {
+				fmt.Fprintf(w, ": cannot be read: %s\n", ws.Error)
+				continue
+			}
+			if ws.Format == "safetensors" {
+				fmt.Fprintf(w, ": %d tensors, %s parameters, %s (%s)\n", ws.Tensors, humanCount(ws.Parameters),
+					tensors.FormatSize(ws.DataBytes), dtypeMix(ws.DTypeBytes))
+			} else {
+				fmt.Fprintf(w, ": %s (pickle; converted to safetensors on save)\n", tensors.FormatSize(ws.DataBytes))
+			}
+			if ws.Index != "" {
+				fmt.Fprintf(w, "    %s\n", ws.Index)
+			}
+			for _, sh := range ws.Shards {
+				var bytes int64
+				for _, t := range sh.Tensors {
+					bytes += t.Bytes
+				}
+				if ws.Format == "safetensors" {
+					fmt.Fprintf(w, "    %-42s %10s  %d tensors\n", sh.File, tensors.FormatSize(bytes), len(sh.Tensors))
+				} else {
+					fmt.Fprintf(w, "    %s\n", sh.File)
+				}
+				if listTensors {
+					for _, t := range sh.Tensors {
+						fmt.Fprintf(w, "      %-60s %-5s %v\n", t.Name, t.DType, t.Shape)
+					}
+				}
+			}
+		}
+	}
+	if len(rep.RootFiles) > 0 {
+		fmt.Fprintf(w, "\nother files\n")
+		for _, f := range rep.RootFiles {
+			fmt.Fprintf(w, "  %-44s %10s  %s\n", f.Path, tensors.FormatSize(f.Size), f.Kind)
+		}
+	}
+	if len(rep.Warnings) > 0 {
+		fmt.Fprintf(w, "\n%d warnings\n", len(rep.Warnings))
+		for _, wn := range rep.Warnings {
+			fmt.Fprintf(w, "  - %s\n", wn.Message)
+		}
+	}
+}
+
+func baseOf(p string) string {
+	if i := strings.LastIndexByte(strings.TrimSuffix(p, "/"), '/'); i >= 0 {
+		return p[i+1:]
+	}
+	return p
+}
+
+// dtypeMix is "F32 98%, I64 2%".
+func dtypeMix(m map[string]int64) string {
+	var total int64
+	keys := make([]string, 0, len(m))
+	for k, v := range m {
+		total += v
+		keys = append(keys, k)
+	}
+	slices.SortFunc(keys, func(a, b string) int { return int(m[b] - m[a]) })
+	var parts []string
+	for _, k := range keys {
+		pct := 100.0
+		if total > 0 {
+			pct = 100 * float64(m[k]) / float64(total)
+		}
+		parts = append(parts, fmt.Sprintf("%s %.0f%%", k, pct))
+	}
+	if len(parts) == 0 {
+		return "no tensors"
+	}
+	return strings.Join(parts, ", ")
+}
+
+// humanCount is "859.5M".
+func humanCount(n int64) string {
+	switch {
+	case n >= 1e9:
+		return fmt.Sprintf("%.2fB", float64(n)/1e9)
+	case n >= 1e6:
+		return fmt.Sprintf("%.1fM", float64(n)/1e6)
+	case n >= 1e3:
+		return fmt.Sprintf("%.1fK", float64(n)/1e3)
+	}
+	return fmt.Sprintf("%d", n)
+}

@@ -1,0 +1,530 @@
+package pipeline
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strings"
+
+	"modelpub/core/tensors"
+)
+
+// FileKind says what a file in a pipeline folder is.
+type FileKind string
+
+const (
+	KindConfig       FileKind = "config"        // config.json, scheduler_config.json, …
+	KindTokenizer    FileKind = "tokenizer"     // vocab.json, merges.txt, …
+	KindWeights      FileKind = "weights"       // a safetensors or .bin weights file
+	KindWeightsIndex FileKind = "weights-index" // *.safetensors.index.json, *.bin.index.json
+	KindOtherFormat  FileKind = "other-format"  // Flax, ONNX, OpenVINO weights, carried untouched
+	KindCheckpoint   FileKind = "checkpoint"    // a root-level single-file checkpoint, carried untouched
+	KindOther        FileKind = "other"         // anything else, carried untouched
+)
+
+// File is one file of a pipeline folder.
+type File struct {
+	Path string // relative to the pipeline folder, with '/' separators
+	Size int64
+	Kind FileKind
+	// LFSPointer is set for a Git LFS pointer file standing in for a weights
+	// file: the folder was cloned without git-lfs.
+	LFSPointer bool
+}
+
+// Tensor is one tensor of a weight set and the file it is in.
+type Tensor struct {
+	tensors.TensorInfo
+	File string // bare file name inside the component folder
+}
+
+// WeightSet is one loadable set of weights of a component: a single file or
+// an index with its shards, for one variant and one format.
+type WeightSet struct {
+	Base    string // diffusion_pytorch_model, model or pytorch_model
+	Variant string // "" for the main weights
+	Format  string // "safetensors" or "bin"
+	Index   string // the index's bare file name; "" for a single file
+	Files   []string
+	// LegacyNames is set when the files use the deprecated
+	// "{base}-00001-of-00002.{variant}" naming.
+	LegacyNames bool
+	// Tensors in file order (safetensors only; headers are all that is read).
+	Tensors    []Tensor
+	DataBytes  int64            // tensor data bytes (safetensors) or file bytes (.bin)
+	Parameters int64            // elements (safetensors only)
+	DTypeBytes map[string]int64 // data bytes per dtype (safetensors only)
+	// Err is why the set cannot be read: LFS pointers, a broken file, an
+	// index that disagrees with its shards.
+	Err error
+}
+
+// Component is one entry of model_index.json and its folder.
+type Component struct {
+	Name    string // "" for a single-model folder
+	Library string
+	Class   string
+	Role    Role
+	// Null marks a [null, null] entry: an optional component left out.
+	Null bool
+	// Missing is set when the folder does not exist.
+	Missing bool
+	Files   []File
+	Weights []*WeightSet
+}
+
+// Main returns the component's main weights (no variant), preferring
+// safetensors, or nil.
+func (c *Component) Main() *WeightSet { return c.WeightSet("", "") }
+
+// WeightSet returns the set for variant and format; an empty format
+// prefers safetensors over .bin.
+func (c *Component) WeightSet(variant, format string) *WeightSet {
+	var found *WeightSet
+	for _, w := range c.Weights {
+		if w.Variant != variant || (format != "" && w.Format != format) {
+			continue
+		}
+		if found == nil || w.Format == "safetensors" {
+			found = w
+		}
+	}
+	return found
+}
+
+// Variants lists the variants present, sorted, "" excluded.
+func (c *Component) Variants() []string {
+	var vs []string
+	for _, w := range c.Weights {
+		if w.Variant != "" && !slices.Contains(vs, w.Variant) {
+			vs = append(vs, w.Variant)
+		}
+	}
+	sort.Strings(vs)
+	return vs
+}
+
+// Warning is something worth telling the user that does not stop Modelpub.
+type Warning struct {
+	Code    string `json:"code"`
+	Path    string `json:"path,omitempty"` // the file or folder concerned, relative
+	Message string `json:"message"`
+}
+
+// Pipeline is an opened Diffusers folder.
+type Pipeline struct {
+	Dir string
+	// Index is nil for a single-model folder (config.json and weights).
+	Index      *ModelIndex
+	Components []*Component
+	// RootFiles are the files at the folder's root other than
+	// model_index.json and component folders: README.md, single-file
+	// checkpoints, … They are carried along untouched.
+	RootFiles []File
+	// Unlisted are folders at the root that model_index.json does not list.
+	Unlisted []string
+	Warnings []Warning
+}
+
+// Component returns the component called name.
+func (p *Pipeline) Component(name string) *Component {
+	for _, c := range p.Components {
+		if c.Name == name {
+			return c
+		}
+	}
+	return nil
+}
+
+// ErrNotPipeline reports a folder that is neither a pipeline nor a model.
+var ErrNotPipeline = errors.New("not a Diffusers pipeline or model folder")
+
+// ErrLFSPointer reports a Git LFS pointer file where weights should be.
+var ErrLFSPointer = errors.New("a Git LFS pointer, not the file: the folder was cloned without git-lfs (run \"git lfs pull\")")
+
+// ErrMissingComponent reports a component model_index.json lists whose
+// folder is missing.
+var ErrMissingComponent = errors.New("component listed in model_index.json is missing")
+
+// Open reads a pipeline folder: model_index.json, every component's file
+// list, and the headers of every safetensors weights file (never tensor
+// data). A folder with a config.json and weights but no model_index.json
+// opens as a single-model pipeline with one component named "".
+func Open(ctx context.Context, dir string) (*Pipeline, error) {
+	st, err := os.Stat(dir)
+	if err != nil {
+		return nil, err
+	}
+	if !st.IsDir() {
+		return nil, fmt.Errorf("%s: %w: it is a file", dir, ErrNotPipeline)
+	}
+	p := &Pipeline{Dir: dir}
+	data, err := os.ReadFile(filepath.Join(dir, ModelIndexFile))
+	switch {
+	case err == nil:
+		if p.Index, err = ParseModelIndex(data); err != nil {
+			return nil, fmt.Errorf("%s: %w", filepath.Join(dir, ModelIndexFile), err)
+		}
+		if err := p.openComponents(ctx); err != nil {
+			return nil, err
+		}
+	case errors.Is(err, os.ErrNotExist):
+		if err := p.openSingleModel(ctx); err != nil {
+			return nil, err
+		}
+	default:
+		return nil, err
+	}
+	return p, nil
+}
+
+func (p *Pipeline) openComponents(ctx context.Context) error {
+	listed := map[string]bool{}
+	for _, ref := range p.Index.Components {
+		listed[ref.Name] = true
+		c := &Component{Name: ref.Name, Library: ref.Library, Class: ref.Class, Null: ref.IsNull(),
+			Role: RoleOf(ref.Library, ref.Class)}
+		p.Components = append(p.Components, c)
+		if c.Null {
+			continue
+		}
+		cdir := filepath.Join(p.Dir, ref.Name)
+		st, err := os.Stat(cdir)
+		if err != nil || !st.IsDir() {
+			c.Missing = true
+			return fmt.Errorf("%s: %w: %q (%s.%s) has no folder %s", p.Dir, ErrMissingComponent, ref.Name, ref.Library, ref.Class, cdir)
+		}
+		if err := p.scanComponent(ctx, c, cdir, ref.Name+"/"); err != nil {
+			return err
+		}
+	}
+	entries, err := os.ReadDir(p.Dir)
+	if err != nil {
+		return err
+	}
+	for _, e := range entries {
+		name := e.Name()
+		switch {
+		case name == ModelIndexFile, listed[name] && e.IsDir():
+		case e.IsDir():
+			if strings.HasPrefix(name, ".") {
+				continue // .git, .cache: never part of a model
+			}
+			p.Unlisted = append(p.Unlisted, name)
+			p.warn("unlisted-folder", name, "folder %s is not listed in model_index.json; it is carried along untouched", name)
+		default:
+			f, err := p.rootFile(name)
+			if err != nil {
+				return err
+			}
+			p.RootFiles = append(p.RootFiles, f)
+		}
+	}
+	p.crossChecks()
+	return nil
+}
+
+func (p *Pipeline) rootFile(name string) (File, error) {
+	path := filepath.Join(p.Dir, name)
+	st, err := os.Stat(path)
+	if err != nil {
+		return File{}, err
+	}
+	f := File{Path: name, Size: st.Size(), Kind: KindOther}
+	if strings.HasSuffix(name, ".safetensors") || strings.HasSuffix(name, ".ckpt") || strings.HasSuffix(name, ".bin") ||
+		strings.HasSuffix(name, ".pt") || strings.HasSuffix(name, ".pth") {
+		f.Kind = KindCheckpoint
+		f.LFSPointer = isLFSPointer(path, f.Size)
+		p.warn("single-file-checkpoint", name, "%s is a single-file checkpoint at the root; it is carried along untouched", name)
+	}
+	return f, nil
+}
+
+// openSingleModel opens a folder holding one model: config.json and weights.
+func (p *Pipeline) openSingleModel(ctx context.Context) error {
+	cfg, err := os.ReadFile(filepath.Join(p.Dir, "config.json"))
+	if err != nil {
+		return fmt.Errorf("%s: %w: there is neither a %s nor a config.json", p.Dir, ErrNotPipeline, ModelIndexFile)
+	}
+	c := &Component{Role: RoleModel}
+	var probe struct {
+		ClassName     string   `json:"_class_name"`
+		Architectures []string `json:"architectures"`
+	}
+	if err := json.Unmarshal(cfg, &probe); err != nil {
+		return fmt.Errorf("%s: config.json: %w", p.Dir, err)
+	}
+	switch {
+	case probe.ClassName != "":
+		c.Library, c.Class = "diffusers", probe.ClassName
+	case len(probe.Architectures) > 0:
+		c.Library, c.Class = "transformers", probe.Architectures[0]
+	}
+	if err := p.scanComponent(ctx, c, p.Dir, ""); err != nil {
+		return err
+	}
+	if len(c.Weights) == 0 {
+		return fmt.Errorf("%s: %w: config.json but no weights and no %s", p.Dir, ErrNotPipeline, ModelIndexFile)
+	}
+	p.Components = []*Component{c}
+	p.crossChecks()
+	return nil
+}
+
+// scanComponent lists a component folder, classifies its files and reads
+// the headers of its weights.
+func (p *Pipeline) scanComponent(ctx context.Context, c *Component, cdir, prefix string) error {
+	entries, err := os.ReadDir(cdir)
+	if err != nil {
+		return err
+	}
+	indexed := map[string]bool{} // shard files claimed by an index
+	var sets []*WeightSet
+	var singles []string
+	for _, e := range entries {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		name := e.Name()
+		if e.IsDir() {
+			if prefix != "" && !strings.HasPrefix(name, ".") {
+				c.Files = append(c.Files, File{Path: prefix + name + "/", Kind: KindOther})
+				p.warn("subfolder", prefix+name, "subfolder %s is carried along untouched", prefix+name)
+			}
+			continue
+		}
+		path := filepath.Join(cdir, name)
+		st, err := e.Info()
+		if err != nil {
+			return err
+		}
+		f := File{Path: prefix + name, Size: st.Size(), Kind: KindOther}
+		if prefix == "" && name == ModelIndexFile {
+			continue
+		}
+		if ix, ok := tensors.ParseIndexFileName(name); ok && weightBases[ix.Base] {
+			f.Kind = KindWeightsIndex
+			set := &WeightSet{Base: ix.Base, Variant: ix.Variant, Format: ix.Ext, Index: name, LegacyNames: ix.Legacy}
+			data, err := os.ReadFile(path)
+			if err == nil && isLFSPointerBytes(data) {
+				f.LFSPointer = true
+				set.Err = fmt.Errorf("%s: %w", prefix+name, ErrLFSPointer)
+			} else if err != nil {
+				set.Err = err
+			} else if index, err := tensors.ParseIndex(data); err != nil {
+				set.Err = fmt.Errorf("%s: %w", prefix+name, err)
+			} else {
+				set.Files = index.Shards()
+				for _, s := range set.Files {
+					indexed[s] = true
+				}
+			}
+			sets = append(sets, set)
+		} else if wn, ok := tensors.ParseWeightsFileName(name); ok && weightBases[wn.Base] {
+			f.Kind = KindWeights
+			f.LFSPointer = isLFSPointer(path, f.Size)
+			singles = append(singles, name)
+		} else if configFiles[name] {
+			f.Kind = KindConfig
+		} else if tokenizerFiles[name] {
+			f.Kind = KindTokenizer
+		} else if _, ok := otherFormat(name); ok {
+			f.Kind = KindOtherFormat
+		}
+		if !strings.Contains(name, ".") && prefix != "" {
+			p.warn("dotless-file", f.Path, "%s has no dot in its name: diffusers' variant detection fails on it (IndexError) when loading with variant=; rename it or move it out", f.Path)
+		}
+		c.Files = append(c.Files, f)
+	}
+	for _, name := range singles {
+		if indexed[name] {
+			continue
+		}
+		wn, _ := tensors.ParseWeightsFileName(name)
+		if wn.Sharded() {
+			p.warn("orphan-shard", prefix+name, "%s is a shard but no index names it; loaders ignore it", prefix+name)
+			continue
+		}
+		sets = append(sets, &WeightSet{Base: wn.Base, Variant: wn.Variant, Format: wn.Ext, Files: []string{name}})
+	}
+	for _, set := range sets {
+		p.readWeightSet(c, cdir, prefix, set)
+	}
+	sort.SliceStable(sets, func(i, j int) bool {
+		a, b := sets[i], sets[j]
+		if a.Variant != b.Variant {
+			return a.Variant < b.Variant
+		}
+		return a.Format > b.Format // safetensors before bin
+	})
+	c.Weights = sets
+	for _, f := range c.Files {
+		if f.Kind == KindOtherFormat {
+			p.warn("other-format", f.Path, "%s is a Flax/ONNX/OpenVINO file; it is carried along untouched", f.Path)
+		}
+	}
+	return nil
+}
+
+// readWeightSet reads the headers of a set's safetensors files.
+func (p *Pipeline) readWeightSet(c *Component, cdir, prefix string, set *WeightSet) {
+	if set.Err != nil {
+		return
+	}
+	for _, name := range set.Files {
+		path := filepath.Join(cdir, name)
+		st, err := os.Stat(path)
+		if err != nil {
+			set.Err = fmt.Errorf("%s: %w", prefix+name, err)
+			return
+		}
+		if isLFSPointer(path, st.Size()) {
+			set.Err = fmt.Errorf("%s: %w", prefix+name, ErrLFSPointer)
+			return
+		}
+		if set.Format == "bin" {
+			set.DataBytes += st.Size()
+		}
+	}
+	if set.Format != "safetensors" {
+		return
+	}
+	set.DTypeBytes = map[string]int64{}
+	add := func(file string, h *tensors.Header) {
+		for _, t := range h.Tensors {
+			set.Tensors = append(set.Tensors, Tensor{TensorInfo: t, File: file})
+			set.DataBytes += t.Size()
+			set.Parameters += t.NumElements()
+			set.DTypeBytes[t.DType.String()] += t.Size()
+		}
+	}
+	if set.Index == "" {
+		h, err := tensors.ReadHeaderFile(filepath.Join(cdir, set.Files[0]))
+		if err != nil {
+			set.Err = err
+			return
+		}
+		add(set.Files[0], h)
+		return
+	}
+	ss, err := tensors.OpenShardedSet(filepath.Join(cdir, set.Index))
+	if err != nil {
+		set.Err = err
+		return
+	}
+	for _, f := range set.Files {
+		add(f, ss.Shards[f])
+	}
+}
+
+// crossChecks adds the warnings that need every component.
+func (p *Pipeline) crossChecks() {
+	variants := map[string][]string{} // variant → components that have it
+	var weighted []string
+	for _, c := range p.Components {
+		if c.Role != RoleModel || c.Null {
+			continue
+		}
+		weighted = append(weighted, c.Name)
+		formats := map[string]map[string]bool{}
+		for _, w := range c.Weights {
+			if formats[w.Variant] == nil {
+				formats[w.Variant] = map[string]bool{}
+			}
+			formats[w.Variant][w.Format] = true
+			if w.Err != nil && !errors.Is(w.Err, ErrLFSPointer) {
+				p.warn("unreadable-weights", c.Name, "%v", w.Err)
+			}
+			if w.LegacyNames {
+				p.warn("legacy-variant-names", c.Name, "%s uses the deprecated variant naming; Modelpub writes the current one", c.Name)
+			}
+		}
+		both := false
+		for v, fm := range formats {
+			if v != "" && !slices.Contains(variants[v], c.Name) {
+				variants[v] = append(variants[v], c.Name)
+			}
+			both = both || fm["bin"] && fm["safetensors"]
+		}
+		if both {
+			p.warn("bin-and-safetensors", c.Name, "%s has .bin and .safetensors weights side by side; Modelpub reads and writes the safetensors", displayName(c.Name))
+		}
+		if len(c.Weights) == 0 && c.Name != "" {
+			p.warn("no-weights", c.Name, "model component %s has no weights file", c.Name)
+		}
+	}
+	for v, have := range variants {
+		if len(have) < len(weighted) {
+			var missing []string
+			for _, n := range weighted {
+				if !slices.Contains(have, n) {
+					missing = append(missing, n)
+				}
+			}
+			p.warn("partial-variant", "", "variant %s exists for %s but not for %s: those load full-precision weights with variant=%s",
+				v, strings.Join(have, ", "), strings.Join(missing, ", "), v)
+		}
+	}
+	var pointers []string
+	for _, f := range p.RootFiles {
+		if f.LFSPointer {
+			pointers = append(pointers, f.Path)
+		}
+	}
+	for _, c := range p.Components {
+		for _, f := range c.Files {
+			if f.LFSPointer {
+				pointers = append(pointers, f.Path)
+			}
+		}
+	}
+	if len(pointers) > 0 {
+		example := strings.Join(pointers[:min(3, len(pointers))], ", ")
+		if len(pointers) > 3 {
+			example += ", …"
+		}
+		p.warn("lfs-pointer", pointers[0], "%d files are Git LFS pointers, not the files (%s): the folder was cloned without git-lfs; run \"git lfs pull\" in it",
+			len(pointers), example)
+	}
+	sort.SliceStable(p.Warnings, func(i, j int) bool { return p.Warnings[i].Code < p.Warnings[j].Code })
+}
+
+func displayName(name string) string {
+	if name == "" {
+		return "the model"
+	}
+	return name
+}
+
+func (p *Pipeline) warn(code, path, format string, a ...any) {
+	p.Warnings = append(p.Warnings, Warning{Code: code, Path: path, Message: fmt.Sprintf(format, a...)})
+}
+
+// lfsPointerPrefix starts every Git LFS pointer file.
+var lfsPointerPrefix = []byte("version https://git-lfs.github.com/spec/")
+
+// isLFSPointer reports a small file that is a Git LFS pointer.
+func isLFSPointer(path string, size int64) bool {
+	if size > 1024 {
+		return false
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	buf := make([]byte, len(lfsPointerPrefix))
+	if _, err := io.ReadFull(f, buf); err != nil {
+		return false
+	}
+	return isLFSPointerBytes(buf)
+}
+
+func isLFSPointerBytes(b []byte) bool { return bytes.HasPrefix(b, lfsPointerPrefix) }

@@ -1,0 +1,221 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+
+	"modelpub/core/pipeline"
+	"modelpub/core/tensors"
+)
+
+func init() {
+	register(command{
+		name:    "save",
+		args:    "SRC DST [--max-shard-size SIZE] [--variant fp16|bf16] [--overwrite] [--no-validate] [--json]",
+		summary: "save a Diffusers folder anew: safetensors, resharded, with an fp16/bf16 variant",
+		help:    saveHelp,
+		run:     runSave,
+	})
+	register(command{
+		name:    "validate",
+		args:    "DIR [--against SRC] [--strict] [--json]",
+		summary: "check that a folder loads as diffusers would load it, and matches its source",
+		help:    validateHelp,
+		run:     runValidate,
+	})
+}
+
+const saveHelp = `Writes the pipeline (or single model) in SRC to DST as diffusers'
+save_pretrained would: weights as safetensors, split at SIZE (default 10GB for
+diffusers models, 5GB for transformers models), model_index.json in diffusers'
+format, configs, tokenizers and every other file copied. SRC is only read.
+DST must not exist or be empty unless --overwrite; it is built in a temporary
+folder beside it and appears only when complete. Afterwards DST is validated
+against SRC (see "modelpub help validate") unless --no-validate.
+
+  --max-shard-size SIZE  5GB, 500MB, 1.5GB, 2GiB or bytes
+  --variant fp16|bf16    also write the weights converted to float16 or
+                         bfloat16 beside the full-precision ones
+                         (diffusion_pytorch_model.fp16.safetensors, ...);
+                         integer and bool tensors are copied unchanged
+  --overwrite            replace a non-empty DST
+  --no-validate          skip the load-back check
+  --json                 print the result as JSON
+
+Exit status: 0 saved (and valid), 1 saved but validation found problems,
+2 nothing was saved.
+`
+
+const validateHelp = `Checks that DIR loads as diffusers' from_pretrained would load it: every
+listed component present, each index consistent with its shards, every
+safetensors file valid with format "pt", configs that parse.
+
+With --against SRC it also compares DIR with the folder it was saved from:
+missing and unexpected tensors by name, shapes and dtypes, main weights bit
+for bit, variant tensors against the exact round-to-nearest-even conversion
+of the source, configs and model_index.json by value. Values a variant could
+not hold (overflow to ±inf, underflow to zero) are warnings, or problems
+with --strict. Tensors are streamed, never loaded whole.
+
+Exit status: 0 valid, 1 problems found, 2 the check could not run.
+`
+
+func runSave(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("save", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() { commandUsage(stderr, commands["save"]) }
+	maxSize := fs.String("max-shard-size", "", "")
+	variant := fs.String("variant", "", "")
+	overwrite := fs.Bool("overwrite", false, "")
+	noValidate := fs.Bool("no-validate", false, "")
+	asJSON := fs.Bool("json", false, "")
+	pos, err := parseInterleaved(fs, args)
+	if err != nil {
+		return ExitUsage
+	}
+	if len(pos) != 2 {
+		fs.Usage()
+		return ExitUsage
+	}
+	opts := pipeline.SaveOptions{Variant: *variant, Overwrite: *overwrite}
+	if *maxSize != "" {
+		if opts.MaxShardSize, err = tensors.ParseSize(*maxSize); err != nil {
+			fmt.Fprintf(stderr, "modelpub save: --max-shard-size: %v\n", err)
+			return ExitUsage
+		}
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	src, err := pipeline.Open(ctx, pos[0])
+	if err != nil {
+		fmt.Fprintf(stderr, "modelpub save: %v\n", err)
+		return ExitUsage
+	}
+	bar := newProgressBar(stderr)
+	opts.Progress = func(p pipeline.Progress) { bar.update(p.Done, p.Total) }
+	res, err := pipeline.Save(ctx, src, pos[1], opts)
+	bar.done()
+	if err != nil {
+		if errors.Is(err, context.Canceled) {
+			fmt.Fprintf(stderr, "modelpub save: interrupted; %s was not created\n", pos[1])
+		} else {
+			fmt.Fprintf(stderr, "modelpub save: %v\n", err)
+		}
+		return ExitUsage
+	}
+	out := struct {
+		Dir        string                 `json:"dir"`
+		Bytes      int64                  `json:"bytes"`
+		Lossy      []pipeline.LossyTensor `json:"lossy_tensors"`
+		Validation *pipeline.Report       `json:"validation,omitempty"`
+	}{Dir: res.Dir, Bytes: res.Bytes, Lossy: res.Lossy}
+	if out.Lossy == nil {
+		out.Lossy = []pipeline.LossyTensor{}
+	}
+	code := ExitOK
+	if !*noValidate {
+		dst, err := pipeline.Open(ctx, res.Dir)
+		if err == nil {
+			out.Validation, err = pipeline.Validate(ctx, dst, pipeline.ValidateOptions{Against: src})
+		}
+		if err != nil {
+			fmt.Fprintf(stderr, "modelpub save: saved, but the load-back check could not run: %v\n", err)
+			return ExitProblems
+		}
+		if !out.Validation.OK() {
+			code = ExitProblems
+		}
+	}
+	if *asJSON {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		enc.Encode(out)
+		return code
+	}
+	fmt.Fprintf(stdout, "saved %s (%s)\n", res.Dir, tensors.FormatSize(res.Bytes))
+	for _, l := range res.Lossy {
+		fmt.Fprintf(stdout, "warning: %s %s: tensor %q: %d values overflowed to ±inf, %d non-zero values became zero\n",
+			l.Component, l.Variant, l.Tensor, l.Overflow, l.Underflow)
+	}
+	if out.Validation != nil {
+		printReport(stdout, out.Validation)
+	}
+	return code
+}
+
+func runValidate(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("validate", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() { commandUsage(stderr, commands["validate"]) }
+	against := fs.String("against", "", "")
+	strict := fs.Bool("strict", false, "")
+	asJSON := fs.Bool("json", false, "")
+	pos, err := parseInterleaved(fs, args)
+	if err != nil {
+		return ExitUsage
+	}
+	if len(pos) != 1 {
+		fs.Usage()
+		return ExitUsage
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	opts := pipeline.ValidateOptions{Strict: *strict}
+	if *against != "" {
+		if opts.Against, err = pipeline.Open(ctx, *against); err != nil {
+			fmt.Fprintf(stderr, "modelpub validate: --against: %v\n", err)
+			return ExitUsage
+		}
+	}
+	p, err := pipeline.Open(ctx, pos[0])
+	if err != nil {
+		if errors.Is(err, pipeline.ErrMissingComponent) || errors.Is(err, pipeline.ErrModelIndex) {
+			fmt.Fprintf(stderr, "modelpub validate: %v\n", err)
+			return ExitProblems // the folder would not load: a finding, not a failure to check
+		}
+		fmt.Fprintf(stderr, "modelpub validate: %v\n", err)
+		return ExitUsage
+	}
+	bar := newProgressBar(stderr)
+	opts.Progress = bar.update
+	rep, err := pipeline.Validate(ctx, p, opts)
+	bar.done()
+	if err != nil {
+		fmt.Fprintf(stderr, "modelpub validate: %v\n", err)
+		return ExitUsage
+	}
+	if *asJSON {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		enc.Encode(rep)
+	} else {
+		printReport(stdout, rep)
+	}
+	if !rep.OK() {
+		return ExitProblems
+	}
+	return ExitOK
+}
+
+func printReport(w io.Writer, r *pipeline.Report) {
+	for _, p := range r.Problems {
+		fmt.Fprintf(w, "problem: %s\n", p.Message)
+	}
+	for _, p := range r.Warnings {
+		fmt.Fprintf(w, "warning: %s\n", p.Message)
+	}
+	switch {
+	case !r.OK():
+		fmt.Fprintf(w, "%d problems found\n", len(r.Problems))
+	case r.Tensors > 0:
+		fmt.Fprintf(w, "valid: %d tensors (%s) match the source\n", r.Tensors, tensors.FormatSize(r.Bytes))
+	default:
+		fmt.Fprintln(w, "valid")
+	}
+}

@@ -1,0 +1,487 @@
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"modelpub/core/tensors"
+)
+
+// Default shard sizes of save_pretrained.
+const (
+	DiffusersMaxShardSize    int64 = 10_000_000_000 // ModelMixin.save_pretrained, "10GB"
+	TransformersMaxShardSize int64 = 5_000_000_000  // PreTrainedModel.save_pretrained (v4), "5GB"
+)
+
+// Variants Modelpub can write, and the dtype each converts floats to.
+var variantDTypes = map[string]tensors.DType{"fp16": tensors.F16, "bf16": tensors.BF16}
+
+// SaveOptions tune Save.
+type SaveOptions struct {
+	// MaxShardSize applies to every model; 0 keeps each library's default.
+	MaxShardSize int64
+	// Variant, "fp16" or "bf16", writes converted weights beside the
+	// full-precision ones, named as diffusers expects.
+	Variant string
+	// Overwrite allows a destination that exists and is not empty; it is
+	// replaced only once the new folder is complete.
+	Overwrite bool
+	// Progress, if set, is called as bytes are written.
+	Progress func(Progress)
+}
+
+// Progress is the state of a running save.
+type Progress struct {
+	Done, Total int64
+	File        string // the file being written, relative to the destination
+}
+
+// SaveResult describes a finished save.
+type SaveResult struct {
+	Dir   string
+	Bytes int64
+	// Lossy lists the variant tensors whose conversion lost values.
+	Lossy []LossyTensor
+}
+
+// LossyTensor is a tensor whose precision conversion overflowed or
+// underflowed values.
+type LossyTensor struct {
+	Component, Tensor string
+	Variant           string
+	tensors.ConvStats
+}
+
+// Errors of Save.
+var (
+	ErrDestinationNotEmpty = errors.New("destination exists and is not empty (use --overwrite to replace it)")
+	ErrUnsupportedVariant  = errors.New("unsupported variant: use fp16 or bf16")
+	ErrBinNotSupported     = errors.New("reading PyTorch .bin weights is not supported yet; convert them to safetensors first")
+	ErrUnreadableWeights   = errors.New("weights cannot be read")
+)
+
+// Save writes p to dst as save_pretrained would: weights as safetensors,
+// sharded at the chosen size, with an optional precision variant beside
+// them; configs, tokenizers and everything else copied. The result is
+// built in a temporary folder beside dst and renamed into place at the
+// end: a failure or cancellation leaves no partial dst, and p's folder is
+// only ever read.
+func Save(ctx context.Context, p *Pipeline, dst string, opts SaveOptions) (*SaveResult, error) {
+	to, ok := variantDTypes[opts.Variant]
+	if opts.Variant != "" && !ok {
+		return nil, fmt.Errorf("%w: %q", ErrUnsupportedVariant, opts.Variant)
+	}
+	dst = filepath.Clean(dst)
+	if err := checkDestination(p.Dir, dst, opts.Overwrite); err != nil {
+		return nil, err
+	}
+	for _, c := range p.Components {
+		if c.Role == RoleModel && !c.Null {
+			if _, err := sourceWeights(c); err != nil {
+				return nil, err
+			}
+		}
+	}
+	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+		return nil, err
+	}
+	stage, err := os.MkdirTemp(filepath.Dir(dst), "."+filepath.Base(dst)+".modelpub-*")
+	if err != nil {
+		return nil, err
+	}
+	done := false
+	defer func() {
+		if !done {
+			os.RemoveAll(stage)
+		}
+	}()
+	if err := os.Chmod(stage, 0o755); err != nil {
+		return nil, err
+	}
+	s := &saver{p: p, stage: stage, opts: opts, to: to, res: &SaveResult{Dir: dst}}
+	s.total = s.plannedBytes()
+	if err := s.run(ctx); err != nil {
+		return nil, err
+	}
+	s.total = s.done
+	s.progress("", 0)
+	if err := syncTree(stage); err != nil {
+		return nil, err
+	}
+	if err := replaceDir(stage, dst); err != nil {
+		return nil, err
+	}
+	done = true
+	s.res.Bytes = s.done
+	return s.res, nil
+}
+
+// checkDestination refuses a dst inside or equal to the source, and a
+// non-empty dst unless overwrite.
+func checkDestination(src, dst string, overwrite bool) error {
+	as, err1 := filepath.Abs(src)
+	ad, err2 := filepath.Abs(dst)
+	if err1 == nil && err2 == nil {
+		if as == ad || strings.HasPrefix(ad, as+string(filepath.Separator)) || strings.HasPrefix(as, ad+string(filepath.Separator)) {
+			return fmt.Errorf("%s: the destination must be outside the source folder %s (the source is never modified)", dst, src)
+		}
+	}
+	entries, err := os.ReadDir(dst)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		return nil
+	case err != nil:
+		return fmt.Errorf("%s: %w", dst, err)
+	case len(entries) > 0 && !overwrite:
+		return fmt.Errorf("%s: %w", dst, ErrDestinationNotEmpty)
+	}
+	return nil
+}
+
+// sourceWeights returns the weight set Save reads a model component from.
+func sourceWeights(c *Component) (*WeightSet, error) {
+	main := c.WeightSet("", "safetensors")
+	if main == nil {
+		if c.WeightSet("", "bin") != nil {
+			return nil, fmt.Errorf("%s: %w", displayName(c.Name), ErrBinNotSupported)
+		}
+		return nil, fmt.Errorf("%s: %w: no main weights file", displayName(c.Name), ErrUnreadableWeights)
+	}
+	if main.Err != nil {
+		return nil, fmt.Errorf("%s: %w: %w", displayName(c.Name), ErrUnreadableWeights, main.Err)
+	}
+	return main, nil
+}
+
+type saver struct {
+	p           *Pipeline
+	stage       string
+	opts        SaveOptions
+	to          tensors.DType
+	res         *SaveResult
+	done, total int64
+}
+
+func (s *saver) progress(file string, n int64) {
+	s.done += n
+	s.total = max(s.total, s.done) // the plan counts tensor data, not headers
+	if s.opts.Progress != nil {
+		s.opts.Progress(Progress{Done: s.done, Total: s.total, File: file})
+	}
+}
+
+// plannedBytes estimates the bytes to write, for progress: every tensor's
+// data and every copied file; headers and indexes come on top.
+func (s *saver) plannedBytes() int64 {
+	var n int64
+	for _, f := range s.p.RootFiles {
+		n += f.Size
+	}
+	for _, c := range s.p.Components {
+		for _, f := range c.Files {
+			if f.Kind != KindWeights && f.Kind != KindWeightsIndex {
+				n += f.Size
+			}
+		}
+		if c.Role != RoleModel || c.Null {
+			continue
+		}
+		for _, w := range c.Weights {
+			if w.Format == "safetensors" && w.Variant != s.opts.Variant {
+				n += w.DataBytes
+			}
+		}
+		if main := c.WeightSet("", "safetensors"); main != nil && s.opts.Variant != "" {
+			for _, t := range main.Tensors {
+				n += variantBytes(t.TensorInfo, s.to)
+			}
+		}
+	}
+	return n
+}
+
+func (s *saver) run(ctx context.Context) error {
+	if s.p.Index != nil {
+		data, err := s.p.Index.MarshalPython()
+		if err != nil {
+			return err
+		}
+		if err := writeFile(filepath.Join(s.stage, ModelIndexFile), data); err != nil {
+			return err
+		}
+	}
+	for _, f := range s.p.RootFiles {
+		if err := s.copyFile(ctx, f.Path); err != nil {
+			return err
+		}
+	}
+	for _, name := range s.p.Unlisted {
+		if err := s.copyTree(ctx, name); err != nil {
+			return err
+		}
+	}
+	for _, c := range s.p.Components {
+		if c.Null {
+			continue
+		}
+		if err := s.component(ctx, c); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (s *saver) component(ctx context.Context, c *Component) error {
+	dir := filepath.Join(s.stage, c.Name)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	model := c.Role == RoleModel
+	for _, f := range c.Files {
+		if model && (f.Kind == KindWeights || f.Kind == KindWeightsIndex) {
+			continue // rewritten below
+		}
+		var err error
+		if strings.HasSuffix(f.Path, "/") {
+			err = s.copyTree(ctx, strings.TrimSuffix(f.Path, "/"))
+		} else {
+			err = s.copyFile(ctx, f.Path)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	if !model {
+		return nil
+	}
+	main, err := sourceWeights(c)
+	if err != nil {
+		return err
+	}
+	base := main.Base
+	if base == "pytorch_model" {
+		base = "model"
+	}
+	maxShard := s.opts.MaxShardSize
+	if maxShard == 0 {
+		maxShard = DiffusersMaxShardSize
+		if c.Library == "transformers" {
+			maxShard = TransformersMaxShardSize
+		}
+	}
+	// Main weights first, then variants: diffusers' own clean-up rule would
+	// delete variant shards on a later main save, never the reverse.
+	if err := s.writeSet(ctx, c, main, base, "", maxShard, 0); err != nil {
+		return err
+	}
+	if s.opts.Variant != "" {
+		if err := s.writeSet(ctx, c, main, base, s.opts.Variant, maxShard, s.to); err != nil {
+			return err
+		}
+	}
+	for _, w := range c.Weights {
+		if w.Variant == "" || w.Variant == s.opts.Variant || w.Format != "safetensors" {
+			continue // replaced by the new variant, or .bin (safetensors only)
+		}
+		if w.Err != nil {
+			return fmt.Errorf("%s variant %s: %w: %w", displayName(c.Name), w.Variant, ErrUnreadableWeights, w.Err)
+		}
+		if err := s.writeSet(ctx, c, w, base, w.Variant, maxShard, 0); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// writeSet writes the tensors of set src as the weight set (base, variant)
+// of component c, converting floats to dtype to when it is not zero.
+func (s *saver) writeSet(ctx context.Context, c *Component, src *WeightSet, base, variant string, maxShard int64, to tensors.DType) error {
+	srcDir := filepath.Join(s.p.Dir, c.Name)
+	files := map[string]*tensors.File{}
+	defer func() {
+		for _, f := range files {
+			f.Close()
+		}
+	}()
+	var ws []tensors.WriteTensor
+	type conv struct {
+		name string
+		c    *tensors.Converted
+	}
+	var convs []conv
+	var meta tensors.Metadata
+	for _, t := range src.Tensors {
+		f := files[t.File]
+		if f == nil {
+			var err error
+			if f, err = tensors.Open(filepath.Join(srcDir, t.File)); err != nil {
+				return err
+			}
+			files[t.File] = f
+			if meta == nil {
+				meta = f.Header.Metadata
+			}
+		}
+		w := tensors.WriteTensor{Name: t.Name, DType: t.DType, Shape: t.Shape, Data: f.TensorSource(t.TensorInfo)}
+		if to != 0 && convertible(t.DType) && t.DType != to {
+			cv, err := tensors.Convert(w.Data, t.DType, to)
+			if err != nil {
+				return err
+			}
+			w.DType, w.Data = to, cv
+			convs = append(convs, conv{t.Name, cv})
+		}
+		ws = append(ws, w)
+	}
+	out := filepath.Join(s.stage, c.Name)
+	var last int64
+	_, err := tensors.WriteSharded(ctx, out, ws, tensors.ShardedOptions{
+		MaxShardSize: maxShard, Base: base, Variant: variant, Metadata: meta,
+		Progress: func(done, total int64) {
+			s.progress(filepath.Join(c.Name, tensors.WeightsFileName(base, variant)), done-last)
+			last = done
+		},
+	})
+	if err != nil {
+		return err
+	}
+	for _, cv := range convs {
+		if st := cv.c.Stats(); st.Overflow > 0 || st.Underflow > 0 {
+			s.res.Lossy = append(s.res.Lossy, LossyTensor{Component: c.Name, Tensor: cv.name, Variant: variant, ConvStats: st})
+		}
+	}
+	return nil
+}
+
+// convertible reports the dtypes a precision variant converts; integers,
+// bools, F64 and the 8-bit and packed float types are copied unchanged.
+func convertible(d tensors.DType) bool {
+	return d == tensors.F32 || d == tensors.F16 || d == tensors.BF16
+}
+
+func variantBytes(t tensors.TensorInfo, to tensors.DType) int64 {
+	if convertible(t.DType) && t.DType != to {
+		return t.NumElements() * int64(to.Bits()/8)
+	}
+	return t.Size()
+}
+
+// copyFile copies a file of the source, relative path rel, into the stage.
+func (s *saver) copyFile(ctx context.Context, rel string) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	src := filepath.Join(s.p.Dir, filepath.FromSlash(rel))
+	dst := filepath.Join(s.stage, filepath.FromSlash(rel))
+	n, err := copyFile(src, dst)
+	if err != nil {
+		return err
+	}
+	s.progress(rel, n)
+	return nil
+}
+
+// copyTree copies a folder of the source, relative path rel, into the stage.
+func (s *saver) copyTree(ctx context.Context, rel string) error {
+	root := filepath.Join(s.p.Dir, filepath.FromSlash(rel))
+	return filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		r, err := filepath.Rel(s.p.Dir, path)
+		if err != nil {
+			return err
+		}
+		if d.IsDir() {
+			return os.MkdirAll(filepath.Join(s.stage, r), 0o755)
+		}
+		if !d.Type().IsRegular() {
+			return nil // symlinks and devices are not part of a model
+		}
+		return s.copyFile(ctx, filepath.ToSlash(r))
+	})
+}
+
+func copyFile(src, dst string) (int64, error) {
+	in, err := os.Open(src)
+	if err != nil {
+		return 0, err
+	}
+	defer in.Close()
+	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+		return 0, err
+	}
+	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	if err != nil {
+		return 0, err
+	}
+	n, err := io.Copy(out, in) // copy_file_range on Linux
+	if cerr := out.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return n, fmt.Errorf("copying %s: %w", src, err)
+	}
+	return n, nil
+}
+
+func writeFile(path string, data []byte) error {
+	return os.WriteFile(path, data, 0o644)
+}
+
+// syncTree makes every file and folder of the stage durable before it is
+// renamed into place. Weight files were synced as they were written;
+// syncing them again costs nothing.
+func syncTree(root string) error {
+	return filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		f, err := os.Open(path)
+		if err != nil {
+			return err
+		}
+		err = f.Sync()
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+		return err
+	})
+}
+
+// replaceDir renames the complete stage to dst. An existing dst (empty, or
+// replaced with --overwrite) is moved aside first and removed only after the
+// rename, so a crash leaves either the old or the new folder.
+func replaceDir(stage, dst string) error {
+	old := ""
+	if _, err := os.Lstat(dst); err == nil {
+		old = stage + ".old"
+		if err := os.Rename(dst, old); err != nil {
+			return err
+		}
+	}
+	if err := os.Rename(stage, dst); err != nil {
+		if old != "" {
+			os.Rename(old, dst)
+		}
+		return err
+	}
+	if old != "" {
+		if err := os.RemoveAll(old); err != nil {
+			return err
+		}
+	}
+	d, err := os.Open(filepath.Dir(dst))
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	_ = d.Sync()
+	return nil
+}

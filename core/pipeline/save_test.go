@@ -1,0 +1,184 @@
+package pipeline
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"modelpub/core/tensors"
+)
+
+// treeHashes maps every file under dir to its sha256.
+func treeHashes(t *testing.T, dir string) map[string]string {
+	t.Helper()
+	out := map[string]string{}
+	require.NoError(t, filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		require.NoError(t, err)
+		if d.IsDir() {
+			return nil
+		}
+		b, err := os.ReadFile(p)
+		require.NoError(t, err)
+		rel, _ := filepath.Rel(dir, p)
+		sum := sha256.Sum256(b)
+		out[filepath.ToSlash(rel)] = hex.EncodeToString(sum[:])
+		return nil
+	}))
+	return out
+}
+
+func listDir(t *testing.T, dir string) []string {
+	t.Helper()
+	entries, err := os.ReadDir(dir)
+	require.NoError(t, err)
+	var names []string
+	for _, e := range entries {
+		names = append(names, e.Name())
+	}
+	sort.Strings(names)
+	return names
+}
+
+func TestSaveReshardsAndAddsVariant(t *testing.T) {
+	src := materialize(t, "sd15", synthetic)
+	before := treeHashes(t, src)
+	p, err := Open(context.Background(), src)
+	require.NoError(t, err)
+	dst := filepath.Join(t.TempDir(), "out")
+
+	var calls int
+	var last Progress
+	res, err := Save(context.Background(), p, dst, SaveOptions{MaxShardSize: 20, Variant: "fp16",
+		Progress: func(pr Progress) { calls++; assert.GreaterOrEqual(t, pr.Done, last.Done); last = pr }})
+	require.NoError(t, err)
+	assert.Equal(t, before, treeHashes(t, src), "the source folder is never modified")
+	assert.Positive(t, calls)
+	assert.Equal(t, last.Total, last.Done, "progress ends at the planned total")
+	assert.Equal(t, res.Bytes, last.Done)
+
+	assert.Equal(t, []string{
+		"config.json",
+		"diffusion_pytorch_model-00001-of-00003.safetensors",
+		"diffusion_pytorch_model-00002-of-00003.safetensors",
+		"diffusion_pytorch_model-00003-of-00003.safetensors",
+		"diffusion_pytorch_model.fp16-00001-of-00002.safetensors",
+		"diffusion_pytorch_model.fp16-00002-of-00002.safetensors",
+		"diffusion_pytorch_model.non_ema-00001-of-00003.safetensors",
+		"diffusion_pytorch_model.non_ema-00002-of-00003.safetensors",
+		"diffusion_pytorch_model.non_ema-00003-of-00003.safetensors",
+		"diffusion_pytorch_model.safetensors.index.fp16.json",
+		"diffusion_pytorch_model.safetensors.index.json",
+		"diffusion_pytorch_model.safetensors.index.non_ema.json",
+	}, listDir(t, filepath.Join(dst, "unet")), "no .bin, no stale single file beside the shards")
+	after := treeHashes(t, dst)
+	for _, same := range []string{"unet/config.json", "scheduler/scheduler_config.json", "tokenizer/vocab.json",
+		"tokenizer/tokenizer_config.json", "v1-5-pruned.safetensors", "safety_checker/config.json"} {
+		assert.Equal(t, before[same], after[same], "%s copied byte for byte", same)
+	}
+	mi, err := os.ReadFile(filepath.Join(dst, ModelIndexFile))
+	require.NoError(t, err)
+	assert.True(t, strings.HasPrefix(string(mi), "{\n  \"_class_name\": \"StableDiffusionPipeline\",\n  \"_diffusers_version\": \"0.6.0\",\n  \"feature_extractor\": [\n"))
+
+	out, err := Open(context.Background(), dst)
+	require.NoError(t, err)
+	unet := out.Component("unet")
+	assert.Equal(t, []string{"fp16", "non_ema"}, unet.Variants())
+	fp16 := unet.WeightSet("fp16", "safetensors")
+	require.NotNil(t, fp16)
+	require.NoError(t, fp16.Err)
+	assert.Equal(t, map[string]int64{"F16": 24}, fp16.DTypeBytes)
+	main := unet.Main()
+	assert.Equal(t, p.Component("unet").Main().Parameters, main.Parameters)
+	for _, tn := range main.Tensors {
+		v, _ := tensors.ReadHeaderFile(filepath.Join(dst, "unet", tn.File))
+		format, _ := v.Metadata.Get("format")
+		assert.Equal(t, "pt", format)
+	}
+	te := out.Component("text_encoder")
+	assert.Equal(t, "model", te.Main().Base, "transformers names are kept")
+}
+
+func TestSaveDefaultsKeepSingleFiles(t *testing.T) {
+	src := materialize(t, "sd15", synthetic)
+	p, err := Open(context.Background(), src)
+	require.NoError(t, err)
+	dst := filepath.Join(t.TempDir(), "out")
+	_, err = Save(context.Background(), p, dst, SaveOptions{})
+	require.NoError(t, err)
+	assert.Equal(t, []string{"config.json", "diffusion_pytorch_model.fp16.safetensors", "diffusion_pytorch_model.non_ema.safetensors",
+		"diffusion_pytorch_model.safetensors"}, listDir(t, filepath.Join(dst, "unet")))
+	assert.Equal(t, []string{"config.json", "model.fp16.safetensors", "model.safetensors"}, listDir(t, filepath.Join(dst, "text_encoder")))
+}
+
+func TestSaveLeavesNothingOnFailure(t *testing.T) {
+	tests := []struct {
+		name  string
+		setup func(t *testing.T, src string) context.Context
+	}{
+		{"a source file shrinks half-way", func(t *testing.T, src string) context.Context {
+			// Opened (headers read) while whole; truncated before its data is read.
+			return context.Background()
+		}},
+		{"cancelled", func(t *testing.T, src string) context.Context {
+			ctx, cancel := context.WithCancel(context.Background())
+			cancel()
+			return ctx
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			src := materialize(t, "sd15", synthetic)
+			p, err := Open(context.Background(), src)
+			require.NoError(t, err)
+			ctx := tt.setup(t, src)
+			if tt.name == "a source file shrinks half-way" {
+				require.NoError(t, os.Truncate(filepath.Join(src, "vae", "diffusion_pytorch_model.safetensors"), 100))
+			}
+			parent := t.TempDir()
+			dst := filepath.Join(parent, "out")
+			_, err = Save(ctx, p, dst, SaveOptions{Variant: "fp16"})
+			require.Error(t, err)
+			assert.Empty(t, listDir(t, parent), "no destination and no staging folder is left")
+		})
+	}
+}
+
+func TestSaveRefuses(t *testing.T) {
+	src := materialize(t, "sd15", synthetic)
+	p, err := Open(context.Background(), src)
+	require.NoError(t, err)
+
+	full := t.TempDir()
+	require.NoError(t, os.WriteFile(filepath.Join(full, "keep.txt"), []byte("mine"), 0o644))
+	_, err = Save(context.Background(), p, full, SaveOptions{})
+	require.ErrorIs(t, err, ErrDestinationNotEmpty)
+	assert.Equal(t, []string{"keep.txt"}, listDir(t, full))
+
+	_, err = Save(context.Background(), p, filepath.Join(src, "out"), SaveOptions{})
+	require.ErrorContains(t, err, "outside the source")
+
+	_, err = Save(context.Background(), p, filepath.Join(t.TempDir(), "x"), SaveOptions{Variant: "fp8"})
+	require.ErrorIs(t, err, ErrUnsupportedVariant)
+
+	res, err := Save(context.Background(), p, full, SaveOptions{Overwrite: true})
+	require.NoError(t, err)
+	assert.Equal(t, full, res.Dir)
+	assert.NotContains(t, listDir(t, full), "keep.txt", "--overwrite replaces the folder")
+	assert.Contains(t, listDir(t, full), ModelIndexFile)
+
+	lfsSrc := materialize(t, "sd15", lfs)
+	lp, err := Open(context.Background(), lfsSrc)
+	require.NoError(t, err)
+	_, err = Save(context.Background(), lp, filepath.Join(t.TempDir(), "y"), SaveOptions{})
+	require.ErrorIs(t, err, ErrUnreadableWeights)
+	assert.ErrorIs(t, err, ErrLFSPointer)
+}

@@ -2,7 +2,9 @@ package pipeline
 
 import (
 	"context"
+	"encoding/binary"
 	"encoding/json"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -126,4 +128,33 @@ func TestValidateAloneFindsFormatAndConfigProblems(t *testing.T) {
 	joined := strings.Join(codes, "\n")
 	assert.Contains(t, joined, "invalid-config: vae/config.json is not valid JSON")
 	assert.Contains(t, joined, `format-metadata: vae/diffusion_pytorch_model-00001-of-00003.safetensors has __metadata__ format "np"`)
+}
+
+func TestValidateLossyVariantIsAWarningUnlessStrict(t *testing.T) {
+	dir := materialize(t, "sd15", synthetic)
+	// A UNet with values float16 cannot hold: 1e6 overflows, 1e-10 underflows.
+	b := make([]byte, 16)
+	for i, v := range []float32{1e6, 1e-10, 1, -2} {
+		binary.LittleEndian.PutUint32(b[4*i:], math.Float32bits(v))
+	}
+	_, err := tensors.WriteFile(context.Background(), filepath.Join(dir, "unet", "diffusion_pytorch_model.safetensors"),
+		[]tensors.WriteTensor{{Name: "conv_out.bias", DType: tensors.F32, Shape: []int64{4}, Data: tensors.Bytes(b)}}, nil, tensors.WriteOptions{})
+	require.NoError(t, err)
+	src, err := Open(context.Background(), dir)
+	require.NoError(t, err)
+	dst := filepath.Join(t.TempDir(), "out")
+	res, err := Save(context.Background(), src, dst, SaveOptions{Variant: "fp16"})
+	require.NoError(t, err)
+	require.Len(t, res.Lossy, 1)
+	assert.Equal(t, LossyTensor{Component: "unet", Tensor: "conv_out.bias", Variant: "fp16",
+		ConvStats: tensors.ConvStats{Overflow: 1, Underflow: 1}}, res.Lossy[0])
+
+	r := validate(t, dst, src, false)
+	assert.Empty(t, r.Problems)
+	require.Len(t, r.Warnings, 1)
+	assert.Contains(t, r.Warnings[0].Message, `unet variant fp16: tensor "conv_out.bias": 1 values overflowed to ±inf and 1 non-zero values became zero in F16`)
+
+	strict := validate(t, dst, src, true)
+	require.Len(t, strict.Problems, 1)
+	assert.Equal(t, "lossy-variant", strict.Problems[0].Code)
 }

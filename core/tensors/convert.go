@@ -13,13 +13,16 @@ import (
 // disables it on other architectures and under the purego build tag.
 //
 // Rounding is IEEE-754 round-to-nearest-even with subnormals produced and
-// consumed (no flush-to-zero), matching PyTorch's .half() / .bfloat16() on
-// CPU. NaNs stay NaNs with the sign kept and the quiet bit set:
+// consumed (no flush-to-zero), overflow to ±Inf and -0 kept, matching
+// PyTorch's .half() / .bfloat16() on CPU for every non-NaN value. NaNs stay
+// NaNs with the sign kept and the quiet bit set (PyTorch's own NaN bits
+// vary by code path):
 //
-//	F32→F16:  sign | 0x7E00 | mantissa>>13   (what VCVTPS2PH produces)
+//	F32→F16:  sign | 0x7E00 | mantissa>>13      (what VCVTPS2PH produces)
 //	F32→BF16: bits>>16 | 0x0040
-//	F16→F32:  sign | 0x7FC00000 | mantissa<<13 (what VCVTPH2PS produces)
-//	BF16→F32: bits<<16 (exact, NaN payload untouched)
+//	F16→F32:  sign | 0x7FC00000 | mantissa<<13  (what VCVTPH2PS produces)
+//	BF16→F32: bits<<16                          (exact, payload untouched)
+//	BF16→F16: as BF16→F32 then F32→F16
 
 // ConvStats counts values a narrowing conversion could not keep.
 type ConvStats struct {
@@ -85,24 +88,30 @@ var useAsm = haveAsm
 
 // ConvertF32ToF16 converts float32 elements to IEEE half precision with
 // round-to-nearest-even, counting overflows (finite |x| ≥ 65520 becomes
-// ±Inf) and underflows (non-zero |x| ≤ 2⁻²⁵ becomes ±0).
+// ±Inf) and underflows (non-zero |x| ≤ 2⁻²⁵ becomes ±0). It is a
+// ConvertFunc: dst needs len(src)/2 bytes.
 func ConvertF32ToF16(dst, src []byte) ConvStats { return convertF32ToF16(dst, src, useAsm) }
 
 // ConvertF32ToBF16 converts float32 elements to bfloat16 with
-// round-to-nearest-even, counting overflows and underflows.
+// round-to-nearest-even, counting overflows (finite |x| that round past the
+// largest bfloat16) and underflows (non-zero |x| ≤ 2⁻¹³⁴ becomes ±0). It is
+// a ConvertFunc: dst needs len(src)/2 bytes.
 func ConvertF32ToBF16(dst, src []byte) ConvStats { return convertF32ToBF16(dst, src, useAsm) }
 
 // ConvertBF16ToF16 converts bfloat16 elements to IEEE half precision. The
 // result is the single rounding of the exact value, as if widened to
-// float32 first and then converted with ConvertF32ToF16.
+// float32 first and then converted with ConvertF32ToF16, stats included. It
+// is a ConvertFunc: dst needs len(src) bytes.
 func ConvertBF16ToF16(dst, src []byte) ConvStats { return convertBF16ToF16(dst, src, useAsm) }
 
 // ConvertF16ToF32 widens IEEE half precision elements to float32. The
-// conversion is exact, so the returned stats are always zero.
+// conversion is exact, so the returned stats are always zero. It is a
+// ConvertFunc: dst needs 2*len(src) bytes.
 func ConvertF16ToF32(dst, src []byte) ConvStats { return convertF16ToF32(dst, src, useAsm) }
 
 // ConvertBF16ToF32 widens bfloat16 elements to float32. The conversion is
-// exact, so the returned stats are always zero.
+// exact, so the returned stats are always zero. It is a ConvertFunc: dst
+// needs 2*len(src) bytes.
 func ConvertBF16ToF32(dst, src []byte) ConvStats { return convertBF16ToF32(dst, src, useAsm) }
 
 func copy16(dst, src []byte) ConvStats {
@@ -189,105 +198,103 @@ const (
 // inRange reports lo ≤ a ≤ hi with one unsigned compare.
 func inRange(a, lo, hi uint32) bool { return a-lo <= hi-lo }
 
-func b2i(b bool) int64 {
-	if b {
-		return 1
-	}
-	return 0
-}
+// The portable kernels below take the common case (a normal result) with
+// straight-line code and the rare ones (subnormal or zero results,
+// overflow, Inf, NaN) on branches that also count the stats, so typical
+// weights pay nothing for the counting. The branch conditions are the
+// ranges above; the tests check them against the definitions for every
+// input.
 
-// f32ToF16Go is the portable kernel; len(dst)/2 must equal len(src)/4.
+// f32ToF16Go is the portable kernel; it converts min(len(src)/4,
+// len(dst)/2) elements. It gives the same bits as VCVTPS2PH with
+// round-to-nearest-even for every input, NaNs included.
 func f32ToF16Go(dst, src []byte) (st ConvStats) {
-	n := len(dst) / 2
-	src = src[:4*n]
-	for i := 0; i < n; i++ {
-		x := binary.LittleEndian.Uint32(src[4*i:])
+	for len(src) >= 4 && len(dst) >= 2 {
+		x := binary.LittleEndian.Uint32(src)
 		a := x & 0x7FFFFFFF
-		st.Overflow += b2i(inRange(a, f16OvLo, f16OvHi))
-		st.Underflow += b2i(inRange(a, f16UfLo, f16UfHi))
-		binary.LittleEndian.PutUint16(dst[2*i:], f32ToF16Fast(x))
-	}
-	return st
-}
-
-// f32ToBF16Go is the portable kernel; len(dst)/2 must equal len(src)/4.
-func f32ToBF16Go(dst, src []byte) (st ConvStats) {
-	n := len(dst) / 2
-	src = src[:4*n]
-	for i := 0; i < n; i++ {
-		x := binary.LittleEndian.Uint32(src[4*i:])
-		a := x & 0x7FFFFFFF
-		st.Overflow += b2i(inRange(a, bf16OvLo, bf16OvHi))
-		st.Underflow += b2i(inRange(a, bf16UfLo, bf16UfHi))
-		binary.LittleEndian.PutUint16(dst[2*i:], f32ToBF16Fast(x))
-	}
-	return st
-}
-
-// bf16ToF16Go is the portable kernel; len(dst) must equal len(src).
-func bf16ToF16Go(dst, src []byte) (st ConvStats) {
-	n := len(dst) / 2
-	src = src[:2*n]
-	for i := 0; i < n; i++ {
-		x := uint32(binary.LittleEndian.Uint16(src[2*i:])) << 16
-		a := x & 0x7FFFFFFF
-		st.Overflow += b2i(inRange(a, f16OvLo, f16OvHi))
-		st.Underflow += b2i(inRange(a, f16UfLo, f16UfHi))
-		binary.LittleEndian.PutUint16(dst[2*i:], f32ToF16Fast(x))
-	}
-	return st
-}
-
-// f16ToF32Go is the portable kernel; len(dst)/4 must equal len(src)/2.
-func f16ToF32Go(dst, src []byte) {
-	n := len(dst) / 4
-	src = src[:2*n]
-	for i := 0; i < n; i++ {
-		binary.LittleEndian.PutUint32(dst[4*i:], f16ToF32Fast(binary.LittleEndian.Uint16(src[2*i:])))
-	}
-}
-
-// bf16ToF32Go is the portable kernel; len(dst)/4 must equal len(src)/2.
-func bf16ToF32Go(dst, src []byte) {
-	n := len(dst) / 4
-	src = src[:2*n]
-	for i := 0; i < n; i++ {
-		binary.LittleEndian.PutUint32(dst[4*i:], uint32(binary.LittleEndian.Uint16(src[2*i:]))<<16)
-	}
-}
-
-// f32ToF16Fast is the per-element conversion of the portable kernel. It
-// gives the same bits as VCVTPS2PH with round-to-nearest-even for every
-// input, NaNs included.
-func f32ToF16Fast(x uint32) uint16 {
-	sign := uint16(x>>16) & 0x8000
-	a := x & 0x7FFFFFFF
-	if a >= 0x38800000 { // |x| ≥ 2⁻¹⁴: normal half, overflow, Inf or NaN
-		if a >= f16OvLo {
-			if a > 0x7F800000 { // NaN: quiet it, keep the top payload bits
-				return sign | 0x7E00 | uint16(a>>13)&0x3FF
+		// Normal half: rebias the exponent by 127-15 and round to nearest
+		// even at bit 13; a carry out of the mantissa correctly bumps the
+		// exponent.
+		h := (a - (127-15)<<23 + 0xFFF + (a>>13)&1) >> 13
+		if a < 0x38800000 {
+			// |x| < 2⁻¹⁴: a subnormal half or zero. Adding 0.5, whose ulp
+			// is the subnormal step 2⁻²⁴, makes the FPU round |x| to that
+			// step (nearest even); the low bits of the sum are the half's
+			// bits (0x400, the smallest normal, if it rounds up to 2⁻¹⁴).
+			h = math.Float32bits(math.Float32frombits(a)+0.5) - 0x3F000000
+			if a-f16UfLo <= f16UfHi-f16UfLo {
+				st.Underflow++
 			}
-			return sign | 0x7C00
+		} else if a >= f16OvLo {
+			h = 0x7C00 // overflow or Inf
+			if a <= f16OvHi {
+				st.Overflow++
+			} else if a > 0x7F800000 { // NaN: quiet, keep the top payload
+				h = 0x7E00 | (a>>13)&0x3FF
+			}
 		}
-		a -= (127 - 15) << 23 // rebias the exponent
-		// Round to nearest even at bit 13; a carry out of the mantissa
-		// correctly bumps the exponent.
-		return sign | uint16((a+0xFFF+(a>>13)&1)>>13)
+		binary.LittleEndian.PutUint16(dst, uint16(x>>16)&0x8000|uint16(h))
+		src, dst = src[4:], dst[2:]
 	}
-	// Subnormal half or zero. Adding 0.5 (whose ulp is 2⁻²⁴, the subnormal
-	// half step) makes the FPU round |x| to a multiple of 2⁻²⁴ with
-	// round-to-nearest-even; the low mantissa bits of the sum are the
-	// half's bits (0x400, the smallest normal, when it rounds up to 2⁻¹⁴).
-	f := math.Float32frombits(a) + 0.5
-	return sign | uint16(math.Float32bits(f)-0x3F000000)
+	return st
 }
 
-// f32ToBF16Fast is the per-element conversion of the portable kernel.
-func f32ToBF16Fast(x uint32) uint16 {
-	if x&0x7FFFFFFF > 0x7F800000 { // NaN: keep the sign, set the quiet bit
-		return uint16(x>>16) | 0x0040
+// f32ToBF16Go is the portable kernel; it converts min(len(src)/4,
+// len(dst)/2) elements.
+func f32ToBF16Go(dst, src []byte) (st ConvStats) {
+	for len(src) >= 4 && len(dst) >= 2 {
+		x := binary.LittleEndian.Uint32(src)
+		a := x & 0x7FFFFFFF
+		// Round to nearest even at bit 16; a carry bumps the exponent,
+		// up to Inf for the largest values.
+		h := (x + 0x7FFF + (x>>16)&1) >> 16
+		if a <= bf16UfHi {
+			if a != 0 {
+				st.Underflow++
+			}
+		} else if a >= bf16OvLo {
+			if a <= bf16OvHi {
+				st.Overflow++
+			} else if a > 0x7F800000 { // NaN: keep the sign, set the quiet bit
+				h = x>>16 | 0x0040
+			}
+		}
+		binary.LittleEndian.PutUint16(dst, uint16(h))
+		src, dst = src[4:], dst[2:]
 	}
-	return uint16((x + 0x7FFF + (x>>16)&1) >> 16)
+	return st
+}
+
+// bf16ToF16Go is the portable kernel; it converts min(len(src)/2,
+// len(dst)/2) elements. It widens blocks to float32 on the stack (exactly)
+// and narrows them with f32ToF16Go.
+func bf16ToF16Go(dst, src []byte) (st ConvStats) {
+	var buf [256 * 4]byte
+	for len(src) >= 2 && len(dst) >= 2 {
+		k := min(len(src)/2, len(dst)/2, 256)
+		bf16ToF32Go(buf[:4*k], src[:2*k])
+		st.Add(f32ToF16Go(dst[:2*k], buf[:4*k]))
+		src, dst = src[2*k:], dst[2*k:]
+	}
+	return st
+}
+
+// f16ToF32Go is the portable kernel; it converts min(len(src)/2,
+// len(dst)/4) elements.
+func f16ToF32Go(dst, src []byte) {
+	for len(src) >= 2 && len(dst) >= 4 {
+		binary.LittleEndian.PutUint32(dst, f16ToF32Fast(binary.LittleEndian.Uint16(src)))
+		src, dst = src[2:], dst[4:]
+	}
+}
+
+// bf16ToF32Go is the portable kernel; it converts min(len(src)/2,
+// len(dst)/4) elements.
+func bf16ToF32Go(dst, src []byte) {
+	for len(src) >= 2 && len(dst) >= 4 {
+		binary.LittleEndian.PutUint32(dst, uint32(binary.LittleEndian.Uint16(src))<<16)
+		src, dst = src[2:], dst[4:]
+	}
 }
 
 // f16ToF32Fast is the per-element widening of the portable kernel. It gives
@@ -308,17 +315,78 @@ func f16ToF32Fast(h uint16) uint32 {
 	}
 }
 
-// The reference functions below are deliberately plain: they decode the
-// value, round its exact integer significand with an explicit
-// round-half-to-even step, and re-encode. They are slow and serve as the
-// oracle for the exhaustive tests, which in turn check them against values
-// recorded from numpy (testdata/convert_spot.json).
+// The reference functions below are deliberately plain, written from the
+// definitions rather than for speed, and independent of the kernels' bit
+// tricks: f32ToF16Bits decodes the value, rounds its exact integer
+// significand with an explicit round-half-to-even step and re-encodes;
+// f32ToBF16Bits picks the nearer of the two neighbouring bfloat16s. They
+// are the oracle of the exhaustive tests, which check them in turn against
+// values recorded from numpy (testdata/convert_spot.json).
 
-// f32ToF16Bits converts float32 bits to IEEE half bits.
-func f32ToF16Bits(x uint32) uint16 { return uint16(narrowF32(x, 5, 10)) }
+// f32ToF16Bits converts float32 bits to IEEE half bits: 5 exponent bits
+// (bias 15), 10 stored mantissa bits, subnormal step 2⁻²⁴.
+func f32ToF16Bits(x uint32) uint16 {
+	const mantBits, bias, qMin = 10, 15, -24
+	sign := uint16(x>>16) & 0x8000
+	exp, mant := int(x>>23)&0xFF, x&0x7FFFFF
+	if exp == 0xFF {
+		if mant == 0 {
+			return sign | 0x7C00 // ±Inf
+		}
+		// NaN: keep the top payload bits, set the quiet bit.
+		return sign | 0x7C00 | 0x0200 | uint16(mant>>13)
+	}
+	sig, e := f32Sig(exp, mant)
+	if sig == 0 {
+		return sign // ±0
+	}
+	// q is the exponent of the last mantissa place at this magnitude:
+	// mantBits below the leading bit, but not below the subnormal step.
+	q := max(e+bits.Len32(sig)-1-mantBits, qMin)
+	m := shiftRoundEven(sig, uint(q-e)) // the value is now m·2^q
+	if m == 1<<(mantBits+1) {           // rounding carried into the next binade
+		m >>= 1
+		q++
+	}
+	if m < 1<<mantBits { // subnormal or zero (q == qMin)
+		return sign | uint16(m)
+	}
+	field := q + mantBits + bias // biased exponent of m·2^q
+	if field >= 0x1F {
+		return sign | 0x7C00 // overflow
+	}
+	return sign | uint16(field)<<mantBits | uint16(m)&(1<<mantBits-1)
+}
 
-// f32ToBF16Bits converts float32 bits to bfloat16 bits.
-func f32ToBF16Bits(x uint32) uint16 { return uint16(narrowF32(x, 8, 7)) }
+// f32ToBF16Bits converts float32 bits to bfloat16 bits. A bfloat16 is the
+// upper half of a float32, so the two candidates for |x| are lo, |x| with
+// the low 16 bits cleared (the bfloat16 at or below it), and hi, the next
+// bfloat16 up (lo + 0x10000 in float32 bits, since consecutive magnitudes
+// have consecutive encodings; Inf past the largest finite value). |x| and lo
+// share the exponent field, so |x|-lo is a-lo float32 steps, and hi-lo is
+// 0x10000 of them, also where hi starts the next binade.
+func f32ToBF16Bits(x uint32) uint16 {
+	sign := uint16(x>>16) & 0x8000
+	a := x & 0x7FFFFFFF
+	if a > 0x7F800000 {
+		// NaN: keep the top payload bits, set the quiet bit.
+		return sign | 0x7F80 | 0x0040 | uint16(a>>16)&0x7F
+	}
+	lo := a &^ 0xFFFF
+	hi := lo + 0x10000
+	var r uint32
+	switch d := a - lo; {
+	case d < 0x8000:
+		r = lo
+	case d > 0x8000:
+		r = hi
+	case lo&0x10000 == 0: // a tie: take the even one
+		r = lo
+	default:
+		r = hi
+	}
+	return sign | uint16(r>>16)
+}
 
 // bf16ToF16Bits converts bfloat16 bits to IEEE half bits with one rounding.
 func bf16ToF16Bits(b uint16) uint16 { return f32ToF16Bits(bf16ToF32Bits(b)) }
@@ -327,73 +395,27 @@ func bf16ToF16Bits(b uint16) uint16 { return f32ToF16Bits(bf16ToF32Bits(b)) }
 // half of a float32.
 func bf16ToF32Bits(b uint16) uint32 { return uint32(b) << 16 }
 
-// narrowF32 rounds the float32 with bits x to the IEEE-style binary format
-// with expBits exponent bits and mantBits stored mantissa bits (half: 5, 10;
-// bfloat16: 8, 7) and returns its bits, sign in the top bit of the format.
-func narrowF32(x uint32, expBits, mantBits int) uint32 {
-	signOut := (x >> 31) << (expBits + mantBits)
-	exp := int(x>>23) & 0xFF
-	mant := x & 0x7FFFFF
-	expMax := uint32(1)<<expBits - 1 // all-ones exponent field: Inf/NaN
-	if exp == 0xFF {
-		if mant == 0 {
-			return signOut | expMax<<mantBits // ±Inf
-		}
-		// NaN: keep the sign and the top payload bits, set the quiet bit.
-		quiet := uint32(1) << (mantBits - 1)
-		return signOut | expMax<<mantBits | quiet | mant>>(23-mantBits)
+// f32Sig returns sig and e with |value| = sig·2^e (sig < 2²⁴) for the
+// exponent field exp < 0xFF and mantissa field mant of a float32.
+func f32Sig(exp int, mant uint32) (sig uint32, e int) {
+	if exp == 0 { // zero or subnormal: no implicit leading bit
+		return mant, -149
 	}
+	return mant | 1<<23, exp - 150
+}
 
-	// The value is sig·2^e exactly.
-	var sig uint64
-	var e int
-	if exp == 0 {
-		sig, e = uint64(mant), -149
-	} else {
-		sig, e = uint64(mant|1<<23), exp-150
+// shiftRoundEven returns sig / 2^shift rounded to nearest, ties to even,
+// for sig < 2³¹ and shift ≥ 1.
+func shiftRoundEven(sig uint32, shift uint) uint32 {
+	if shift >= 32 {
+		return 0 // sig is below half of 2^shift
 	}
-	if sig == 0 {
-		return signOut // ±0
+	m := sig >> shift
+	rem, half := sig&(1<<shift-1), uint32(1)<<(shift-1)
+	if rem > half || (rem == half && m&1 == 1) {
+		m++
 	}
-
-	// q is the exponent of the target's unit in the last place at this
-	// magnitude: mantBits below the leading bit, but never below the
-	// subnormal step 2^(emin-mantBits).
-	bias := 1<<(expBits-1) - 1
-	qMin := 1 - bias - mantBits
-	lead := e + bits.Len64(sig) - 1 // floor(log2(value))
-	q := max(lead-mantBits, qMin)
-
-	// m = sig·2^(e-q) rounded to nearest, ties to even.
-	var m uint64
-	if shift := q - e; shift <= 0 {
-		m = sig << -shift
-	} else if shift > 62 {
-		m = 0 // far below half a step (sig < 2^24)
-	} else {
-		m = sig >> shift
-		rem := sig - m<<shift
-		half := uint64(1) << (shift - 1)
-		if rem > half || (rem == half && m&1 == 1) {
-			m++
-		}
-	}
-
-	// Rounding up may carry into a new binade (m = 2^(mantBits+1)); that
-	// halving is exact.
-	if m == 1<<(mantBits+1) {
-		m >>= 1
-		q++
-	}
-	if m < 1<<mantBits {
-		// Only possible at q == qMin: a subnormal (or zero) result.
-		return signOut | uint32(m)
-	}
-	field := q + mantBits + bias // biased exponent of m·2^q
-	if field >= int(expMax) {
-		return signOut | expMax<<mantBits // overflow to ±Inf
-	}
-	return signOut | uint32(field)<<mantBits | uint32(m)&(1<<mantBits-1)
+	return m
 }
 
 // f16ToF32Bits widens IEEE half bits to float32 bits. NaNs keep the sign

@@ -2,5 +2,6 @@
 
 package tensors
 
-// raceEnabled is false: the exhaustive conversion tests sweep every input.
+// raceEnabled is false: the exhaustive conversion test sweeps every input
+// (unless -short).
 const raceEnabled = false

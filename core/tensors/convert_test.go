@@ -36,6 +36,13 @@ func convPaths(t testing.TB) []convPath {
 	return paths
 }
 
+func b2i(b bool) int64 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
 func get16(b []byte, i int) uint16    { return binary.LittleEndian.Uint16(b[2*i:]) }
 func get32(b []byte, i int) uint32    { return binary.LittleEndian.Uint32(b[4*i:]) }
 func put16(b []byte, i int, v uint16) { binary.LittleEndian.PutUint16(b[2*i:], v) }
@@ -288,119 +295,145 @@ func (f *failLog) report(t *testing.T) {
 	assert.Zero(t, f.n, "mismatches")
 }
 
-const sweepChunkBits = 16 // elements per chunk: 1<<16
+const sweepChunkBits = 12 // magnitudes per chunk: 1<<12
 
-// sweepChunks returns the chunk numbers (input bits >> sweepChunkBits) to
-// test: all of them, or under the race detector every 251st plus those
-// around the rounding thresholds.
-func sweepChunks() []uint32 {
+// sweepChunks returns the chunk numbers (magnitude bits >> sweepChunkBits)
+// to test: all of them, or, under the race detector (where the full sweep
+// would take many minutes) or with -short, every 257th plus those around
+// the rounding thresholds.
+func sweepChunks(short bool) []uint32 {
+	const all = 1 << (31 - sweepChunkBits)
 	var out []uint32
-	if !raceEnabled {
-		for c := uint32(0); c < 1<<(32-sweepChunkBits); c++ {
+	if !short {
+		for c := uint32(0); c < all; c++ {
 			out = append(out, c)
 		}
 		return out
 	}
 	seen := map[uint32]bool{}
-	addc := func(c uint32) {
-		c &= 1<<(32-sweepChunkBits) - 1
-		if !seen[c] {
-			seen[c] = true
-			out = append(out, c)
-		}
+	for c := uint32(0); c < all; c += 257 {
+		seen[c] = true
+		out = append(out, c)
 	}
-	for c := uint32(0); c < 1<<(32-sweepChunkBits); c += 251 {
-		addc(c)
-	}
-	for _, x := range []uint32{0, 0x8000, 0x33000000, 0x33800000, 0x38800000, 0x477FF000, 0x7F7F8000, 0x7F800000, 0x7FC00000} {
-		for _, s := range []uint32{0, 0x80000000} {
-			addc((x | s) >> sweepChunkBits)
-			addc(((x | s) - 1) >> sweepChunkBits)
+	for _, a := range []uint32{0x8000, 0x33000000, 0x33800000, 0x38800000, 0x477FF000, 0x7F7F8000, 0x7F800000} {
+		for _, c := range []uint32{(a - 1) >> sweepChunkBits, a >> sweepChunkBits} {
+			if !seen[c] {
+				seen[c] = true
+				out = append(out, c)
+			}
 		}
 	}
 	return out
 }
 
-// narrowSpec describes a float32→16-bit conversion for the sweeps.
-type narrowSpec struct {
-	k                 kernel
-	expBits, mantBits int    // the target format, for narrowF32
-	infMag            uint16 // magnitude bits of the target's Inf
-	ovLo, ovHi        uint32 // the kernels' overflow range of |x| bits
-	ufLo, ufHi        uint32 // the kernels' underflow range of |x| bits
-}
-
-var (
-	sweepF16  = narrowSpec{kernels[0], 5, 10, 0x7C00, f16OvLo, f16OvHi, f16UfLo, f16UfHi}
-	sweepBF16 = narrowSpec{kernels[1], 8, 7, 0x7F80, bf16OvLo, bf16OvHi, bf16UfLo, bf16UfHi}
-)
-
 // sweepWorker holds one goroutine's buffers for checkChunk.
 type sweepWorker struct {
-	src, want []byte
-	dst       [][]byte
-	got       []ConvStats
+	paths      []convPath
+	src        []byte
+	dstH, dstB [][]byte // F16 and BF16 output per path
 }
 
 func newSweepWorker(paths []convPath) *sweepWorker {
-	const n = 1 << sweepChunkBits
-	w := &sweepWorker{src: make([]byte, 4*n), want: make([]byte, 2*n), got: make([]ConvStats, len(paths))}
+	const n = 2 << sweepChunkBits
+	w := &sweepWorker{paths: paths, src: make([]byte, 4*n)}
 	for range paths {
-		w.dst = append(w.dst, make([]byte, 2*n))
+		w.dstH = append(w.dstH, make([]byte, 2*n))
+		w.dstB = append(w.dstB, make([]byte, 2*n))
 	}
 	return w
 }
 
-// checkChunk converts the 1<<sweepChunkBits float32 bit patterns from base
-// on every path and compares each element, the per-element overflow and
-// underflow ranges the kernels use, and the chunk's stats with the
-// reference narrowF32.
-func (w *sweepWorker) checkChunk(sp *narrowSpec, paths []convPath, base uint32, fails *failLog) {
+// statFields spreads the four stats flags of one magnitude (F16 overflow,
+// F16 underflow, BF16 overflow, BF16 underflow as bits 0-3) into 16-bit
+// counters of a uint64, so that a chunk's stats add up with one addition
+// per element.
+var statFields = func() (t [16]uint64) {
+	for f := range t {
+		for b := 0; b < 4; b++ {
+			t[f] += uint64(f>>b&1) << (16 * b)
+		}
+	}
+	return t
+}()
+
+// checkChunk converts the 1<<sweepChunkBits float32 magnitudes from base
+// and their negations to F16 and to BF16 on every path and checks:
+//   - every element against the reference functions (the last path's output
+//     element by element, the other paths' byte for byte against it);
+//   - every element's overflow/underflow classification by the kernels'
+//     input ranges against the definition applied to the reference result
+//     (finite inputs that became ±Inf, non-zero ones that became ±0);
+//   - each path's chunk stats against the sum of those.
+//
+// The references are evaluated on the magnitudes only: they take the sign
+// bit apart and never look at it again, so ref(-x) = ref(x) | 0x8000
+// (TestConvertReferenceSign checks that on a sample). This halves their
+// cost; every input, of either sign, still goes through every kernel.
+func (w *sweepWorker) checkChunk(base uint32, fails *failLog) {
 	const n = 1 << sweepChunkBits
 	for i := 0; i < n; i++ {
 		put32(w.src, i, base+uint32(i))
+		put32(w.src, n+i, 0x80000000|(base+uint32(i)))
 	}
-	for p, path := range paths {
-		w.got[p] = sp.k.conv(w.dst[p], w.src, path.asm)
+	gotH := make([]ConvStats, len(w.paths))
+	gotB := make([]ConvStats, len(w.paths))
+	for p, path := range w.paths {
+		gotH[p] = convertF32ToF16(w.dstH[p], w.src, path.asm)
+		gotB[p] = convertF32ToBF16(w.dstB[p], w.src, path.asm)
 	}
-	var want ConvStats
+	last := len(w.paths) - 1
+	dstH, dstB := w.dstH[last][:4*n], w.dstB[last][:4*n]
+	var counts uint64 // statFields counters
 	for i := 0; i < n; i++ {
-		x := base + uint32(i)
-		r := uint16(narrowF32(x, sp.expBits, sp.mantBits))
-		put16(w.want, i, r)
-		// The stats by definition: finite inputs that became ±Inf,
-		// non-zero finite inputs that became ±0.
-		a := x & 0x7FFFFFFF
-		finite := a < 0x7F800000
-		ov := finite && r&0x7FFF == sp.infMag
-		uf := finite && a != 0 && r&0x7FFF == 0
-		want.Overflow += b2i(ov)
-		want.Underflow += b2i(uf)
-		if inRange(a, sp.ovLo, sp.ovHi) != ov || inRange(a, sp.ufLo, sp.ufHi) != uf {
-			fails.add("%s: in %#08x: kernel ranges say overflow=%v underflow=%v, reference %v %v",
-				sp.k.name, x, inRange(a, sp.ovLo, sp.ovHi), inRange(a, sp.ufLo, sp.ufHi), ov, uf)
+		a := base + uint32(i)
+		rh, rb := f32ToF16Bits(a), f32ToBF16Bits(a)
+		if get16(dstH, i) != rh || get16(dstH, n+i) != rh|0x8000 || get16(dstB, i) != rb || get16(dstB, n+i) != rb|0x8000 {
+			fails.add("%s path: |x| %#08x: F16 got %#04x (negated %#04x), want %#04x; BF16 got %#04x (negated %#04x), want %#04x",
+				w.paths[last].name, a, get16(dstH, i), get16(dstH, n+i), rh, get16(dstB, i), get16(dstB, n+i), rb)
 		}
+		finite := a < 0x7F800000
+		def := b2i(rh == 0x7C00 && finite) | b2i(rh == 0 && a != 0)<<1 |
+			b2i(rb == 0x7F80 && finite)<<2 | b2i(rb == 0 && a != 0)<<3
+		ranges := b2i(inRange(a, f16OvLo, f16OvHi)) | b2i(inRange(a, f16UfLo, f16UfHi))<<1 |
+			b2i(inRange(a, bf16OvLo, bf16OvHi))<<2 | b2i(inRange(a, bf16UfLo, bf16UfHi))<<3
+		if def != ranges {
+			fails.add("|x| %#08x: stats flags by definition %04b, by the kernels' ranges %04b "+
+				"(bits: BF16 underflow, BF16 overflow, F16 underflow, F16 overflow)", a, def, ranges)
+		}
+		counts += statFields[def&15]
 	}
-	for p, path := range paths {
-		if !bytes.Equal(w.dst[p], w.want) {
-			for i := 0; i < n; i++ {
-				if g, r := get16(w.dst[p], i), get16(w.want, i); g != r {
-					fails.add("%s/%s: in %#08x: got %#04x, want %#04x", sp.k.name, path.name, base+uint32(i), g, r)
+	field := func(b int) int64 { return 2 * int64(counts>>(16*b)&0xFFFF) } // both signs
+	wantH := ConvStats{Overflow: field(0), Underflow: field(1)}
+	wantB := ConvStats{Overflow: field(2), Underflow: field(3)}
+	for p, path := range w.paths {
+		if !bytes.Equal(w.dstH[p], dstH) || !bytes.Equal(w.dstB[p], dstB) {
+			for i := 0; i < 2*n; i++ {
+				x := get32(w.src, i)
+				if g, r := get16(w.dstH[p], i), f32ToF16Bits(x); g != r {
+					fails.add("F32ToF16/%s: in %#08x: got %#04x, want %#04x", path.name, x, g, r)
+				}
+				if g, r := get16(w.dstB[p], i), f32ToBF16Bits(x); g != r {
+					fails.add("F32ToBF16/%s: in %#08x: got %#04x, want %#04x", path.name, x, g, r)
 				}
 			}
 		}
-		if w.got[p] != want {
-			fails.add("%s/%s: chunk %#08x: stats %+v, want %+v", sp.k.name, path.name, base, w.got[p], want)
+		if gotH[p] != wantH {
+			fails.add("F32ToF16/%s: chunk ±%#08x: stats %+v, want %+v", path.name, base, gotH[p], wantH)
+		}
+		if gotB[p] != wantB {
+			fails.add("F32ToBF16/%s: chunk ±%#08x: stats %+v, want %+v", path.name, base, gotB[p], wantB)
 		}
 	}
 }
 
-// sweepF32 checks every float32 bit pattern (or, under the race detector,
-// a sample) in chunks spread over all cores.
-func sweepF32(t *testing.T, sp *narrowSpec) {
+// TestConvertExhaustiveF32 converts every float32 bit pattern (under the
+// race detector or -short, a sample) to F16 and BF16 on every path and
+// checks the results with checkChunk, in chunks spread over all cores.
+func TestConvertExhaustiveF32(t *testing.T) {
 	start := time.Now()
 	paths := convPaths(t)
-	chunks := sweepChunks()
+	sample := raceEnabled || testing.Short()
+	chunks := sweepChunks(sample)
 	var next atomic.Int64
 	var fails failLog
 	var wg sync.WaitGroup
@@ -414,18 +447,33 @@ func sweepF32(t *testing.T, sp *narrowSpec) {
 				if c >= int64(len(chunks)) || fails.full() {
 					return
 				}
-				w.checkChunk(sp, paths, chunks[c]<<sweepChunkBits, &fails)
+				w.checkChunk(chunks[c]<<sweepChunkBits, &fails)
 			}
 		}()
 	}
 	wg.Wait()
 	fails.report(t)
-	t.Logf("%s: %d inputs on %d paths in %v (race=%v)", sp.k.name, len(chunks)<<sweepChunkBits, len(paths), time.Since(start), raceEnabled)
+	t.Logf("%d inputs, F16 and BF16, on %d paths in %v (sampled=%v)", 2*len(chunks)<<sweepChunkBits, len(paths), time.Since(start), sample)
 }
 
-func TestConvertExhaustiveF32ToF16(t *testing.T) { sweepF32(t, &sweepF16) }
-
-func TestConvertExhaustiveF32ToBF16(t *testing.T) { sweepF32(t, &sweepBF16) }
+// TestConvertReferenceSign checks on a sample what the sweep relies on:
+// the references treat the sign bit apart, ref(-x) = ref(x) | 0x8000.
+func TestConvertReferenceSign(t *testing.T) {
+	check := func(a uint32) {
+		if h, hn := f32ToF16Bits(a), f32ToF16Bits(a|0x80000000); hn != h|0x8000 {
+			t.Fatalf("f32ToF16Bits(%#08x) = %#04x, of its negation %#04x", a, h, hn)
+		}
+		if b, bn := f32ToBF16Bits(a), f32ToBF16Bits(a|0x80000000); bn != b|0x8000 {
+			t.Fatalf("f32ToBF16Bits(%#08x) = %#04x, of its negation %#04x", a, b, bn)
+		}
+	}
+	for a := uint32(0); a < 0x80000000; a += 4099 {
+		check(a)
+	}
+	for _, a := range []uint32{0, 1, 0x7FFFFF, 0x33000000, 0x477FF000, 0x7F7F8000, 0x7F800000, 0x7F800001, 0x7FFFFFFF} {
+		check(a)
+	}
+}
 
 // TestConvertExhaustive16 converts all 2¹⁶ inputs of the 16-bit sources.
 func TestConvertExhaustive16(t *testing.T) {
@@ -437,10 +485,6 @@ func TestConvertExhaustive16(t *testing.T) {
 		for _, p := range convPaths(t) {
 			t.Run(k.name+"/"+p.name, func(t *testing.T) { checkAgainstRef(t, k, p, src) })
 		}
-	}
-	// The fast per-element helpers are the same functions as the reference.
-	for i := 0; i < 1<<16; i++ {
-		require.Equal(t, f16ToF32Bits(uint16(i)), f16ToF32Fast(uint16(i)), "half %#04x", i)
 	}
 }
 

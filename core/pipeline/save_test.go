@@ -14,6 +14,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"modelpub/core/pipeline/pipelinetest"
 	"modelpub/core/tensors"
 )
 
@@ -181,4 +182,38 @@ func TestSaveRefuses(t *testing.T) {
 	_, err = Save(context.Background(), lp, filepath.Join(t.TempDir(), "y"), SaveOptions{})
 	require.ErrorIs(t, err, ErrUnreadableWeights)
 	assert.ErrorIs(t, err, ErrLFSPointer)
+}
+
+// TestSaveSyntheticSD15 runs save and validate over an SD-1.5 pipeline with
+// the real tensor names, counts and dtypes (scaled shapes), as a user would.
+func TestSaveSyntheticSD15(t *testing.T) {
+	src := filepath.Join(t.TempDir(), "sd15")
+	_, err := pipelinetest.WriteSD15(context.Background(), src, pipelinetest.Options{Scale: 0.001, Seed: 7, FP16Variant: []string{"vae"}})
+	require.NoError(t, err)
+	p, err := Open(context.Background(), src)
+	require.NoError(t, err)
+	assert.Equal(t, 686, len(p.Component("unet").Main().Tensors))
+	assert.Equal(t, int64(616), p.Component("text_encoder").Main().DTypeBytes["I64"], "position_ids, I64 [1, 77]")
+
+	dst := filepath.Join(t.TempDir(), "out")
+	res, err := Save(context.Background(), p, dst, SaveOptions{MaxShardSize: 1_000_000, Variant: "fp16"})
+	require.NoError(t, err)
+	require.Len(t, res.Lossy, 1)
+	assert.Equal(t, "conv_out.bias", res.Lossy[0].Tensor)
+	assert.Equal(t, tensors.ConvStats{Overflow: 2, Underflow: 2}, res.Lossy[0].ConvStats)
+
+	out, err := Open(context.Background(), dst)
+	require.NoError(t, err)
+	unet := out.Component("unet").Main()
+	assert.Equal(t, "diffusion_pytorch_model.safetensors.index.json", unet.Index)
+	assert.Greater(t, len(unet.Files), 2)
+	te := out.Component("text_encoder").WeightSet("fp16", "safetensors")
+	require.NotNil(t, te)
+	assert.Equal(t, int64(616), te.DTypeBytes["I64"], "integer tensors are copied unchanged into the variant")
+
+	r, err := Validate(context.Background(), out, ValidateOptions{Against: p})
+	require.NoError(t, err)
+	assert.Empty(t, r.Problems)
+	require.Len(t, r.Warnings, 1)
+	assert.Contains(t, r.Warnings[0].Message, "conv_out.bias")
 }

@@ -4,8 +4,13 @@
 package cli
 
 import (
+	"context"
+	"encoding/json"
+	"flag"
 	"fmt"
 	"io"
+	"os"
+	"os/signal"
 	"sort"
 	"strings"
 )
@@ -80,4 +85,57 @@ func usage(w io.Writer) {
 	}
 	b.WriteString("  help         show this list, or \"help <command>\" for one command\n")
 	io.WriteString(w, b.String())
+}
+
+// newFlagSet returns the flag set of command name; errors and usage go to
+// stderr.
+func newFlagSet(name string, stderr io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() { commandUsage(stderr, commands[name]) }
+	return fs
+}
+
+// parseArgs parses flags placed anywhere among args and checks that want
+// positional arguments remain; on failure it has printed why.
+func parseArgs(fs *flag.FlagSet, args []string, want int) ([]string, bool) {
+	pos, err := parseInterleaved(fs, args)
+	if err != nil {
+		return nil, false
+	}
+	if len(pos) != want {
+		fs.Usage()
+		return nil, false
+	}
+	return pos, true
+}
+
+// parseInterleaved parses flags that may come before, between or after the
+// positional arguments, and returns the positional ones.
+func parseInterleaved(fs *flag.FlagSet, args []string) ([]string, error) {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, err
+		}
+		args = fs.Args()
+		if len(args) == 0 {
+			return pos, nil
+		}
+		pos = append(pos, args[0])
+		args = args[1:]
+	}
+}
+
+// interruptible is a context cancelled by Ctrl-C, so long commands stop
+// cleanly and leave nothing half-written.
+func interruptible() (context.Context, context.CancelFunc) {
+	return signal.NotifyContext(context.Background(), os.Interrupt)
+}
+
+// printJSON writes v as indented JSON.
+func printJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
 }

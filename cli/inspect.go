@@ -1,13 +1,8 @@
 package cli
 
 import (
-	"context"
-	"encoding/json"
-	"flag"
 	"fmt"
 	"io"
-	"os"
-	"os/signal"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -102,20 +97,14 @@ type inspectTensor struct {
 }
 
 func runInspect(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("inspect", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() { commandUsage(stderr, commands["inspect"]) }
+	fs := newFlagSet("inspect", stderr)
 	asJSON := fs.Bool("json", false, "")
 	listTensors := fs.Bool("tensors", false, "")
-	pos, err := parseInterleaved(fs, args)
-	if err != nil {
+	pos, ok := parseArgs(fs, args, 1)
+	if !ok {
 		return ExitUsage
 	}
-	if len(pos) != 1 {
-		fs.Usage()
-		return ExitUsage
-	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	ctx, stop := interruptible()
 	defer stop()
 	p, err := pipeline.Open(ctx, pos[0])
 	if err != nil {
@@ -124,9 +113,7 @@ func runInspect(args []string, stdout, stderr io.Writer) int {
 	}
 	rep := buildInspectReport(p)
 	if *asJSON {
-		enc := json.NewEncoder(stdout)
-		enc.SetIndent("", "  ")
-		if err := enc.Encode(rep); err != nil {
+		if err := printJSON(stdout, rep); err != nil {
 			fmt.Fprintf(stderr, "modelpub inspect: %v\n", err)
 			return ExitUsage
 		}

@@ -2,13 +2,9 @@ package cli
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
-	"os"
-	"os/signal"
 
 	"modelpub/core/pipeline"
 	"modelpub/core/tensors"
@@ -67,30 +63,25 @@ Exit status: 0 valid, 1 problems found, 2 the check could not run.
 `
 
 func runSave(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("save", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() { commandUsage(stderr, commands["save"]) }
+	fs := newFlagSet("save", stderr)
 	maxSize := fs.String("max-shard-size", "", "")
 	variant := fs.String("variant", "", "")
 	overwrite := fs.Bool("overwrite", false, "")
 	noValidate := fs.Bool("no-validate", false, "")
 	asJSON := fs.Bool("json", false, "")
-	pos, err := parseInterleaved(fs, args)
-	if err != nil {
-		return ExitUsage
-	}
-	if len(pos) != 2 {
-		fs.Usage()
+	pos, ok := parseArgs(fs, args, 2)
+	if !ok {
 		return ExitUsage
 	}
 	opts := pipeline.SaveOptions{Variant: *variant, Overwrite: *overwrite}
 	if *maxSize != "" {
+		var err error
 		if opts.MaxShardSize, err = tensors.ParseSize(*maxSize); err != nil {
 			fmt.Fprintf(stderr, "modelpub save: --max-shard-size: %v\n", err)
 			return ExitUsage
 		}
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	ctx, stop := interruptible()
 	defer stop()
 	src, err := pipeline.Open(ctx, pos[0])
 	if err != nil {
@@ -133,9 +124,7 @@ func runSave(args []string, stdout, stderr io.Writer) int {
 		}
 	}
 	if *asJSON {
-		enc := json.NewEncoder(stdout)
-		enc.SetIndent("", "  ")
-		enc.Encode(out)
+		printJSON(stdout, out)
 		return code
 	}
 	fmt.Fprintf(stdout, "saved %s (%s)\n", res.Dir, tensors.FormatSize(res.Bytes))
@@ -150,24 +139,19 @@ func runSave(args []string, stdout, stderr io.Writer) int {
 }
 
 func runValidate(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("validate", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() { commandUsage(stderr, commands["validate"]) }
+	fs := newFlagSet("validate", stderr)
 	against := fs.String("against", "", "")
 	strict := fs.Bool("strict", false, "")
 	asJSON := fs.Bool("json", false, "")
-	pos, err := parseInterleaved(fs, args)
-	if err != nil {
+	pos, ok := parseArgs(fs, args, 1)
+	if !ok {
 		return ExitUsage
 	}
-	if len(pos) != 1 {
-		fs.Usage()
-		return ExitUsage
-	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	ctx, stop := interruptible()
 	defer stop()
 	opts := pipeline.ValidateOptions{Strict: *strict}
 	if *against != "" {
+		var err error
 		if opts.Against, err = pipeline.Open(ctx, *against); err != nil {
 			fmt.Fprintf(stderr, "modelpub validate: --against: %v\n", err)
 			return ExitUsage
@@ -191,9 +175,7 @@ func runValidate(args []string, stdout, stderr io.Writer) int {
 		return ExitUsage
 	}
 	if *asJSON {
-		enc := json.NewEncoder(stdout)
-		enc.SetIndent("", "  ")
-		enc.Encode(rep)
+		printJSON(stdout, rep)
 	} else {
 		printReport(stdout, rep)
 	}

@@ -3,11 +3,9 @@ package cli
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
 	"path/filepath"
 	"strings"
 
@@ -42,19 +40,13 @@ needed; existing files of the same names are replaced.
 `
 
 func runShard(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("shard", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() { commandUsage(stderr, commands["shard"]) }
+	fs := newFlagSet("shard", stderr)
 	maxSize := fs.String("max-shard-size", "10GB", "")
 	dtypeName := fs.String("dtype", "", "")
 	variant := fs.String("variant", "", "")
 	base := fs.String("base", "", "")
-	pos, err := parseInterleaved(fs, args)
-	if err != nil {
-		return ExitUsage
-	}
-	if len(pos) != 2 {
-		fs.Usage()
+	pos, ok := parseArgs(fs, args, 2)
+	if !ok {
 		return ExitUsage
 	}
 	src, dir := pos[0], pos[1]
@@ -77,7 +69,7 @@ func runShard(args []string, stdout, stderr io.Writer) int {
 		return ExitUsage
 	}
 
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	ctx, stop := interruptible()
 	defer stop()
 
 	in, err := openWeights(src)
@@ -199,21 +191,4 @@ func (w *weightsInput) writeTensors(to tensors.DType) ([]tensors.WriteTensor, []
 		}
 	}
 	return ws, conv, nil
-}
-
-// parseInterleaved parses flags that may come before, between or after the
-// positional arguments, and returns the positional ones.
-func parseInterleaved(fs *flag.FlagSet, args []string) ([]string, error) {
-	var pos []string
-	for {
-		if err := fs.Parse(args); err != nil {
-			return nil, err
-		}
-		args = fs.Args()
-		if len(args) == 0 {
-			return pos, nil
-		}
-		pos = append(pos, args[0])
-		args = args[1:]
-	}
 }

@@ -4,6 +4,7 @@ go 1.26.8
 
 require (
 	fyne.io/fyne/v2 v2.7.1
+	github.com/nlpodyssey/gopickle v0.3.0
 	github.com/stretchr/testify v1.12.1
 	golang.org/x/sys v0.50.0
 )

@@ -164,7 +164,7 @@ func buildInspectReport(p *pipeline.Pipeline) inspectReport {
 				}
 				iw.Shards = append(iw.Shards, sh)
 			}
-			if w.Variant == "" && (w.Format == "safetensors" || c.Main() == w) {
+			if w.Variant == "" && c.Main() == w {
 				rep.Totals.Parameters += w.Parameters
 			}
 			ic.Weights = append(ic.Weights, iw)
@@ -217,11 +217,10 @@ func printInspect(w io.Writer, rep inspectReport, listTensors bool) {
 				fmt.Fprintf(w, ": cannot be read: %s\n", ws.Error)
 				continue
 			}
-			if ws.Format == "safetensors" {
-				fmt.Fprintf(w, ": %d tensors, %s parameters, %s (%s)\n", ws.Tensors, humanCount(ws.Parameters),
-					tensors.FormatSize(ws.DataBytes), dtypeMix(ws.DTypeBytes))
-			} else {
-				fmt.Fprintf(w, ": %s (pickle; converted to safetensors on save)\n", tensors.FormatSize(ws.DataBytes))
+			fmt.Fprintf(w, ": %d tensors, %s parameters, %s (%s)\n", ws.Tensors, humanCount(ws.Parameters),
+				tensors.FormatSize(ws.DataBytes), dtypeMix(ws.DTypeBytes))
+			if ws.Format == "bin" {
+				fmt.Fprintf(w, "    PyTorch pickle, read without running it; saved as safetensors\n")
 			}
 			if ws.Index != "" {
 				fmt.Fprintf(w, "    %s\n", ws.Index)
@@ -231,11 +230,7 @@ func printInspect(w io.Writer, rep inspectReport, listTensors bool) {
 				for _, t := range sh.Tensors {
 					bytes += t.Bytes
 				}
-				if ws.Format == "safetensors" {
-					fmt.Fprintf(w, "    %-42s %10s  %d tensors\n", sh.File, tensors.FormatSize(bytes), len(sh.Tensors))
-				} else {
-					fmt.Fprintf(w, "    %s\n", sh.File)
-				}
+				fmt.Fprintf(w, "    %-42s %10s  %d tensors\n", sh.File, tensors.FormatSize(bytes), len(sh.Tensors))
 				if listTensors {
 					for _, t := range sh.Tensors {
 						fmt.Fprintf(w, "      %-60s %-5s %v\n", t.Name, t.DType, t.Shape)

@@ -56,11 +56,14 @@ type WeightSet struct {
 	// LegacyNames is set when the files use the deprecated
 	// "{base}-00001-of-00002.{variant}" naming.
 	LegacyNames bool
-	// Tensors in file order (safetensors only; headers are all that is read).
+	// Tensors in file order: from safetensors headers, or from .bin pickles
+	// (Begin is then 0 and End the tensor's size); no tensor data is read.
 	Tensors    []Tensor
-	DataBytes  int64            // tensor data bytes (safetensors) or file bytes (.bin)
-	Parameters int64            // elements (safetensors only)
-	DTypeBytes map[string]int64 // data bytes per dtype (safetensors only)
+	DataBytes  int64            // tensor data bytes
+	Parameters int64            // elements
+	DTypeBytes map[string]int64 // data bytes per dtype
+	// Shared counts .bin tensors that share a storage with another tensor.
+	Shared int
 	// Err is why the set cannot be read: LFS pointers, a broken file, an
 	// index that disagrees with its shards.
 	Err error
@@ -389,11 +392,9 @@ func (p *Pipeline) readWeightSet(c *Component, cdir, prefix string, set *WeightS
 			set.Err = fmt.Errorf("%s: %w", prefix+name, ErrLFSPointer)
 			return
 		}
-		if set.Format == "bin" {
-			set.DataBytes += st.Size()
-		}
 	}
-	if set.Format != "safetensors" {
+	if set.Format == "bin" {
+		p.readBinSet(cdir, prefix, set)
 		return
 	}
 	set.DTypeBytes = map[string]int64{}

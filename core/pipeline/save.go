@@ -62,7 +62,6 @@ type LossyTensor struct {
 var (
 	ErrDestinationNotEmpty = errors.New("destination exists and is not empty (use --overwrite to replace it)")
 	ErrUnsupportedVariant  = errors.New("unsupported variant: use fp16 or bf16")
-	ErrBinNotSupported     = errors.New("reading PyTorch .bin weights is not supported yet; convert them to safetensors first")
 	ErrUnreadableWeights   = errors.New("weights cannot be read")
 )
 
@@ -144,13 +143,11 @@ func checkDestination(src, dst string, overwrite bool) error {
 	return nil
 }
 
-// sourceWeights returns the weight set Save reads a model component from.
+// sourceWeights returns the weight set Save reads a model component from:
+// its safetensors main weights, or its PyTorch .bin ones.
 func sourceWeights(c *Component) (*WeightSet, error) {
-	main := c.WeightSet("", "safetensors")
+	main := c.Main()
 	if main == nil {
-		if c.WeightSet("", "bin") != nil {
-			return nil, fmt.Errorf("%s: %w", displayName(c.Name), ErrBinNotSupported)
-		}
 		return nil, fmt.Errorf("%s: %w: no main weights file", displayName(c.Name), ErrUnreadableWeights)
 	}
 	if main.Err != nil {
@@ -192,12 +189,10 @@ func (s *saver) plannedBytes() int64 {
 		if c.Role != RoleModel || c.Null {
 			continue
 		}
-		for _, w := range c.Weights {
-			if w.Format == "safetensors" && w.Variant != s.opts.Variant {
-				n += w.DataBytes
-			}
+		for _, w := range carriedSets(c, s.opts.Variant) {
+			n += w.DataBytes
 		}
-		if main := c.WeightSet("", "safetensors"); main != nil && s.opts.Variant != "" {
+		if main := c.Main(); main != nil && s.opts.Variant != "" {
 			for _, t := range main.Tensors {
 				n += variantBytes(t.TensorInfo, s.to)
 			}
@@ -285,9 +280,9 @@ func (s *saver) component(ctx context.Context, c *Component) error {
 			return err
 		}
 	}
-	for _, w := range c.Weights {
-		if w.Variant == "" || w.Variant == s.opts.Variant || w.Format != "safetensors" {
-			continue // replaced by the new variant, or .bin (safetensors only)
+	for _, w := range carriedSets(c, s.opts.Variant) {
+		if w.Variant == "" {
+			continue // written above
 		}
 		if w.Err != nil {
 			return fmt.Errorf("%s variant %s: %w: %w", displayName(c.Name), w.Variant, ErrUnreadableWeights, w.Err)
@@ -299,36 +294,39 @@ func (s *saver) component(ctx context.Context, c *Component) error {
 	return nil
 }
 
+// carriedSets are the weight sets a save writes for c: per variant the
+// safetensors set, or the .bin one when there is no safetensors twin; the
+// variant being generated is left out.
+func carriedSets(c *Component, generated string) []*WeightSet {
+	var out []*WeightSet
+	for _, w := range c.Weights {
+		if w.Variant == generated && generated != "" {
+			continue
+		}
+		if best := c.WeightSet(w.Variant, ""); best == w {
+			out = append(out, w)
+		}
+	}
+	return out
+}
+
 // writeSet writes the tensors of set src as the weight set (base, variant)
 // of component c, converting floats to dtype to when it is not zero.
 func (s *saver) writeSet(ctx context.Context, c *Component, src *WeightSet, base, variant string, maxShard int64, to tensors.DType) error {
-	srcDir := filepath.Join(s.p.Dir, c.Name)
-	files := map[string]*tensors.File{}
-	defer func() {
-		for _, f := range files {
-			f.Close()
-		}
-	}()
+	rd := newSetReader(filepath.Join(s.p.Dir, c.Name), src.Format)
+	defer rd.Close()
 	var ws []tensors.WriteTensor
 	type conv struct {
 		name string
 		c    *tensors.Converted
 	}
 	var convs []conv
-	var meta tensors.Metadata
 	for _, t := range src.Tensors {
-		f := files[t.File]
-		if f == nil {
-			var err error
-			if f, err = tensors.Open(filepath.Join(srcDir, t.File)); err != nil {
-				return err
-			}
-			files[t.File] = f
-			if meta == nil {
-				meta = f.Header.Metadata
-			}
+		data, err := rd.source(t)
+		if err != nil {
+			return err
 		}
-		w := tensors.WriteTensor{Name: t.Name, DType: t.DType, Shape: t.Shape, Data: f.TensorSource(t.TensorInfo)}
+		w := tensors.WriteTensor{Name: t.Name, DType: t.DType, Shape: t.Shape, Data: data}
 		if to != 0 && convertible(t.DType) && t.DType != to {
 			cv, err := tensors.Convert(w.Data, t.DType, to)
 			if err != nil {
@@ -339,6 +337,7 @@ func (s *saver) writeSet(ctx context.Context, c *Component, src *WeightSet, base
 		}
 		ws = append(ws, w)
 	}
+	meta := rd.metadata()
 	out := filepath.Join(s.stage, c.Name)
 	var last int64
 	_, err := tensors.WriteSharded(ctx, out, ws, tensors.ShardedOptions{

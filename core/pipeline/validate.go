@@ -150,7 +150,7 @@ func (v *comparer) run(ctx context.Context) error {
 		if sc.Null || sc.Role != RoleModel {
 			continue
 		}
-		if main := sc.WeightSet("", "safetensors"); main != nil {
+		if main := sc.Main(); main != nil {
 			v.total += main.DataBytes
 		}
 	}
@@ -173,7 +173,7 @@ func (v *comparer) run(ctx context.Context) error {
 		if sc.Role != RoleModel {
 			continue
 		}
-		srcMain := sc.WeightSet("", "safetensors")
+		srcMain := sc.Main()
 		dstMain := dc.WeightSet("", "safetensors")
 		if srcMain == nil || srcMain.Err != nil || dstMain == nil || dstMain.Err != nil {
 			continue // reported by the checks above, or not comparable
@@ -185,7 +185,7 @@ func (v *comparer) run(ctx context.Context) error {
 			if dw.Variant == "" || dw.Format != "safetensors" || dw.Err != nil {
 				continue
 			}
-			sw := sc.WeightSet(dw.Variant, "safetensors")
+			sw := sc.WeightSet(dw.Variant, "")
 			if sw != nil && sw.Err != nil {
 				sw = nil
 			}
@@ -260,6 +260,8 @@ func (v *comparer) compareSet(ctx context.Context, sc *Component, sw *WeightSet,
 			r.problem("unexpected-tensor", dc.Name, "%s: tensor %q is not in the source", label, t.Name)
 		}
 	}
+	srcRd := newSetReader(filepath.Join(v.src.Dir, sc.Name), sw.Format)
+	defer srcRd.Close()
 	files := map[string]*tensors.File{}
 	defer func() {
 		for _, f := range files {
@@ -291,7 +293,7 @@ func (v *comparer) compareSet(ctx context.Context, sc *Component, sw *WeightSet,
 			r.problem("tensor-type", dc.Name, "%s: tensor %q is %s %v, expected %s %v", label, st.Name, dt.DType, dt.Shape, wantDType, st.Shape)
 			continue
 		}
-		sf, err := open(filepath.Join(v.src.Dir, sc.Name), st.File)
+		want, err := srcRd.source(st)
 		if err != nil {
 			return err
 		}
@@ -299,7 +301,6 @@ func (v *comparer) compareSet(ctx context.Context, sc *Component, sw *WeightSet,
 		if err != nil {
 			return err
 		}
-		var want tensors.Source = sf.TensorSource(st.TensorInfo)
 		var conv *tensors.Converted
 		if wantDType != st.DType {
 			if conv, err = tensors.Convert(want, st.DType, wantDType); err != nil {

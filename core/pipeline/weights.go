@@ -1,0 +1,103 @@
+package pipeline
+
+import (
+	"fmt"
+	"path/filepath"
+
+	"modelpub/core/tensors"
+	"modelpub/core/torchbin"
+)
+
+// setReader opens the files of one weight set, safetensors or PyTorch
+// .bin, as they are needed, and gives each tensor's bytes as a Source.
+type setReader struct {
+	dir    string
+	format string
+	st     map[string]*tensors.File
+	pt     map[string]*torchbin.Checkpoint
+}
+
+func newSetReader(dir, format string) *setReader {
+	return &setReader{dir: dir, format: format, st: map[string]*tensors.File{}, pt: map[string]*torchbin.Checkpoint{}}
+}
+
+// source streams tensor t of the set.
+func (r *setReader) source(t Tensor) (tensors.Source, error) {
+	path := filepath.Join(r.dir, t.File)
+	if r.format == "bin" {
+		c := r.pt[t.File]
+		if c == nil {
+			var err error
+			if c, err = torchbin.Open(path); err != nil {
+				return nil, err
+			}
+			r.pt[t.File] = c
+		}
+		bt, ok := c.Tensor(t.Name)
+		if !ok {
+			return nil, fmt.Errorf("%s: tensor %q is gone", path, t.Name)
+		}
+		return c.Source(bt), nil
+	}
+	f := r.st[t.File]
+	if f == nil {
+		var err error
+		if f, err = tensors.Open(path); err != nil {
+			return nil, err
+		}
+		r.st[t.File] = f
+	}
+	return f.TensorSource(t.TensorInfo), nil
+}
+
+// metadata is the __metadata__ of the set's first safetensors file.
+func (r *setReader) metadata() tensors.Metadata {
+	for _, f := range r.st {
+		return f.Header.Metadata
+	}
+	return nil
+}
+
+func (r *setReader) Close() {
+	for _, f := range r.st {
+		f.Close()
+	}
+	for _, c := range r.pt {
+		c.Close()
+	}
+}
+
+// readBinSet lists the tensors of a .bin weight set from its pickles,
+// reading no storage bytes.
+func (p *Pipeline) readBinSet(cdir, prefix string, set *WeightSet) {
+	set.DTypeBytes = map[string]int64{}
+	set.DataBytes = 0
+	for _, name := range set.Files {
+		c, err := torchbin.Open(filepath.Join(cdir, name))
+		if err != nil {
+			set.Err = err
+			return
+		}
+		for _, bt := range c.Tensors {
+			n := bt.ByteSize()
+			set.Tensors = append(set.Tensors, Tensor{
+				TensorInfo: tensors.TensorInfo{Name: bt.Name, DType: bt.DType, Shape: bt.Shape, Begin: 0, End: n},
+				File:       name,
+			})
+			set.DataBytes += n
+			set.Parameters += bt.NumElements()
+			set.DTypeBytes[bt.DType.String()] += n
+			if len(bt.SharesStorageWith) > 0 {
+				set.Shared++
+			}
+		}
+		if len(c.Skipped) > 0 {
+			p.warn("bin-non-tensors", prefix+name, "%s holds entries that are not tensors (%v); they are not carried into safetensors", prefix+name, c.Skipped)
+		}
+		c.Close()
+	}
+	if set.Shared > 0 {
+		p.warn("bin-shared-storage", prefix+set.Files[0], "%s: %d tensors share storage with others (tied weights or views); each gets its own copy in safetensors",
+			prefix+set.Files[0], set.Shared)
+	}
+}

@@ -31,6 +31,7 @@ func main() {
 	bin := flag.String("bin", "bin/modelpub", "the modelpub binary to measure")
 	dir := flag.String("dir", "", "folder for the generated inputs (default: a folder under the system temp dir, kept between runs)")
 	runs := flag.Int("runs", 5, "timed runs per measurement; the median is reported")
+	only := flag.String("only", "", "run only these groups, comma-separated: kernel, listing, files, pipelines")
 	flag.Parse()
 	if *dir == "" {
 		*dir = filepath.Join(os.TempDir(), "modelpub-bench")
@@ -41,10 +42,15 @@ func main() {
 	check(os.MkdirAll(*dir, 0o755))
 	b := &bench{bin: *bin, dir: *dir, runs: *runs}
 	b.table = append(b.table, row{"measurement", "value", "reference", "ratio", "target", "ok"})
-	b.kernel()
-	b.listing()
-	b.reshardAndConvert()
-	b.pipelines()
+	groups := []struct {
+		name string
+		run  func()
+	}{{"kernel", b.kernel}, {"listing", b.listing}, {"files", b.reshardAndConvert}, {"pipelines", b.pipelines}}
+	for _, g := range groups {
+		if *only == "" || slices.Contains(strings.Split(*only, ","), g.name) {
+			g.run()
+		}
+	}
 	b.print()
 }
 

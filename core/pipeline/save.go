@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 
 	"modelpub/core/tensors"
 )
@@ -157,6 +158,7 @@ func sourceWeights(c *Component) (*WeightSet, error) {
 }
 
 type saver struct {
+	mu          sync.Mutex // guards done, total, res.Lossy and calls to opts.Progress
 	p           *Pipeline
 	stage       string
 	opts        SaveOptions
@@ -166,6 +168,8 @@ type saver struct {
 }
 
 func (s *saver) progress(file string, n int64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	s.done += n
 	s.total = max(s.total, s.done) // the plan counts tensor data, not headers
 	if s.opts.Progress != nil {
@@ -270,14 +274,33 @@ func (s *saver) component(ctx context.Context, c *Component) error {
 			maxShard = TransformersMaxShardSize
 		}
 	}
-	// Main weights first, then variants: diffusers' own clean-up rule would
-	// delete variant shards on a later main save, never the reverse.
-	if err := s.writeSet(ctx, c, main, base, "", maxShard, 0); err != nil {
-		return err
-	}
-	if s.opts.Variant != "" {
-		if err := s.writeSet(ctx, c, main, base, s.opts.Variant, maxShard, s.to); err != nil {
+	// The main weights (copied in the kernel) and the precision variant
+	// (converted on a CPU) are written at the same time: the stage is a new
+	// folder, so no clean-up order matters, and the two use different
+	// resources.
+	if s.opts.Variant == "" {
+		if err := s.writeSet(ctx, c, main, base, "", maxShard, 0); err != nil {
 			return err
+		}
+	} else {
+		ctx, cancel := context.WithCancel(ctx)
+		var wg sync.WaitGroup
+		var variantErr error
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if variantErr = s.writeSet(ctx, c, main, base, s.opts.Variant, maxShard, s.to); variantErr != nil {
+				cancel()
+			}
+		}()
+		mainErr := s.writeSet(ctx, c, main, base, "", maxShard, 0)
+		if mainErr != nil {
+			cancel()
+		}
+		wg.Wait()
+		cancel()
+		if err := errors.Join(mainErr, variantErr); err != nil {
+			return firstCause(mainErr, variantErr)
 		}
 	}
 	for _, w := range carriedSets(c, s.opts.Variant) {
@@ -292,6 +315,20 @@ func (s *saver) component(ctx context.Context, c *Component) error {
 		}
 	}
 	return nil
+}
+
+// firstCause picks the error to report when two writers failed: the one
+// that is not merely the other's cancellation.
+func firstCause(a, b error) error {
+	switch {
+	case a == nil:
+		return b
+	case b == nil:
+		return a
+	case errors.Is(a, context.Canceled):
+		return b
+	}
+	return a
 }
 
 // carriedSets are the weight sets a save writes for c: per variant the
@@ -350,6 +387,8 @@ func (s *saver) writeSet(ctx context.Context, c *Component, src *WeightSet, base
 	if err != nil {
 		return err
 	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	for _, cv := range convs {
 		if st := cv.c.Stats(); st.Overflow > 0 || st.Underflow > 0 {
 			s.res.Lossy = append(s.res.Lossy, LossyTensor{Component: c.Name, Tensor: cv.name, Variant: variant, ConvStats: st})

@@ -1,4 +1,75 @@
-// Package hub will speak the Hugging Face Hub's publish protocol: preupload,
-// LFS batch and multipart uploads, NDJSON commits and pull requests. It knows
-// nothing of tensors or pipelines; it moves files.
+// Package hub speaks the Hugging Face Hub's publish protocol: whoami, repo
+// creation and info, tree listing, branches, preupload, the git-LFS batch
+// API with basic and multipart transfers, and NDJSON commits (optionally as
+// pull requests). It knows nothing of tensors or pipelines; it moves files.
+// The wire facts it follows are in shared/reference/hub-protocol.md (§ refs
+// in comments point there).
+//
+// # Client
+//
+// NewClient takes Options: the endpoint (else HF_ENDPOINT, else
+// https://huggingface.co), a token, the version for the User-Agent
+// ("modelpub/<version> (go…; os/arch)"), an optional *http.Client, a
+// RetryPolicy and a log function. The token is sent as "Authorization:
+// Bearer" only on Hub API calls whose URL has the endpoint's origin; upload
+// URLs (basic PUT, part PUTs) and completion URLs never get it, even on the
+// same origin, and a redirect to another origin drops it.
+//
+// Each call is a method: WhoAmI, CreateRepo (ExistOK turns a 409 into the
+// url from its body), RepoInfo, ListTree (follows Link rel="next"),
+// PathsInfo, CreateBranch, Preupload (batches of 256), LFSBatch (batches of
+// 256, transfers basic+multipart, hash_algo sha256), UploadLFSObject and
+// Commit. Commit operations are plain data: AddFile (streamed from disk,
+// base64), AddLFS, DeleteFile, DeleteFolder. Repo ids (ParseRepoID,
+// RepoID.Validate) and paths (CleanPath) are validated as huggingface_hub
+// does before any request.
+//
+// # Errors
+//
+// Every failure of a Hub call is an *Error that wraps one sentinel of a
+// closed set: ErrUnauthorized, ErrForbidden, ErrRepoNotFound,
+// ErrRevisionNotFound, ErrEntryNotFound, ErrRateLimited (Error.RetryAfter),
+// ErrConflict, ErrTooLarge, ErrServer, ErrBadRequest, ErrNetwork, plus
+// ErrInvalidRepoID and ErrInvalidPath for local validation. The kind comes
+// from X-Error-Code, X-Error-Message, the JSON error and the status, as
+// huggingface_hub's hf_raise_for_status maps them; Error.Hint says what to
+// do (for a read-only token: "the token has read access only; create a
+// write token at {endpoint}/settings/tokens"). The token is scrubbed from
+// every message and never passed to Logf or Progress; URL queries
+// (signatures) are dropped from network errors.
+//
+// # Retries
+//
+// Idempotent calls (repo info, listing pages, paths-info, preupload, LFS
+// batch, each PUT, completion, verify) are retried per request on 408, 429,
+// 500, 502, 503, 504 and network errors, with exponential backoff and
+// jitter (defaults 1s doubling to 8s, 5 retries), honouring Retry-After and,
+// on 429, RateLimit's t. A part retry re-reads only its own
+// io.SectionReader. whoami and create repo are not retried, like
+// huggingface_hub. The commit is never re-sent blindly: after a lost answer
+// or a 5xx it reads the branch head; unchanged means the commit did not
+// land and it is sent again, moved means it checks (paths-info) whether
+// the files now match the operations — then the commit landed — otherwise
+// it reports ErrConflict. Cancelling ctx stops waits, requests and hashing
+// promptly.
+//
+// # Upload engine
+//
+// UploadFolder uploads a folder as one commit: scan and validate
+// (skipping .git and .cache folders), preupload, hash (SHA-256 for LFS
+// files, git blob SHA-1 for regular ones, both for files up to 10 MiB; one
+// read pass per file, several files at once), LFS batch, uploads (Concurrency
+// objects at once; PartConcurrency PUTs in flight across all of them, default
+// 8), commit. A file whose preupload oid equals the local one is not
+// committed; an LFS object answered without actions is not sent; when
+// nothing changed no commit is made and the head is returned with
+// CommitInfo.NoChanges. Files are streamed from disk and never held whole in
+// memory. A HashCache (JSON, default os.UserCacheDir()/modelpub/
+// hub-hashes.json) keyed by path, size, mtime and inode means an unchanged
+// file is never hashed twice. Progress reports per file and in total
+// (bytes, rate) go to one callback, serialized and throttled.
+//
+// Multipart uploads follow rclone's contract: write part n, complete,
+// abort (the Hub has no abort call; unfinished uploads expire), with one
+// driver owning the concurrency and the final byte-count check.
 package hub

@@ -1,0 +1,242 @@
+package hub
+
+import (
+	"context"
+	"crypto/sha1"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"hash"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"time"
+)
+
+// gitBlobSHA1 is git's object id of a blob: sha1("blob <n>\0" + data).
+func gitBlobSHA1(b []byte) string {
+	h := sha1.New()
+	fmt.Fprintf(h, "blob %d\x00", len(b))
+	h.Write(b)
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// fileHashes are the two ids of a file's content.
+type fileHashes struct {
+	SHA256 string `json:"sha256,omitempty"` // LFS oid
+	SHA1   string `json:"sha1,omitempty"`   // git blob sha1
+}
+
+// hashReadHook, when set by tests, is called for every file actually read
+// for hashing (a cache hit does not call it).
+var hashReadHook func(path string)
+
+// hashFile reads path once and computes the hashes asked for, reporting
+// bytes read to progress. It stops within one buffer when ctx is done.
+func hashFile(ctx context.Context, path string, size int64, want256, want1 bool, progress func(int64)) (fileHashes, error) {
+	if hashReadHook != nil {
+		hashReadHook(path)
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return fileHashes{}, err
+	}
+	defer f.Close()
+	var hs []hash.Hash
+	var h256, h1 hash.Hash
+	if want256 {
+		h256 = sha256.New()
+		hs = append(hs, h256)
+	}
+	if want1 {
+		h1 = sha1.New()
+		fmt.Fprintf(h1, "blob %d\x00", size)
+		hs = append(hs, h1)
+	}
+	buf := make([]byte, 1<<20)
+	var n int64
+	for {
+		if err := ctx.Err(); err != nil {
+			return fileHashes{}, err
+		}
+		k, err := f.Read(buf)
+		if k > 0 {
+			for _, h := range hs {
+				h.Write(buf[:k])
+			}
+			n += int64(k)
+			if progress != nil {
+				progress(int64(k))
+			}
+		}
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return fileHashes{}, err
+		}
+	}
+	if n != size {
+		return fileHashes{}, fmt.Errorf("hub: %s changed while it was hashed (%d bytes, expected %d)", path, n, size)
+	}
+	var out fileHashes
+	if h256 != nil {
+		out.SHA256 = hex.EncodeToString(h256.Sum(nil))
+	}
+	if h1 != nil {
+		out.SHA1 = hex.EncodeToString(h1.Sum(nil))
+	}
+	return out, nil
+}
+
+// HashCache remembers the hashes of local files, keyed by absolute path and
+// checked against size, modification time and inode, so an unchanged file
+// is never hashed twice. It is safe for concurrent use and stored as JSON.
+type HashCache struct {
+	path string
+
+	mu      sync.Mutex
+	entries map[string]cacheEntry
+	dirty   bool
+}
+
+type cacheEntry struct {
+	Size    int64  `json:"size"`
+	MtimeNs int64  `json:"mtime_ns"`
+	Inode   uint64 `json:"inode"`
+	Dev     uint64 `json:"dev"`
+	fileHashes
+	Used int64 `json:"used"` // unix seconds of the last hit, for pruning
+}
+
+// cacheFile is the on-disk form.
+type cacheFile struct {
+	Version int                   `json:"version"`
+	Files   map[string]cacheEntry `json:"files"`
+}
+
+// cacheMaxAge drops entries not used for this long when saving.
+const cacheMaxAge = 90 * 24 * time.Hour
+
+// DefaultHashCachePath is os.UserCacheDir()/modelpub/hub-hashes.json.
+func DefaultHashCachePath() (string, error) {
+	dir, err := os.UserCacheDir()
+	if err != nil {
+		return "", err
+	}
+	return filepath.Join(dir, "modelpub", "hub-hashes.json"), nil
+}
+
+// OpenHashCache loads the cache at path ("" → DefaultHashCachePath). A
+// missing or unreadable file gives an empty cache, not an error.
+func OpenHashCache(path string) (*HashCache, error) {
+	if path == "" {
+		p, err := DefaultHashCachePath()
+		if err != nil {
+			return nil, err
+		}
+		path = p
+	}
+	hc := &HashCache{path: path, entries: map[string]cacheEntry{}}
+	// A damaged or missing cache only costs re-hashing.
+	if b, err := os.ReadFile(path); err == nil {
+		var f cacheFile
+		if json.Unmarshal(b, &f) == nil && f.Version == 1 && f.Files != nil {
+			hc.entries = f.Files
+		}
+	}
+	return hc, nil
+}
+
+// lookup returns the cached hashes of a file if its identity is unchanged.
+func (hc *HashCache) lookup(abs string, st fileStat) (fileHashes, bool) {
+	if hc == nil {
+		return fileHashes{}, false
+	}
+	hc.mu.Lock()
+	defer hc.mu.Unlock()
+	e, ok := hc.entries[abs]
+	if !ok || e.Size != st.size || e.MtimeNs != st.mtimeNs || e.Inode != st.inode || e.Dev != st.dev {
+		return fileHashes{}, false
+	}
+	if now := time.Now().Unix(); now-e.Used > 3600 {
+		e.Used = now
+		hc.entries[abs] = e
+		hc.dirty = true
+	}
+	return e.fileHashes, true
+}
+
+// store records hashes, merging with what is cached for the same identity.
+func (hc *HashCache) store(abs string, st fileStat, h fileHashes) {
+	if hc == nil {
+		return
+	}
+	hc.mu.Lock()
+	defer hc.mu.Unlock()
+	e := hc.entries[abs]
+	if e.Size != st.size || e.MtimeNs != st.mtimeNs || e.Inode != st.inode || e.Dev != st.dev {
+		e = cacheEntry{Size: st.size, MtimeNs: st.mtimeNs, Inode: st.inode, Dev: st.dev}
+	}
+	if h.SHA256 != "" {
+		e.SHA256 = h.SHA256
+	}
+	if h.SHA1 != "" {
+		e.SHA1 = h.SHA1
+	}
+	e.Used = time.Now().Unix()
+	hc.entries[abs] = e
+	hc.dirty = true
+}
+
+// Save writes the cache through a temporary file and a rename, pruning
+// entries unused for 90 days. It does nothing when nothing changed.
+func (hc *HashCache) Save() error {
+	if hc == nil {
+		return nil
+	}
+	hc.mu.Lock()
+	defer hc.mu.Unlock()
+	if !hc.dirty {
+		return nil
+	}
+	cutoff := time.Now().Add(-cacheMaxAge).Unix()
+	for k, e := range hc.entries {
+		if e.Used < cutoff {
+			delete(hc.entries, k)
+		}
+	}
+	b, err := json.Marshal(cacheFile{Version: 1, Files: hc.entries})
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Dir(hc.path), 0o700); err != nil {
+		return err
+	}
+	tmp := hc.path + ".tmp" + strconv.Itoa(os.Getpid())
+	if err := os.WriteFile(tmp, b, 0o600); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, hc.path); err != nil {
+		os.Remove(tmp)
+		return err
+	}
+	hc.dirty = false
+	return nil
+}
+
+// fileStat is the identity of a local file for the cache.
+type fileStat struct {
+	size    int64
+	mtimeNs int64
+	inode   uint64
+	dev     uint64
+}
+
+func statOf(fi os.FileInfo) fileStat {
+	dev, ino := fileID(fi)
+	return fileStat{size: fi.Size(), mtimeNs: fi.ModTime().UnixNano(), inode: ino, dev: dev}
+}

@@ -1,0 +1,55 @@
+// Package hubemu is a local Hugging Face Hub: the publish protocol of
+// huggingface.co (hub-protocol.md) served over HTTP, with real repo state
+// on disk. It exists to test Hub clients offline — ours and the official
+// ones — and to rehearse a publish and browse what would have been pushed.
+// It has its own wire structs and does not import the client in core/hub.
+//
+// Endpoints (the repo type prefix is models/datasets/spaces in API URLs
+// and ""/datasets//spaces/ in git and resolve URLs):
+//
+//	GET    /api/whoami-v2
+//	POST   /api/repos/create                      409 with "url" when it exists
+//	DELETE /api/repos/delete
+//	POST   /api/validate-yaml                     always valid
+//	GET    /api/{type}s/{ns}/{name}[/revision/{rev}]   repo info (?blobs=true)
+//	POST   /api/{type}s/{ns}/{name}/preupload/{rev}
+//	POST   /api/{type}s/{ns}/{name}/commit/{rev}  NDJSON, ?create_pr=1
+//	GET    /api/{type}s/{ns}/{name}/tree/{rev}[/{path}]  Link pagination
+//	POST   /api/{type}s/{ns}/{name}/paths-info/{rev}     JSON or form
+//	POST   /api/{type}s/{ns}/{name}/branch/{branch}      body {"startingPoint"}
+//	DELETE /api/{type}s/{ns}/{name}/branch/{branch}
+//	GET    /api/{type}s/{ns}/{name}/refs[?include_prs=1]
+//	GET    /api/{type}s/{ns}/{name}/commits/{rev}
+//	PUT    /api/{type}s/{ns}/{name}/settings             {"private","gated"}
+//	POST   /{prefix}{ns}/{name}.git/info/lfs/objects/batch
+//	POST   /{prefix}{ns}/{name}.git/info/lfs/objects/verify
+//	GET|HEAD /{prefix}{ns}/{name}/resolve/{rev}/{path}   Range, ETag
+//	GET|HEAD /{prefix}{ns}/{name}/raw/{rev}/{path}       LFS pointers
+//	PUT    /_emu/lfs/upload/{oid}?…&sig=          presigned basic upload
+//	PUT    /_emu/lfs/part/{oid}/{n}?…&sig=        presigned part, answers ETag
+//	POST   /_emu/lfs/complete/{oid}?…&sig=        multipart completion
+//
+// Deliberate differences from huggingface.co:
+//   - LFS files are served by resolve directly (200/206) instead of a 302 to
+//     a CDN; the headers a client reads (ETag, X-Linked-Etag, X-Linked-Size,
+//     X-Repo-Commit, Content-Range) are the Hub's.
+//   - The LFS batch always answers "transfer":"basic" (never xet), with a
+//     verify action for basic uploads only.
+//   - LFS objects are content-addressed across all repos of the server.
+//   - Only the root .gitattributes decides the upload mode; nested ones are
+//     ignored. Preupload answers "lfs" for a non-empty file that the
+//     attributes track, that is ≥ 10 MiB, or whose sample is binary (NUL
+//     or not UTF-8); the commit refuses a regular file over 10 MiB.
+//   - Tokens map to users; a user writes to its own namespace only (no
+//     organisations). With Options.Tokens nil, any "hf_" token is user
+//     "user" and may write anywhere.
+//   - Presigned upload URLs refuse a request carrying Authorization (400, as
+//     S3 does), and every such request is recorded, so tests can assert that
+//     a client never sends its token to storage.
+//
+// Faults (Options.Faults, ParseFaults) strike per endpoint class. 500, 503,
+// 429 and drop happen before the handler runs, so they never change state;
+// slow delays the request; lost runs the handler to completion — a commit
+// is applied atomically — and then drops the connection, the case where a
+// client must look at the branch head before retrying.
+package hubemu

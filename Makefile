@@ -24,7 +24,7 @@ define install_missing
 	fi
 endef
 
-.PHONY: run build test bench fuzz deps deps-bench fmt clean
+.PHONY: run build test bench fuzz deps deps-node deps-bench fmt clean
 
 run: build
 	./$(BIN)
@@ -35,10 +35,16 @@ build: deps
 deps:
 	$(call install_missing,$(BUILD_PKGS))
 
+# The Hub conformance test runs the official npm client against the emulator.
+deps-node:
+	@if ! command -v node >/dev/null || ! command -v npm >/dev/null; then \
+		echo "installing: nodejs npm"; $(APT) update -qq && $(APT) install -y -qq --no-install-recommends nodejs npm; \
+	fi
+
 deps-bench: deps
 	$(call install_missing,$(BENCH_PKGS))
 
-test: deps
+test: deps deps-node
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	if [ -n "$$unformatted" ]; then echo "gofmt needed on:"; echo "$$unformatted"; exit 1; fi
 	$(GO) vet ./...

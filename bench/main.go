@@ -45,7 +45,7 @@ func main() {
 	groups := []struct {
 		name string
 		run  func()
-	}{{"kernel", b.kernel}, {"listing", b.listing}, {"files", b.reshardAndConvert}, {"pipelines", b.pipelines}}
+	}{{"kernel", b.kernel}, {"listing", b.listing}, {"files", b.reshardAndConvert}, {"pipelines", b.pipelines}, {"hub", b.hub}}
 	for _, g := range groups {
 		if *only == "" || slices.Contains(strings.Split(*only, ","), g.name) {
 			g.run()

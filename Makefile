@@ -60,9 +60,9 @@ bench: deps-bench build
 # Fuzz every parser of untrusted bytes for FUZZTIME each.
 FUZZTIME ?= 60s
 fuzz:
-	$(GO) test ./core/tensors/ -run '^$$' -fuzz '^FuzzReadHeader$$' -fuzztime $(FUZZTIME) -timeout 0
-	$(GO) test ./core/tensors/ -run '^$$' -fuzz '^FuzzParseIndex$$' -fuzztime $(FUZZTIME) -timeout 0
-	$(GO) test ./core/tensors/ -run '^$$' -fuzz '^FuzzParseSize$$' -fuzztime $(FUZZTIME) -timeout 0
+	for t in FuzzReadHeader FuzzParseIndex FuzzParseSize FuzzPythonJSON; do \
+		$(GO) test ./core/tensors/ -run '^$$' -fuzz "^$$t\$$" -fuzztime $(FUZZTIME) -timeout 0 || exit 1; done
+	$(GO) test ./core/torchbin/ -run '^$$' -fuzz '^FuzzPlan$$' -fuzztime $(FUZZTIME) -timeout 0
 
 clean:
 	rm -rf bin

@@ -33,7 +33,7 @@ type Options struct {
 	UserAgent  string                                     // replaces the whole User-Agent when set
 	HTTPClient *http.Client                               // base client; nil → a pooled transport. Its redirect policy is wrapped.
 	Retry      RetryPolicy                                // backoff for idempotent calls and uploads
-	Logf       func(string, ...any)                       // retry and skip notices; nil → silent. Never receives the token.
+	Logf       func(string, ...any)                       // retry and skip notices, one call at a time; nil → silent. Never receives the token.
 	Sleep      func(context.Context, time.Duration) error // test hook; nil → a timer that honours ctx
 }
 
@@ -83,6 +83,16 @@ func NewClient(opts Options) (*Client, error) {
 	}
 	if c.logf == nil {
 		c.logf = func(string, ...any) {}
+	} else {
+		// Uploads log from many goroutines; calls are serialized so a
+		// caller's logger need not be safe for concurrent use.
+		var mu sync.Mutex
+		logf := c.logf
+		c.logf = func(format string, a ...any) {
+			mu.Lock()
+			defer mu.Unlock()
+			logf(format, a...)
+		}
 	}
 	c.userAgent = opts.UserAgent
 	if c.userAgent == "" {

@@ -275,6 +275,10 @@ func dtypeMix(m map[string]int64) string {
 		if total > 0 {
 			pct = 100 * float64(m[k]) / float64(total)
 		}
+		if pct > 0 && pct < 1 {
+			parts = append(parts, k+" <1%")
+			continue
+		}
 		parts = append(parts, fmt.Sprintf("%s %.0f%%", k, pct))
 	}
 	if len(parts) == 0 {

@@ -126,58 +126,46 @@ func copy32(dst, src []byte) ConvStats {
 	return ConvStats{}
 }
 
-// Each kernel converts n = min(len(src)/srcSize, len(dst)/dstSize) elements:
-// the assembly (when asm is set and available) takes the largest multiple
-// of its block size, the pure-Go loop the rest.
+// asmKernel converts n elements, n a positive multiple of asmBlock, and
+// returns the overflow and underflow counts.
+type asmKernel func(dst, src *byte, n int) (overflow, underflow int64)
 
-func convertF32ToF16(dst, src []byte, asm bool) (st ConvStats) {
-	n := min(len(src)/4, len(dst)/2)
+// convertWith converts n = min(len(src)/in, len(dst)/out) elements: the
+// assembly (when asm is set and available) takes the largest multiple of its
+// block size, the portable kernel the rest.
+func convertWith(dst, src []byte, in, out int, asm bool, k asmKernel, portable ConvertFunc) (st ConvStats) {
+	n := min(len(src)/in, len(dst)/out)
 	done := 0
 	if asm && haveAsm {
-		done, st = f32ToF16Asm(dst, src, n)
+		done, st = runAsm(k, dst, src, n, in, out)
 	}
-	st.Add(f32ToF16Go(dst[2*done:2*n], src[4*done:4*n]))
+	st.Add(portable(dst[out*done:out*n], src[in*done:in*n]))
 	return st
 }
 
-func convertF32ToBF16(dst, src []byte, asm bool) (st ConvStats) {
-	n := min(len(src)/4, len(dst)/2)
-	done := 0
-	if asm && haveAsm {
-		done, st = f32ToBF16Asm(dst, src, n)
-	}
-	st.Add(f32ToBF16Go(dst[2*done:2*n], src[4*done:4*n]))
-	return st
+func convertF32ToF16(dst, src []byte, asm bool) ConvStats {
+	return convertWith(dst, src, 4, 2, asm, asmF32ToF16, f32ToF16Go)
 }
 
-func convertBF16ToF16(dst, src []byte, asm bool) (st ConvStats) {
-	n := min(len(src)/2, len(dst)/2)
-	done := 0
-	if asm && haveAsm {
-		done, st = bf16ToF16Asm(dst, src, n)
-	}
-	st.Add(bf16ToF16Go(dst[2*done:2*n], src[2*done:2*n]))
-	return st
+func convertF32ToBF16(dst, src []byte, asm bool) ConvStats {
+	return convertWith(dst, src, 4, 2, asm, asmF32ToBF16, f32ToBF16Go)
+}
+
+func convertBF16ToF16(dst, src []byte, asm bool) ConvStats {
+	return convertWith(dst, src, 2, 2, asm, asmBF16ToF16, bf16ToF16Go)
 }
 
 func convertF16ToF32(dst, src []byte, asm bool) ConvStats {
-	n := min(len(src)/2, len(dst)/4)
-	done := 0
-	if asm && haveAsm {
-		done = f16ToF32Asm(dst, src, n)
-	}
-	f16ToF32Go(dst[4*done:4*n], src[2*done:2*n])
-	return ConvStats{}
+	return convertWith(dst, src, 2, 4, asm, asmF16ToF32, widening(f16ToF32Go))
 }
 
 func convertBF16ToF32(dst, src []byte, asm bool) ConvStats {
-	n := min(len(src)/2, len(dst)/4)
-	done := 0
-	if asm && haveAsm {
-		done = bf16ToF32Asm(dst, src, n)
-	}
-	bf16ToF32Go(dst[4*done:4*n], src[2*done:2*n])
-	return ConvStats{}
+	return convertWith(dst, src, 2, 4, asm, asmBF16ToF32, widening(bf16ToF32Go))
+}
+
+// widening adapts a kernel that cannot lose values to ConvertFunc.
+func widening(k func(dst, src []byte)) ConvertFunc {
+	return func(dst, src []byte) ConvStats { k(dst, src); return ConvStats{} }
 }
 
 // Overflow and underflow are decided on the input bits alone: a is the

@@ -35,57 +35,26 @@ func f16ToF32AVX2(dst, src *byte, n int)
 //go:noescape
 func bf16ToF32AVX2(dst, src *byte, n int)
 
-// The wrappers below convert the largest multiple of asmBlock elements not
-// above n (the caller guarantees dst and src hold n elements) and return how
-// many they converted; the portable kernel does the tail.
+// The kernels with one signature: the widening ones count nothing.
+var (
+	asmF32ToF16  asmKernel = f32ToF16AVX2
+	asmF32ToBF16 asmKernel = f32ToBF16AVX2
+	asmBF16ToF16 asmKernel = bf16ToF16AVX2
+	asmF16ToF32  asmKernel = func(d, s *byte, n int) (int64, int64) { f16ToF32AVX2(d, s, n); return 0, 0 }
+	asmBF16ToF32 asmKernel = func(d, s *byte, n int) (int64, int64) { bf16ToF32AVX2(d, s, n); return 0, 0 }
+)
 
-func f32ToF16Asm(dst, src []byte, n int) (done int, st ConvStats) {
+// runAsm converts the largest multiple of asmBlock elements not above n
+// with k, in calls of at most asmCall elements, and returns how many it
+// converted; the portable kernel does the tail. in and out are the element
+// sizes; the caller guarantees dst and src hold n elements.
+func runAsm(k asmKernel, dst, src []byte, n, in, out int) (done int, st ConvStats) {
 	for n-done >= asmBlock {
 		m := min(n-done, asmCall) &^ (asmBlock - 1)
-		ov, uf := f32ToF16AVX2(&dst[2*done], &src[4*done], m)
+		ov, uf := k(&dst[out*done], &src[in*done], m)
 		st.Overflow += ov
 		st.Underflow += uf
 		done += m
 	}
 	return done, st
-}
-
-func f32ToBF16Asm(dst, src []byte, n int) (done int, st ConvStats) {
-	for n-done >= asmBlock {
-		m := min(n-done, asmCall) &^ (asmBlock - 1)
-		ov, uf := f32ToBF16AVX2(&dst[2*done], &src[4*done], m)
-		st.Overflow += ov
-		st.Underflow += uf
-		done += m
-	}
-	return done, st
-}
-
-func bf16ToF16Asm(dst, src []byte, n int) (done int, st ConvStats) {
-	for n-done >= asmBlock {
-		m := min(n-done, asmCall) &^ (asmBlock - 1)
-		ov, uf := bf16ToF16AVX2(&dst[2*done], &src[2*done], m)
-		st.Overflow += ov
-		st.Underflow += uf
-		done += m
-	}
-	return done, st
-}
-
-func f16ToF32Asm(dst, src []byte, n int) (done int) {
-	for n-done >= asmBlock {
-		m := min(n-done, asmCall) &^ (asmBlock - 1)
-		f16ToF32AVX2(&dst[4*done], &src[2*done], m)
-		done += m
-	}
-	return done
-}
-
-func bf16ToF32Asm(dst, src []byte, n int) (done int) {
-	for n-done >= asmBlock {
-		m := min(n-done, asmCall) &^ (asmBlock - 1)
-		bf16ToF32AVX2(&dst[4*done], &src[2*done], m)
-		done += m
-	}
-	return done
 }

@@ -211,7 +211,7 @@ func (s *saver) run(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		if err := writeFile(filepath.Join(s.stage, ModelIndexFile), data); err != nil {
+		if err := os.WriteFile(filepath.Join(s.stage, ModelIndexFile), data, 0o644); err != nil {
 			return err
 		}
 	}
@@ -467,10 +467,6 @@ func copyFile(src, dst string) (int64, error) {
 		return n, fmt.Errorf("copying %s: %w", src, err)
 	}
 	return n, nil
-}
-
-func writeFile(path string, data []byte) error {
-	return os.WriteFile(path, data, 0o644)
 }
 
 // syncTree makes every file and folder of the stage durable before it is

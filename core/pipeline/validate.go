@@ -4,11 +4,13 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"sort"
 
 	"modelpub/core/tensors"
@@ -289,7 +291,7 @@ func (v *comparer) compareSet(ctx context.Context, sc *Component, sw *WeightSet,
 		if to != 0 && convertible(st.DType) {
 			wantDType = to
 		}
-		if dt.DType != wantDType || !slices64Equal(dt.Shape, st.Shape) {
+		if dt.DType != wantDType || !slices.Equal(dt.Shape, st.Shape) {
 			r.problem("tensor-type", dc.Name, "%s: tensor %q is %s %v, expected %s %v", label, st.Name, dt.DType, dt.Shape, wantDType, st.Shape)
 			continue
 		}
@@ -343,20 +345,8 @@ func (v *comparer) compareSet(ctx context.Context, sc *Component, sw *WeightSet,
 	return nil
 }
 
-func slices64Equal(a, b []int64) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
-}
-
 // errMismatch stops a comparison at the first difference.
-var errMismatch = fmt.Errorf("tensor bytes differ")
+var errMismatch = errors.New("tensor bytes differ")
 
 // compareWriter compares what is written to it with bytes of r from off,
 // and records the position of the first difference.

@@ -41,21 +41,25 @@ type FormatError struct {
 	Detail string // what exactly was found
 }
 
-func (e *FormatError) Error() string {
+func (e *FormatError) Error() string { return describe(e.Path, e.Tensor, e.Err, e.Detail) }
+
+// describe writes the message of a problem in a file: `path: tensor "t":
+// what went wrong: detail`, leaving out the empty parts.
+func describe(path, tensor string, err error, detail string) string {
 	var b strings.Builder
-	if e.Path != "" {
-		b.WriteString(e.Path)
+	if path != "" {
+		b.WriteString(path)
 		b.WriteString(": ")
 	}
-	if e.Tensor != "" {
+	if tensor != "" {
 		b.WriteString("tensor ")
-		b.WriteString(strconv.Quote(e.Tensor))
+		b.WriteString(strconv.Quote(tensor))
 		b.WriteString(": ")
 	}
-	b.WriteString(e.Err.Error())
-	if e.Detail != "" {
+	b.WriteString(err.Error())
+	if detail != "" {
 		b.WriteString(": ")
-		b.WriteString(e.Detail)
+		b.WriteString(detail)
 	}
 	return b.String()
 }

@@ -8,8 +8,6 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"strconv"
-	"strings"
 )
 
 // ShardedOptions tune WriteSharded.
@@ -166,22 +164,7 @@ type ShardSetError struct {
 	Err    error
 }
 
-func (e *ShardSetError) Error() string {
-	var b strings.Builder
-	b.WriteString(e.Index)
-	b.WriteString(": ")
-	if e.Tensor != "" {
-		b.WriteString("tensor ")
-		b.WriteString(strconv.Quote(e.Tensor))
-		b.WriteString(": ")
-	}
-	b.WriteString(e.Err.Error())
-	if e.Shard != "" {
-		b.WriteString(": ")
-		b.WriteString(e.Shard)
-	}
-	return b.String()
-}
+func (e *ShardSetError) Error() string { return describe(e.Index, e.Tensor, e.Err, e.Shard) }
 
 func (e *ShardSetError) Unwrap() error { return e.Err }
 

@@ -514,16 +514,25 @@ func (s *Server) readSmallFile(cm *commitRec, p string) string {
 	return string(data)
 }
 
-func (c *call) preupload(ref repoRef, rest []string) {
-	rp := c.repo(ref, true)
+// commitAt looks the repo up (for writing or reading) and resolves rev to
+// its commit, answering the error itself when either is missing.
+func (c *call) commitAt(ref repoRef, write bool, rev string) (*commitRec, bool) {
+	rp := c.repo(ref, write)
 	if rp == nil {
-		return
+		return nil, false
 	}
-	rev := revArg(rest[1:])
 	cm, ok := rp.resolveRev(rev)
 	rp.mu.Unlock()
 	if !ok {
 		c.revisionNotFound(rev)
+		return nil, false
+	}
+	return cm, true
+}
+
+func (c *call) preupload(ref repoRef, rest []string) {
+	cm, ok := c.commitAt(ref, true, revArg(rest[1:]))
+	if !ok {
 		return
 	}
 	var req preuploadRequest
@@ -955,15 +964,8 @@ func (c *call) tree(ref repoRef, rest []string) {
 }
 
 func (c *call) pathsInfo(ref repoRef, rest []string) {
-	rp := c.repo(ref, false)
-	if rp == nil {
-		return
-	}
-	rev := revArg(rest[1:])
-	cm, ok := rp.resolveRev(rev)
-	rp.mu.Unlock()
+	cm, ok := c.commitAt(ref, false, revArg(rest[1:]))
 	if !ok {
-		c.revisionNotFound(rev)
 		return
 	}
 	var paths []string

@@ -25,6 +25,9 @@ type Org struct {
 	Type string `json:"type"` // "org"
 	ID   string `json:"id"`   //
 	Name string `json:"name"` // the namespace of the org's repos
+	// RoleInOrg is the user's role in the org: "admin", "write",
+	// "contributor" or "read"; "" when the Hub did not say.
+	RoleInOrg string `json:"roleInOrg,omitempty"`
 }
 
 // createRepoRequest is the body of POST /api/repos/create (§2).

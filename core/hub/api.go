@@ -327,3 +327,28 @@ func (c *Client) LFSBatch(ctx context.Context, id RepoID, ref string, objects []
 	}
 	return out, nil
 }
+
+// ReadFile downloads a small file of the repository at rev ("" → main), such
+// as README.md (GET /{prefix}{id}/resolve/{rev}/{path}, §9). A missing file is
+// ErrEntryNotFound, a missing repository ErrRepoNotFound. Files larger than
+// the client's response limit are refused: use it for cards and configs, not
+// weights.
+func (c *Client) ReadFile(ctx context.Context, id RepoID, rev, path string) ([]byte, error) {
+	if err := id.Validate(); err != nil {
+		return nil, err
+	}
+	clean, err := CleanPath(path)
+	if err != nil {
+		return nil, err
+	}
+	if rev == "" {
+		rev = "main"
+	}
+	resp, err := c.call(ctx, &request{op: "download " + clean, method: http.MethodGet,
+		url:    c.apiURL(id.gitPath() + "/resolve/" + escapeRev(rev) + "/" + escapeSegments(clean)),
+		header: http.Header{"Accept-Encoding": {"identity"}}, auth: true, retry: true})
+	if err != nil {
+		return nil, err
+	}
+	return resp.body, nil
+}

@@ -186,3 +186,33 @@ func TestClientAgainstFaultyEmulator(t *testing.T) {
 		})
 	}
 }
+
+func TestReadFile(t *testing.T) {
+	srv := startEmulator(t, "")
+	var logs bytes.Buffer
+	c := newClient(t, srv, &logs)
+	ctx := context.Background()
+	dir, files := modelFolder(t)
+	cache, err := hub.OpenHashCache(filepath.Join(t.TempDir(), "hashes.json"))
+	require.NoError(t, err)
+	id, err := hub.ParseRepoID("alice/readme")
+	require.NoError(t, err)
+	_, err = c.CreateRepo(ctx, id, hub.CreateRepoOptions{})
+	require.NoError(t, err)
+	_, err = c.UploadFolder(ctx, id, dir, hub.UploadOptions{HashCache: cache})
+	require.NoError(t, err)
+
+	got, err := c.ReadFile(ctx, id, "", "README.md")
+	require.NoError(t, err)
+	assert.Equal(t, files["README.md"], got)
+	got, err = c.ReadFile(ctx, id, "main", "unet/config.json")
+	require.NoError(t, err)
+	assert.Equal(t, files["unet/config.json"], got)
+
+	_, err = c.ReadFile(ctx, id, "", "nope.md")
+	assert.ErrorIs(t, err, hub.ErrEntryNotFound)
+	_, err = c.ReadFile(ctx, hub.RepoID{Namespace: "alice", Name: "absent"}, "", "README.md")
+	assert.ErrorIs(t, err, hub.ErrRepoNotFound)
+	_, err = c.ReadFile(ctx, id, "", "../etc/passwd")
+	assert.ErrorIs(t, err, hub.ErrInvalidPath)
+}

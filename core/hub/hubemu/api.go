@@ -122,12 +122,16 @@ func (c *call) whoami() {
 		c.fail(http.StatusUnauthorized, "", "Invalid credentials in Authorization header")
 		return
 	}
+	role := "write"
+	if c.read {
+		role = "read"
+	}
 	c.json(http.StatusOK, map[string]any{
 		"type": "user", "id": stableID("user/" + c.user), "name": c.user, "fullname": c.user,
 		"email": nil, "emailVerified": false, "canPay": false, "isPro": false, "periodEnd": nil,
-		"avatarUrl": "/avatars/" + c.user + ".svg", "billingMode": "postpaid", "orgs": []any{},
+		"avatarUrl": "/avatars/" + c.user + ".svg", "billingMode": "postpaid", "orgs": c.s.orgsOf(c.user),
 		"auth": map[string]any{"type": "access_token", "accessToken": map[string]any{
-			"displayName": "localhub", "role": "write", "createdAt": "2024-01-01T00:00:00.000Z"}},
+			"displayName": "localhub", "role": role, "createdAt": "2024-01-01T00:00:00.000Z"}},
 	})
 }
 

@@ -40,8 +40,9 @@
 //     ignored. Preupload answers "lfs" for a non-empty file that the
 //     attributes track, that is ≥ 10 MiB, or whose sample is binary (NUL
 //     or not UTF-8); the commit refuses a regular file over 10 MiB.
-//   - Tokens map to users; a user writes to its own namespace only (no
-//     organisations). With Options.Tokens nil, any "hf_" token is user
+//   - Tokens map to users; a user writes to its own namespace and to the
+//     Options.Orgs where its role is not "read"; a token of ReadTokens
+//     writes nowhere. With Options.Tokens nil, any "hf_" token is user
 //     "user" and may write anywhere.
 //   - Presigned upload URLs refuse a request carrying Authorization (400, as
 //     S3 does), and every such request is recorded, so tests can assert that

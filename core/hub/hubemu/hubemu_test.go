@@ -751,3 +751,44 @@ func TestRepoPage(t *testing.T) {
 	assert.Equal(t, 404, r.status)
 	assert.Equal(t, "RepoNotFound", r.header.Get("X-Error-Code"))
 }
+
+func TestOrgsAndReadTokens(t *testing.T) {
+	const readTok = "hf_alice_read"
+	h := newHub(t, Options{
+		Tokens:     map[string]string{aliceTok: "alice", bobTok: "bob", readTok: "alice"},
+		ReadTokens: map[string]bool{readTok: true},
+		Orgs:       map[string]map[string]string{"studio": {"alice": "write", "bob": "read"}, "other": {"carol": "admin"}},
+	})
+
+	r := h.do("GET", "/api/whoami-v2", aliceTok, nil, nil)
+	require.Equal(t, 200, r.status)
+	var who struct {
+		Orgs []struct{ Name, RoleInOrg string }
+		Auth struct{ AccessToken struct{ Role string } }
+	}
+	r.json(t, &who)
+	require.Len(t, who.Orgs, 1)
+	assert.Equal(t, "studio", who.Orgs[0].Name)
+	assert.Equal(t, "write", who.Orgs[0].RoleInOrg)
+	assert.Equal(t, "write", who.Auth.AccessToken.Role)
+	r = h.do("GET", "/api/whoami-v2", readTok, nil, nil)
+	r.json(t, &who)
+	assert.Equal(t, "read", who.Auth.AccessToken.Role)
+
+	tests := []struct {
+		name, tok, ns string
+		status        int
+	}{
+		{"own namespace", aliceTok, "alice", 200},
+		{"org with write role", aliceTok, "studio", 200},
+		{"org with read role", bobTok, "studio", 403},
+		{"org not a member of", aliceTok, "other", 403},
+		{"read token, own namespace", readTok, "alice", 403},
+	}
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := h.postJSON("/api/repos/create", tt.tok, map[string]any{"name": fmt.Sprintf("m%d", i), "organization": tt.ns})
+			assert.Equal(t, tt.status, r.status, "%s", r.body)
+		})
+	}
+}

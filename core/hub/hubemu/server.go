@@ -12,6 +12,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -20,14 +21,16 @@ import (
 
 // Options configure a Server.
 type Options struct {
-	Dir                string            // repo state on disk (created); "" = a temp dir removed on Close
-	Tokens             map[string]string // token → user name; nil = open mode (any "hf_" token, user "user", every namespace writable)
-	ChunkSize          int64             // multipart chunk size offered by the LFS batch; 0 = 64 MiB
-	MultipartThreshold int64             // objects larger than this go multipart; 0 = ChunkSize
-	TreePageSize       int               // entries per tree page; 0 = 1000, as the Hub
-	BaseURL            string            // origin put in returned URLs; "" = from the request (scheme + Host)
-	Faults             FaultSpec         // injected failures
-	Record             bool              // keep a log of requests, see Requests
+	Dir                string                       // repo state on disk (created); "" = a temp dir removed on Close
+	Tokens             map[string]string            // token → user name; nil = open mode (any "hf_" token, user "user", every namespace writable)
+	ReadTokens         map[string]bool              // tokens of Tokens whose role is "read": they may read but never write
+	Orgs               map[string]map[string]string // org → member user → role in the org ("admin", "write", "contributor", "read")
+	ChunkSize          int64                        // multipart chunk size offered by the LFS batch; 0 = 64 MiB
+	MultipartThreshold int64                        // objects larger than this go multipart; 0 = ChunkSize
+	TreePageSize       int                          // entries per tree page; 0 = 1000, as the Hub
+	BaseURL            string                       // origin put in returned URLs; "" = from the request (scheme + Host)
+	Faults             FaultSpec                    // injected failures
+	Record             bool                         // keep a log of requests, see Requests
 	Logf               func(format string, a ...any)
 }
 
@@ -230,6 +233,7 @@ type call struct {
 	r      *http.Request
 	s      *Server
 	user   string // authenticated user, "" for anonymous
+	read   bool   // the token's role is "read"
 	origin string // scheme://host for returned URLs
 }
 
@@ -404,6 +408,7 @@ func (s *Server) newCall(w http.ResponseWriter, r *http.Request) *call {
 		return nil
 	}
 	c.user = user
+	c.read = s.opts.ReadTokens[tok]
 	return c
 }
 
@@ -418,9 +423,36 @@ func (s *Server) origin(r *http.Request) string {
 	return scheme + "://" + r.Host
 }
 
-// canWrite reports whether the caller may write to namespace ns.
+// canWrite reports whether the caller may write to namespace ns: its own,
+// or an org where its role is not "read"; never with a read token.
 func (c *call) canWrite(ns string) bool {
-	return c.user != "" && (c.s.opts.Tokens == nil || strings.EqualFold(c.user, ns))
+	if c.user == "" || c.read {
+		return false
+	}
+	if c.s.opts.Tokens == nil || strings.EqualFold(c.user, ns) {
+		return true
+	}
+	for org, members := range c.s.opts.Orgs {
+		if strings.EqualFold(org, ns) {
+			role, ok := members[c.user]
+			return ok && role != "read"
+		}
+	}
+	return false
+}
+
+// orgsOf lists the orgs user belongs to, as whoami-v2 does, sorted by name.
+func (s *Server) orgsOf(user string) []map[string]any {
+	orgs := []map[string]any{}
+	for org, members := range s.opts.Orgs {
+		if role, ok := members[user]; ok {
+			orgs = append(orgs, map[string]any{"type": "org", "id": stableID("org/" + org), "name": org,
+				"fullname": org, "email": nil, "canPay": false, "avatarUrl": "/avatars/" + org + ".svg",
+				"periodEnd": nil, "roleInOrg": role})
+		}
+	}
+	sort.Slice(orgs, func(i, j int) bool { return orgs[i]["name"].(string) < orgs[j]["name"].(string) })
+	return orgs
 }
 
 // --- responses -------------------------------------------------------------

@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 
@@ -73,20 +74,16 @@ var (
 // end: a failure or cancellation leaves no partial dst, and p's folder is
 // only ever read.
 func Save(ctx context.Context, p *Pipeline, dst string, opts SaveOptions) (*SaveResult, error) {
-	to, ok := variantDTypes[opts.Variant]
-	if opts.Variant != "" && !ok {
+	if _, ok := variantDTypes[opts.Variant]; opts.Variant != "" && !ok {
 		return nil, fmt.Errorf("%w: %q", ErrUnsupportedVariant, opts.Variant)
 	}
 	dst = filepath.Clean(dst)
 	if err := checkDestination(p.Dir, dst, opts.Overwrite); err != nil {
 		return nil, err
 	}
-	for _, c := range p.Components {
-		if c.Role == RoleModel && !c.Null {
-			if _, err := sourceWeights(c); err != nil {
-				return nil, err
-			}
-		}
+	plan, err := Plan(p, opts)
+	if err != nil {
+		return nil, err
 	}
 	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
 		return nil, err
@@ -104,8 +101,8 @@ func Save(ctx context.Context, p *Pipeline, dst string, opts SaveOptions) (*Save
 	if err := os.Chmod(stage, 0o755); err != nil {
 		return nil, err
 	}
-	s := &saver{p: p, stage: stage, opts: opts, to: to, res: &SaveResult{Dir: dst}}
-	s.total = s.plannedBytes()
+	s := &saver{p: p, stage: stage, opts: opts, plan: plan, res: &SaveResult{Dir: dst}}
+	s.total = plan.Total()
 	if err := s.run(ctx); err != nil {
 		return nil, err
 	}
@@ -162,7 +159,7 @@ type saver struct {
 	p           *Pipeline
 	stage       string
 	opts        SaveOptions
-	to          tensors.DType
+	plan        *SavePlan
 	res         *SaveResult
 	done, total int64
 }
@@ -171,38 +168,10 @@ func (s *saver) progress(file string, n int64) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.done += n
-	s.total = max(s.total, s.done) // the plan counts tensor data, not headers
+	s.total = max(s.total, s.done) // the plan does not count folders carried whole
 	if s.opts.Progress != nil {
 		s.opts.Progress(Progress{Done: s.done, Total: s.total, File: file})
 	}
-}
-
-// plannedBytes estimates the bytes to write, for progress: every tensor's
-// data and every copied file; headers and indexes come on top.
-func (s *saver) plannedBytes() int64 {
-	var n int64
-	for _, f := range s.p.RootFiles {
-		n += f.Size
-	}
-	for _, c := range s.p.Components {
-		for _, f := range c.Files {
-			if f.Kind != KindWeights && f.Kind != KindWeightsIndex {
-				n += f.Size
-			}
-		}
-		if c.Role != RoleModel || c.Null {
-			continue
-		}
-		for _, w := range carriedSets(c, s.opts.Variant) {
-			n += w.DataBytes
-		}
-		if main := c.Main(); main != nil && s.opts.Variant != "" {
-			for _, t := range main.Tensors {
-				n += variantBytes(t.TensorInfo, s.to)
-			}
-		}
-	}
-	return n
 }
 
 func (s *saver) run(ctx context.Context) error {
@@ -214,6 +183,7 @@ func (s *saver) run(ctx context.Context) error {
 		if err := os.WriteFile(filepath.Join(s.stage, ModelIndexFile), data, 0o644); err != nil {
 			return err
 		}
+		s.progress(ModelIndexFile, int64(len(data)))
 	}
 	for _, f := range s.p.RootFiles {
 		if err := s.copyFile(ctx, f.Path); err != nil {
@@ -259,29 +229,17 @@ func (s *saver) component(ctx context.Context, c *Component) error {
 	if !model {
 		return nil
 	}
-	main, err := sourceWeights(c)
-	if err != nil {
-		return err
-	}
-	base := main.Base
-	if base == "pytorch_model" {
-		base = "model"
-	}
-	maxShard := s.opts.MaxShardSize
-	if maxShard == 0 {
-		maxShard = DiffusersMaxShardSize
-		if c.Library == "transformers" {
-			maxShard = TransformersMaxShardSize
-		}
-	}
+	cp := s.plan.Component(c.Name)
+	sets := cp.Sets
 	// The main weights (copied in the kernel) and the precision variant
 	// (converted on a CPU) are written at the same time: the stage is a new
 	// folder, so no clean-up order matters, and the two use different
-	// resources.
+	// resources. The variants the folder had follow.
 	if s.opts.Variant == "" {
-		if err := s.writeSet(ctx, c, main, base, "", maxShard, 0); err != nil {
+		if err := s.writeSet(ctx, c, cp, &sets[0]); err != nil {
 			return err
 		}
+		sets = sets[1:]
 	} else {
 		ctx, cancel := context.WithCancel(ctx)
 		var wg sync.WaitGroup
@@ -289,11 +247,11 @@ func (s *saver) component(ctx context.Context, c *Component) error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if variantErr = s.writeSet(ctx, c, main, base, s.opts.Variant, maxShard, s.to); variantErr != nil {
+			if variantErr = s.writeSet(ctx, c, cp, &sets[1]); variantErr != nil {
 				cancel()
 			}
 		}()
-		mainErr := s.writeSet(ctx, c, main, base, "", maxShard, 0)
+		mainErr := s.writeSet(ctx, c, cp, &sets[0])
 		if mainErr != nil {
 			cancel()
 		}
@@ -302,15 +260,10 @@ func (s *saver) component(ctx context.Context, c *Component) error {
 		if err := errors.Join(mainErr, variantErr); err != nil {
 			return firstCause(mainErr, variantErr)
 		}
+		sets = sets[2:]
 	}
-	for _, w := range carriedSets(c, s.opts.Variant) {
-		if w.Variant == "" {
-			continue // written above
-		}
-		if w.Err != nil {
-			return fmt.Errorf("%s variant %s: %w: %w", displayName(c.Name), w.Variant, ErrUnreadableWeights, w.Err)
-		}
-		if err := s.writeSet(ctx, c, w, base, w.Variant, maxShard, 0); err != nil {
+	for i := range sets {
+		if err := s.writeSet(ctx, c, cp, &sets[i]); err != nil {
 			return err
 		}
 	}
@@ -347,10 +300,14 @@ func carriedSets(c *Component, generated string) []*WeightSet {
 	return out
 }
 
-// writeSet writes the tensors of set src as the weight set (base, variant)
-// of component c, converting floats to dtype to when it is not zero.
-func (s *saver) writeSet(ctx context.Context, c *Component, src *WeightSet, base, variant string, maxShard int64, to tensors.DType) error {
-	rd := newSetReader(filepath.Join(s.p.Dir, c.Name), src.Format)
+// errPlanMismatch reports weights files that differ from the plan: a bug,
+// since Plan lays them out with the same functions as the writer.
+var errPlanMismatch = errors.New("pipeline: the weights written differ from the plan")
+
+// writeSet writes the weight set sp of component c as planned, reading the
+// tensors of its source set and converting floats when sp.To is set.
+func (s *saver) writeSet(ctx context.Context, c *Component, cp *ComponentPlan, sp *SetPlan) error {
+	rd := newSetReader(filepath.Join(s.p.Dir, c.Name), sp.src.Format)
 	defer rd.Close()
 	var ws []tensors.WriteTensor
 	type conv struct {
@@ -358,40 +315,50 @@ func (s *saver) writeSet(ctx context.Context, c *Component, src *WeightSet, base
 		c    *tensors.Converted
 	}
 	var convs []conv
-	for _, t := range src.Tensors {
+	for _, t := range sp.src.Tensors {
 		data, err := rd.source(t)
 		if err != nil {
 			return err
 		}
 		w := tensors.WriteTensor{Name: t.Name, DType: t.DType, Shape: t.Shape, Data: data}
-		if to != 0 && convertible(t.DType) && t.DType != to {
-			cv, err := tensors.Convert(w.Data, t.DType, to)
+		if converts(t.DType, sp.To) {
+			cv, err := tensors.Convert(w.Data, t.DType, sp.To)
 			if err != nil {
 				return err
 			}
-			w.DType, w.Data = to, cv
+			w.DType, w.Data = sp.To, cv
 			convs = append(convs, conv{t.Name, cv})
 		}
 		ws = append(ws, w)
 	}
-	meta := rd.metadata()
 	out := filepath.Join(s.stage, c.Name)
 	var last int64
-	_, err := tensors.WriteSharded(ctx, out, ws, tensors.ShardedOptions{
-		MaxShardSize: maxShard, Base: base, Variant: variant, Metadata: meta,
+	res, err := tensors.WriteSharded(ctx, out, ws, tensors.ShardedOptions{
+		MaxShardSize: cp.MaxShardSize, Base: cp.Base, Variant: sp.Variant, Metadata: sp.meta,
 		Progress: func(done, total int64) {
-			s.progress(filepath.Join(c.Name, tensors.WeightsFileName(base, variant)), done-last)
+			s.progress(filepath.Join(c.Name, tensors.WeightsFileName(cp.Base, sp.Variant)), done-last)
 			last = done
 		},
 	})
 	if err != nil {
 		return err
 	}
+	names := make([]string, len(sp.Files))
+	for i, f := range sp.Files {
+		names[i] = f.Name
+	}
+	if res.Bytes != sp.Bytes || res.IndexFile != sp.Index || !slices.Equal(res.Files, names) {
+		return fmt.Errorf("%s: %w: planned %v (%d bytes), wrote %v (%d bytes)",
+			filepath.Join(c.Name, tensors.WeightsFileName(cp.Base, sp.Variant)), errPlanMismatch, names, sp.Bytes, res.Files, res.Bytes)
+	}
+	if res.IndexFile != "" {
+		s.progress(filepath.Join(c.Name, res.IndexFile), sp.IndexSize)
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, cv := range convs {
 		if st := cv.c.Stats(); st.Overflow > 0 || st.Underflow > 0 {
-			s.res.Lossy = append(s.res.Lossy, LossyTensor{Component: c.Name, Tensor: cv.name, Variant: variant, ConvStats: st})
+			s.res.Lossy = append(s.res.Lossy, LossyTensor{Component: c.Name, Tensor: cv.name, Variant: sp.Variant, ConvStats: st})
 		}
 	}
 	return nil

@@ -1,0 +1,174 @@
+package cli
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"modelpub/core/card"
+	"modelpub/core/hub"
+	"modelpub/core/pipeline"
+)
+
+func init() {
+	register(command{
+		name:    "card",
+		args:    "DIR [--license ID] [--license-name NAME] [--base-model ID] [--repo NS/NAME] [--out FILE]",
+		summary: "write the model card (README.md) for a Diffusers folder",
+		help:    cardHelp,
+		run:     runCard,
+	})
+}
+
+const cardHelp = `Writes a model card for the pipeline (or single model) in DIR: YAML
+metadata (library_name, pipeline_tag from the pipeline class, tags, license,
+base_model) and a body with the components, their parameter counts, the
+weights and variants, and how to load them with diffusers.
+
+If DIR already has a README.md, the card is merged into it: its text, its
+key order and comments and the keys Modelpub does not know are kept, the
+generated keys are set, tags are added to its own.
+
+The card is then checked as the Hub checks README.md metadata before a
+commit (license ids, tag and base_model types, YAML). Problems are printed
+and nothing is written; warnings are printed and the card is written.
+
+The card goes to standard output, or to FILE with --out (written whole
+through a temporary file, so FILE is never half-written). DIR/README.md is
+only ever written when --out names it.
+
+  --license ID         a license id of the Hub (apache-2.0, mit,
+                       creativeml-openrail-m, openrail++, …; see
+                       https://huggingface.co/docs/hub/repositories-licenses),
+                       or "other" with --license-name
+  --license-name NAME  a short id for an "other" license, such as my-license-1.0
+  --base-model ID      the repo id of the model this one derives from
+  --repo NS/NAME       the repo id the loading snippet names (default
+                       <your-namespace>/<folder name>)
+  --out FILE           write the card to FILE instead of standard output
+
+Exit status: 0 written, 1 the card has problems (or DIR's README.md cannot
+be read), 2 nothing could be done (arguments, DIR not a pipeline, a write
+that failed).
+`
+
+func runCard(args []string, stdout, stderr io.Writer) int {
+	fs := newFlagSet("card", stderr)
+	license := fs.String("license", "", "")
+	licenseName := fs.String("license-name", "", "")
+	baseModel := fs.String("base-model", "", "")
+	repo := fs.String("repo", "", "")
+	out := fs.String("out", "", "")
+	pos, ok := parseArgs(fs, args, 1)
+	if !ok {
+		return ExitUsage
+	}
+	fail := func(code int, format string, a ...any) int {
+		fmt.Fprintf(stderr, "modelpub card: "+format+"\n", a...)
+		return code
+	}
+	if *repo != "" {
+		id, err := hub.ParseRepoID(*repo)
+		if err != nil {
+			return fail(ExitUsage, "--repo: %v", err)
+		}
+		if id.Namespace == "" || (id.Type != "" && id.Type != hub.Model) {
+			return fail(ExitUsage, "--repo: %q: give a model repo id with its namespace, as user/my-model", *repo)
+		}
+	}
+	if *license == "other" && *licenseName == "" {
+		return fail(ExitUsage, `--license other needs --license-name, a short id for the license (such as my-license-1.0)`)
+	}
+	if *licenseName != "" && *license != "other" {
+		return fail(ExitUsage, `--license-name is for --license other`)
+	}
+
+	ctx, stop := interruptible()
+	defer stop()
+	dir := pos[0]
+	p, err := pipeline.Open(ctx, dir)
+	if err != nil {
+		return fail(ExitUsage, "%v", err)
+	}
+	c := card.Generate(p, card.GenerateOptions{RepoID: *repo, License: *license, LicenseName: *licenseName, BaseModel: *baseModel})
+	readme := filepath.Join(dir, card.FileName)
+	switch data, err := os.ReadFile(readme); {
+	case err == nil:
+		own, err := card.Parse(data)
+		if err != nil {
+			// The error names README.md; name the file read instead.
+			return fail(ExitProblems, "%s: %s", readme, strings.TrimPrefix(err.Error(), card.FileName+": "))
+		}
+		c = card.Merge(own, c, true)
+	case !errors.Is(err, os.ErrNotExist):
+		return fail(ExitProblems, "%v", err)
+	}
+
+	problems := c.Validate()
+	for _, p := range problems {
+		fmt.Fprintf(stderr, "modelpub card: %v\n", p)
+	}
+	for _, w := range c.Warnings() {
+		fmt.Fprintf(stderr, "modelpub card: warning: %v\n", w)
+	}
+	if len(problems) > 0 {
+		noun := "problems"
+		if len(problems) == 1 {
+			noun = "problem"
+		}
+		return fail(ExitProblems, "%d %s; nothing written", len(problems), noun)
+	}
+	data, err := c.Bytes()
+	if err != nil {
+		return fail(ExitUsage, "%v", err)
+	}
+	if *out == "" {
+		if _, err := stdout.Write(data); err != nil {
+			return fail(ExitUsage, "%v", err)
+		}
+		return ExitOK
+	}
+	if err := writeCardFile(*out, data); err != nil {
+		return fail(ExitUsage, "%v", err)
+	}
+	fmt.Fprintf(stderr, "modelpub card: wrote %s\n", *out)
+	return ExitOK
+}
+
+// writeCardFile writes data to a temporary file beside path and renames
+// it over path, so path is either the old file or the whole new one.
+func writeCardFile(path string, data []byte) (err error) {
+	if st, err := os.Stat(path); err == nil && st.IsDir() {
+		return fmt.Errorf("%s is a folder; name the file to write", path)
+	}
+	mode := os.FileMode(0o644)
+	if st, err := os.Stat(path); err == nil {
+		mode = st.Mode().Perm()
+	}
+	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err != nil {
+			f.Close()
+			os.Remove(f.Name())
+		}
+	}()
+	if _, err = f.Write(data); err != nil {
+		return err
+	}
+	if err = f.Chmod(mode); err != nil {
+		return err
+	}
+	if err = f.Sync(); err != nil {
+		return err
+	}
+	if err = f.Close(); err != nil {
+		return err
+	}
+	return os.Rename(f.Name(), path)
+}

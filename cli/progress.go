@@ -31,13 +31,16 @@ func newProgressBar(w io.Writer) *progressBar {
 	return &progressBar{w: w, on: on}
 }
 
-func (p *progressBar) update(done, total int64) {
+func (p *progressBar) update(done, total int64) { p.updateWith(done, total, "") }
+
+// updateWith draws the bar followed by tail (a rate, an ETA).
+func (p *progressBar) updateWith(done, total int64, tail string) {
 	if !p.on || (time.Since(p.last) < 100*time.Millisecond && done < total) {
 		return
 	}
 	p.last = time.Now()
 	p.drawn = true
-	fmt.Fprint(p.w, "\r"+renderBar(done, total, 30))
+	fmt.Fprint(p.w, "\r"+renderBar(done, total, 30)+tail+"\x1b[K")
 }
 
 // done ends the bar's line.

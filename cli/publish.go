@@ -1,0 +1,242 @@
+package cli
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"sync"
+
+	"modelpub/core/auth"
+	"modelpub/core/card"
+	"modelpub/core/publish"
+	"modelpub/core/tensors"
+)
+
+func init() {
+	register(command{
+		name: "publish",
+		args: "SRC --repo NS/NAME [--private] [--create-pr | --branch B] [--message M] [--description D] " +
+			"[--max-shard-size S] [--variant fp16|bf16] [--card FILE] [--license ID] [--base-model ID] " +
+			"[--endpoint URL] [--token-stdin] [--dry-run] [--json]",
+		summary: "save, validate, write the model card and upload a folder to the Hub",
+		help:    publishHelp,
+		run:     runPublish,
+	})
+}
+
+const publishHelp = `Publishes the Diffusers folder SRC to the Hugging Face Hub repository
+NS/NAME (NAME alone: your own namespace), in six steps:
+
+  check     the token (whoami) and that it may write to NS
+  stage     save SRC into a staging folder in the user cache, as
+            "modelpub save" would (skipped when SRC is already safetensors in
+            the wanted layout: its files are then uploaded as they are); a
+            staging whose inputs have not changed is reused
+  validate  the staged folder against SRC, tensor by tensor
+  card      README.md: --card FILE, else SRC's README.md, else one generated
+            from the pipeline; merged with the README.md already on the Hub
+            (its unknown metadata keys are kept, and its text unless --card)
+  upload    create the repository if needed; only files the Hub does not
+            already hold are sent (Git LFS, multipart, retried)
+  commit    one commit, or one pull request with --create-pr
+
+Running it again after a failure, a kill or Ctrl-C resumes: nothing already
+staged is rebuilt, nothing already uploaded is sent again.
+
+  --repo NS/NAME         the model repository
+  --private              create the repository private
+  --create-pr            open a pull request instead of committing to main
+  --branch B             commit to branch B (created from main if missing)
+  --message M            commit title (default "Upload <PipelineClass>")
+  --description D        commit description
+  --max-shard-size S     5GB, 500MB, 2GiB, … (default: each library's own)
+  --variant fp16|bf16    add the weights converted to float16/bfloat16
+  --card FILE            the model card (README.md with YAML front matter)
+  --license ID           license id for the card (apache-2.0, mit, other, …)
+  --license-name N       with --license other
+  --base-model ID        base model repo id for the card
+  --endpoint URL         the Hub (default $HF_ENDPOINT or https://huggingface.co)
+  --token-stdin          read the token from standard input
+  --dry-run              stop before anything remote; list what would be uploaded
+  --json                 print events and the result as JSON lines on stdout
+
+The token comes from --token-stdin, else HF_TOKEN, else the OS keyring
+("modelpub login"), else the token file of "hf auth login".
+Progress goes to stderr; the commit or pull request URL to stdout.
+
+Exit status: 0 published, 1 failed (the reason is printed), 2 usage.
+`
+
+func runPublish(args []string, stdout, stderr io.Writer) int {
+	fs := newFlagSet("publish", stderr)
+	var o publish.Options
+	fs.StringVar(&o.Repo, "repo", "", "")
+	fs.BoolVar(&o.Private, "private", false, "")
+	fs.BoolVar(&o.CreatePR, "create-pr", false, "")
+	fs.StringVar(&o.Branch, "branch", "", "")
+	fs.StringVar(&o.CommitMessage, "message", "", "")
+	fs.StringVar(&o.CommitDescription, "description", "", "")
+	maxSize := fs.String("max-shard-size", "", "")
+	fs.StringVar(&o.Variant, "variant", "", "")
+	cardFile := fs.String("card", "", "")
+	fs.StringVar(&o.License, "license", "", "")
+	fs.StringVar(&o.LicenseName, "license-name", "", "")
+	fs.StringVar(&o.BaseModel, "base-model", "", "")
+	fs.StringVar(&o.Endpoint, "endpoint", "", "")
+	tokenStdin := fs.Bool("token-stdin", false, "")
+	fs.BoolVar(&o.DryRun, "dry-run", false, "")
+	asJSON := fs.Bool("json", false, "")
+	pos, ok := parseArgs(fs, args, 1)
+	if !ok {
+		return ExitUsage
+	}
+	o.Source = pos[0]
+	usageErr := func(format string, a ...any) int {
+		fmt.Fprintf(stderr, "modelpub publish: "+format+"\n", a...)
+		return ExitUsage
+	}
+	if o.Repo == "" {
+		return usageErr("--repo NS/NAME is required")
+	}
+	if o.CreatePR && o.Branch != "" {
+		return usageErr("--create-pr and --branch exclude each other")
+	}
+	if *maxSize != "" {
+		var err error
+		if o.MaxShardSize, err = tensors.ParseSize(*maxSize); err != nil {
+			return usageErr("--max-shard-size: %v", err)
+		}
+	}
+	if o.License == "other" && o.LicenseName == "" {
+		return usageErr("--license other needs --license-name (a short id for your license)")
+	}
+	if o.License != "" && !card.IsLicense(o.License) {
+		return usageErr("--license %q is not a license id the Hub knows (%s); use \"other\" with --license-name", o.License, card.LicensesURL)
+	}
+	if o.Variant != "" && o.Variant != "fp16" && o.Variant != "bf16" {
+		return usageErr("--variant must be fp16 or bf16, not %q", o.Variant)
+	}
+	if *cardFile != "" {
+		data, err := os.ReadFile(*cardFile)
+		if err != nil {
+			return usageErr("--card: %v", err)
+		}
+		if o.Card, err = card.Parse(data); err != nil {
+			return usageErr("--card %s: %v", *cardFile, err)
+		}
+	}
+	if !o.DryRun || *tokenStdin {
+		ao := auth.Options{Endpoint: o.Endpoint}
+		if *tokenStdin {
+			ao.Stdin = stdin
+		}
+		tok, err := auth.Resolve(ao)
+		if err != nil && !o.DryRun {
+			fmt.Fprintf(stderr, "modelpub publish: %v\n", err)
+			return ExitProblems
+		}
+		o.Token = tok.Value()
+	}
+	o.Version = Version
+
+	ctx, stop := interruptible()
+	defer stop()
+	out := newPublishOutput(stdout, stderr, *asJSON)
+	o.Events = out.event
+	res, err := publish.Run(ctx, o)
+	out.finish()
+	if err != nil {
+		if *asJSON {
+			out.writeJSON(map[string]any{"step": "error", "error": err.Error()})
+		}
+		fmt.Fprintf(stderr, "modelpub publish: %v\n", err)
+		if ctx.Err() != nil {
+			fmt.Fprintln(stderr, "modelpub publish: interrupted; run the same command again to resume")
+		}
+		return ExitProblems
+	}
+	switch {
+	case *asJSON:
+		out.writeJSON(map[string]any{"step": "result", "result": res})
+	case res.DryRun:
+		fmt.Fprintf(stdout, "Dry run: %s would receive %d files, %s (from %s):\n", res.Repo, len(res.Files), tensors.FormatSize(res.Bytes), res.Folder)
+		for _, f := range res.Files {
+			mode := "regular"
+			if f.LFS {
+				mode = "LFS"
+			}
+			fmt.Fprintf(stdout, "  %-64s %10s  %s\n", f.Path, tensors.FormatSize(f.Size), mode)
+		}
+	default:
+		if res.NoChanges {
+			fmt.Fprintf(stderr, "The Hub already has every file of %s: no commit made.\n", res.Repo)
+		}
+		fmt.Fprintln(stdout, res.URL)
+	}
+	return ExitOK
+}
+
+// publishOutput renders events: a line per step message and a progress
+// bar on a terminal, or JSON lines.
+type publishOutput struct {
+	mu     sync.Mutex
+	stdout io.Writer
+	stderr io.Writer
+	json   bool
+	bar    *progressBar
+	step   publish.Step
+}
+
+func newPublishOutput(stdout, stderr io.Writer, asJSON bool) *publishOutput {
+	return &publishOutput{stdout: stdout, stderr: stderr, json: asJSON, bar: newProgressBar(stderr)}
+}
+
+func (p *publishOutput) writeJSON(v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return
+	}
+	p.stdout.Write(append(b, '\n'))
+}
+
+func (p *publishOutput) event(e publish.Event) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.json {
+		p.writeJSON(e)
+		return
+	}
+	if e.Step != p.step {
+		p.bar.done()
+		p.bar = newProgressBar(p.stderr)
+		p.step = e.Step
+	}
+	if e.Message != "" {
+		p.bar.done()
+		p.bar = newProgressBar(p.stderr)
+		fmt.Fprintf(p.stderr, "%-8s %s\n", e.Step, e.Message)
+	}
+	if e.Total > 0 && !e.Done {
+		p.bar.updateWith(e.Bytes, e.Total, rateETA(e))
+	}
+}
+
+func (p *publishOutput) finish() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.bar.done()
+}
+
+// rateETA renders "  12.3 MB/s  ETA 4m10s" for a bar's tail.
+func rateETA(e publish.Event) string {
+	var b strings.Builder
+	if e.Rate > 0 {
+		fmt.Fprintf(&b, "  %s/s", tensors.FormatSize(int64(e.Rate)))
+	}
+	if e.ETA > 0 {
+		fmt.Fprintf(&b, "  ETA %s", e.ETA)
+	}
+	return b.String()
+}

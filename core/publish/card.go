@@ -1,0 +1,88 @@
+package publish
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"modelpub/core/card"
+	"modelpub/core/hub"
+	"modelpub/core/pipeline"
+)
+
+// card builds README.md: the explicit card, else the source's README.md
+// with generated metadata, else a generated card; then merged with the
+// README.md already on the Hub and validated as the Hub would.
+func (j *job) card(ctx context.Context, src *pipeline.Pipeline, s *staging) ([]byte, error) {
+	j.ev.emit(Event{Step: StepCard, Message: "writing the model card"})
+	gen := card.Generate(s.p, card.GenerateOptions{RepoID: j.repoIDForCard(src),
+		License: j.opts.License, LicenseName: j.opts.LicenseName, BaseModel: j.opts.BaseModel})
+	explicit := j.opts.Card != nil
+	local := gen
+	switch {
+	case explicit:
+		local = card.Merge(nil, j.opts.Card, false)
+		m := local.Metadata()
+		if m.LibraryName == "" {
+			m.LibraryName = "diffusers" // as diffusers' populate_model_card does
+		}
+		if j.opts.License != "" {
+			m.License, m.LicenseName = j.opts.License, j.opts.LicenseName
+		}
+		if j.opts.BaseModel != "" {
+			m.BaseModel = []string{j.opts.BaseModel}
+		}
+		local.SetMetadata(m)
+	default:
+		path := filepath.Join(src.Dir, "README.md")
+		if data, err := os.ReadFile(path); err == nil {
+			own, err := card.Parse(data)
+			if err != nil {
+				return nil, fmt.Errorf("%w: %s: %v (fix it, or pass a card)", ErrCard, path, err)
+			}
+			local = card.Merge(own, gen, true)
+		}
+	}
+
+	final := local
+	if !j.opts.DryRun {
+		rev := j.opts.Branch
+		data, err := j.client.ReadFile(ctx, j.id, rev, "README.md")
+		switch {
+		case err == nil:
+			remote, err := card.Parse(data)
+			if err != nil {
+				return nil, fmt.Errorf("%w: README.md on the Hub (%s): %v; fix it there, or publish with an explicit card", ErrCard, j.id, err)
+			}
+			final = card.Merge(remote, local, !explicit)
+			j.ev.emit(Event{Step: StepCard, Message: "merged with the README.md on the Hub"})
+		case errors.Is(err, hub.ErrEntryNotFound), errors.Is(err, hub.ErrRepoNotFound), errors.Is(err, hub.ErrRevisionNotFound):
+		default:
+			return nil, err
+		}
+	}
+	if problems := final.Validate(); len(problems) > 0 {
+		msgs := make([]string, len(problems))
+		for i, p := range problems {
+			msgs[i] = p.Error()
+		}
+		return nil, fmt.Errorf("%w: %s", ErrCard, strings.Join(msgs, "; "))
+	}
+	out, err := final.Bytes()
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrCard, err)
+	}
+	j.ev.emit(Event{Step: StepCard, Done: true, Message: fmt.Sprintf("README.md: %d bytes", len(out))})
+	return out, nil
+}
+
+// repoIDForCard is the id the card's loading snippet names.
+func (j *job) repoIDForCard(src *pipeline.Pipeline) string {
+	if j.id.Namespace != "" {
+		return j.id.String()
+	}
+	return "<your-namespace>/" + j.id.Name
+}

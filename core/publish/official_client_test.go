@@ -1,0 +1,101 @@
+package publish_test
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"modelpub/core/pipeline/pipelinetest"
+	"modelpub/core/publish"
+)
+
+// requireTool skips without the tool, but fails under CI=true, where the
+// official client must run.
+func requireTool(t *testing.T, name string) string {
+	t.Helper()
+	p, err := exec.LookPath(name)
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("%s not found in PATH (CI=true: the @huggingface/hub check must run; `make deps-node` installs it)", name)
+		}
+		t.Skipf("%s not found in PATH (`make deps-node` installs node and npm)", name)
+	}
+	return p
+}
+
+// A published pipeline, seen through @huggingface/hub (the client pinned
+// by core/hub/conformance): listFiles shows every staged file and
+// downloadFile returns the staged bytes.
+func TestPublishedRepoThroughOfficialClient(t *testing.T) {
+	if testing.Short() {
+		t.Skip("installs the npm client")
+	}
+	node, npm := requireTool(t, "node"), requireTool(t, "npm")
+	js := t.TempDir()
+	for _, f := range []string{"package.json", "package-lock.json", "fetch.mjs"} {
+		b, err := os.ReadFile(filepath.Join("..", "hub", "conformance", f))
+		require.NoError(t, err)
+		require.NoError(t, os.WriteFile(filepath.Join(js, f), b, 0o644))
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	install := exec.CommandContext(ctx, npm, "ci", "--no-audit", "--no-fund", "--loglevel=warn")
+	install.Dir = js
+	out, err := install.CombinedOutput()
+	require.NoError(t, err, "npm ci:\n%s", out)
+
+	srv := startHub(t)
+	src := sd15(t, pipelinetest.Options{Seed: 11})
+	o := options(t, srv, src, "alice/seen-by-js", nil)
+	o.MaxShardSize, o.Variant, o.License = 1<<20, "fp16", "mit"
+	res, err := publish.Run(ctx, o)
+	require.NoError(t, err)
+
+	for _, rev := range []string{"main", ""} {
+		o.CreatePR = rev == ""
+		if o.CreatePR {
+			o.Variant = "bf16"
+			pr, err := publish.Run(ctx, o)
+			require.NoError(t, err)
+			res = pr
+			rev = "refs/pr/1"
+		}
+		cmd := exec.CommandContext(ctx, node, "fetch.mjs", "--repo", "alice/seen-by-js", "--revision", rev)
+		cmd.Dir = js
+		cmd.Env = append(os.Environ(), "HUB_ENDPOINT="+srv.URL(), "HUB_TOKEN="+aliceTok)
+		var stderr []byte
+		stdout, err := cmd.Output()
+		if ee, ok := err.(*exec.ExitError); ok {
+			stderr = ee.Stderr
+		}
+		require.NoError(t, err, "fetch.mjs at %s:\n%s", rev, stderr)
+		var report struct {
+			Listed  map[string]int64 `json:"listed"`
+			Fetched map[string]struct {
+				Size   int64  `json:"size"`
+				SHA256 string `json:"sha256"`
+			} `json:"fetched"`
+		}
+		require.NoError(t, json.Unmarshal(stdout, &report), "%s", stdout)
+		for _, f := range res.Files {
+			want := res.Card
+			if f.Path != "README.md" {
+				want, err = os.ReadFile(filepath.Join(res.Folder, filepath.FromSlash(f.Path)))
+				require.NoError(t, err)
+			}
+			sum := sha256.Sum256(want)
+			require.Contains(t, report.Fetched, f.Path, "at %s", rev)
+			assert.Equal(t, int64(len(want)), report.Listed[f.Path], "%s at %s", f.Path, rev)
+			assert.Equal(t, hex.EncodeToString(sum[:]), report.Fetched[f.Path].SHA256, "%s at %s", f.Path, rev)
+		}
+	}
+}

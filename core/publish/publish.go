@@ -1,0 +1,289 @@
+// Package publish is the publish job shared by the desktop app and the CLI:
+// check the token, stage the folder (save), validate the staged copy against
+// the source, write the model card, then create the repository and upload,
+// as one commit or one pull request.
+//
+// Every step takes the job's context, reports Events, and leaves something a
+// re-run reuses: a staged folder whose inputs did not change is not rebuilt,
+// a validation of an unchanged staged folder is not redone, and files the Hub
+// already holds are not sent again.
+package publish
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"modelpub/core/card"
+	"modelpub/core/hub"
+	"modelpub/core/pipeline"
+)
+
+// Step names a stage of the job, in the order they run.
+type Step string
+
+// The steps of a publish.
+const (
+	StepCheck    Step = "check"    // token and write access to the namespace
+	StepStage    Step = "stage"    // save into the staging folder (or reuse it)
+	StepValidate Step = "validate" // the staged folder against the source
+	StepCard     Step = "card"     // README.md from the card, merged with the Hub's
+	StepUpload   Step = "upload"   // create the repo, hash, preupload, LFS uploads
+	StepCommit   Step = "commit"   // the commit or pull request
+	StepDone     Step = "done"     // the final event, with the URL
+)
+
+// Steps lists the steps in order, for progress displays.
+var Steps = []Step{StepCheck, StepStage, StepValidate, StepCard, StepUpload, StepCommit}
+
+// Errors of the job, tested with errors.Is. Hub errors (hub.ErrUnauthorized,
+// hub.ErrNetwork, …) and pipeline errors come through wrapped as they are.
+var (
+	ErrNoToken       = errors.New("no Hub token: log in first (modelpub login), or set HF_TOKEN")
+	ErrReadOnlyToken = errors.New("the token is read-only: create a token with the write role at https://huggingface.co/settings/tokens")
+	ErrNamespace     = errors.New("the token cannot write to this namespace")
+	ErrInvalid       = errors.New("the staged folder did not validate against the source")
+	ErrCard          = errors.New("the model card has invalid metadata")
+	ErrBusy          = errors.New("another modelpub is publishing this folder")
+)
+
+// Options describe one publish. Source and Repo are required; Token is
+// required unless DryRun.
+type Options struct {
+	Source string // the Diffusers folder; only ever read
+	Repo   string // "ns/name", or "name" for the token's own namespace
+
+	Private           bool   // create the repository private (an existing one keeps its visibility)
+	CreatePR          bool   // open a pull request instead of committing
+	Branch            string // branch to commit to (created from main when missing); "" → main
+	CommitMessage     string // "" → "Upload {PipelineClass}", as diffusers writes it
+	CommitDescription string
+
+	MaxShardSize int64  // 0 → each library's default
+	Variant      string // "", "fp16" or "bf16"
+
+	// Card is the model card to publish. nil → the source's README.md with
+	// generated metadata added, or a generated card. An explicit card's body
+	// replaces the body of a README.md already on the Hub; otherwise the
+	// Hub's body is kept. Unknown metadata keys on the Hub are kept always.
+	Card        *card.Card
+	License     string // license id for the card ("" → leave as is)
+	LicenseName string // with License "other"
+	BaseModel   string // base model repo id for the card
+
+	Endpoint string // "" → $HF_ENDPOINT → https://huggingface.co
+	Token    string // the Hub token; goes only to Endpoint's origin
+	DryRun   bool   // stage, validate and write the card, then list what would be uploaded; nothing remote
+
+	CacheDir   string       // staging, upload views, hashes; "" → $XDG_CACHE_HOME/modelpub
+	Version    string       // modelpub's version, for the User-Agent and the staging key
+	HTTPClient *http.Client // nil → the hub client's default
+	Retry      hub.RetryPolicy
+	Events     func(Event)          // progress; called from one goroutine at a time
+	Logf       func(string, ...any) // hub notices (retries, skips); nil → none
+}
+
+// Event reports progress. Bytes/Total are this step's; Rate is bytes per
+// second and ETA the estimated time left, both zero when unknown.
+type Event struct {
+	Step    Step          `json:"step"`
+	Phase   string        `json:"phase,omitempty"` // upload sub-phase: scan, preupload, hash, upload, commit
+	Message string        `json:"message,omitempty"`
+	File    string        `json:"file,omitempty"`
+	Bytes   int64         `json:"bytes,omitempty"`
+	Total   int64         `json:"total,omitempty"`
+	Rate    float64       `json:"rate,omitempty"`
+	ETA     time.Duration `json:"eta,omitempty"`
+	Done    bool          `json:"done,omitempty"` // the step is finished
+	URL     string        `json:"url,omitempty"`  // StepDone: the commit or pull request
+}
+
+// Result is the outcome of a publish (or a dry run).
+type Result struct {
+	Repo           string           `json:"repo"`                       // "ns/name"
+	URL            string           `json:"url,omitempty"`              // the pull request's URL, else the commit's
+	CommitURL      string           `json:"commit_url,omitempty"`       //
+	PullRequestURL string           `json:"pull_request_url,omitempty"` //
+	NoChanges      bool             `json:"no_changes,omitempty"`       // the Hub already had every file: no commit made
+	Folder         string           `json:"folder"`                     // the folder uploaded (staged, or the source as it is)
+	AsIs           bool             `json:"as_is,omitempty"`            // the source was already in the wanted form
+	Reused         bool             `json:"reused,omitempty"`           // a previous staging was reused
+	Files          []FileInfo       `json:"files"`                      // what is (or would be) uploaded
+	Bytes          int64            `json:"bytes"`                      // their total size
+	Report         *pipeline.Report `json:"validation"`
+	Card           []byte           `json:"-"` // the README.md written
+	DryRun         bool             `json:"dry_run,omitempty"`
+}
+
+// FileInfo is one file of the upload.
+type FileInfo struct {
+	Path string `json:"path"`
+	Size int64  `json:"size"`
+	LFS  bool   `json:"lfs"` // uploaded through Git LFS (large or binary)
+}
+
+// StepError is a failure of one step.
+type StepError struct {
+	Step Step
+	Err  error
+}
+
+func (e *StepError) Error() string { return fmt.Sprintf("publish: %s: %v", e.Step, e.Err) }
+func (e *StepError) Unwrap() error { return e.Err }
+
+// Run publishes opts.Source. It returns after every goroutine it started has
+// ended; cancelling ctx stops it at the next buffer, request or part.
+func Run(ctx context.Context, opts Options) (*Result, error) {
+	j, err := newJob(opts)
+	if err != nil {
+		return nil, err
+	}
+	return j.run(ctx)
+}
+
+// job is one run of Run.
+type job struct {
+	opts   Options
+	id     hub.RepoID
+	client *hub.Client
+	ev     *emitter
+	cache  string
+	res    *Result
+}
+
+func newJob(opts Options) (*job, error) {
+	if opts.Source == "" {
+		return nil, &StepError{StepCheck, errors.New("no source folder given")}
+	}
+	id, err := hub.ParseRepoID(strings.TrimSpace(opts.Repo))
+	if err != nil {
+		return nil, &StepError{StepCheck, err}
+	}
+	if id.Type != "" && id.Type != hub.Model {
+		return nil, &StepError{StepCheck, fmt.Errorf("%w: %q is a %s repository; Modelpub publishes models", hub.ErrInvalidRepoID, opts.Repo, id.Type)}
+	}
+	if opts.Variant != "" && opts.Variant != "fp16" && opts.Variant != "bf16" {
+		return nil, &StepError{StepStage, fmt.Errorf("%w: %q", pipeline.ErrUnsupportedVariant, opts.Variant)}
+	}
+	if opts.CreatePR && opts.Branch != "" && opts.Branch != "main" {
+		return nil, &StepError{StepCheck, errors.New("choose either a pull request or a branch, not both")}
+	}
+	cache := opts.CacheDir
+	if cache == "" {
+		base, err := os.UserCacheDir()
+		if err != nil {
+			return nil, &StepError{StepStage, fmt.Errorf("no cache folder for staging (%v): set XDG_CACHE_HOME", err)}
+		}
+		cache = filepath.Join(base, "modelpub")
+	}
+	j := &job{opts: opts, id: id, cache: cache, ev: newEmitter(opts.Events),
+		res: &Result{DryRun: opts.DryRun}}
+	if !opts.DryRun {
+		if opts.Token == "" {
+			return nil, &StepError{StepCheck, ErrNoToken}
+		}
+		j.client, err = hub.NewClient(hub.Options{Endpoint: opts.Endpoint, Token: opts.Token, Version: opts.Version,
+			HTTPClient: opts.HTTPClient, Retry: opts.Retry, Logf: opts.Logf})
+		if err != nil {
+			return nil, &StepError{StepCheck, err}
+		}
+	}
+	return j, nil
+}
+
+func (j *job) run(ctx context.Context) (*Result, error) {
+	// 1. Token and namespace, before any heavy work.
+	if !j.opts.DryRun {
+		if err := j.check(ctx); err != nil {
+			return nil, &StepError{StepCheck, err}
+		}
+	}
+	j.res.Repo = j.id.String()
+
+	src, err := pipeline.Open(ctx, j.opts.Source)
+	if err != nil {
+		return nil, &StepError{StepStage, err}
+	}
+	unlock, err := lockSource(j.cache, src.Dir)
+	if err != nil {
+		return nil, &StepError{StepStage, err}
+	}
+	defer unlock()
+
+	// 2. Stage.
+	staged, err := j.stage(ctx, src)
+	if err != nil {
+		return nil, &StepError{StepStage, err}
+	}
+
+	// 3. Validate.
+	if err := j.validate(ctx, src, staged); err != nil {
+		return nil, &StepError{StepValidate, err}
+	}
+
+	// 4. The model card.
+	readme, err := j.card(ctx, src, staged)
+	if err != nil {
+		return nil, &StepError{StepCard, err}
+	}
+	j.res.Card = readme
+
+	// The folder to upload: the staged (or source) files and README.md.
+	view, err := j.view(staged, readme)
+	if err != nil {
+		return nil, &StepError{StepUpload, err}
+	}
+	if j.opts.DryRun {
+		j.ev.emit(Event{Step: StepDone, Done: true, Message: fmt.Sprintf("dry run: %d files, %s would be uploaded to %s",
+			len(j.res.Files), humanBytes(j.res.Bytes), j.res.Repo)})
+		return j.res, nil
+	}
+
+	// 5. Create the repository, upload, commit or open the pull request.
+	if err := j.upload(ctx, staged, view); err != nil {
+		step := StepUpload
+		var se *StepError
+		if errors.As(err, &se) {
+			return nil, err
+		}
+		return nil, &StepError{step, err}
+	}
+	j.ev.emit(Event{Step: StepDone, Done: true, URL: j.res.URL, Message: j.doneMessage()})
+	return j.res, nil
+}
+
+func (j *job) doneMessage() string {
+	switch {
+	case j.res.NoChanges:
+		return "the Hub already has every file: nothing to commit"
+	case j.res.PullRequestURL != "":
+		return "pull request opened"
+	default:
+		return "committed"
+	}
+}
+
+// commitMessage is diffusers' default: "Upload {PipelineClass}".
+func commitMessage(p *pipeline.Pipeline) string {
+	class := ""
+	switch {
+	case p.Index != nil:
+		class = p.Index.ClassName
+	case len(p.Components) == 1:
+		class = p.Components[0].Class
+	}
+	switch {
+	case class == "":
+		return "Upload model"
+	case strings.Contains(class, "Model"):
+		return "Upload model"
+	case strings.Contains(class, "Scheduler"):
+		return "Upload scheduler"
+	}
+	return "Upload " + class
+}

@@ -1,0 +1,368 @@
+package publish
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"golang.org/x/sys/unix"
+
+	"modelpub/core/pipeline"
+	"modelpub/core/tensors"
+)
+
+// stagingFormat changes when Save's output for the same inputs changes, so
+// stagings made by an older Modelpub are not reused.
+const stagingFormat = "1"
+
+// staging is the folder the upload is made from.
+type staging struct {
+	dir  string             // the staged folder, or the source itself when AsIs
+	p    *pipeline.Pipeline // dir, opened
+	asIs bool
+	key  string // fingerprint of dir's files, for the validation stamp
+	// stamp is where a passed validation of dir is recorded.
+	stamp string
+}
+
+// sourceKey names a source folder in the cache: a hash of its absolute path.
+func sourceKey(dir string) string {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		abs = dir
+	}
+	sum := sha256.Sum256([]byte(abs))
+	return hex.EncodeToString(sum[:6])
+}
+
+// fingerprint hashes the names, sizes and modification times of every file
+// under dir (hidden folders aside) and the extra strings: what decides
+// whether a staging made from dir is still current.
+func fingerprint(dir string, extra ...string) (string, error) {
+	h := sha256.New()
+	for _, e := range extra {
+		fmt.Fprintf(h, "%s\x00", e)
+	}
+	var lines []string
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() {
+			if p != dir && strings.HasPrefix(d.Name(), ".") {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		st, err := os.Stat(p)
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(dir, p)
+		lines = append(lines, fmt.Sprintf("%s\x00%d\x00%d\x00%o", filepath.ToSlash(rel), st.Size(), st.ModTime().UnixNano(), st.Mode()))
+		return nil
+	})
+	if err != nil {
+		return "", err
+	}
+	sort.Strings(lines)
+	for _, l := range lines {
+		fmt.Fprintf(h, "%s\n", l)
+	}
+	return hex.EncodeToString(h.Sum(nil)[:10]), nil
+}
+
+// lockSource takes the cache's lock for src, so two runs never stage or
+// upload the same folder at once. The lock goes with the process: a killed
+// run leaves nothing to clean.
+func lockSource(cache, src string) (func(), error) {
+	dir := filepath.Join(cache, "locks")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
+	f, err := os.OpenFile(filepath.Join(dir, sourceKey(src)+".lock"), os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		f.Close()
+		if errors.Is(err, unix.EWOULDBLOCK) {
+			return nil, fmt.Errorf("%w (%s): wait for it to finish or cancel it", ErrBusy, src)
+		}
+		return nil, err
+	}
+	return func() { unix.Flock(int(f.Fd()), unix.LOCK_UN); f.Close() }, nil
+}
+
+// stage saves src into the staging folder, reuses a current one, or picks
+// the source itself when it is already in the wanted form.
+func (j *job) stage(ctx context.Context, src *pipeline.Pipeline) (*staging, error) {
+	if ok, why := inWantedForm(src, j.opts); ok {
+		key, err := fingerprint(src.Dir, "as-is", stagingFormat)
+		if err != nil {
+			return nil, err
+		}
+		j.res.Folder, j.res.AsIs = src.Dir, true
+		j.ev.emit(Event{Step: StepStage, Done: true, Message: "the folder is already safetensors in the wanted layout: its files are uploaded as they are"})
+		stamp := filepath.Join(j.cache, "staging", sourceKey(src.Dir)+"-as-is.valid.json")
+		return &staging{dir: src.Dir, p: src, asIs: true, key: key, stamp: stamp}, nil
+	} else {
+		j.ev.emit(Event{Step: StepStage, Message: "staging: " + why})
+	}
+
+	key, err := fingerprint(src.Dir, "staged", stagingFormat, j.opts.Version,
+		fmt.Sprint(j.opts.MaxShardSize), j.opts.Variant)
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", src.Dir, err)
+	}
+	root := filepath.Join(j.cache, "staging")
+	skey := sourceKey(src.Dir)
+	dst := filepath.Join(root, skey+"-"+key)
+	defer cleanStagings(root, skey, filepath.Base(dst))
+
+	if st, err := os.Stat(filepath.Join(dst, pipeline.ModelIndexFile)); err == nil && st.Mode().IsRegular() || isSingleModel(src) && dirExists(dst) {
+		p, err := pipeline.Open(ctx, dst)
+		if err == nil {
+			j.res.Folder, j.res.Reused = dst, true
+			j.ev.emit(Event{Step: StepStage, Done: true, Message: "reusing the staged folder " + dst})
+			return stagedAt(dst, p)
+		}
+		// A damaged staging: build it again.
+		if err := os.RemoveAll(dst); err != nil {
+			return nil, err
+		}
+	}
+	if err := os.MkdirAll(root, 0o755); err != nil {
+		return nil, err
+	}
+	res, err := pipeline.Save(ctx, src, dst, pipeline.SaveOptions{
+		MaxShardSize: j.opts.MaxShardSize, Variant: j.opts.Variant,
+		Progress: func(p pipeline.Progress) {
+			j.ev.progress(Event{Step: StepStage, File: p.File, Bytes: p.Done, Total: p.Total})
+		},
+	})
+	if err != nil {
+		return nil, err
+	}
+	for _, l := range res.Lossy {
+		j.ev.emit(Event{Step: StepStage, Message: fmt.Sprintf("%s: %s: %d values overflow and %d underflow in %s",
+			l.Component, l.Tensor, l.Overflow, l.Underflow, l.Variant)})
+	}
+	p, err := pipeline.Open(ctx, dst)
+	if err != nil {
+		return nil, fmt.Errorf("reopen the staged folder: %w", err)
+	}
+	j.res.Folder = dst
+	j.ev.emit(Event{Step: StepStage, Done: true, Bytes: res.Bytes, Total: res.Bytes, Message: "staged in " + dst})
+	return stagedAt(dst, p)
+}
+
+// stagedAt describes the staged folder dst.
+func stagedAt(dst string, p *pipeline.Pipeline) (*staging, error) {
+	key, err := fingerprint(dst, "staged-output")
+	if err != nil {
+		return nil, err
+	}
+	return &staging{dir: dst, p: p, key: key, stamp: dst + ".valid.json"}, nil
+}
+
+func isSingleModel(p *pipeline.Pipeline) bool { return p.Index == nil }
+
+func dirExists(p string) bool {
+	st, err := os.Stat(p)
+	return err == nil && st.IsDir()
+}
+
+// cleanStagings removes the other stagings of the same source (older
+// inputs) and the temporary folders of interrupted saves, keeping keep.
+func cleanStagings(root, skey, keep string) {
+	entries, err := os.ReadDir(root)
+	if err != nil {
+		return
+	}
+	for _, e := range entries {
+		name := e.Name()
+		if name == keep || name == keep+".valid.json" {
+			continue
+		}
+		if strings.HasPrefix(name, skey+"-") || strings.HasPrefix(name, "."+skey+"-") {
+			os.RemoveAll(filepath.Join(root, name))
+		}
+	}
+}
+
+// inWantedForm reports whether src can be uploaded as it is: every model's
+// weights in safetensors with format "pt" metadata, current file names,
+// the wanted variant present, and every file within the wanted shard size.
+// If not, it says why.
+func inWantedForm(src *pipeline.Pipeline, opts Options) (bool, string) {
+	for _, c := range src.Components {
+		if c.Null || c.Role != pipeline.RoleModel {
+			continue
+		}
+		name := c.Name
+		if name == "" {
+			name = "the model"
+		}
+		for _, f := range c.Files {
+			if f.LFSPointer {
+				return false, f.Path + " is a Git LFS pointer"
+			}
+		}
+		if c.Main() == nil {
+			return false, name + " has no main weights in safetensors"
+		}
+		if opts.Variant != "" && c.WeightSet(opts.Variant, "safetensors") == nil {
+			return false, name + " has no " + opts.Variant + " variant yet"
+		}
+		for _, ws := range c.Weights {
+			switch {
+			case ws.Err != nil:
+				return false, ws.Err.Error()
+			case ws.Format != "safetensors":
+				return false, name + " has " + ws.Format + " weights to convert to safetensors"
+			case ws.LegacyNames:
+				return false, name + " uses the deprecated variant file names"
+			}
+			dir := filepath.Join(src.Dir, filepath.FromSlash(c.Name))
+			for _, f := range ws.Files {
+				path := filepath.Join(dir, f)
+				h, err := tensors.ReadHeaderFile(path)
+				if err != nil {
+					return false, err.Error()
+				}
+				if v, _ := h.Metadata.Get(tensors.MetadataKeyFormat); v != "pt" {
+					return false, fmt.Sprintf("%s/%s lacks the {\"format\": \"pt\"} metadata transformers needs", c.Name, f)
+				}
+			}
+		}
+	}
+	if opts.MaxShardSize > 0 {
+		// The wanted layout is the one Save would write: same files, same names.
+		plan, err := pipeline.Plan(src, pipeline.SaveOptions{MaxShardSize: opts.MaxShardSize, Variant: opts.Variant})
+		if err != nil {
+			return false, err.Error()
+		}
+		for _, cp := range plan.Components {
+			c := src.Component(cp.Name)
+			if c == nil {
+				continue
+			}
+			for _, set := range cp.Sets {
+				cur := pipeline.CurrentLayout(c, set.Variant)
+				if cur == nil || !sameFiles(cur.Files, set.Files) {
+					return false, fmt.Sprintf("%s is not split as %s shards would be", displayName(cp.Name), tensors.FormatSize(opts.MaxShardSize))
+				}
+			}
+		}
+	}
+	return true, ""
+}
+
+func sameFiles(a, b []pipeline.PlannedFile) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i].Name != b[i].Name {
+			return false
+		}
+	}
+	return true
+}
+
+func displayName(component string) string {
+	if component == "" {
+		return "the model"
+	}
+	return component
+}
+
+// validationStamp records a validation that passed, so an unchanged staged
+// folder is not compared with its source again.
+type validationStamp struct {
+	Key    string           `json:"key"`
+	Report *pipeline.Report `json:"report"`
+}
+
+// validate checks the staged folder against the source (or the source
+// alone when it is uploaded as it is).
+func (j *job) validate(ctx context.Context, src *pipeline.Pipeline, s *staging) error {
+	stampPath := s.stamp
+	if b, err := os.ReadFile(stampPath); err == nil {
+		var st validationStamp
+		if json.Unmarshal(b, &st) == nil && st.Key == s.key && st.Report != nil && st.Report.OK() {
+			j.res.Report = st.Report
+			j.ev.emit(Event{Step: StepValidate, Done: true, Message: "already validated; unchanged since"})
+			return nil
+		}
+	}
+	opts := pipeline.ValidateOptions{Progress: func(done, total int64) {
+		j.ev.progress(Event{Step: StepValidate, Bytes: done, Total: total})
+	}}
+	if !s.asIs {
+		opts.Against = src
+	}
+	j.ev.emit(Event{Step: StepValidate, Message: "checking that the staged folder loads and matches the source"})
+	r, err := pipeline.Validate(ctx, s.p, opts)
+	if err != nil {
+		return err
+	}
+	j.res.Report = r
+	for _, w := range r.Warnings {
+		j.ev.emit(Event{Step: StepValidate, File: w.Path, Message: w.Message})
+	}
+	if !r.OK() {
+		var b strings.Builder
+		for i, p := range r.Problems {
+			if i == 5 {
+				fmt.Fprintf(&b, "; and %d more", len(r.Problems)-5)
+				break
+			}
+			if i > 0 {
+				b.WriteString("; ")
+			}
+			if p.Path != "" {
+				b.WriteString(p.Path + ": ")
+			}
+			b.WriteString(p.Message)
+		}
+		return fmt.Errorf("%w: %s", ErrInvalid, b.String())
+	}
+	if b, err := json.Marshal(validationStamp{Key: s.key, Report: r}); err == nil {
+		if err := os.MkdirAll(filepath.Dir(stampPath), 0o755); err == nil {
+			writeFileAtomic(stampPath, b)
+		}
+	}
+	j.ev.emit(Event{Step: StepValidate, Done: true, Bytes: r.Bytes, Total: r.Bytes,
+		Message: fmt.Sprintf("valid: %d tensors compared", r.Tensors)})
+	return nil
+}
+
+// writeFileAtomic writes data to path through a temporary file and a rename.
+func writeFileAtomic(path string, data []byte) error {
+	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
+	if err != nil {
+		return err
+	}
+	_, werr := f.Write(data)
+	serr := f.Sync()
+	cerr := f.Close()
+	if err := errors.Join(werr, serr, cerr); err != nil {
+		os.Remove(f.Name())
+		return err
+	}
+	if err := os.Rename(f.Name(), path); err != nil {
+		os.Remove(f.Name())
+		return err
+	}
+	return nil
+}

@@ -1,0 +1,167 @@
+package publish
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"modelpub/core/hub"
+)
+
+// lfsThreshold is the size from which the Hub stores any file in Git LFS.
+const lfsThreshold = 10 << 20
+
+// lfsExtensions are the patterns of the Hub's default .gitattributes that
+// a model folder meets.
+var lfsExtensions = []string{".bin", ".safetensors", ".ckpt", ".pt", ".pth", ".onnx", ".msgpack", ".h5",
+	".pkl", ".pickle", ".npy", ".npz", ".model", ".gguf", ".zip", ".tar", ".gz", ".xz", ".zst", ".ot", ".tflite", ".pb"}
+
+// view builds the folder UploadFolder sends: symbolic links to every file
+// of the staged folder (or the source), hidden folders aside, and README.md
+// written from the card. Its path is stable per folder so the hash cache,
+// keyed by path, finds the files of an earlier run.
+func (j *job) view(s *staging, readme []byte) (string, error) {
+	root := filepath.Join(j.cache, "upload")
+	if err := os.MkdirAll(root, 0o755); err != nil {
+		return "", err
+	}
+	dir := filepath.Join(root, sourceKey(s.dir))
+	tmp, err := os.MkdirTemp(root, ".view-*")
+	if err != nil {
+		return "", err
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			os.RemoveAll(tmp)
+		}
+	}()
+	var files []FileInfo
+	err = filepath.WalkDir(s.dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, err := filepath.Rel(s.dir, p)
+		if err != nil {
+			return err
+		}
+		if d.IsDir() {
+			if p != s.dir && strings.HasPrefix(d.Name(), ".") {
+				return filepath.SkipDir
+			}
+			return os.MkdirAll(filepath.Join(tmp, rel), 0o755)
+		}
+		if rel == "README.md" {
+			return nil
+		}
+		st, err := os.Stat(p)
+		if err != nil || !st.Mode().IsRegular() {
+			return nil // dangling links and special files are not part of a model
+		}
+		abs, err := filepath.Abs(p)
+		if err != nil {
+			return err
+		}
+		if err := os.Symlink(abs, filepath.Join(tmp, rel)); err != nil {
+			return err
+		}
+		files = append(files, FileInfo{Path: filepath.ToSlash(rel), Size: st.Size(), LFS: isLFS(rel, st.Size())})
+		return nil
+	})
+	if err != nil {
+		return "", fmt.Errorf("list %s: %w", s.dir, err)
+	}
+	if err := os.WriteFile(filepath.Join(tmp, "README.md"), readme, 0o644); err != nil {
+		return "", err
+	}
+	files = append(files, FileInfo{Path: "README.md", Size: int64(len(readme))})
+	sort.Slice(files, func(a, b int) bool { return files[a].Path < files[b].Path })
+	if err := os.RemoveAll(dir); err != nil {
+		return "", err
+	}
+	if err := os.Rename(tmp, dir); err != nil {
+		return "", err
+	}
+	ok = true
+	j.res.Files = files
+	j.res.Bytes = 0
+	for _, f := range files {
+		j.res.Bytes += f.Size
+	}
+	return dir, nil
+}
+
+func isLFS(path string, size int64) bool {
+	if size >= lfsThreshold {
+		return true
+	}
+	ext := strings.ToLower(filepath.Ext(path))
+	for _, e := range lfsExtensions {
+		if ext == e {
+			return size > 0
+		}
+	}
+	return false
+}
+
+// upload creates the repository if needed and uploads the view as one
+// commit or pull request.
+func (j *job) upload(ctx context.Context, s *staging, view string) error {
+	url, err := j.client.CreateRepo(ctx, j.id, hub.CreateRepoOptions{Private: j.opts.Private, ExistOK: true})
+	if err != nil {
+		return err
+	}
+	j.ev.emit(Event{Step: StepUpload, Message: "repository " + url})
+	branch := j.opts.Branch
+	if branch != "" && branch != "main" {
+		err := j.client.CreateBranch(ctx, j.id, branch, "")
+		switch {
+		case err == nil:
+			j.ev.emit(Event{Step: StepUpload, Message: "created branch " + branch})
+		case errors.Is(err, hub.ErrConflict):
+		default:
+			return err
+		}
+	}
+	msg := j.opts.CommitMessage
+	if msg == "" {
+		msg = commitMessage(s.p)
+	}
+	hc, err := hub.OpenHashCache(filepath.Join(j.cache, "hub-hashes.json"))
+	if err != nil {
+		return err
+	}
+	info, err := j.client.UploadFolder(ctx, j.id, view, hub.UploadOptions{
+		Revision: branch, CreatePR: j.opts.CreatePR, CommitMessage: msg, CommitDescription: j.opts.CommitDescription,
+		HashCache: hc,
+		Progress: func(p hub.Progress) {
+			step := StepUpload
+			if p.Phase == "commit" || p.Phase == "done" {
+				step = StepCommit
+			}
+			e := Event{Step: step, Phase: p.Phase, File: p.File, Bytes: p.Bytes, Total: p.Total, Rate: p.Rate}
+			if p.Phase == "upload" && p.Total > 0 {
+				j.ev.progress(e)
+			} else if p.File == "" {
+				j.ev.emit(e)
+			}
+		},
+	})
+	if err != nil {
+		if errors.Is(err, hub.ErrConflict) && !j.opts.CreatePR {
+			return &StepError{StepCommit, fmt.Errorf("%w (the branch moved while uploading; run publish again: nothing already uploaded is sent twice)", err)}
+		}
+		return err
+	}
+	j.res.CommitURL, j.res.PullRequestURL, j.res.NoChanges = info.URL, info.PullRequestURL, info.NoChanges
+	j.res.URL = info.URL
+	if info.PullRequestURL != "" {
+		j.res.URL = info.PullRequestURL
+	}
+	return nil
+}

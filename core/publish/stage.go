@@ -152,10 +152,6 @@ func (j *job) stage(ctx context.Context, src *pipeline.Pipeline) (*staging, erro
 	if err != nil {
 		return nil, err
 	}
-	for _, l := range res.Lossy {
-		j.ev.emit(Event{Step: StepStage, Message: fmt.Sprintf("%s: %s: %d values overflow and %d underflow in %s",
-			l.Component, l.Tensor, l.Overflow, l.Underflow, l.Variant)})
-	}
 	p, err := pipeline.Open(ctx, dst)
 	if err != nil {
 		return nil, fmt.Errorf("reopen the staged folder: %w", err)
@@ -311,7 +307,11 @@ func (j *job) validate(ctx context.Context, src *pipeline.Pipeline, s *staging) 
 	if !s.asIs {
 		opts.Against = src
 	}
-	j.ev.emit(Event{Step: StepValidate, Message: "checking that the staged folder loads and matches the source"})
+	if s.asIs {
+		j.ev.emit(Event{Step: StepValidate, Message: "checking that the folder loads as diffusers would load it"})
+	} else {
+		j.ev.emit(Event{Step: StepValidate, Message: "checking that the staged folder loads and matches the source, tensor by tensor"})
+	}
 	r, err := pipeline.Validate(ctx, s.p, opts)
 	if err != nil {
 		return err
@@ -342,8 +342,11 @@ func (j *job) validate(ctx context.Context, src *pipeline.Pipeline, s *staging) 
 			writeFileAtomic(stampPath, b)
 		}
 	}
-	j.ev.emit(Event{Step: StepValidate, Done: true, Bytes: r.Bytes, Total: r.Bytes,
-		Message: fmt.Sprintf("valid: %d tensors compared", r.Tensors)})
+	msg := "valid"
+	if r.Tensors > 0 {
+		msg = fmt.Sprintf("valid: %d tensors (%s) match the source", r.Tensors, humanBytes(r.Bytes))
+	}
+	j.ev.emit(Event{Step: StepValidate, Done: true, Bytes: r.Bytes, Total: r.Bytes, Message: msg})
 	return nil
 }
 

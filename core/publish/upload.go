@@ -136,6 +136,7 @@ func (j *job) upload(ctx context.Context, s *staging, view string) error {
 	if err != nil {
 		return err
 	}
+	phase := ""
 	info, err := j.client.UploadFolder(ctx, j.id, view, hub.UploadOptions{
 		Revision: branch, CreatePR: j.opts.CreatePR, CommitMessage: msg, CommitDescription: j.opts.CommitDescription,
 		HashCache: hc,
@@ -145,10 +146,14 @@ func (j *job) upload(ctx context.Context, s *staging, view string) error {
 				step = StepCommit
 			}
 			e := Event{Step: step, Phase: p.Phase, File: p.File, Bytes: p.Bytes, Total: p.Total, Rate: p.Rate}
-			if p.Phase == "upload" && p.Total > 0 {
-				j.ev.progress(e)
-			} else if p.File == "" {
+			if p.Phase != phase {
+				phase = p.Phase
+				e.Message = phaseMessage(p)
 				j.ev.emit(e)
+				return
+			}
+			if p.Total > 0 && (p.Phase == "upload" || p.Phase == "hash") {
+				j.ev.progress(e)
 			}
 		},
 	})
@@ -164,4 +169,30 @@ func (j *job) upload(ctx context.Context, s *staging, view string) error {
 		j.res.URL = info.PullRequestURL
 	}
 	return nil
+}
+
+// phaseMessage says what an upload phase is about to do.
+func phaseMessage(p hub.Progress) string {
+	switch p.Phase {
+	case "scan":
+		return "listing the files"
+	case "preupload":
+		return fmt.Sprintf("asking the Hub which of %s it needs", plural(p.FilesTotal, "file"))
+	case "hash":
+		return fmt.Sprintf("hashing %s (%s; cached hashes are reused)", plural(p.FilesTotal, "file"), humanBytes(p.Total))
+	case "upload":
+		return fmt.Sprintf("uploading %s (%s) through Git LFS", plural(p.FilesTotal, "object"), humanBytes(p.Total))
+	case "commit":
+		return fmt.Sprintf("committing %s", plural(p.FilesTotal, "file"))
+	case "done":
+		return ""
+	}
+	return p.Phase
+}
+
+func plural(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
 }

@@ -3,6 +3,8 @@
 package gui
 
 import (
+	"os"
+
 	"fyne.io/fyne/v2"
 	"fyne.io/fyne/v2/app"
 
@@ -12,6 +14,18 @@ import (
 // AppID identifies the application to Fyne (preferences, storage).
 const AppID = "io.modelpub.app"
 
+// Environment variables Run honours, for scripted runs such as
+// make screenshots.
+const (
+	// EnvOpen names a folder (or a file inside one) to open at start.
+	EnvOpen = "MODELPUB_OPEN"
+	// EnvTab names the tab to show at start: Overview, Shards, …
+	EnvTab = "MODELPUB_TAB"
+	// EnvSelect is a component tree node to select once EnvOpen is open,
+	// e.g. "c/unet" (see the node ids in tree.go).
+	EnvSelect = "MODELPUB_SELECT"
+)
+
 // Run opens the main window and blocks until it is closed.
 func Run() {
 	a := app.NewWithID(AppID)
@@ -19,8 +33,23 @@ func Run() {
 	a.SetIcon(icon)
 	w := a.NewWindow("Modelpub")
 	w.SetIcon(icon)
-	ui := New()
-	w.SetContent(ui.Content)
-	w.Resize(fyne.NewSize(1024, 700))
+	e := &env{
+		win:     w,
+		spawn:   func(f func()) { go f() },
+		do:      fyne.Do,
+		choices: &choices{},
+		prefs:   a.Preferences(),
+	}
+	u := newUI(e)
+	u.quit = func() { u.confirmClose(a.Quit) }
+	w.SetCloseIntercept(func() { u.confirmClose(w.Close) })
+	w.Resize(fyne.NewSize(1200, 760))
+	if tab := os.Getenv(EnvTab); tab != "" && !u.selectTab(tab) {
+		fyne.LogError("no tab called "+tab, nil)
+	}
+	if path := os.Getenv(EnvOpen); path != "" {
+		u.revealOnOpen = os.Getenv(EnvSelect)
+		u.OpenPath(path)
+	}
 	w.ShowAndRun()
 }

@@ -1,0 +1,77 @@
+package gui
+
+import (
+	"errors"
+
+	"fyne.io/fyne/v2"
+	"fyne.io/fyne/v2/dialog"
+	"fyne.io/fyne/v2/theme"
+)
+
+// namedPanel is one tab of the window.
+type namedPanel struct {
+	title string
+	icon  fyne.Resource
+	p     panel
+}
+
+// makePanels lists the tabs on the right of the window, in order. Each
+// panel is built once, with the window's env.
+func (u *UI) makePanels() []namedPanel {
+	return []namedPanel{
+		{"Overview", theme.InfoIcon(), newOverviewPanel(u.e)},
+		{"Shards", theme.GridIcon(), newShardsPanel(u.e)},
+		{"Variant", theme.ColorPaletteIcon(), newVariantPanel(u.e)},
+		{"Model card", theme.DocumentIcon(), u.cards},
+		{"Publish", theme.UploadIcon(), u.publisher},
+	}
+}
+
+// makeJobs builds the card and publish panels and the save job, and wires
+// Save locally (Ctrl+S) and Publish (Ctrl+Enter) to them.
+func (u *UI) makeJobs() {
+	u.cards = newCardPanel(u.e)
+	u.publisher = newPublishPanel(u.e, u.cards)
+	u.saver = newSaveJob(u.e)
+	u.saver.pick = func(start string, done func(string, error)) {
+		dir, err := u.callBrowse(start)
+		switch {
+		case errors.Is(err, errPickCancelled):
+			done("", nil)
+		case err != nil:
+			u.saver.pickWithFyne(start, done)
+		default:
+			done(dir, nil)
+		}
+	}
+	u.onSave = func() { u.saver.Run(u.pipeline) }
+	u.onPublish = func() {
+		u.selectTab("Publish")
+		u.publisher.Publish()
+	}
+}
+
+// busy reports whether a publish or a save is running.
+func (u *UI) busy() bool { return u.publisher.Busy() || u.saver.Busy() }
+
+// confirmClose is the window's close intercept: with a job running it asks
+// first, then cancels the job and closes once it has stopped.
+func (u *UI) confirmClose(closeWindow func()) {
+	if !u.busy() {
+		closeWindow()
+		return
+	}
+	what := "A publish is running"
+	if u.saver.Busy() {
+		what = "A save is running"
+	}
+	dialog.ShowConfirm("Stop and quit?", what+". Quitting cancels it; run it again later to resume where it stopped.",
+		func(ok bool) {
+			if !ok {
+				return
+			}
+			u.publisher.Cancel()
+			u.saver.Cancel()
+			u.publisher.OnIdle(func() { u.saver.OnIdle(closeWindow) })
+		}, u.e.win)
+}

@@ -1,0 +1,541 @@
+package gui
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"fyne.io/fyne/v2"
+	"fyne.io/fyne/v2/test"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"github.com/zalando/go-keyring"
+
+	"modelpub/core/auth"
+	"modelpub/core/hub"
+	"modelpub/core/hub/hubemu"
+	"modelpub/core/pipeline"
+	"modelpub/core/publish"
+)
+
+const (
+	aliceToken = "hf_alice_gui_secret_0123456789abcdefgh"
+	readToken  = "hf_alice_gui_read_only_0123456789abcd"
+)
+
+// startTestHub starts a Hub emulator over loopback: alice may write to her
+// namespace and to the studio organisation.
+func startTestHub(t *testing.T) *hubemu.Server {
+	t.Helper()
+	srv, err := hubemu.New(hubemu.Options{Dir: t.TempDir(), Record: true,
+		Tokens:     map[string]string{aliceToken: "alice", readToken: "alice"},
+		ReadTokens: map[string]bool{readToken: true},
+		Orgs:       map[string]map[string]string{"studio": {"alice": "write"}, "museum": {"alice": "read"}}})
+	require.NoError(t, err)
+	_, err = srv.Start("127.0.0.1:0")
+	require.NoError(t, err)
+	t.Cleanup(func() { srv.Close() })
+	return srv
+}
+
+// testHubConfig points the panel at endpoint with nothing from the
+// environment: no HF_TOKEN, no token file, a fresh cache.
+func testHubConfig(t *testing.T, endpoint string) *hubConfig {
+	return &hubConfig{Endpoint: endpoint, Getenv: func(string) string { return "" }, Home: t.TempDir(),
+		CacheDir: t.TempDir(), Version: "test",
+		Retry: hub.RetryPolicy{MaxRetries: 2, BaseWait: 5 * time.Millisecond, MaxWait: 20 * time.Millisecond}}
+}
+
+// newTestPublishPanel shows a publish panel, with its card panel, in a
+// test window; the keyring is go-keyring's in-memory mock, empty.
+func newTestPublishPanel(t *testing.T, endpoint string) (*publishPanel, fyne.Window) {
+	t.Helper()
+	test.NewTempApp(t)
+	keyring.MockInit()
+	e := jobTestEnv()
+	e.hub = testHubConfig(t, endpoint)
+	cards := newCardPanel(e)
+	cards.debounce.delay = 0
+	pp := newPublishPanel(e, cards)
+	w := test.NewTempWindow(t, pp.Content())
+	e.win = w
+	w.Resize(fyne.NewSize(1100, 760))
+	return pp, w
+}
+
+// storeToken logs in the way `modelpub login` does: the token in the
+// keyring for the endpoint.
+func storeToken(t *testing.T, endpoint, token string) {
+	t.Helper()
+	require.NoError(t, auth.Store(auth.Options{Endpoint: endpoint, Keyring: auth.OSKeyring()}, token))
+}
+
+// topDialog is the markup of the dialog on top of the window, "" if none.
+func topDialog(w fyne.Window) string {
+	top := w.Canvas().Overlays().Top()
+	if top == nil {
+		return ""
+	}
+	return test.RenderObjectToMarkup(top)
+}
+
+// dismissDialogs closes every dialog on the window.
+func dismissDialogs(w fyne.Window) {
+	for top := w.Canvas().Overlays().Top(); top != nil; top = w.Canvas().Overlays().Top() {
+		w.Canvas().Overlays().Remove(top)
+	}
+}
+
+// showFolder opens p in both panels, as the window does.
+func showFolder(pp *publishPanel, p *pipeline.Pipeline) {
+	pp.cards.SetPipeline(p)
+	pp.SetPipeline(p)
+}
+
+func stateOf(pp *publishPanel, s publish.Step) stepState { return pp.shown.states[stepIndex(s)] }
+
+func TestPublishPanelLogInAndOut(t *testing.T) {
+	srv := startTestHub(t)
+	pp, w := newTestPublishPanel(t, srv.URL())
+	assert.True(t, pp.dryRunBtn.Disabled(), "nothing to publish without a folder")
+	assert.True(t, pp.publishBtn.Disabled())
+
+	pp.SetPipeline(jobPipeline(t, 7))
+	assert.Nil(t, pp.account)
+	assert.Contains(t, pp.accountText.Text, "Not logged in to "+auth.Account(srv.URL()))
+	assert.False(t, pp.dryRunBtn.Disabled(), "a dry run needs no account")
+	assert.True(t, pp.publishBtn.Disabled(), "publishing does")
+	assert.True(t, pp.logoutBtn.Disabled())
+	pp.Publish() // Ctrl+Enter without an account asks to log in
+	assert.Contains(t, topDialog(w), "Log in to "+auth.Account(srv.URL()))
+	dismissDialogs(w)
+
+	test.Tap(pp.loginBtn)
+	require.NotNil(t, pp.loginDialog)
+	assert.Contains(t, topDialog(w), "Log in to "+auth.Account(srv.URL()))
+	test.Type(pp.loginEntry, aliceToken)
+	pp.loginDialog.Submit()
+
+	require.NotNil(t, pp.account)
+	assert.Empty(t, topDialog(w), "no error")
+	assert.Equal(t, "alice", pp.account.User)
+	assert.Contains(t, pp.accountText.Text, "as alice")
+	assert.Contains(t, pp.accountText.Text, "from keyring")
+	assert.Contains(t, pp.accountText.Text, "write to: studio")
+	assert.NotContains(t, pp.accountText.Text, "museum", "a read role in an org is no namespace to publish to")
+	assert.Equal(t, []string{"alice", "studio"}, pp.namespace.Options)
+	assert.Equal(t, "alice", pp.namespace.Selected)
+	assert.Equal(t, "sd15", pp.repoName.Text, "the repository is named after the folder")
+	assert.False(t, pp.publishBtn.Disabled())
+	got, err := keyring.Get(auth.Service, auth.Account(srv.URL()))
+	require.NoError(t, err)
+	assert.Equal(t, aliceToken, got, "the token is in the keyring")
+	assert.NotContains(t, test.RenderToMarkup(w.Canvas()), aliceToken, "the token is never shown")
+
+	test.Tap(pp.logoutBtn)
+	assert.Nil(t, pp.account)
+	assert.Contains(t, pp.accountText.Text, "Not logged in")
+	assert.True(t, pp.publishBtn.Disabled())
+	assert.Empty(t, pp.namespace.Options)
+	_, err = keyring.Get(auth.Service, auth.Account(srv.URL()))
+	assert.ErrorIs(t, err, keyring.ErrNotFound, "logging out removes it")
+}
+
+func TestPublishPanelFindsTheStoredToken(t *testing.T) {
+	srv := startTestHub(t)
+	pp, _ := newTestPublishPanel(t, srv.URL())
+	storeToken(t, srv.URL(), aliceToken)
+
+	pp.SetPipeline(jobPipeline(t, 7))
+
+	require.NotNil(t, pp.account, pp.accountText.Text)
+	assert.Equal(t, []string{"alice", "studio"}, pp.account.Namespaces)
+	assert.Equal(t, auth.SourceKeyring, pp.token.Source)
+	n := len(srv.Requests())
+	pp.SetPipeline(jobPipeline(t, 7))
+	assert.Len(t, srv.Requests(), n, "the account is checked once")
+}
+
+func TestPublishPanelWithoutKeyring(t *testing.T) {
+	srv := startTestHub(t)
+	pp, w := newTestPublishPanel(t, srv.URL())
+	keyring.MockInitWithError(errors.New("org.freedesktop.DBus.Error.ServiceUnknown"))
+	t.Cleanup(keyring.MockInit)
+
+	pp.SetPipeline(jobPipeline(t, 7))
+	assert.Contains(t, pp.accountText.Text, "The OS keyring cannot be used")
+
+	pp.login(aliceToken)
+	require.NotNil(t, pp.keyringDialog, "the panel explains the keyring failure")
+	assert.Contains(t, topDialog(w), "Use for this session only")
+	assert.Contains(t, topDialog(w), "it belongs to alice")
+	assert.Nil(t, pp.account, "not logged in before the user agrees")
+
+	pp.keyringDialog.Confirm()
+	require.NotNil(t, pp.account)
+	assert.Equal(t, "alice", pp.account.User)
+	assert.Equal(t, sourceSession, pp.token.Source)
+	assert.Contains(t, pp.accountText.Text, "from this session only")
+	assert.False(t, pp.publishBtn.Disabled())
+
+	test.Tap(pp.logoutBtn)
+	assert.Nil(t, pp.account)
+	assert.True(t, pp.session.IsZero(), "the session token is forgotten")
+}
+
+func TestPublishPanelWrongToken(t *testing.T) {
+	srv := startTestHub(t)
+	pp, w := newTestPublishPanel(t, srv.URL())
+	pp.SetPipeline(jobPipeline(t, 7))
+
+	pp.login("hf_not_a_token_the_hub_knows_0123456789")
+
+	require.NotNil(t, w.Canvas().Overlays().Top(), "an error dialog")
+	markup := topDialog(w)
+	assert.Contains(t, markup, "The Hub refused the token")
+	assert.Contains(t, markup, "/settings/tokens", "and what to do")
+	assert.Nil(t, pp.account)
+	_, err := keyring.Get(auth.Service, auth.Account(srv.URL()))
+	assert.ErrorIs(t, err, keyring.ErrNotFound, "a refused token is not kept")
+
+	dismissDialogs(w)
+	pp.login("   ")
+	assert.Contains(t, topDialog(w), "Not a Hub token")
+}
+
+func TestPublishPanelReadOnlyToken(t *testing.T) {
+	srv := startTestHub(t)
+	pp, _ := newTestPublishPanel(t, srv.URL())
+	storeToken(t, srv.URL(), readToken)
+	pp.SetPipeline(jobPipeline(t, 7))
+	require.NotNil(t, pp.account)
+	assert.Contains(t, pp.accountText.Text, "read-only")
+	assert.True(t, pp.publishBtn.Disabled(), "a read token cannot publish")
+	assert.False(t, pp.dryRunBtn.Disabled())
+}
+
+func TestPublishPanelTarget(t *testing.T) {
+	srv := startTestHub(t)
+	pp, _ := newTestPublishPanel(t, srv.URL())
+	storeToken(t, srv.URL(), aliceToken)
+	showFolder(pp, jobPipeline(t, 7))
+	require.NotNil(t, pp.account)
+
+	assert.Equal(t, "Upload StableDiffusionPipeline", pp.message.PlaceHolder)
+	assert.True(t, pp.branch.Disabled())
+	pp.mode.SetSelected(modeBranch)
+	assert.False(t, pp.branch.Disabled())
+	assert.True(t, pp.publishBtn.Disabled(), "a branch needs a name")
+	assert.Contains(t, pp.targetHint.Text, "Name the branch")
+	test.Type(pp.branch, "dev")
+	assert.False(t, pp.publishBtn.Disabled())
+	assert.False(t, pp.targetHint.Visible())
+
+	pp.repoName.SetText("bad--name")
+	assert.True(t, pp.publishBtn.Disabled())
+	assert.True(t, pp.dryRunBtn.Disabled())
+	assert.Contains(t, pp.targetHint.Text, "Not a repository name")
+
+	pp.namespace.SetSelected("studio")
+	pp.repoName.SetText("cats")
+	assert.Equal(t, "studio/cats", pp.repoID())
+	assert.Contains(t, pp.cards.card.Body(), `"studio/cats"`, "the generated card names the repository")
+}
+
+func TestRepoNameFor(t *testing.T) {
+	for in, want := range map[string]string{
+		"/m/sd15":                        "sd15",
+		"/m/My Model (v2)":               "My-Model-v2",
+		"/m/..hidden..":                  "hidden",
+		"/m/a--b..c":                     "a-b.c",
+		"/m/x.git":                       "x",
+		"/m/???":                         "model",
+		"/m/" + strings.Repeat("a", 120): strings.Repeat("a", 96),
+	} {
+		got := repoNameFor(in)
+		assert.Equal(t, want, got, in)
+		_, err := hub.ParseRepoID("ns/" + got)
+		assert.NoError(t, err, got)
+	}
+}
+
+func TestPublishPanelDryRun(t *testing.T) {
+	srv := startTestHub(t)
+	pp, _ := newTestPublishPanel(t, srv.URL())
+	pp.SetPipeline(jobPipeline(t, 7))
+	pp.e.choices.set(0, "fp16")
+	srv.ResetRequests()
+
+	pp.DryRun()
+
+	assert.Empty(t, srv.Requests(), "a dry run sends nothing to the Hub")
+	assert.False(t, pp.Busy())
+	require.NotEmpty(t, pp.files)
+	assert.True(t, pp.table.Visible())
+	paths := map[string]publish.FileInfo{}
+	var total int64
+	for _, f := range pp.files {
+		paths[f.Path] = f
+		total += f.Size
+	}
+	assert.Contains(t, paths, "README.md")
+	assert.False(t, paths["README.md"].LFS)
+	require.Contains(t, paths, "unet/diffusion_pytorch_model.fp16.safetensors", "the chosen variant")
+	assert.True(t, paths["unet/diffusion_pytorch_model.fp16.safetensors"].LFS)
+	assert.Equal(t, "LFS", fileCell(paths["unet/diffusion_pytorch_model.fp16.safetensors"], 2))
+	assert.Equal(t, "regular", fileCell(paths["model_index.json"], 2))
+	assert.Contains(t, pp.status.Text, fmt.Sprintf("Dry run: %d files, %s would be uploaded to sd15", len(pp.files), formatSize(total)))
+	assert.Equal(t, stepSkipped, stateOf(pp, publish.StepCheck))
+	assert.Equal(t, stepDone, stateOf(pp, publish.StepStage))
+	assert.Equal(t, stepDone, stateOf(pp, publish.StepCard))
+	assert.Equal(t, stepSkipped, stateOf(pp, publish.StepUpload))
+	assert.False(t, pp.link.Visible())
+}
+
+// download fetches a file of a repo from the emulator.
+func download(t *testing.T, srv *hubemu.Server, repo, rev, path string) []byte {
+	t.Helper()
+	resp, err := http.Get(srv.URL() + "/" + repo + "/resolve/" + rev + "/" + path)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	require.Equal(t, http.StatusOK, resp.StatusCode, "%s: %s", path, b)
+	return b
+}
+
+// remoteFiles lists the files of repo at rev on the emulator.
+func remoteFiles(t *testing.T, srv *hubemu.Server, repo, rev string) map[string]int64 {
+	t.Helper()
+	c, err := hub.NewClient(hub.Options{Endpoint: srv.URL(), Token: aliceToken})
+	require.NoError(t, err)
+	id, err := hub.ParseRepoID(repo)
+	require.NoError(t, err)
+	entries, err := c.ListTree(context.Background(), id, rev, "", true)
+	require.NoError(t, err)
+	out := map[string]int64{}
+	for _, e := range entries {
+		if e.Type == "file" {
+			out[e.Path] = e.Size
+		}
+	}
+	return out
+}
+
+func TestPublishPanelPublishesAndOpensPullRequest(t *testing.T) {
+	srv := startTestHub(t)
+	pp, w := newTestPublishPanel(t, srv.URL())
+	storeToken(t, srv.URL(), aliceToken)
+	showFolder(pp, jobPipeline(t, 7))
+	require.NotNil(t, pp.account)
+	pp.cards.license.SetText("apache-2.0")
+	pp.cards.body.SetText("\n# Cats\n\nDraws cats.\n")
+	want, err := pp.cards.Card()
+	require.NoError(t, err)
+	wantBytes, err := want.Bytes()
+	require.NoError(t, err)
+
+	pp.Publish()
+
+	require.Empty(t, topDialog(w), "no error")
+	assert.False(t, pp.Busy())
+	require.True(t, pp.link.Visible(), pp.status.Text)
+	assert.Contains(t, pp.link.Text, srv.URL()+"/alice/sd15/commit/")
+	assert.Equal(t, pp.link.Text, pp.link.URL.String())
+	assert.Contains(t, pp.status.Text, "Committed to alice/sd15")
+	for _, s := range publish.Steps {
+		assert.Equal(t, stepDone, stateOf(pp, s), s)
+	}
+	assert.Equal(t, wantBytes, download(t, srv, "alice/sd15", "main", "README.md"), "the card of the card panel")
+	mainFiles := remoteFiles(t, srv, "alice/sd15", "main")
+	assert.Contains(t, mainFiles, "unet/diffusion_pytorch_model.safetensors")
+
+	pp.cards.body.SetText("\n# Cats\n\nDraws cats, and dogs.\n")
+	pp.mode.SetSelected(modePR)
+	pp.message.SetText("Mention dogs")
+	pp.Publish()
+
+	require.Empty(t, topDialog(w), "no error")
+	assert.Contains(t, pp.link.Text, "/alice/sd15/discussions/1")
+	assert.Contains(t, pp.status.Text, "Pull request opened on alice/sd15")
+	assert.Equal(t, "Open the pull request", pp.stepLabels[stepIndex(publish.StepCommit)].Text)
+	assert.Equal(t, wantBytes, download(t, srv, "alice/sd15", "main", "README.md"), "main is untouched")
+	assert.Equal(t, mainFiles, remoteFiles(t, srv, "alice/sd15", "main"))
+	assert.Contains(t, string(download(t, srv, "alice/sd15", "refs%2Fpr%2F1", "README.md")), "and dogs")
+}
+
+func TestPublishPanelInvalidCard(t *testing.T) {
+	srv := startTestHub(t)
+	pp, w := newTestPublishPanel(t, srv.URL())
+	storeToken(t, srv.URL(), aliceToken)
+	showFolder(pp, jobPipeline(t, 7))
+	pp.cards.license.SetText("nope")
+	srv.ResetRequests()
+
+	pp.Publish()
+
+	assert.Contains(t, topDialog(w), "The model card has problems")
+	assert.Contains(t, topDialog(w), "Model card tab")
+	assert.False(t, pp.Busy())
+	assert.Empty(t, srv.Requests(), "nothing started")
+}
+
+func TestPublishPanelErrorDialog(t *testing.T) {
+	srv := startTestHub(t)
+	pp, w := newTestPublishPanel(t, srv.URL())
+	storeToken(t, srv.URL(), aliceToken)
+	pp.SetPipeline(jobPipeline(t, 7))
+	require.NotNil(t, pp.account)
+	// The token is revoked after the account check.
+	pp.token = auth.NewToken("hf_revoked_token_0123456789abcdefghij", auth.SourceKeyring)
+
+	pp.Publish()
+
+	markup := topDialog(w)
+	assert.Contains(t, markup, "The Hub refused the token")
+	assert.Contains(t, markup, "Log in again")
+	assert.Equal(t, stepFailed, stateOf(pp, publish.StepCheck))
+	assert.False(t, pp.Busy())
+	assert.False(t, pp.publishBtn.Disabled(), "it may be tried again")
+}
+
+func TestPublishErrorText(t *testing.T) {
+	wrap := func(err error) error {
+		return &publish.StepError{Step: publish.StepUpload, Err: fmt.Errorf("x: %w", err)}
+	}
+	for _, tt := range []struct {
+		err        error
+		title, has string
+	}{
+		{wrap(publish.ErrReadOnlyToken), "The token cannot write", "write role"},
+		{wrap(publish.ErrNamespace), "The token cannot write to this namespace", "Pick a namespace"},
+		{wrap(hub.ErrUnauthorized), "The Hub refused the token", "Log in again"},
+		{wrap(publish.ErrCard), "The model card has invalid metadata", "Model card tab"},
+		{wrap(publish.ErrBusy), "The folder is being published already", "Wait"},
+		{wrap(hub.ErrNetwork), "Cannot reach the Hub", "connection"},
+		{wrap(hub.ErrRateLimited), "The Hub is limiting requests", "Wait a minute"},
+		{errors.New("boom"), "Publishing failed", "publish again"},
+	} {
+		title, next := publishErrorText(tt.err, "https://hub.test")
+		assert.Equal(t, tt.title, title, tt.err)
+		assert.Contains(t, next, tt.has, tt.err)
+	}
+}
+
+// A publish whose LFS uploads are slowed stops within a second of Cancel,
+// and the panel is ready again. The job runs on its own goroutine here;
+// its UI updates queue for the test goroutine, as for the real main one.
+func TestPublishPanelCancel(t *testing.T) {
+	srv := startTestHub(t)
+	pp, _ := newTestPublishPanel(t, srv.URL())
+	loop := newTestLoop()
+	pp.e.spawn = func(f func()) { go f() }
+	pp.e.do = loop.do
+	storeToken(t, srv.URL(), aliceToken)
+	faults, err := hubemu.ParseFaults("seed=1,rate=1,kinds=slow,endpoints=lfs-upload,slow=300ms")
+	require.NoError(t, err)
+	srv.SetFaults(faults)
+	var running sync.WaitGroup // the job's goroutine, so the test ends after it
+	spawn := pp.e.spawn
+	pp.e.spawn = func(f func()) {
+		running.Add(1)
+		spawn(func() { defer running.Done(); f() })
+	}
+	t.Cleanup(running.Wait)
+
+	pp.SetPipeline(jobPipeline(t, 7))
+	require.True(t, loop.runUntil(func() bool { return pp.account != nil }, 10*time.Second), pp.accountText.Text)
+	pp.Publish()
+	require.True(t, pp.Busy())
+	assert.True(t, pp.publishBtn.Disabled())
+	assert.True(t, pp.dryRunBtn.Disabled())
+	assert.False(t, pp.cancelBtn.Disabled())
+	require.True(t, loop.runUntil(func() bool {
+		return pp.shown.current == stepIndex(publish.StepUpload) && pp.shown.phase == "upload"
+	}, 60*time.Second), "the upload starts")
+
+	began := time.Now()
+	test.Tap(pp.cancelBtn)
+	assert.True(t, pp.cancelBtn.Disabled())
+	require.True(t, loop.runUntil(func() bool { return !pp.Busy() }, 5*time.Second))
+	elapsed := time.Since(began)
+
+	t.Logf("stopped %v after Cancel", elapsed)
+	assert.Less(t, elapsed, 1500*time.Millisecond, "the job stops within about a second")
+	assert.True(t, pp.shown.cancelled)
+	assert.Equal(t, stepFailed, stateOf(pp, publish.StepUpload))
+	assert.Contains(t, pp.status.Text, "Cancelled")
+	assert.False(t, pp.publishBtn.Disabled(), "the buttons are back")
+	assert.False(t, pp.dryRunBtn.Disabled())
+	assert.True(t, pp.cancelBtn.Disabled())
+	assert.False(t, pp.link.Visible())
+	idle := false
+	pp.OnIdle(func() { idle = true })
+	assert.True(t, idle)
+}
+
+func TestPublishTracker(t *testing.T) {
+	tr := newPublishTracker(false)
+	tr.event(publish.Event{Step: publish.StepCheck, Message: "checking"})
+	s := tr.event(publish.Event{Step: publish.StepStage, Bytes: 10, Total: 100, File: "unet/x.safetensors"})
+	assert.Equal(t, []stepState{stepDone, stepRunning, stepPending, stepPending, stepPending, stepPending}, s.states)
+	assert.Equal(t, "unet/x.safetensors", s.file)
+	s = tr.event(publish.Event{Step: publish.StepUpload, Phase: "hash"})
+	assert.Equal(t, "Hashing the files", s.message)
+	assert.Equal(t, int64(0), s.bytes, "a new step starts from zero")
+	assert.Equal(t, []stepState{stepDone, stepDone, stepDone, stepDone, stepRunning, stepPending}, s.states)
+	s.states[0] = stepFailed
+	assert.Equal(t, stepDone, tr.p.states[0], "a snapshot is a copy")
+	s = tr.finish(&publish.StepError{Step: publish.StepUpload, Err: context.Canceled})
+	assert.True(t, s.cancelled)
+	assert.Equal(t, stepFailed, s.states[4])
+
+	tr = newPublishTracker(true)
+	s = tr.finish(errors.New("no folder"))
+	assert.Equal(t, stepFailed, s.states[1], "the first step a dry run takes")
+}
+
+func TestProgressBridge(t *testing.T) {
+	var shown []int
+	clock := time.Unix(0, 0)
+	b := newProgressBridge(func(f func()) { f() }, func(v int) { shown = append(shown, v) })
+	b.now = func() time.Time { return clock }
+
+	for i := 1; i <= 100; i++ { // 100 updates in one second
+		b.set(i)
+		clock = clock.Add(10 * time.Millisecond)
+	}
+	b.flush()
+	b.flush()
+
+	assert.LessOrEqual(t, len(shown), 11, "at most ten a second, and the last")
+	assert.Equal(t, 1, shown[0], "the first goes out at once")
+	assert.Equal(t, 100, shown[len(shown)-1], "the last is always shown")
+	assert.Equal(t, "1.00 MB of 4.00 MB · 500 KB/s · 6 s left", byteProgress(1_000_000, 4_000_000, 500_000, 6*time.Second))
+	assert.Equal(t, "3 min 20 s", formatETA(200*time.Second))
+	assert.Equal(t, "2 h 5 min", formatETA(125*time.Minute))
+}
+
+// TestPublishPanelGolden keeps the markup of the panel: before a folder,
+// logged in and ready, and after a dry run. To regenerate after an intended
+// change: go test ./gui/ -run PublishPanelGolden -update, and review the
+// diff. The endpoint is a name no test resolves, so the markup is the same
+// on every run.
+func TestPublishPanelGolden(t *testing.T) {
+	pp, w := newTestPublishPanel(t, "http://hub.test")
+	assertGolden(t, "publish_empty.xml", w.Canvas())
+
+	pp.SetPipeline(jobPipeline(t, 7))
+	pp.setAccount(auth.NewToken("hf_golden", auth.SourceKeyring),
+		&publish.Account{User: "alice", Role: "write", Namespaces: []string{"alice", "studio"}}, nil)
+	assertGolden(t, "publish_ready.xml", w.Canvas())
+
+	pp.DryRun()
+	assertGolden(t, "publish_dryrun.xml", w.Canvas())
+}

@@ -1,0 +1,326 @@
+package gui
+
+import (
+	"path"
+	"strconv"
+	"strings"
+
+	"fyne.io/fyne/v2"
+	"fyne.io/fyne/v2/container"
+	"fyne.io/fyne/v2/theme"
+	"fyne.io/fyne/v2/widget"
+
+	"modelpub/core/pipeline"
+	"modelpub/core/tensors"
+)
+
+// Node ids of the component tree. They are plain strings, cheap to build and
+// stable for a given pipeline, so the tree can recycle its rows freely:
+//
+//	""              the tree's invisible root
+//	"p"             the pipeline
+//	"c/NAME"        a component ("c/" for a single-model folder)
+//	"f/PATH"        a file of a component, PATH relative to the pipeline folder
+//	"t/PATH/I"      tensor I (an index into the weight set's Tensors) of file PATH
+const (
+	pipelineNodeID  = "p"
+	componentPrefix = "c/"
+	filePrefix      = "f/"
+	tensorPrefix    = "t/"
+)
+
+// componentID is the node id of component name.
+func componentID(name string) string { return componentPrefix + name }
+
+// fileID is the node id of a file, its path relative to the pipeline folder.
+func fileID(rel string) string { return filePrefix + rel }
+
+// tensorID is the node id of tensor i of the file with path rel.
+func tensorID(rel string, i int) string { return tensorPrefix + rel + "/" + strconv.Itoa(i) }
+
+// treeModel indexes a pipeline for the tree: every lookup by node id is a
+// map access, built once per pipeline in one pass over its tensors. Tensor
+// ids are only made when a file's branch is first opened.
+type treeModel struct {
+	p        *pipeline.Pipeline
+	children map[string][]string // the root's, the pipeline's and each component's children
+	comps    map[string]*pipeline.Component
+	files    map[string]*fileNode
+	// tensorIDs caches each opened file's children.
+	tensorIDs map[string][]string
+}
+
+// fileNode is one file of a component.
+type fileNode struct {
+	comp *pipeline.Component
+	file pipeline.File
+	name string // bare name inside the component folder
+	// set is the weight set the file holds tensors of, or indexes; nil for
+	// any other file.
+	set     *pipeline.WeightSet
+	isIndex bool
+	// tensors are indexes into set.Tensors, in file order.
+	tensors []int
+	bytes   int64            // tensor data bytes in this file
+	dtypes  map[string]int64 // of those, bytes per dtype
+
+	// Safetensors __metadata__, read on first selection.
+	metaLoading bool
+	metaLoaded  bool
+	meta        tensors.Metadata
+	metaErr     error
+}
+
+// newTreeModel indexes p; nil gives an empty tree.
+func newTreeModel(p *pipeline.Pipeline) *treeModel {
+	m := &treeModel{p: p, children: map[string][]string{}, comps: map[string]*pipeline.Component{},
+		files: map[string]*fileNode{}, tensorIDs: map[string][]string{}}
+	if p == nil {
+		return m
+	}
+	m.children[""] = []string{pipelineNodeID}
+	for _, c := range p.Components {
+		cid := componentID(c.Name)
+		m.children[pipelineNodeID] = append(m.children[pipelineNodeID], cid)
+		m.comps[cid] = c
+		byName := map[string]*fileNode{}
+		for _, f := range c.Files {
+			n := &fileNode{comp: c, file: f, name: path.Base(f.Path)}
+			if strings.HasSuffix(f.Path, "/") {
+				n.name = path.Base(strings.TrimSuffix(f.Path, "/")) + "/"
+			}
+			fid := fileID(f.Path)
+			m.files[fid] = n
+			m.children[cid] = append(m.children[cid], fid)
+			byName[n.name] = n
+		}
+		for _, ws := range c.Weights {
+			if n := byName[ws.Index]; ws.Index != "" && n != nil {
+				n.set, n.isIndex = ws, true
+			}
+			for _, name := range ws.Files {
+				if n := byName[name]; n != nil {
+					n.set = ws
+				}
+			}
+			for i, t := range ws.Tensors {
+				n := byName[t.File]
+				if n == nil || n.set != ws {
+					continue
+				}
+				n.tensors = append(n.tensors, i)
+				n.bytes += t.Size()
+				if n.dtypes == nil {
+					n.dtypes = map[string]int64{}
+				}
+				n.dtypes[t.DType.String()] += t.Size()
+			}
+		}
+	}
+	return m
+}
+
+// childIDs lists a node's children.
+func (m *treeModel) childIDs(id string) []string {
+	if n := m.files[id]; n != nil && strings.HasPrefix(id, filePrefix) {
+		if ids, ok := m.tensorIDs[id]; ok {
+			return ids
+		}
+		ids := make([]string, len(n.tensors))
+		rel := strings.TrimPrefix(id, filePrefix)
+		for k, i := range n.tensors {
+			ids[k] = tensorID(rel, i)
+		}
+		m.tensorIDs[id] = ids
+		return ids
+	}
+	return m.children[id]
+}
+
+// isBranch reports a node that has, or may have, children.
+func (m *treeModel) isBranch(id string) bool {
+	switch {
+	case id == "" || id == pipelineNodeID:
+		return true
+	case strings.HasPrefix(id, componentPrefix):
+		return len(m.children[id]) > 0
+	case strings.HasPrefix(id, filePrefix):
+		n := m.files[id]
+		return n != nil && len(n.tensors) > 0
+	}
+	return false
+}
+
+// tensor finds a tensor node.
+func (m *treeModel) tensor(id string) (*fileNode, pipeline.Tensor, bool) {
+	rest, ok := strings.CutPrefix(id, tensorPrefix)
+	slash := strings.LastIndexByte(rest, '/')
+	if !ok || slash < 0 {
+		return nil, pipeline.Tensor{}, false
+	}
+	n := m.files[fileID(rest[:slash])]
+	i, err := strconv.Atoi(rest[slash+1:])
+	if n == nil || n.set == nil || err != nil || i < 0 || i >= len(n.set.Tensors) {
+		return nil, pipeline.Tensor{}, false
+	}
+	return n, n.set.Tensors[i], true
+}
+
+// row is what a node's line in the tree shows.
+func (m *treeModel) row(id string) (icon fyne.Resource, name, detail string) {
+	switch {
+	case id == pipelineNodeID:
+		return theme.FolderOpenIcon(), path.Base(m.p.Dir), pipelineTitle(m.p) + " · " + formatSize(pipelineSize(m.p))
+	case strings.HasPrefix(id, componentPrefix):
+		c := m.comps[id]
+		if c == nil {
+			return theme.QuestionIcon(), id, ""
+		}
+		return componentIcon(c), componentLabel(m.p, c), componentSummary(c)
+	case strings.HasPrefix(id, filePrefix):
+		n := m.files[id]
+		if n == nil {
+			return theme.QuestionIcon(), id, ""
+		}
+		return fileIcon(n), n.name, fileSummary(n)
+	case strings.HasPrefix(id, tensorPrefix):
+		_, t, ok := m.tensor(id)
+		if !ok {
+			return theme.QuestionIcon(), id, ""
+		}
+		return theme.GridIcon(), t.Name, t.DType.String() + " " + formatShape(t.Shape) + " · " + formatSize(t.Size())
+	}
+	return theme.QuestionIcon(), id, ""
+}
+
+func componentIcon(c *pipeline.Component) fyne.Resource {
+	switch {
+	case c.Null || c.Missing:
+		return theme.ContentRemoveIcon()
+	case c.Role == pipeline.RoleModel:
+		return theme.StorageIcon()
+	}
+	return theme.FolderIcon()
+}
+
+// componentSummary is "UNet2DConditionModel · 859.5M params · 3.44 GB".
+func componentSummary(c *pipeline.Component) string {
+	switch {
+	case c.Null:
+		return "not included ([null, null])"
+	case c.Missing:
+		return c.Class + " · folder missing"
+	}
+	parts := []string{c.Class}
+	if ws := c.Main(); ws != nil && ws.Err == nil && ws.Parameters > 0 {
+		parts = append(parts, formatCount(ws.Parameters)+" params")
+	}
+	parts = append(parts, formatSize(componentSize(c)))
+	return strings.Join(parts, " · ")
+}
+
+func fileIcon(n *fileNode) fyne.Resource {
+	switch {
+	case strings.HasSuffix(n.file.Path, "/"):
+		return theme.FolderIcon()
+	case n.set != nil && !n.isIndex:
+		return theme.FileApplicationIcon()
+	case n.file.Kind == pipeline.KindConfig || n.file.Kind == pipeline.KindTokenizer || n.isIndex:
+		return theme.FileTextIcon()
+	}
+	return theme.FileIcon()
+}
+
+// fileSummary is "3.44 GB · F32 100%" for weights, the size otherwise.
+func fileSummary(n *fileNode) string {
+	s := formatSize(n.file.Size)
+	switch {
+	case n.file.LFSPointer:
+		return s + " · Git LFS pointer"
+	case n.isIndex:
+		return s + " · index of " + plural(len(n.set.Files), "file", "files")
+	case n.set != nil && n.set.Err != nil:
+		return s + " · cannot be read"
+	case n.set != nil:
+		return s + " · " + dtypeMix(n.dtypes)
+	}
+	return s
+}
+
+// componentTree is the tree on the left of the window.
+type componentTree struct {
+	tree  *widget.Tree
+	model *treeModel
+	// onSelected is called with the selected node id, "" when none is.
+	onSelected func(id string)
+}
+
+func newComponentTree() *componentTree {
+	ct := &componentTree{model: newTreeModel(nil)}
+	ct.tree = widget.NewTree(
+		func(id widget.TreeNodeID) []widget.TreeNodeID { return ct.model.childIDs(id) },
+		func(id widget.TreeNodeID) bool { return ct.model.isBranch(id) },
+		func(bool) fyne.CanvasObject {
+			return container.NewHBox(widget.NewIcon(nil), widget.NewLabel(""), secondaryText(""))
+		},
+		func(id widget.TreeNodeID, _ bool, o fyne.CanvasObject) {
+			icon, name, detail := ct.model.row(id)
+			objs := o.(*fyne.Container).Objects
+			objs[0].(*widget.Icon).SetResource(icon)
+			objs[1].(*widget.Label).SetText(name)
+			setSecondaryText(objs[2].(*widget.RichText), detail)
+		},
+	)
+	ct.tree.OnSelected = func(id widget.TreeNodeID) {
+		if ct.onSelected != nil {
+			ct.onSelected(id)
+		}
+	}
+	ct.tree.OnUnselected = func(widget.TreeNodeID) {
+		if ct.onSelected != nil {
+			ct.onSelected("")
+		}
+	}
+	return ct
+}
+
+// setPipeline shows p with its components listed; nil empties the tree.
+func (ct *componentTree) setPipeline(p *pipeline.Pipeline) {
+	ct.tree.UnselectAll()
+	ct.model = newTreeModel(p)
+	ct.tree.CloseAllBranches()
+	ct.tree.Refresh()
+	if p != nil {
+		ct.tree.OpenBranch(pipelineNodeID)
+		ct.tree.ScrollToTop()
+	}
+}
+
+// reveal opens the branches down to node id, opens id itself if it is a
+// branch, selects it and scrolls to it. Unknown ids are ignored.
+func (ct *componentTree) reveal(id string) {
+	var path []string
+	switch {
+	case strings.HasPrefix(id, componentPrefix) && ct.model.comps[id] != nil:
+	case strings.HasPrefix(id, filePrefix) && ct.model.files[id] != nil:
+		path = append(path, componentID(ct.model.files[id].comp.Name))
+	case strings.HasPrefix(id, tensorPrefix):
+		n, _, ok := ct.model.tensor(id)
+		if !ok {
+			return
+		}
+		rest := strings.TrimPrefix(id, tensorPrefix)
+		path = append(path, componentID(n.comp.Name), fileID(rest[:strings.LastIndexByte(rest, '/')]))
+	case id == pipelineNodeID:
+	default:
+		return
+	}
+	for _, p := range append([]string{pipelineNodeID}, path...) {
+		ct.tree.OpenBranch(p)
+	}
+	if ct.model.isBranch(id) {
+		ct.tree.OpenBranch(id)
+	}
+	ct.tree.Select(id)
+	ct.tree.ScrollTo(id)
+}

@@ -519,7 +519,8 @@ func isDelimiterRow(t string) bool { return delimiterRow.MatchString(t) }
 
 // dropImages replaces any image segment left (an image form replaceImages
 // does not know) with its title in italics, so the preview never loads a
-// URL.
+// URL. Links become text in the link colour: Fyne wraps the text after an
+// inline hyperlink one letter per line.
 func dropImages(segs []widget.RichTextSegment) []widget.RichTextSegment {
 	out := segs[:0]
 	for _, s := range segs {
@@ -530,6 +531,10 @@ func dropImages(segs []widget.RichTextSegment) []widget.RichTextSegment {
 				text = "image"
 			}
 			out = append(out, &widget.TextSegment{Style: widget.RichTextStyleEmphasis, Text: text})
+			continue
+		case *widget.HyperlinkSegment:
+			out = append(out, &widget.TextSegment{Text: v.Text,
+				Style: widget.RichTextStyle{Inline: true, ColorName: theme.ColorNameHyperlink}})
 			continue
 		case *widget.ListSegment:
 			v.Items = dropImages(v.Items)

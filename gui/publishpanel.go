@@ -372,7 +372,7 @@ func newPublishPanel(e *env, cards *cardPanel) *publishPanel {
 		widget.NewLabel("Description"), pp.description)
 	pp.left = container.NewVBox(
 		heading("Account"),
-		container.NewBorder(nil, nil, nil, container.NewHBox(pp.loginBtn, pp.logoutBtn), pp.accountText),
+		container.NewBorder(nil, nil, nil, container.NewVBox(container.NewHBox(pp.loginBtn, pp.logoutBtn)), pp.accountText),
 		widget.NewSeparator(),
 		heading("Target"), target, pp.targetHint, pp.output,
 		container.NewHBox(pp.dryRunBtn, pp.publishBtn, pp.cancelBtn))

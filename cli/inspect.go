@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"io"
 	"path/filepath"
-	"slices"
 	"strings"
 
 	"modelpub/core/pipeline"
@@ -183,7 +182,7 @@ func printInspect(w io.Writer, rep inspectReport, listTensors bool) {
 	if rep.Diffusers != "" {
 		fmt.Fprintf(w, "  (diffusers %s)", rep.Diffusers)
 	}
-	fmt.Fprintf(w, "\n%s on disk, %s parameters in the main weights\n", tensors.FormatSize(rep.Totals.Bytes), humanCount(rep.Totals.Parameters))
+	fmt.Fprintf(w, "\n%s on disk, %s parameters in the main weights\n", tensors.FormatSize(rep.Totals.Bytes), pipeline.FormatParameters(rep.Totals.Parameters))
 	for _, c := range rep.Components {
 		name := c.Name
 		if name == "" {
@@ -217,8 +216,8 @@ func printInspect(w io.Writer, rep inspectReport, listTensors bool) {
 				fmt.Fprintf(w, ": cannot be read: %s\n", ws.Error)
 				continue
 			}
-			fmt.Fprintf(w, ": %d tensors, %s parameters, %s (%s)\n", ws.Tensors, humanCount(ws.Parameters),
-				tensors.FormatSize(ws.DataBytes), dtypeMix(ws.DTypeBytes))
+			fmt.Fprintf(w, ": %d tensors, %s parameters, %s (%s)\n", ws.Tensors, pipeline.FormatParameters(ws.Parameters),
+				tensors.FormatSize(ws.DataBytes), pipeline.DTypeMix(ws.DTypeBytes))
 			if ws.Format == "bin" {
 				fmt.Fprintf(w, "    PyTorch pickle, read without running it; saved as safetensors\n")
 			}
@@ -258,44 +257,4 @@ func baseOf(p string) string {
 		return p[i+1:]
 	}
 	return p
-}
-
-// dtypeMix is "F32 98%, I64 2%".
-func dtypeMix(m map[string]int64) string {
-	var total int64
-	keys := make([]string, 0, len(m))
-	for k, v := range m {
-		total += v
-		keys = append(keys, k)
-	}
-	slices.SortFunc(keys, func(a, b string) int { return int(m[b] - m[a]) })
-	var parts []string
-	for _, k := range keys {
-		pct := 100.0
-		if total > 0 {
-			pct = 100 * float64(m[k]) / float64(total)
-		}
-		if pct > 0 && pct < 1 {
-			parts = append(parts, k+" <1%")
-			continue
-		}
-		parts = append(parts, fmt.Sprintf("%s %.0f%%", k, pct))
-	}
-	if len(parts) == 0 {
-		return "no tensors"
-	}
-	return strings.Join(parts, ", ")
-}
-
-// humanCount is "859.5M".
-func humanCount(n int64) string {
-	switch {
-	case n >= 1e9:
-		return fmt.Sprintf("%.2fB", float64(n)/1e9)
-	case n >= 1e6:
-		return fmt.Sprintf("%.1fM", float64(n)/1e6)
-	case n >= 1e3:
-		return fmt.Sprintf("%.1fK", float64(n)/1e3)
-	}
-	return fmt.Sprintf("%d", n)
 }

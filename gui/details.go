@@ -82,7 +82,7 @@ func (m *treeModel) pipelineDetails() detailSection {
 			params += ws.Parameters
 		}
 	}
-	s.add("Parameters", formatCount(params)+" in the main weights")
+	s.add("Parameters", pipeline.FormatParameters(params)+" in the main weights")
 	for _, f := range p.RootFiles {
 		s.add("Root file", f.Path+" ("+formatSize(f.Size)+", "+string(f.Kind)+")")
 	}
@@ -116,9 +116,9 @@ func (m *treeModel) componentDetails(c *pipeline.Component) detailSection {
 			continue
 		}
 		s.add(label, fmt.Sprintf("%s · %s params · %s in %s", plural(len(ws.Tensors), "tensor", "tensors"),
-			formatCount(ws.Parameters), formatSize(ws.DataBytes), plural(len(ws.Files), "file", "files")))
+			pipeline.FormatParameters(ws.Parameters), formatSize(ws.DataBytes), plural(len(ws.Files), "file", "files")))
 		var parts []string
-		for _, dt := range dtypesBySize(ws.DTypeBytes) {
+		for _, dt := range pipeline.DTypesBySize(ws.DTypeBytes) {
 			parts = append(parts, dt+" "+formatSize(ws.DTypeBytes[dt]))
 		}
 		s.add(label+" dtypes", orNone(strings.Join(parts, ", ")))
@@ -168,7 +168,7 @@ func fileDetails(n *fileNode) detailSection {
 	}
 	s.add("Tensors", fmt.Sprint(len(n.tensors)))
 	s.add("Tensor data", formatSize(n.bytes))
-	s.add("DTypes", dtypeMix(n.dtypes))
+	s.add("DTypes", pipeline.DTypeMix(n.dtypes))
 	if n.set.Format == "safetensors" {
 		s.add("Metadata", fileMetadata(n))
 	}

@@ -1,13 +1,9 @@
 package gui
 
 import (
-	"cmp"
-	"fmt"
 	"image/color"
-	"maps"
 	"os"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"strings"
 
@@ -22,19 +18,6 @@ import (
 
 // formatSize is a byte count for people: "3.44 GB", "812 B".
 func formatSize(n int64) string { return tensors.FormatSize(n) }
-
-// formatCount is a parameter count for people: "859.5M", "1.23B", "640".
-func formatCount(n int64) string {
-	switch {
-	case n >= 1e9:
-		return fmt.Sprintf("%.2fB", float64(n)/1e9)
-	case n >= 1e6:
-		return fmt.Sprintf("%.1fM", float64(n)/1e6)
-	case n >= 1e3:
-		return fmt.Sprintf("%.1fK", float64(n)/1e3)
-	}
-	return strconv.FormatInt(n, 10)
-}
 
 // formatShape is "[320, 4, 3, 3]"; a scalar is "[]".
 func formatShape(shape []int64) string {
@@ -51,41 +34,6 @@ func plural(n int, one, many string) string {
 		return "1 " + one
 	}
 	return strconv.Itoa(n) + " " + many
-}
-
-// dtypeMix is "F32 98%, I64 <1%", largest share first; "no tensors" when
-// m is empty.
-func dtypeMix(m map[string]int64) string {
-	var total int64
-	for _, v := range m {
-		total += v
-	}
-	var parts []string
-	for _, k := range dtypesBySize(m) {
-		pct := 100.0
-		if total > 0 {
-			pct = 100 * float64(m[k]) / float64(total)
-		}
-		if pct > 0 && pct < 1 {
-			parts = append(parts, k+" <1%")
-			continue
-		}
-		parts = append(parts, fmt.Sprintf("%s %.0f%%", k, pct))
-	}
-	if len(parts) == 0 {
-		return "no tensors"
-	}
-	return strings.Join(parts, ", ")
-}
-
-// dtypesBySize lists m's keys, largest value first, then by name.
-func dtypesBySize(m map[string]int64) []string {
-	return slices.SortedFunc(maps.Keys(m), func(a, b string) int {
-		if c := cmp.Compare(m[b], m[a]); c != 0 {
-			return c
-		}
-		return cmp.Compare(a, b)
-	})
 }
 
 // componentLabel names a component; a single-model folder's component,

@@ -66,7 +66,7 @@ func overviewOf(p *pipeline.Pipeline) overview {
 		}
 	}
 	facts = append(facts, plural(len(p.Components), "component", "components"),
-		formatSize(pipelineSize(p))+" on disk", formatCount(params)+" parameters")
+		formatSize(pipelineSize(p))+" on disk", pipeline.FormatParameters(params)+" parameters")
 	o.subtitle = strings.Join(facts, " · ")
 
 	o.components = [][]string{{"Component", "Class", "Parameters", "Size", "Variants"}}
@@ -79,7 +79,7 @@ func overviewOf(p *pipeline.Pipeline) overview {
 			row[3] = "missing"
 		}
 		if ws := c.Main(); ws != nil && ws.Err == nil && ws.Parameters > 0 {
-			row[2] = formatCount(ws.Parameters)
+			row[2] = pipeline.FormatParameters(ws.Parameters)
 		}
 		if vs := c.Variants(); len(vs) > 0 {
 			row[4] = strings.Join(vs, ", ")
@@ -127,7 +127,7 @@ func dtypeTotals(p *pipeline.Pipeline) [][]string {
 	}
 	rows := [][]string{header}
 	totals := make([]int64, len(sets))
-	for _, dt := range dtypesBySize(all) {
+	for _, dt := range pipeline.DTypesBySize(all) {
 		row := []string{dt}
 		for i := range sets {
 			n, ok := perSet[i][dt]

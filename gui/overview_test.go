@@ -26,7 +26,7 @@ func TestOverviewContent(t *testing.T) {
 	require.Len(t, o.components, 8)
 	assert.Equal(t, []string{"Component", "Class", "Parameters", "Size", "Variants"}, o.components[0])
 	unet := m.Components[pipelinetest.UNet]
-	assert.Equal(t, []string{"unet", "UNet2DConditionModel", formatCount(unet.Parameters), formatSize(unet.Bytes), "fp16"},
+	assert.Equal(t, []string{"unet", "UNet2DConditionModel", pipeline.FormatParameters(unet.Parameters), formatSize(unet.Bytes), "fp16"},
 		o.components[6])
 	assert.Equal(t, []string{"safety_checker", "not included", "—", "—", "—"}, o.components[2])
 	assert.Equal(t, "—", o.components[3][2], "the scheduler has no parameters")

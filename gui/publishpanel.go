@@ -404,7 +404,7 @@ func (pp *publishPanel) SetPipeline(p *pipeline.Pipeline) {
 	pp.p = p
 	if changed && p != nil {
 		pp.repoName.SetText(repoNameFor(p.Dir))
-		pp.message.PlaceHolder = defaultCommitMessage(p)
+		pp.message.PlaceHolder = publish.DefaultCommitMessage(p)
 		pp.message.Refresh()
 		if !pp.running {
 			pp.clearResult()
@@ -1153,25 +1153,6 @@ func repoNameFor(dir string) string {
 		return "model"
 	}
 	return s
-}
-
-// defaultCommitMessage is what publish writes when the message is left
-// empty: diffusers' "Upload {PipelineClass}".
-func defaultCommitMessage(p *pipeline.Pipeline) string {
-	class := ""
-	switch {
-	case p.Index != nil:
-		class = p.Index.ClassName
-	case len(p.Components) == 1:
-		class = p.Components[0].Class
-	}
-	switch {
-	case class == "", strings.Contains(class, "Model"):
-		return "Upload model"
-	case strings.Contains(class, "Scheduler"):
-		return "Upload scheduler"
-	}
-	return "Upload " + class
 }
 
 var _ panel = (*publishPanel)(nil)

@@ -213,7 +213,7 @@ func componentSummary(c *pipeline.Component) string {
 	}
 	parts := []string{c.Class}
 	if ws := c.Main(); ws != nil && ws.Err == nil && ws.Parameters > 0 {
-		parts = append(parts, formatCount(ws.Parameters)+" params")
+		parts = append(parts, pipeline.FormatParameters(ws.Parameters)+" params")
 	}
 	parts = append(parts, formatSize(componentSize(c)))
 	return strings.Join(parts, " · ")
@@ -242,7 +242,7 @@ func fileSummary(n *fileNode) string {
 	case n.set != nil && n.set.Err != nil:
 		return s + " · cannot be read"
 	case n.set != nil:
-		return s + " · " + dtypeMix(n.dtypes)
+		return s + " · " + pipeline.DTypeMix(n.dtypes)
 	}
 	return s
 }

@@ -79,7 +79,7 @@ func TestTreeRows(t *testing.T) {
 	_, name, detail = tm.row("c/unet")
 	assert.Equal(t, "unet", name)
 	params := m.Components[pipelinetest.UNet].Parameters
-	assert.Equal(t, fmt.Sprintf("UNet2DConditionModel · %s params · %s", formatCount(params),
+	assert.Equal(t, fmt.Sprintf("UNet2DConditionModel · %s params · %s", pipeline.FormatParameters(params),
 		formatSize(m.Components[pipelinetest.UNet].Bytes)), detail)
 
 	_, name, detail = tm.row("f/text_encoder/model.safetensors")
@@ -106,7 +106,7 @@ func TestTreeSelectionShowsDetails(t *testing.T) {
 	assert.Equal(t, "diffusers", d.value("Library"))
 	assert.Equal(t, "model", d.value("Role"))
 	assert.Equal(t, "fp16", d.value("Variants"))
-	assert.Equal(t, fmt.Sprintf("%d tensors · %s params · %s in 1 file", len(unet.Specs), formatCount(unet.Parameters),
+	assert.Equal(t, fmt.Sprintf("%d tensors · %s params · %s in 1 file", len(unet.Specs), pipeline.FormatParameters(unet.Parameters),
 		formatSize(unet.DataBytes)), d.value("Main weights"))
 	assert.Equal(t, "F32 "+formatSize(unet.DataBytes), d.value("Main weights dtypes"))
 	assert.Equal(t, "F16 "+formatSize(unet.DataBytes/2), d.value("fp16 variant dtypes"))
@@ -238,14 +238,8 @@ func TestLargeComponentIndexing(t *testing.T) {
 }
 
 func TestFormatHelpers(t *testing.T) {
-	for n, want := range map[int64]string{0: "0", 999: "999", 1500: "1.5K", 859_520_964: "859.5M", 1_230_000_000: "1.23B"} {
-		assert.Equal(t, want, formatCount(n), "formatCount(%d)", n)
-	}
 	assert.Equal(t, "[]", formatShape(nil))
 	assert.Equal(t, "[320, 4, 3, 3]", formatShape([]int64{320, 4, 3, 3}))
-	assert.Equal(t, "no tensors", dtypeMix(nil))
-	assert.Equal(t, "F32 99%, I64 <1%", dtypeMix(map[string]int64{"F32": 100000, "I64": 616}))
-	assert.Equal(t, "BF16 50%, F16 50%", dtypeMix(map[string]int64{"F16": 8, "BF16": 8}))
 	assert.Equal(t, "1 file", plural(1, "file", "files"))
 	assert.Equal(t, "0 files", plural(0, "file", "files"))
 }

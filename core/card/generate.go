@@ -126,7 +126,7 @@ func (g *gen) body(task, baseModel string) string {
 	if task != "" {
 		fmt.Fprintf(&b, " (%s)", task)
 	}
-	fmt.Fprintf(&b, " in the %s format, with %s parameters", libraryLink(g.library), humanCount(params))
+	fmt.Fprintf(&b, " in the %s format, with %s parameters", libraryLink(g.library), pipeline.FormatParameters(params))
 	if g.p.Index != nil {
 		fmt.Fprintf(&b, " in %d %s", len(g.models), plural(len(g.models), "model", "models"))
 	}
@@ -173,7 +173,7 @@ func (g *gen) components(b *strings.Builder) {
 		}
 		params, size := "—", "—"
 		if w := c.Main(); w != nil && w.Err == nil {
-			params, size = humanCount(w.Parameters), tensors.FormatSize(w.DataBytes)
+			params, size = pipeline.FormatParameters(w.Parameters), tensors.FormatSize(w.DataBytes)
 		}
 		fmt.Fprintf(b, "| `%s` | %s | %s | %s |\n", name, class, params, size)
 	}
@@ -326,17 +326,4 @@ func plural(n int, one, many string) string {
 		return one
 	}
 	return many
-}
-
-// humanCount is "859.5M", as modelpub inspect prints parameter counts.
-func humanCount(n int64) string {
-	switch {
-	case n >= 1e9:
-		return fmt.Sprintf("%.2fB", float64(n)/1e9)
-	case n >= 1e6:
-		return fmt.Sprintf("%.1fM", float64(n)/1e6)
-	case n >= 1e3:
-		return fmt.Sprintf("%.1fK", float64(n)/1e3)
-	}
-	return fmt.Sprintf("%d", n)
 }

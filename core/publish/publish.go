@@ -268,8 +268,9 @@ func (j *job) doneMessage() string {
 	}
 }
 
-// commitMessage is diffusers' default: "Upload {PipelineClass}".
-func commitMessage(p *pipeline.Pipeline) string {
+// DefaultCommitMessage is the commit title used when none is given:
+// diffusers' "Upload {PipelineClass}" ("Upload model" for a model class).
+func DefaultCommitMessage(p *pipeline.Pipeline) string {
 	class := ""
 	switch {
 	case p.Index != nil:

@@ -130,7 +130,7 @@ func (j *job) upload(ctx context.Context, s *staging, view string) error {
 	}
 	msg := j.opts.CommitMessage
 	if msg == "" {
-		msg = commitMessage(s.p)
+		msg = DefaultCommitMessage(s.p)
 	}
 	hc, err := hub.OpenHashCache(filepath.Join(j.cache, "hub-hashes.json"))
 	if err != nil {

@@ -12,7 +12,6 @@ import (
 	"fyne.io/fyne/v2"
 	"fyne.io/fyne/v2/container"
 	"fyne.io/fyne/v2/dialog"
-	"fyne.io/fyne/v2/storage"
 	"fyne.io/fyne/v2/theme"
 	"fyne.io/fyne/v2/widget"
 	native "github.com/sqweek/dialog"
@@ -275,22 +274,14 @@ func (u *UI) callBrowse(start string) (dir string, err error) {
 
 // showFolderDialog is Fyne's folder picker, drawn inside the window.
 func (u *UI) showFolderDialog(start string) {
-	d := dialog.NewFolderOpen(func(lu fyne.ListableURI, err error) {
+	showFyneFolderDialog(u.e.win, start, "", func(path string, err error) {
 		switch {
 		case err != nil:
 			u.showError("Cannot choose a folder", fmt.Sprintf("%v\n\nDrop the folder on the window instead.", err))
-		case lu != nil:
-			u.OpenPath(lu.Path())
+		case path != "":
+			u.OpenPath(path)
 		}
-	}, u.e.win)
-	if start != "" {
-		if l, err := storage.ListerForURI(storage.NewFileURI(start)); err == nil {
-			d.SetLocation(l)
-		}
-	}
-	size := u.e.win.Canvas().Size()
-	d.Resize(fyne.NewSize(max(size.Width*0.9, 600), max(size.Height*0.9, 450)))
-	d.Show()
+	})
 }
 
 // startDir is where the folder pickers start: beside the open folder, or the

@@ -1031,34 +1031,8 @@ func stepIcon(st stepState, cancelled bool) fyne.Resource {
 var fileColumns = []string{"File", "Size", "Upload"}
 
 func (pp *publishPanel) newFilesTable() *widget.Table {
-	t := widget.NewTableWithHeaders(
-		func() (int, int) { return len(pp.files), len(fileColumns) },
-		func() fyne.CanvasObject {
-			l := widget.NewLabel("")
-			l.Truncation = fyne.TextTruncateEllipsis
-			return l
-		},
-		func(id widget.TableCellID, o fyne.CanvasObject) {
-			l := o.(*widget.Label)
-			l.Alignment = fyne.TextAlignLeading
-			if id.Col == 1 {
-				l.Alignment = fyne.TextAlignTrailing
-			}
-			l.SetText(fileCell(pp.files[id.Row], id.Col))
-		})
-	t.ShowHeaderColumn = false
-	t.CreateHeader = func() fyne.CanvasObject {
-		return widget.NewLabelWithStyle("", fyne.TextAlignLeading, fyne.TextStyle{Bold: true})
-	}
-	t.UpdateHeader = func(id widget.TableCellID, o fyne.CanvasObject) {
-		if id.Col >= 0 {
-			o.(*widget.Label).SetText(fileColumns[id.Col])
-		}
-	}
-	for i, w := range []float32{300, 90, 70} {
-		t.SetColumnWidth(i, w)
-	}
-	return t
+	return newTextTable(fileColumns, []float32{300, 90, 70}, func(col int) bool { return col == 1 }, func() int { return len(pp.files) },
+		func(row, col int) string { return fileCell(pp.files[row], col) })
 }
 
 // fileCell is the text of column col for an uploaded file.

@@ -16,7 +16,6 @@ import (
 	"fyne.io/fyne/v2/container"
 	"fyne.io/fyne/v2/dialog"
 	"fyne.io/fyne/v2/layout"
-	"fyne.io/fyne/v2/storage"
 	"fyne.io/fyne/v2/theme"
 	"fyne.io/fyne/v2/widget"
 
@@ -303,25 +302,7 @@ func saveErrorText(err error) (title, next string) {
 // pickWithFyne asks for a folder with Fyne's folder dialog, drawn inside
 // the window.
 func (s *saveJob) pickWithFyne(start string, done func(string, error)) {
-	d := dialog.NewFolderOpen(func(lu fyne.ListableURI, err error) {
-		switch {
-		case err != nil:
-			done("", err)
-		case lu == nil:
-			done("", nil)
-		default:
-			done(lu.Path(), nil)
-		}
-	}, s.e.win)
-	d.SetConfirmText("Save here")
-	if start != "" {
-		if l, err := storage.ListerForURI(storage.NewFileURI(start)); err == nil {
-			d.SetLocation(l)
-		}
-	}
-	size := s.e.win.Canvas().Size()
-	d.Resize(fyne.NewSize(max(size.Width*0.9, 600), max(size.Height*0.9, 450)))
-	d.Show()
+	showFyneFolderDialog(s.e.win, start, "Save here", done)
 }
 
 // showProblem shows a modal dialog: the title names the problem, cause is

@@ -350,34 +350,8 @@ func groupDigits(n int64) string {
 var lossColumns = []string{"Component", "Tensor", "Overflow", "Underflow", "Of values"}
 
 func (v *variantPanel) newLossTable() *widget.Table {
-	t := widget.NewTableWithHeaders(
-		func() (int, int) { return len(v.rows), len(lossColumns) },
-		func() fyne.CanvasObject {
-			l := widget.NewLabel("")
-			l.Truncation = fyne.TextTruncateEllipsis
-			return l
-		},
-		func(id widget.TableCellID, o fyne.CanvasObject) {
-			l := o.(*widget.Label)
-			l.Alignment = fyne.TextAlignLeading
-			if id.Col >= 2 {
-				l.Alignment = fyne.TextAlignTrailing
-			}
-			l.SetText(lossCell(v.rows[id.Row], id.Col))
-		})
-	t.ShowHeaderColumn = false
-	t.CreateHeader = func() fyne.CanvasObject {
-		return widget.NewLabelWithStyle("", fyne.TextAlignLeading, fyne.TextStyle{Bold: true})
-	}
-	t.UpdateHeader = func(id widget.TableCellID, o fyne.CanvasObject) {
-		if id.Col >= 0 {
-			o.(*widget.Label).SetText(lossColumns[id.Col])
-		}
-	}
-	for i, w := range []float32{120, 380, 90, 90, 90} {
-		t.SetColumnWidth(i, w)
-	}
-	return t
+	return newTextTable(lossColumns, []float32{120, 380, 90, 90, 90}, func(col int) bool { return col >= 2 }, func() int { return len(v.rows) },
+		func(row, col int) string { return lossCell(v.rows[row], col) })
 }
 
 // lossCell is the text of column col for a lossy tensor.

@@ -126,6 +126,7 @@ func runPublish(args []string, stdout, stderr io.Writer) int {
 		if o.Card, err = card.Parse(data); err != nil {
 			return usageErr("--card %s: %v", *cardFile, err)
 		}
+		o.ReplaceBody = true
 	}
 	if !o.DryRun || *tokenStdin {
 		ao := auth.Options{Endpoint: o.Endpoint}

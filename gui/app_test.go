@@ -41,6 +41,7 @@ func TestWindowEndToEnd(t *testing.T) {
 	variant.choice.SetSelected("fp16")
 	assert.Equal(t, "fp16", u.e.choices.Variant)
 	require.Len(t, shards.plan.Component("unet").Sets, 2, "the planned layout gains the variant")
+	assert.Contains(t, u.cards.card.Body(), `variant="fp16"`, "the generated card describes the chosen variant")
 
 	u.cards.license.SetText("mit")
 	u.publisher.repoName.SetText("window-e2e")
@@ -59,6 +60,12 @@ func TestWindowEndToEnd(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, "mit", c.Metadata().License)
 	assert.Equal(t, "diffusers", c.Metadata().LibraryName)
+	assert.Contains(t, c.Body(), `variant="fp16", torch_dtype=torch.float16`)
+
+	// The user's own text is never rewritten by a later choice.
+	u.cards.body.SetText("# Mine\n")
+	variant.choice.SetSelected("bf16")
+	assert.Equal(t, "# Mine\n", u.cards.card.Body())
 }
 
 // Closing the window while a job runs asks first; confirming cancels the

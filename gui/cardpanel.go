@@ -47,6 +47,8 @@ type cardPanel struct {
 	// generated says the body is still the one card.Generate wrote, so it
 	// follows the repository chosen in Publish (followRepo).
 	generated bool
+	// refreshGen counts refreshes of the generated body; a late one is dropped.
+	refreshGen int
 	// repoID is the repository Publish targets, "" when unknown; the
 	// generated title and loading snippet name it.
 	repoID string
@@ -76,6 +78,9 @@ type cardPanel struct {
 
 func newCardPanel(e *env) *cardPanel {
 	c := &cardPanel{e: e, debounce: &debouncer{delay: previewDelay, do: e.do}}
+	if e.choices != nil {
+		e.choices.onChange(c.refreshGenerated)
+	}
 
 	c.license = widget.NewSelectEntry(card.Licenses())
 	c.license.PlaceHolder = "a license id, e.g. apache-2.0"
@@ -178,26 +183,51 @@ func (c *cardPanel) followRepo(id string) {
 		return
 	}
 	c.repoID = id
+	c.refreshGenerated()
+}
+
+// genOptions are what the card is generated with: the target repository
+// and the variant chosen in the Variant tab, which the published folder
+// will have.
+func (c *cardPanel) genOptions() card.GenerateOptions {
+	o := card.GenerateOptions{RepoID: c.repoID}
+	if c.e.choices != nil {
+		o.Variant = c.e.choices.Variant
+	}
+	return o
+}
+
+// refreshGenerated writes the body again from the folder, the repository
+// and the chosen variant, as long as it is still the generated one (never
+// over the user's edits). Planning a variant reads headers, so it runs off
+// the UI goroutine.
+func (c *cardPanel) refreshGenerated() {
 	if c.card == nil || !c.generated || c.p == nil {
 		return
 	}
-	body := card.Generate(c.p, card.GenerateOptions{RepoID: id}).Body()
-	if body == c.card.Body() {
-		return
-	}
-	c.card.SetBody(body)
-	c.filling = true
-	c.body.SetText(body)
-	c.filling = false
-	c.schedulePreview()
+	c.refreshGen++
+	gen, p, opts := c.refreshGen, c.p, c.genOptions()
+	c.e.spawn(func() {
+		body := card.Generate(p, opts).Body()
+		c.e.do(func() {
+			if gen != c.refreshGen || p != c.p || c.card == nil || !c.generated || body == c.card.Body() {
+				return
+			}
+			c.card.SetBody(body)
+			c.filling = true
+			c.body.SetText(body)
+			c.filling = false
+			c.schedulePreview()
+		})
+	})
 }
 
 // load generates the card off the UI goroutine (it reads README.md) and
 // shows it.
 func (c *cardPanel) load() {
-	gen, p, repo := c.loadGen, c.p, c.repoID
+	gen, p, opts := c.loadGen, c.p, c.genOptions()
 	c.e.spawn(func() {
-		cd, generated, note := loadCard(p, repo)
+		cd, generated, note := loadCard(p, opts)
 		c.e.do(func() {
 			if gen == c.loadGen {
 				c.card, c.generated, c.note = cd, generated, note
@@ -211,8 +241,8 @@ func (c *cardPanel) load() {
 // it: the README's keys, comments and body win, the generated metadata
 // fills in what it lacks. generated says the body is the generated one;
 // note says why the README.md was not used, if it was not.
-func loadCard(p *pipeline.Pipeline, repoID string) (c *card.Card, generated bool, note string) {
-	gen := card.Generate(p, card.GenerateOptions{RepoID: repoID})
+func loadCard(p *pipeline.Pipeline, opts card.GenerateOptions) (c *card.Card, generated bool, note string) {
+	gen := card.Generate(p, opts)
 	path := filepath.Join(p.Dir, card.FileName)
 	data, err := os.ReadFile(path)
 	switch {

@@ -842,6 +842,7 @@ func (pp *publishPanel) start(dry bool) {
 		CommitMessage:     strings.TrimSpace(pp.message.Text),
 		CommitDescription: strings.TrimSpace(pp.description.Text),
 		Card:              cd,
+		ReplaceBody:       !pp.cards.generated, // the user's own text replaces the Hub's; a generated one does not
 		Endpoint:          pp.cfg.endpoint(),
 		DryRun:            dry,
 		CacheDir:          pp.cfg.CacheDir,

@@ -22,6 +22,9 @@ type GenerateOptions struct {
 	// BaseModel is the repo id of the model this one derives from; ""
 	// sets none.
 	BaseModel string
+	// Variant is a precision variant ("fp16", "bf16") a save is about to
+	// add: the card describes it, as planned, beside the folder's own.
+	Variant string
 }
 
 // Generate writes a card for a pipeline (or single-model) folder.
@@ -66,6 +69,7 @@ func Generate(p *pipeline.Pipeline, opts GenerateOptions) *Card {
 // gen holds what the body is written from.
 type gen struct {
 	p           *pipeline.Pipeline
+	variant     string // planned, see GenerateOptions.Variant
 	repo, name  string
 	class       string
 	library     string
@@ -74,7 +78,7 @@ type gen struct {
 }
 
 func newGen(p *pipeline.Pipeline, opts GenerateOptions) *gen {
-	g := &gen{p: p, repo: opts.RepoID, library: "diffusers"}
+	g := &gen{p: p, repo: opts.RepoID, library: "diffusers", variant: opts.Variant}
 	folder := filepath.Base(p.Dir)
 	if abs, err := filepath.Abs(p.Dir); err == nil {
 		folder = filepath.Base(abs)
@@ -197,9 +201,17 @@ func (g *gen) weightRows() []weightRow {
 			}
 		}
 	}
+	planned := g.plannedVariant(variants)
+	if planned != nil {
+		variants = append(variants, planned.variant)
+	}
 	slices.Sort(variants)
 	rows := []weightRow{}
 	for _, v := range append([]string{""}, variants...) {
+		if planned != nil && v == planned.variant {
+			rows = append(rows, *planned)
+			continue
+		}
 		r := weightRow{variant: v, dtypes: map[string]int64{}}
 		for _, c := range g.models {
 			w := c.WeightSet(v, "")
@@ -215,6 +227,38 @@ func (g *gen) weightRows() []weightRow {
 		rows = append(rows, r)
 	}
 	return rows
+}
+
+// plannedVariant is the row of the variant a save will add, from the plan
+// Save writes by; nil when there is none, the folder has it already, or
+// the plan cannot be made.
+func (g *gen) plannedVariant(have []string) *weightRow {
+	if g.variant == "" || slices.Contains(have, g.variant) {
+		return nil
+	}
+	plan, err := pipeline.Plan(g.p, pipeline.SaveOptions{Variant: g.variant})
+	if err != nil {
+		return nil
+	}
+	r := &weightRow{variant: g.variant, dtypes: map[string]int64{}}
+	for _, cp := range plan.Components {
+		for _, set := range cp.Sets {
+			if set.Variant != g.variant {
+				continue
+			}
+			r.have = append(r.have, cp.Name)
+			for _, f := range set.Files {
+				for _, t := range f.Tensors {
+					r.bytes += t.Bytes
+					r.dtypes[t.DType.String()] += t.Bytes
+				}
+			}
+		}
+	}
+	if len(r.have) == 0 {
+		return nil
+	}
+	return r
 }
 
 // weights writes the table of the main weights and the variants.

@@ -3,6 +3,7 @@ package card
 import (
 	"context"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -116,4 +117,34 @@ func TestGenerateFromStructs(t *testing.T) {
 	c = Generate(custom, GenerateOptions{RepoID: "x/y"})
 	assert.Equal(t, Metadata{LibraryName: "diffusers", Tags: []string{"diffusers", "MyPipeline"}}, c.Metadata(), "no safetensors, no task")
 	assert.Contains(t, c.Body(), `pipe = DiffusionPipeline.from_pretrained("x/y", trust_remote_code=True)`)
+}
+
+// A variant a save is about to add is described as the saved folder will
+// describe it: the same Weights table and loading snippet.
+func TestGeneratePlannedVariant(t *testing.T) {
+	ctx := context.Background()
+	src := openSD15(t, pipelinetest.Options{})
+	for _, v := range []string{"fp16", "bf16"} {
+		t.Run(v, func(t *testing.T) {
+			dst := filepath.Join(t.TempDir(), "saved")
+			_, err := pipeline.Save(ctx, src, dst, pipeline.SaveOptions{Variant: v})
+			require.NoError(t, err)
+			saved, err := pipeline.Open(ctx, dst)
+			require.NoError(t, err)
+
+			section := func(body, from, to string) string {
+				i := strings.Index(body, from)
+				require.GreaterOrEqual(t, i, 0, "%q in\n%s", from, body)
+				j := strings.Index(body[i:], to)
+				require.Greater(t, j, 0)
+				return body[i : i+j]
+			}
+			planned := Generate(src, GenerateOptions{RepoID: "a/b", Variant: v}).Body()
+			actual := Generate(saved, GenerateOptions{RepoID: "a/b"}).Body()
+			assert.Equal(t, section(actual, "## Weights", "## How"), section(planned, "## Weights", "## How"))
+			assert.Equal(t, section(actual, "```python", "\n```"), section(planned, "```python", "\n```"))
+			assert.Contains(t, planned, `variant="`+v+`"`)
+		})
+	}
+	assert.NotContains(t, Generate(src, GenerateOptions{}).Body(), "variant", "no variant asked, none described")
 }

@@ -18,7 +18,7 @@ import (
 // README.md already on the Hub and validated as the Hub would.
 func (j *job) card(ctx context.Context, src *pipeline.Pipeline, s *staging) ([]byte, error) {
 	j.ev.emit(Event{Step: StepCard, Message: "writing the model card"})
-	gen := card.Generate(s.p, card.GenerateOptions{RepoID: j.repoIDForCard(src),
+	gen := card.Generate(s.p, card.GenerateOptions{RepoID: j.repoIDForCard(),
 		License: j.opts.License, LicenseName: j.opts.LicenseName, BaseModel: j.opts.BaseModel})
 	explicit := j.opts.Card != nil
 	local := gen
@@ -57,7 +57,7 @@ func (j *job) card(ctx context.Context, src *pipeline.Pipeline, s *staging) ([]b
 			if err != nil {
 				return nil, fmt.Errorf("%w: README.md on the Hub (%s): %v; fix it there, or publish with an explicit card", ErrCard, j.id, err)
 			}
-			final = card.Merge(remote, local, !explicit)
+			final = card.Merge(remote, local, !j.opts.ReplaceBody)
 			j.ev.emit(Event{Step: StepCard, Message: "merged with the README.md on the Hub"})
 		case errors.Is(err, hub.ErrEntryNotFound), errors.Is(err, hub.ErrRepoNotFound), errors.Is(err, hub.ErrRevisionNotFound):
 		default:
@@ -80,7 +80,7 @@ func (j *job) card(ctx context.Context, src *pipeline.Pipeline, s *staging) ([]b
 }
 
 // repoIDForCard is the id the card's loading snippet names.
-func (j *job) repoIDForCard(src *pipeline.Pipeline) string {
+func (j *job) repoIDForCard() string {
 	if j.id.Namespace != "" {
 		return j.id.String()
 	}

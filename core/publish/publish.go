@@ -68,10 +68,14 @@ type Options struct {
 	Variant      string // "", "fp16" or "bf16"
 
 	// Card is the model card to publish. nil → the source's README.md with
-	// generated metadata added, or a generated card. An explicit card's body
-	// replaces the body of a README.md already on the Hub; otherwise the
-	// Hub's body is kept. Unknown metadata keys on the Hub are kept always.
-	Card        *card.Card
+	// generated metadata added, or a generated card. It is merged with a
+	// README.md already on the Hub: the Hub's unknown metadata keys are
+	// kept always, and its body unless ReplaceBody.
+	Card *card.Card
+	// ReplaceBody makes Card's body replace the body of the README.md on
+	// the Hub: the user wrote it (modelpub publish --card, or edited in the
+	// app), rather than it being generated.
+	ReplaceBody bool
 	License     string // license id for the card ("" → leave as is)
 	LicenseName string // with License "other"
 	BaseModel   string // base model repo id for the card

@@ -452,6 +452,14 @@ func TestPublishMergesRemoteCard(t *testing.T) {
 	require.NoError(t, err)
 	got, err = card.Parse(download(t, srv.URL(), "alice/carded", "main", "README.md"))
 	require.NoError(t, err)
+	assert.Equal(t, "# My own words\n\nKeep me.\n", got.Body(), "a card's body replaces the Hub's only when asked")
+	assert.Equal(t, "apache-2.0", got.Metadata().License, "its metadata wins")
+
+	o.ReplaceBody = true
+	_, err = publish.Run(ctx, o)
+	require.NoError(t, err)
+	got, err = card.Parse(download(t, srv.URL(), "alice/carded", "main", "README.md"))
+	require.NoError(t, err)
 	assert.Equal(t, "# Replaced\n", got.Body())
 	assert.Equal(t, "apache-2.0", got.Metadata().License)
 	v, _ = got.Get("thumbnail")

@@ -11,6 +11,7 @@ package publish
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -102,9 +103,19 @@ type Event struct {
 	Bytes   int64         `json:"bytes,omitempty"`
 	Total   int64         `json:"total,omitempty"`
 	Rate    float64       `json:"rate,omitempty"`
-	ETA     time.Duration `json:"eta,omitempty"`
+	ETA     time.Duration `json:"-"` // in JSON: eta_seconds
 	Done    bool          `json:"done,omitempty"` // the step is finished
 	URL     string        `json:"url,omitempty"`  // StepDone: the commit or pull request
+}
+
+// MarshalJSON writes the event with its ETA as "eta_seconds", for
+// `modelpub publish --json` and other programs reading the events.
+func (e Event) MarshalJSON() ([]byte, error) {
+	type plain Event
+	return json.Marshal(struct {
+		plain
+		ETASeconds float64 `json:"eta_seconds,omitempty"`
+	}{plain(e), e.ETA.Seconds()})
 }
 
 // Result is the outcome of a publish (or a dry run).

@@ -6,6 +6,7 @@ import (
 
 	"fyne.io/fyne/v2"
 	"fyne.io/fyne/v2/storage"
+	"fyne.io/fyne/v2/test"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -80,4 +81,18 @@ func TestCloseAsksDuringAJob(t *testing.T) {
 	u.confirmClose(func() { closed++ })
 	assert.Equal(t, 1, closed, "asks first")
 	require.Contains(t, topDialog(w), "Stop and quit?")
+}
+
+// Save locally is a button in the header too, offered once a folder is
+// open, and runs the same hook as File ▸ Save locally… and Ctrl+S.
+func TestSaveButton(t *testing.T) {
+	u, _ := newTestUI(t)
+	assert.True(t, u.saveBtn.Disabled(), "nothing to save before a folder is open")
+	saved := 0
+	u.onSave = func() { saved++ }
+	dir, _ := writeSD15(t)
+	u.OpenPath(dir)
+	require.False(t, u.saveBtn.Disabled())
+	test.Tap(u.saveBtn)
+	assert.Equal(t, 1, saved)
 }

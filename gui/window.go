@@ -55,6 +55,7 @@ type UI struct {
 	welcome  *welcomeView
 	main     fyne.CanvasObject
 	openBtn  *widget.Button
+	saveBtn  *widget.Button
 	menu     *fyne.MainMenu
 	recent   *fyne.MenuItem
 	saveItem *fyne.MenuItem
@@ -128,7 +129,8 @@ func (u *UI) header() fyne.CanvasObject {
 	u.status = widget.NewLabel("")
 	u.status.Importance = widget.LowImportance
 	u.status.Hide()
-	right := container.NewHBox(u.activity, u.status)
+	u.saveBtn = widget.NewButtonWithIcon("Save locally…", theme.DocumentSaveIcon(), u.save)
+	right := container.NewHBox(u.activity, u.status, u.saveBtn)
 	return container.NewVBox(container.NewBorder(nil, nil, u.openBtn, right, u.folder), widget.NewSeparator())
 }
 
@@ -165,6 +167,11 @@ func (u *UI) refresh() {
 	u.recent.ChildMenu.Items = items
 	open := u.pipeline != nil
 	u.saveItem.Disabled = !open || u.onSave == nil
+	if u.saveItem.Disabled {
+		u.saveBtn.Disable()
+	} else {
+		u.saveBtn.Enable()
+	}
 	u.pubItem.Disabled = !open || u.onPublish == nil
 	u.menu.Refresh()
 	u.welcome.setRecent(recent)

@@ -103,7 +103,7 @@ type Event struct {
 	Bytes   int64         `json:"bytes,omitempty"`
 	Total   int64         `json:"total,omitempty"`
 	Rate    float64       `json:"rate,omitempty"`
-	ETA     time.Duration `json:"-"` // in JSON: eta_seconds
+	ETA     time.Duration `json:"-"`              // in JSON: eta_seconds
 	Done    bool          `json:"done,omitempty"` // the step is finished
 	URL     string        `json:"url,omitempty"`  // StepDone: the commit or pull request
 }

@@ -111,6 +111,11 @@ func (c *Client) UploadFolder(ctx context.Context, id RepoID, dir string, opts U
 	if err := c.hashFiles(ctx, files, hc, opts.HashConcurrency, rep); err != nil {
 		return nil, err
 	}
+	// Keep the hashes now: a process killed during the upload resumes
+	// without hashing the folder again.
+	if err := hc.Save(); err != nil {
+		c.logf("hub: could not save the hash cache: %v", err)
+	}
 
 	// 4. Keep what changed; one LFS object per distinct oid.
 	var ops []Operation

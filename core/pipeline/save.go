@@ -65,6 +65,7 @@ var (
 	ErrDestinationNotEmpty = errors.New("destination exists and is not empty (use --overwrite to replace it)")
 	ErrUnsupportedVariant  = errors.New("unsupported variant: use fp16 or bf16")
 	ErrUnreadableWeights   = errors.New("weights cannot be read")
+	ErrNoSpace             = errors.New("not enough free disk space")
 )
 
 // Save writes p to dst as save_pretrained would: weights as safetensors,
@@ -86,6 +87,9 @@ func Save(ctx context.Context, p *Pipeline, dst string, opts SaveOptions) (*Save
 		return nil, err
 	}
 	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+		return nil, err
+	}
+	if err := checkSpace(filepath.Dir(dst), plan.Total()); err != nil {
 		return nil, err
 	}
 	stage, err := os.MkdirTemp(filepath.Dir(dst), "."+filepath.Base(dst)+".modelpub-*")
@@ -484,5 +488,23 @@ func replaceDir(stage, dst string) error {
 	}
 	defer d.Close()
 	_ = d.Sync()
+	return nil
+}
+
+// spaceMargin is kept free beyond the output's size: file system metadata,
+// and room for the rest of the system.
+const spaceMargin = 64 << 20
+
+// checkSpace refuses to start a save that cannot fit in dir, before any
+// byte is written. A file system that cannot say is trusted.
+func checkSpace(dir string, need int64) error {
+	free, err := freeSpace(dir)
+	if err != nil {
+		return nil
+	}
+	if free < need+spaceMargin {
+		return fmt.Errorf("%w in %s: the output needs %s and %s are free; free some space or choose another destination",
+			ErrNoSpace, dir, tensors.FormatSize(need), tensors.FormatSize(free))
+	}
 	return nil
 }

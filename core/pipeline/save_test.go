@@ -217,3 +217,29 @@ func TestSaveSyntheticSD15(t *testing.T) {
 	require.Len(t, r.Warnings, 1)
 	assert.Contains(t, r.Warnings[0].Message, "conv_out.bias")
 }
+
+// A save that cannot fit stops before writing anything, and says how much
+// it needs and where.
+func TestSaveRefusesWhenTheDiskIsFull(t *testing.T) {
+	src := t.TempDir()
+	_, err := pipelinetest.WriteSD15(context.Background(), src, pipelinetest.Options{Scale: 0.001, Seed: 1})
+	require.NoError(t, err)
+	p, err := Open(context.Background(), src)
+	require.NoError(t, err)
+	orig := freeSpace
+	t.Cleanup(func() { freeSpace = orig })
+	freeSpace = func(string) (int64, error) { return 1 << 20, nil }
+
+	parent := t.TempDir()
+	_, err = Save(context.Background(), p, filepath.Join(parent, "out"), SaveOptions{Variant: "fp16"})
+	require.ErrorIs(t, err, ErrNoSpace)
+	assert.Contains(t, err.Error(), parent)
+	assert.Contains(t, err.Error(), "1.05 MB are free")
+	entries, err := os.ReadDir(parent)
+	require.NoError(t, err)
+	assert.Empty(t, entries, "nothing written")
+
+	freeSpace = func(string) (int64, error) { return 1 << 40, nil }
+	_, err = Save(context.Background(), p, filepath.Join(parent, "out"), SaveOptions{Variant: "fp16"})
+	require.NoError(t, err)
+}

@@ -13,8 +13,6 @@ import (
 	"sort"
 	"strings"
 
-	"golang.org/x/sys/unix"
-
 	"modelpub/core/pipeline"
 	"modelpub/core/tensors"
 )
@@ -78,28 +76,6 @@ func fingerprint(dir string, extra ...string) (string, error) {
 		fmt.Fprintf(h, "%s\n", l)
 	}
 	return hex.EncodeToString(h.Sum(nil)[:10]), nil
-}
-
-// lockSource takes the cache's lock for src, so two runs never stage or
-// upload the same folder at once. The lock goes with the process: a killed
-// run leaves nothing to clean.
-func lockSource(cache, src string) (func(), error) {
-	dir := filepath.Join(cache, "locks")
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return nil, err
-	}
-	f, err := os.OpenFile(filepath.Join(dir, sourceKey(src)+".lock"), os.O_CREATE|os.O_RDWR, 0o644)
-	if err != nil {
-		return nil, err
-	}
-	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
-		f.Close()
-		if errors.Is(err, unix.EWOULDBLOCK) {
-			return nil, fmt.Errorf("%w (%s): wait for it to finish or cancel it", ErrBusy, src)
-		}
-		return nil, err
-	}
-	return func() { unix.Flock(int(f.Fd()), unix.LOCK_UN); f.Close() }, nil
 }
 
 // stage saves src into the staging folder, reuses a current one, or picks

@@ -31,19 +31,22 @@ import (
 
 // view is one screenshot.
 type view struct {
-	file string // PNG name in the output folder
-	tab  string // "" for the welcome view, before any folder is open
-	node string
+	file  string // PNG name in the output folder
+	tab   string // "" for the welcome view, before any folder is open
+	node  string
+	theme string // FYNE_THEME: "" (dark here), "light"
 }
 
-// views are every tab of gui.makePanels, then the welcome view.
+// views are every tab of gui.makePanels, the welcome view, and one tab in
+// the light theme.
 var views = []view{
-	{"overview.png", "Overview", "c/unet"},
-	{"shards.png", "Shards", ""},
-	{"variant.png", "Variant", ""},
-	{"model-card.png", "Model card", ""},
-	{"publish.png", "Publish", ""},
-	{"welcome.png", "", ""},
+	{"overview.png", "Overview", "c/unet", ""},
+	{"shards.png", "Shards", "", ""},
+	{"variant.png", "Variant", "", ""},
+	{"model-card.png", "Model card", "", ""},
+	{"publish.png", "Publish", "", ""},
+	{"welcome.png", "", "", ""},
+	{"shards-light.png", "Shards", "", "light"},
 }
 
 func main() {
@@ -99,6 +102,9 @@ func run(app, out, only string, settle time.Duration) error {
 			continue
 		}
 		env := append(os.Environ(), "HOME="+home, "XDG_CONFIG_HOME="+filepath.Join(home, ".config"), "LANG=en_US.UTF-8")
+		if v.theme != "" {
+			env = append(env, "FYNE_THEME="+v.theme)
+		}
 		if v.tab != "" {
 			env = append(env, "MODELPUB_OPEN="+dir, "MODELPUB_TAB="+v.tab, "MODELPUB_SELECT="+v.node)
 		}

@@ -567,3 +567,50 @@ func TestPublishAsIsNeedsTheWantedLayout(t *testing.T) {
 		assert.Equal(t, tt.asIs, res.AsIs, "max shard size %d", tt.size)
 	}
 }
+
+// A single model folder (config.json and weights, no model_index.json)
+// publishes too, staged and reused like a pipeline.
+func TestPublishSingleModel(t *testing.T) {
+	ctx := context.Background()
+	srv := startHub(t)
+	src := filepath.Join(sd15(t, pipelinetest.Options{Seed: 13}), "unet")
+	o := options(t, srv, src, "alice/just-a-unet", nil)
+	o.Variant = "fp16"
+	res, err := publish.Run(ctx, o)
+	require.NoError(t, err)
+	assert.False(t, res.AsIs)
+	tree := remoteTree(t, srv, "alice/just-a-unet", "main")
+	assert.Contains(t, tree, "config.json")
+	assert.Contains(t, tree, "diffusion_pytorch_model.safetensors")
+	assert.Contains(t, tree, "diffusion_pytorch_model.fp16.safetensors")
+	c, err := card.Parse(download(t, srv.URL(), "alice/just-a-unet", "main", "README.md"))
+	require.NoError(t, err)
+	assert.Equal(t, "diffusers", c.Metadata().LibraryName)
+	resp, err := http.Get(srv.URL() + "/api/models/alice/just-a-unet/commits/main")
+	require.NoError(t, err)
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	assert.Contains(t, string(body), "Upload model", "diffusers' message for a model class")
+
+	again, err := publish.Run(ctx, o)
+	require.NoError(t, err)
+	assert.True(t, again.Reused)
+	assert.True(t, again.NoChanges)
+}
+
+// A folder cloned without git-lfs (pointer files instead of weights) is
+// refused at staging, naming the file, before anything is uploaded.
+func TestPublishRefusesLFSPointers(t *testing.T) {
+	srv := startHub(t)
+	src := sd15(t, pipelinetest.Options{Seed: 14})
+	pointer := "version https://git-lfs.github.com/spec/v1\noid sha256:" + strings.Repeat("ab", 32) + "\nsize 334643268\n"
+	require.NoError(t, os.WriteFile(filepath.Join(src, "vae", "diffusion_pytorch_model.safetensors"), []byte(pointer), 0o644))
+	o := options(t, srv, src, "alice/pointers", nil)
+	_, err := publish.Run(context.Background(), o)
+	require.ErrorIs(t, err, pipeline.ErrLFSPointer)
+	assert.Contains(t, err.Error(), "vae/diffusion_pytorch_model.safetensors")
+	var se *publish.StepError
+	require.ErrorAs(t, err, &se)
+	assert.Equal(t, publish.StepStage, se.Step)
+	assert.Zero(t, countClass(srv, hubemu.ClassCreate))
+}

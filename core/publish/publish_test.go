@@ -265,6 +265,19 @@ func TestPublishEndToEnd(t *testing.T) {
 	// The source was only read.
 	assert.Equal(t, before, snapshot(t, src))
 
+	// No file Modelpub wrote holds the token.
+	require.NoError(t, filepath.WalkDir(o.CacheDir, func(p string, d os.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return nil // a dangling link of the upload view
+		}
+		assert.NotContains(t, string(b), aliceTok, p)
+		return nil
+	}))
+
 	// The token is in no event, and never went to storage URLs.
 	for _, r := range [](*recorder){rec, rec2} {
 		assert.NotContains(t, r.json(t), aliceTok)

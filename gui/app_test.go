@@ -2,15 +2,19 @@ package gui
 
 import (
 	"path/filepath"
+	"sync"
 	"testing"
+	"time"
 
 	"fyne.io/fyne/v2"
 	"fyne.io/fyne/v2/storage"
 	"fyne.io/fyne/v2/test"
+	"fyne.io/fyne/v2/widget"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"modelpub/core/card"
+	"modelpub/core/hub/hubemu"
 	"modelpub/core/publish"
 )
 
@@ -69,18 +73,72 @@ func TestWindowEndToEnd(t *testing.T) {
 	assert.Equal(t, "# Mine\n", u.cards.card.Body())
 }
 
-// Closing the window while a job runs asks first; confirming cancels the
-// job and closes once it has stopped; with nothing running it just closes.
-func TestCloseAsksDuringAJob(t *testing.T) {
-	u, w := newTestUI(t)
+// Closing the window while a publish runs asks first; confirming cancels
+// the job and closes the window once it has stopped; with nothing running
+// it closes at once.
+func TestCloseDuringPublish(t *testing.T) {
+	srv := startTestHub(t)
+	u, w := newTestUIWithHub(t, testHubConfig(t, srv.URL()))
+	storeToken(t, srv.URL(), aliceToken)
 	closed := 0
 	u.confirmClose(func() { closed++ })
-	assert.Equal(t, 1, closed, "nothing running: closes at once")
+	require.Equal(t, 1, closed, "nothing running: closes at once")
 
-	u.publisher.running = true // as during a publish
+	loop := newTestLoop()
+	var running sync.WaitGroup // the job's goroutines, so the test ends after them
+	u.e.spawn = func(f func()) {
+		running.Add(1)
+		go func() { defer running.Done(); f() }()
+	}
+	u.e.do = loop.do
+	t.Cleanup(running.Wait)
+	faults, err := hubemu.ParseFaults("seed=1,rate=1,kinds=slow,endpoints=lfs-upload,slow=3s")
+	require.NoError(t, err)
+	srv.SetFaults(faults)
+
+	dir, _ := writeSD15(t)
+	u.OpenPath(dir)
+	require.True(t, loop.runUntil(func() bool { return u.pipeline != nil && u.publisher.account != nil }, 20*time.Second))
+	u.onPublish()
+	require.True(t, loop.runUntil(func() bool { return u.publisher.shown.phase == "upload" }, 60*time.Second), "the upload starts")
+
 	u.confirmClose(func() { closed++ })
-	assert.Equal(t, 1, closed, "asks first")
 	require.Contains(t, topDialog(w), "Stop and quit?")
+	assert.Equal(t, 1, closed, "asks first")
+	for _, b := range findButtons(w.Canvas().Overlays().Top()) {
+		if b.Text == "Yes" {
+			test.Tap(b)
+		}
+	}
+	start := time.Now()
+	require.True(t, loop.runUntil(func() bool { return closed == 2 }, 5*time.Second), "closed once the job stopped")
+	assert.Less(t, time.Since(start), 1500*time.Millisecond, "the job stops within about a second")
+	assert.False(t, u.publisher.Busy())
+	for _, r := range srv.Requests() {
+		assert.NotEqual(t, hubemu.ClassCommit, r.Class, "cancelled before the commit")
+	}
+}
+
+// findButtons lists the buttons under o.
+func findButtons(o fyne.CanvasObject) []*widget.Button {
+	var out []*widget.Button
+	var walk func(fyne.CanvasObject)
+	walk = func(o fyne.CanvasObject) {
+		switch v := o.(type) {
+		case *widget.Button:
+			out = append(out, v)
+		case *fyne.Container:
+			for _, c := range v.Objects {
+				walk(c)
+			}
+		case fyne.Widget:
+			for _, c := range test.WidgetRenderer(v).Objects() {
+				walk(c)
+			}
+		}
+	}
+	walk(o)
+	return out
 }
 
 // Save locally is a button in the header too, offered once a folder is

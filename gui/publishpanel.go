@@ -878,7 +878,14 @@ func (pp *publishPanel) start(dry bool) {
 			pp.showProgress(s)
 		}
 	})
-	opts.Events = func(ev publish.Event) { bridge.set(tracker.event(ev)) }
+	stage := "" // the step and phase last reported
+	opts.Events = func(ev publish.Event) {
+		bridge.set(tracker.event(ev))
+		if now := string(ev.Step) + "/" + ev.Phase; now != stage {
+			stage = now
+			bridge.flush() // a new step or phase shows at once, not with the next progress
+		}
+	}
 	pp.e.spawn(func() {
 		res, err := publish.Run(ctx, opts)
 		stop()

@@ -19,7 +19,7 @@ func init() {
 		name: "publish",
 		args: "SRC --repo NS/NAME [--private] [--create-pr | --branch B] [--message M] [--description D] " +
 			"[--max-shard-size S] [--variant fp16|bf16] [--card FILE] [--license ID] [--base-model ID] " +
-			"[--endpoint URL] [--token-stdin] [--dry-run] [--json]",
+			"[--endpoint URL] [--token-stdin] [--dry-run] [--keep-staging] [--json]",
 		summary: "save, validate, write the model card and upload a folder to the Hub",
 		help:    publishHelp,
 		run:     runPublish,
@@ -60,6 +60,9 @@ staged is rebuilt, nothing already uploaded is sent again.
   --endpoint URL         the Hub (default $HF_ENDPOINT or https://huggingface.co)
   --token-stdin          read the token from standard input
   --dry-run              stop before anything remote; list what would be uploaded
+  --keep-staging         keep the staged folder after a successful publish
+                         (by default it is removed then; it is always kept
+                         after a dry run or a failure, for the next run)
   --json                 print events and the result as JSON lines on stdout
 
 The token comes from --token-stdin, else HF_TOKEN, else the OS keyring
@@ -87,6 +90,7 @@ func runPublish(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&o.Endpoint, "endpoint", "", "")
 	tokenStdin := fs.Bool("token-stdin", false, "")
 	fs.BoolVar(&o.DryRun, "dry-run", false, "")
+	fs.BoolVar(&o.KeepStaging, "keep-staging", false, "")
 	asJSON := fs.Bool("json", false, "")
 	pos, ok := parseArgs(fs, args, 1)
 	if !ok {

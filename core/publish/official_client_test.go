@@ -56,7 +56,7 @@ func TestPublishedRepoThroughOfficialClient(t *testing.T) {
 	srv := startHub(t)
 	src := sd15(t, pipelinetest.Options{Seed: 11})
 	o := options(t, srv, src, "alice/seen-by-js", nil)
-	o.MaxShardSize, o.Variant, o.License = 1<<20, "fp16", "mit"
+	o.MaxShardSize, o.Variant, o.License, o.KeepStaging = 1<<20, "fp16", "mit", true
 	res, err := publish.Run(ctx, o)
 	require.NoError(t, err)
 

@@ -84,6 +84,9 @@ type Options struct {
 	Endpoint string // "" → $HF_ENDPOINT → https://huggingface.co
 	Token    string // the Hub token; goes only to Endpoint's origin
 	DryRun   bool   // stage, validate and write the card, then list what would be uploaded; nothing remote
+	// KeepStaging keeps the staged folder after a successful publish (it
+	// is always kept after a dry run or a failure, for the next run).
+	KeepStaging bool
 
 	CacheDir   string       // staging, upload views, hashes; "" → $XDG_CACHE_HOME/modelpub
 	Version    string       // modelpub's version, for the User-Agent and the staging key
@@ -128,6 +131,7 @@ type Result struct {
 	Folder         string           `json:"folder"`                     // the folder uploaded (staged, or the source as it is)
 	AsIs           bool             `json:"as_is,omitempty"`            // the source was already in the wanted form
 	Reused         bool             `json:"reused,omitempty"`           // a previous staging was reused
+	StagingRemoved bool             `json:"staging_removed,omitempty"`  // the staged folder was removed after the publish
 	Files          []FileInfo       `json:"files"`                      // what is (or would be) uploaded
 	Bytes          int64            `json:"bytes"`                      // their total size
 	Report         *pipeline.Report `json:"validation"`
@@ -267,6 +271,9 @@ func (j *job) run(ctx context.Context) (*Result, error) {
 			return nil, err
 		}
 		return nil, &StepError{step, err}
+	}
+	if !j.opts.KeepStaging {
+		j.dropStaging(staged, view)
 	}
 	j.ev.emit(Event{Step: StepDone, Done: true, URL: j.res.URL, Message: j.doneMessage()})
 	return j.res, nil

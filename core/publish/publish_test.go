@@ -191,6 +191,7 @@ func TestPublishEndToEnd(t *testing.T) {
 	o.Variant = "fp16"
 	o.License = "creativeml-openrail-m"
 	o.BaseModel = "runwayml/stable-diffusion-v1-5"
+	o.KeepStaging = true // compared below, and reused by the second run
 
 	res, err := publish.Run(ctx, o)
 	require.NoError(t, err, rec.messages())
@@ -588,7 +589,7 @@ func TestPublishSingleModel(t *testing.T) {
 	srv := startHub(t)
 	src := filepath.Join(sd15(t, pipelinetest.Options{Seed: 13}), "unet")
 	o := options(t, srv, src, "alice/just-a-unet", nil)
-	o.Variant = "fp16"
+	o.Variant, o.KeepStaging = "fp16", true
 	res, err := publish.Run(ctx, o)
 	require.NoError(t, err)
 	assert.False(t, res.AsIs)
@@ -626,4 +627,31 @@ func TestPublishRefusesLFSPointers(t *testing.T) {
 	require.ErrorAs(t, err, &se)
 	assert.Equal(t, publish.StepStage, se.Step)
 	assert.Zero(t, countClass(srv, hubemu.ClassCreate))
+}
+
+// After a successful publish the staged folder is removed (a model's worth
+// of disk); after a dry run it is kept for the publish that follows.
+func TestPublishRemovesTheStagingWhenDone(t *testing.T) {
+	ctx := context.Background()
+	srv := startHub(t)
+	src := sd15(t, pipelinetest.Options{Seed: 15})
+	rec := &recorder{}
+	o := options(t, srv, src, "alice/tidy", rec)
+	o.Variant = "fp16"
+	o.DryRun, o.Token = true, ""
+	dry, err := publish.Run(ctx, o)
+	require.NoError(t, err)
+	require.DirExists(t, dry.Folder)
+
+	o.DryRun, o.Token = false, aliceTok
+	res, err := publish.Run(ctx, o)
+	require.NoError(t, err)
+	assert.True(t, res.Reused, "the dry run's staging")
+	assert.True(t, res.StagingRemoved)
+	assert.NoDirExists(t, res.Folder)
+	entries, err := os.ReadDir(filepath.Join(o.CacheDir, "staging"))
+	require.NoError(t, err)
+	assert.Empty(t, entries, "no staging, no stamp left")
+	assert.Contains(t, rec.messages(), "removed the staging folder")
+	assert.Contains(t, remoteTree(t, srv, "alice/tidy", "main"), "unet/diffusion_pytorch_model.fp16.safetensors")
 }

@@ -258,6 +258,39 @@ func displayName(component string) string {
 	return component
 }
 
+// dropStaging removes the staged folder, its validation stamp and the
+// upload view once the Hub has everything: a model's worth of disk is not
+// kept in the cache for nothing. The source itself (as-is) is never touched.
+func (j *job) dropStaging(s *staging, view string) {
+	os.RemoveAll(view)
+	if s.asIs {
+		return
+	}
+	size, _ := dirSize(s.dir)
+	if err := os.RemoveAll(s.dir); err != nil {
+		j.ev.emit(Event{Step: StepDone, Message: "could not remove the staging folder: " + err.Error()})
+		return
+	}
+	os.Remove(s.stamp)
+	j.res.StagingRemoved = true
+	j.ev.emit(Event{Step: StepDone, Message: fmt.Sprintf("removed the staging folder (%s); keep it next time with --keep-staging", humanBytes(size))})
+}
+
+func dirSize(dir string) (int64, error) {
+	var n int64
+	err := filepath.WalkDir(dir, func(_ string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		info, err := d.Info()
+		if err == nil {
+			n += info.Size()
+		}
+		return nil
+	})
+	return n, err
+}
+
 // validationStamp records a validation that passed, so an unchanged staged
 // folder is not compared with its source again.
 type validationStamp struct {

@@ -36,6 +36,23 @@ type SaveOptions struct {
 	Overwrite bool
 	// Progress, if set, is called as bytes are written.
 	Progress func(Progress)
+	// Resume keeps the work of a save that fails, is cancelled or killed
+	// in a hidden folder beside dst (".{dst}.modelpub-partial"), and a
+	// later Save to the same dst picks it up: weight sets and files already
+	// complete there are kept, the rest is written. The caller must make
+	// dst name the source's state (publish puts a fingerprint of the source
+	// in it): a partial folder is trusted to come from the same source.
+	Resume bool
+}
+
+// partialSuffix ends the name of the folder a resumable save builds in.
+const partialSuffix = ".modelpub-partial"
+
+// PartialDir is the folder a resumable save to dst builds in, and keeps
+// when it is interrupted.
+func PartialDir(dst string) string {
+	dst = filepath.Clean(dst)
+	return filepath.Join(filepath.Dir(dst), "."+filepath.Base(dst)+partialSuffix)
 }
 
 // Progress is the state of a running save.
@@ -48,8 +65,12 @@ type Progress struct {
 type SaveResult struct {
 	Dir   string
 	Bytes int64
-	// Lossy lists the variant tensors whose conversion lost values.
+	// Lossy lists the variant tensors whose conversion lost values (in the
+	// weight sets written by this call; see Kept).
 	Lossy []LossyTensor
+	// Kept counts the bytes a resumed save found complete from an earlier
+	// attempt and did not write again.
+	Kept int64
 }
 
 // LossyTensor is a tensor whose precision conversion overflowed or
@@ -89,23 +110,20 @@ func Save(ctx context.Context, p *Pipeline, dst string, opts SaveOptions) (*Save
 	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
 		return nil, err
 	}
-	if err := checkSpace(filepath.Dir(dst), plan.Total()); err != nil {
-		return nil, err
-	}
-	stage, err := os.MkdirTemp(filepath.Dir(dst), "."+filepath.Base(dst)+".modelpub-*")
+	stage, kept, err := makeStage(dst, opts.Resume)
 	if err != nil {
 		return nil, err
 	}
 	done := false
 	defer func() {
-		if !done {
+		if !done && !opts.Resume {
 			os.RemoveAll(stage)
 		}
 	}()
-	if err := os.Chmod(stage, 0o755); err != nil {
+	if err := checkSpace(filepath.Dir(dst), plan.Total()-kept); err != nil {
 		return nil, err
 	}
-	s := &saver{p: p, stage: stage, opts: opts, plan: plan, res: &SaveResult{Dir: dst}}
+	s := &saver{p: p, stage: stage, opts: opts, plan: plan, res: &SaveResult{Dir: dst}, resume: opts.Resume}
 	s.total = plan.Total()
 	if err := s.run(ctx); err != nil {
 		return nil, err
@@ -166,6 +184,58 @@ type saver struct {
 	plan        *SavePlan
 	res         *SaveResult
 	done, total int64
+	// resume keeps files of the stage that are already complete.
+	resume bool
+}
+
+// makeStage creates the folder a save builds in: a new temporary one, or
+// with resume the partial folder of dst, kept from an earlier attempt
+// (kept counts its bytes). Temporary files an interrupted writer left in
+// it are removed: only complete files are kept.
+func makeStage(dst string, resume bool) (stage string, kept int64, err error) {
+	if !resume {
+		stage, err = os.MkdirTemp(filepath.Dir(dst), "."+filepath.Base(dst)+".modelpub-*")
+		if err == nil {
+			err = os.Chmod(stage, 0o755)
+		}
+		return stage, 0, err
+	}
+	stage = PartialDir(dst)
+	if err := os.MkdirAll(stage, 0o755); err != nil {
+		return "", 0, err
+	}
+	err = filepath.WalkDir(stage, func(path string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		if strings.HasPrefix(d.Name(), ".") && strings.Contains(d.Name(), ".tmp-") {
+			return os.Remove(path)
+		}
+		if info, err := d.Info(); err == nil {
+			kept += info.Size()
+		}
+		return nil
+	})
+	return stage, kept, err
+}
+
+// complete reports whether the stage already holds rel with size bytes,
+// from an earlier attempt of a resumable save; a file of another size is
+// removed, to be written again.
+func (s *saver) complete(rel string, size int64) bool {
+	if !s.resume {
+		return false
+	}
+	path := filepath.Join(s.stage, filepath.FromSlash(rel))
+	st, err := os.Stat(path)
+	if err != nil {
+		return false
+	}
+	if st.Mode().IsRegular() && st.Size() == size {
+		return true
+	}
+	os.RemoveAll(path)
+	return false
 }
 
 func (s *saver) progress(file string, n int64) {
@@ -311,6 +381,17 @@ var errPlanMismatch = errors.New("pipeline: the weights written differ from the 
 // writeSet writes the weight set sp of component c as planned, reading the
 // tensors of its source set and converting floats when sp.To is set.
 func (s *saver) writeSet(ctx context.Context, c *Component, cp *ComponentPlan, sp *SetPlan) error {
+	if s.setComplete(c, sp) {
+		n := sp.IndexSize
+		for _, f := range sp.Files {
+			n += f.Size
+		}
+		s.mu.Lock()
+		s.res.Kept += n
+		s.mu.Unlock()
+		s.progress(filepath.Join(c.Name, tensors.WeightsFileName(cp.Base, sp.Variant)), n)
+		return nil
+	}
 	rd := newSetReader(filepath.Join(s.p.Dir, c.Name), sp.src.Format)
 	defer rd.Close()
 	var ws []tensors.WriteTensor
@@ -381,6 +462,25 @@ func variantBytes(t tensors.TensorInfo, to tensors.DType) int64 {
 	return t.Size()
 }
 
+// setComplete reports whether an earlier attempt of a resumable save
+// wrote the whole set: every planned file and the index, at their planned
+// sizes (shards are committed together and the index last, so a set cut
+// short has no index).
+func (s *saver) setComplete(c *Component, sp *SetPlan) bool {
+	if !s.resume {
+		return false
+	}
+	if sp.Index != "" && !s.complete(c.Name+"/"+sp.Index, sp.IndexSize) {
+		return false
+	}
+	for _, f := range sp.Files {
+		if !s.complete(c.Name+"/"+f.Name, f.Size) {
+			return false
+		}
+	}
+	return true
+}
+
 // copyFile copies a file of the source, relative path rel, into the stage.
 func (s *saver) copyFile(ctx context.Context, rel string) error {
 	if err := ctx.Err(); err != nil {
@@ -388,6 +488,13 @@ func (s *saver) copyFile(ctx context.Context, rel string) error {
 	}
 	src := filepath.Join(s.p.Dir, filepath.FromSlash(rel))
 	dst := filepath.Join(s.stage, filepath.FromSlash(rel))
+	if st, err := os.Stat(src); err == nil && s.complete(rel, st.Size()) {
+		s.mu.Lock()
+		s.res.Kept += st.Size()
+		s.mu.Unlock()
+		s.progress(rel, st.Size())
+		return nil
+	}
 	n, err := copyFile(src, dst)
 	if err != nil {
 		return err

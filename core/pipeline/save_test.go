@@ -243,3 +243,55 @@ func TestSaveRefusesWhenTheDiskIsFull(t *testing.T) {
 	_, err = Save(context.Background(), p, filepath.Join(parent, "out"), SaveOptions{Variant: "fp16"})
 	require.NoError(t, err)
 }
+
+// A resumable save cancelled half-way keeps what it finished; the next
+// Save to the same destination keeps those files (not rewritten: same
+// inode and time), removes half-written ones, writes the rest, and the
+// result is the same model as its source.
+func TestSaveResumesAfterCancel(t *testing.T) {
+	src := t.TempDir()
+	_, err := pipelinetest.WriteSD15(context.Background(), src, pipelinetest.Options{Scale: 0.002, Seed: 4})
+	require.NoError(t, err)
+	p, err := Open(context.Background(), src)
+	require.NoError(t, err)
+	dst := filepath.Join(t.TempDir(), "out")
+	partial := filepath.Join(filepath.Dir(dst), ".out"+partialSuffix)
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	opts := SaveOptions{MaxShardSize: 1 << 20, Variant: "fp16", Resume: true, Progress: func(pr Progress) {
+		if strings.HasPrefix(pr.File, "vae/") {
+			cancel()
+		}
+	}}
+	_, err = Save(ctx, p, dst, opts)
+	require.ErrorIs(t, err, context.Canceled)
+	assert.NoDirExists(t, dst)
+	require.DirExists(t, partial)
+	unetIndex := filepath.Join(partial, "unet", tensors.IndexFileName("diffusion_pytorch_model", ""))
+	before, err := os.Stat(unetIndex)
+	require.NoError(t, err, "the UNet's set was complete before the cancel")
+	shards, err := filepath.Glob(filepath.Join(partial, "text_encoder", "model*.safetensors"))
+	require.NoError(t, err)
+	require.NotEmpty(t, shards)
+	require.NoError(t, os.Truncate(shards[0], 100), "a damaged file is written again")
+	junk := filepath.Join(partial, "vae", ".diffusion_pytorch_model.safetensors.tmp-123")
+	require.NoError(t, os.WriteFile(junk, []byte("half"), 0o644))
+
+	opts.Progress = nil
+	res, err := Save(context.Background(), p, dst, opts)
+	require.NoError(t, err)
+	assert.Greater(t, res.Kept, int64(0))
+	assert.NoDirExists(t, partial)
+	after, err := os.Stat(filepath.Join(dst, "unet", tensors.IndexFileName("diffusion_pytorch_model", "")))
+	require.NoError(t, err)
+	assert.True(t, os.SameFile(before, after), "kept, not rewritten")
+	assert.Equal(t, before.ModTime(), after.ModTime())
+	assert.NoFileExists(t, filepath.Join(dst, "vae", filepath.Base(junk)))
+
+	saved, err := Open(context.Background(), dst)
+	require.NoError(t, err)
+	rep, err := Validate(context.Background(), saved, ValidateOptions{Against: p})
+	require.NoError(t, err)
+	assert.True(t, rep.OK(), "%+v", rep.Problems)
+}

@@ -655,3 +655,40 @@ func TestPublishRemovesTheStagingWhenDone(t *testing.T) {
 	assert.Contains(t, rec.messages(), "removed the staging folder")
 	assert.Contains(t, remoteTree(t, srv, "alice/tidy", "main"), "unet/diffusion_pytorch_model.fp16.safetensors")
 }
+
+// A staging cut short (a cancel here; a kill works the same) is resumed by
+// the next run: the files it finished are kept.
+func TestPublishResumesStaging(t *testing.T) {
+	srv := startHub(t)
+	src := sd15(t, pipelinetest.Options{Seed: 16, Scale: 0.02})
+	o := options(t, srv, src, "alice/resumed", nil)
+	o.Variant, o.MaxShardSize = "fp16", 8<<20
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	// Cancel as soon as the text encoder (the first model saved) is
+	// complete in the partial staging folder.
+	watched := make(chan struct{})
+	go func() {
+		defer close(watched)
+		for ctx.Err() == nil {
+			m, _ := filepath.Glob(filepath.Join(o.CacheDir, "staging", ".*"+".modelpub-partial", "text_encoder", "model*.safetensors*"))
+			if len(m) > 0 {
+				cancel()
+				return
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}()
+	_, err := publish.Run(ctx, o)
+	cancel()
+	<-watched
+	require.ErrorIs(t, err, context.Canceled)
+
+	rec := &recorder{}
+	o.Events = rec.add
+	res, err := publish.Run(context.Background(), o)
+	require.NoError(t, err, rec.messages())
+	assert.Regexp(t, `resumed: [0-9.]+ [kM]B kept`, rec.messages())
+	assert.True(t, res.Report.OK())
+	assert.Contains(t, remoteTree(t, srv, "alice/resumed", "main"), "vae/diffusion_pytorch_model.fp16.safetensors")
+}

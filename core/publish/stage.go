@@ -120,7 +120,7 @@ func (j *job) stage(ctx context.Context, src *pipeline.Pipeline) (*staging, erro
 		return nil, err
 	}
 	res, err := pipeline.Save(ctx, src, dst, pipeline.SaveOptions{
-		MaxShardSize: j.opts.MaxShardSize, Variant: j.opts.Variant,
+		MaxShardSize: j.opts.MaxShardSize, Variant: j.opts.Variant, Resume: true,
 		Progress: func(p pipeline.Progress) {
 			j.ev.progress(Event{Step: StepStage, File: p.File, Bytes: p.Done, Total: p.Total})
 		},
@@ -133,7 +133,11 @@ func (j *job) stage(ctx context.Context, src *pipeline.Pipeline) (*staging, erro
 		return nil, fmt.Errorf("reopen the staged folder: %w", err)
 	}
 	j.res.Folder = dst
-	j.ev.emit(Event{Step: StepStage, Done: true, Bytes: res.Bytes, Total: res.Bytes, Message: "staged in " + dst})
+	msg := "staged in " + dst
+	if res.Kept > 0 {
+		msg += fmt.Sprintf(" (resumed: %s kept from the interrupted run)", humanBytes(res.Kept))
+	}
+	j.ev.emit(Event{Step: StepStage, Done: true, Bytes: res.Bytes, Total: res.Bytes, Message: msg})
 	return stagedAt(dst, p)
 }
 
@@ -162,7 +166,7 @@ func cleanStagings(root, skey, keep string) {
 	}
 	for _, e := range entries {
 		name := e.Name()
-		if name == keep || name == keep+".valid.json" {
+		if name == keep || name == keep+".valid.json" || name == filepath.Base(pipeline.PartialDir(filepath.Join(root, keep))) {
 			continue
 		}
 		if strings.HasPrefix(name, skey+"-") || strings.HasPrefix(name, "."+skey+"-") {

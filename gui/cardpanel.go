@@ -3,9 +3,6 @@ package gui
 import (
 	"errors"
 	"fmt"
-	"io/fs"
-	"os"
-	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
@@ -242,22 +239,15 @@ func (c *cardPanel) load() {
 // fills in what it lacks. generated says the body is the generated one;
 // note says why the README.md was not used, if it was not.
 func loadCard(p *pipeline.Pipeline, opts card.GenerateOptions) (c *card.Card, generated bool, note string) {
-	gen := card.Generate(p, opts)
-	path := filepath.Join(p.Dir, card.FileName)
-	data, err := os.ReadFile(path)
+	c, generated, err := card.ForFolder(p, opts)
 	switch {
-	case errors.Is(err, fs.ErrNotExist):
-		return gen, true, ""
-	case err != nil:
-		return gen, true, fmt.Sprintf("The folder's README.md cannot be read (%v): this card is generated.", err)
-	}
-	own, err := card.Parse(data)
-	if err != nil {
-		return gen, true, fmt.Sprintf("The folder's README.md has metadata that cannot be read (%v): this card is "+
+	case err == nil:
+		return c, generated, ""
+	case errors.As(err, new(*card.YAMLError)), errors.Is(err, card.ErrInvalidYAML):
+		return c, true, fmt.Sprintf("The folder's README.md has metadata that cannot be read (%v): this card is "+
 			"generated. Fix the README.md and press Regenerate, or edit this card.", err)
 	}
-	merged := card.Merge(own, gen, true)
-	return merged, merged.Body() == gen.Body(), ""
+	return c, true, fmt.Sprintf("The folder's README.md cannot be read (%v): this card is generated.", err)
 }
 
 // confirmRegenerate asks before replacing the edits with a new card.

@@ -62,7 +62,7 @@ func openRecovered(ctx context.Context, path string,
 			p, err = nil, fmt.Errorf("gui: reading the folder failed unexpectedly (please report it): %v", r)
 		}
 	}()
-	dir, err := findPipelineRoot(path)
+	dir, err := pipeline.FindRoot(path)
 	if err != nil {
 		return nil, err
 	}
@@ -93,49 +93,6 @@ func (u *UI) opened(seq int, path string, p *pipeline.Pipeline, err error) {
 		u.tree.reveal(u.revealOnOpen)
 		u.revealOnOpen = ""
 	}
-}
-
-// rootSearchDepth is how many folders up from a dropped file or folder
-// findPipelineRoot looks: a weights file in a subfolder of a component is
-// three levels below its pipeline.
-const rootSearchDepth = 4
-
-// findPipelineRoot returns the folder to open for path: the nearest folder
-// at or above it holding model_index.json, else the nearest holding a
-// config.json (a single model), else path's folder itself, which
-// pipeline.Open will then refuse with a reason.
-func findPipelineRoot(path string) (string, error) {
-	st, err := os.Stat(path)
-	if err != nil {
-		return path, err
-	}
-	dir := path
-	if !st.IsDir() {
-		dir = filepath.Dir(path)
-	}
-	model := ""
-	for d, i := dir, 0; i <= rootSearchDepth; i++ {
-		if isRegular(filepath.Join(d, pipeline.ModelIndexFile)) {
-			return d, nil
-		}
-		if model == "" && isRegular(filepath.Join(d, "config.json")) {
-			model = d
-		}
-		parent := filepath.Dir(d)
-		if parent == d {
-			break
-		}
-		d = parent
-	}
-	if model != "" {
-		return model, nil
-	}
-	return dir, nil
-}
-
-func isRegular(path string) bool {
-	st, err := os.Stat(path)
-	return err == nil && st.Mode().IsRegular()
 }
 
 // describeOpenError says what is wrong with a folder that did not open, and

@@ -55,26 +55,6 @@ func TestOpenSingleModelFolder(t *testing.T) {
 	assert.Equal(t, "my-unet", name, "a single model's component is named after its folder")
 }
 
-func TestFindPipelineRoot(t *testing.T) {
-	dir, _ := writeSD15(t)
-	plain := t.TempDir()
-	require.NoError(t, os.WriteFile(filepath.Join(plain, "notes.txt"), []byte("hi"), 0o644))
-	tests := []struct{ path, want string }{
-		{dir, dir},
-		{filepath.Join(dir, "vae", "config.json"), dir},
-		{filepath.Join(dir, "text_encoder"), dir},
-		{plain, plain},
-		{filepath.Join(plain, "notes.txt"), plain},
-	}
-	for _, tt := range tests {
-		got, err := findPipelineRoot(tt.path)
-		assert.NoError(t, err)
-		assert.Equal(t, tt.want, got, "findPipelineRoot(%q)", tt.path)
-	}
-	_, err := findPipelineRoot(filepath.Join(plain, "gone"))
-	assert.ErrorIs(t, err, fs.ErrNotExist)
-}
-
 // dialogText is the markup of the dialog on top of the window, "" if none.
 func dialogText(w fyne.Window) string {
 	top := w.Canvas().Overlays().Top()

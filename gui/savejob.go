@@ -5,10 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"os"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"syscall"
 	"time"
 
@@ -21,9 +19,6 @@ import (
 
 	"modelpub/core/pipeline"
 )
-
-// errInsideSource is a destination inside the folder being saved.
-var errInsideSource = errors.New("gui: the destination is inside the folder being saved")
 
 // saveJob is Save locally… (Ctrl+S): it asks for a destination folder, then
 // writes the open folder there with the window's choices (shard size,
@@ -100,7 +95,7 @@ func (s *saveJob) Run(p *pipeline.Pipeline) {
 }
 
 // saveTo saves p into chosen, or into a new folder inside it when chosen
-// is not empty (see saveDestination), off the UI goroutine.
+// is not empty (see pipeline.SaveDestination), off the UI goroutine.
 func (s *saveJob) saveTo(p *pipeline.Pipeline, chosen string) {
 	if s.running {
 		return
@@ -139,7 +134,7 @@ func (s *saveJob) saveTo(p *pipeline.Pipeline, chosen string) {
 		bridge.set(st)
 	}
 	s.e.spawn(func() {
-		dst, err := saveDestination(p, chosen, opts.Variant)
+		dst, err := pipeline.SaveDestination(p, chosen, opts.Variant)
 		var res *pipeline.SaveResult
 		if err == nil {
 			s.e.do(func() {
@@ -224,63 +219,10 @@ func valuesText(n int64) string {
 	return strconv.FormatInt(n, 10) + " values"
 }
 
-// saveDestination is where to save p when the user chose chosen: chosen
-// itself when it is missing or empty, else a new folder inside it named
-// after p's folder (and the variant), numbered when that name is taken.
-// A folder inside p's is refused: Save never writes into its source.
-func saveDestination(p *pipeline.Pipeline, chosen, variant string) (string, error) {
-	chosen, err := filepath.Abs(chosen)
-	if err != nil {
-		return "", err
-	}
-	src, err := filepath.Abs(p.Dir)
-	if err != nil {
-		return "", err
-	}
-	if chosen == src || strings.HasPrefix(chosen, src+string(filepath.Separator)) {
-		return "", fmt.Errorf("%w: %s", errInsideSource, chosen)
-	}
-	if usable, err := emptyOrMissing(chosen); err != nil || usable {
-		return chosen, err
-	}
-	name := filepath.Base(src)
-	if variant != "" {
-		name += "-" + variant
-	}
-	for i := 1; i < 1000; i++ {
-		dst := filepath.Join(chosen, name)
-		if i > 1 {
-			dst += "-" + strconv.Itoa(i)
-		}
-		if dst == src {
-			continue
-		}
-		if usable, err := emptyOrMissing(dst); err != nil || usable {
-			return dst, err
-		}
-	}
-	return "", fmt.Errorf("%s: %w", chosen, pipeline.ErrDestinationNotEmpty)
-}
-
-// emptyOrMissing reports whether dir does not exist or is an empty folder.
-func emptyOrMissing(dir string) (bool, error) {
-	entries, err := os.ReadDir(dir)
-	switch {
-	case errors.Is(err, fs.ErrNotExist):
-		return true, nil
-	case err != nil:
-		if st, serr := os.Stat(dir); serr == nil && !st.IsDir() {
-			return false, nil // a file: look for another name
-		}
-		return false, err
-	}
-	return len(entries) == 0, nil
-}
-
 // saveErrorText names a failed save and says what to do next.
 func saveErrorText(err error) (title, next string) {
 	switch {
-	case errors.Is(err, errInsideSource):
+	case errors.Is(err, pipeline.ErrInsideSource):
 		return "Choose a folder outside the one being saved", "The folder being saved is only ever read. " +
 			"Choose a folder beside it, or anywhere else, and save again."
 	case errors.Is(err, pipeline.ErrDestinationNotEmpty):
@@ -290,7 +232,7 @@ func saveErrorText(err error) (title, next string) {
 			"or incomplete, download it again, and save again."
 	case errors.Is(err, pipeline.ErrUnsupportedVariant):
 		return "That variant cannot be written", "Choose fp16 or bf16 (or none) in the Variant tab, and save again."
-	case errors.Is(err, syscall.ENOSPC):
+	case errors.Is(err, pipeline.ErrNoSpace), errors.Is(err, syscall.ENOSPC):
 		return "The disk is full", "Free some space, or choose a folder on another disk, and save again. " +
 			"Nothing was left behind."
 	case errors.Is(err, fs.ErrPermission):

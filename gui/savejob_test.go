@@ -124,21 +124,3 @@ func TestSaveJobCancel(t *testing.T) {
 	require.NoError(t, err)
 	assert.Empty(t, entries)
 }
-
-func TestSaveDestination(t *testing.T) {
-	p := jobPipeline(t, 7)
-	parent := filepath.Dir(p.Dir)
-	for _, tt := range []struct {
-		chosen, variant, want string
-	}{
-		{filepath.Join(parent, "new"), "", filepath.Join(parent, "new")},
-		{parent, "", filepath.Join(parent, "sd15-2")},
-		{parent, "fp16", filepath.Join(parent, "sd15-fp16")},
-	} {
-		got, err := saveDestination(p, tt.chosen, tt.variant)
-		require.NoError(t, err)
-		assert.Equal(t, tt.want, got)
-	}
-	_, err := saveDestination(p, p.Dir, "")
-	assert.ErrorIs(t, err, errInsideSource)
-}

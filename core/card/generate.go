@@ -1,7 +1,10 @@
 package card
 
 import (
+	"errors"
 	"fmt"
+	"io/fs"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -370,4 +373,28 @@ func plural(n int, one, many string) string {
 		return one
 	}
 	return many
+}
+
+// ForFolder is the card to publish folder p with: Generate's card, merged
+// with p's own README.md when it has one (its keys, comments and body win;
+// the generated metadata fills in what it lacks). generated says the body
+// is the generated one. A README.md that cannot be read or parsed is an
+// error (the caller names the file), returned with the generated card,
+// which callers may use instead.
+func ForFolder(p *pipeline.Pipeline, opts GenerateOptions) (c *Card, generated bool, err error) {
+	gen := Generate(p, opts)
+	path := filepath.Join(p.Dir, FileName)
+	data, err := os.ReadFile(path)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return gen, true, nil
+	case err != nil:
+		return gen, true, err
+	}
+	own, err := Parse(data)
+	if err != nil {
+		return gen, true, err
+	}
+	merged := Merge(own, gen, true)
+	return merged, merged.Body() == gen.Body(), nil
 }

@@ -87,6 +87,7 @@ var (
 	ErrUnsupportedVariant  = errors.New("unsupported variant: use fp16 or bf16")
 	ErrUnreadableWeights   = errors.New("weights cannot be read")
 	ErrNoSpace             = errors.New("not enough free disk space")
+	ErrInsideSource        = errors.New("the destination is inside the folder being saved")
 )
 
 // Save writes p to dst as save_pretrained would: weights as safetensors,
@@ -148,7 +149,7 @@ func checkDestination(src, dst string, overwrite bool) error {
 	ad, err2 := filepath.Abs(dst)
 	if err1 == nil && err2 == nil {
 		if as == ad || strings.HasPrefix(ad, as+string(filepath.Separator)) || strings.HasPrefix(as, ad+string(filepath.Separator)) {
-			return fmt.Errorf("%s: the destination must be outside the source folder %s (the source is never modified)", dst, src)
+			return fmt.Errorf("%s: %w, %s: choose a folder outside the source (it is only ever read)", dst, ErrInsideSource, src)
 		}
 	}
 	entries, err := os.ReadDir(dst)

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
 	"strings"
 
@@ -18,12 +17,11 @@ import (
 // README.md already on the Hub and validated as the Hub would.
 func (j *job) card(ctx context.Context, src *pipeline.Pipeline, s *staging) ([]byte, error) {
 	j.ev.emit(Event{Step: StepCard, Message: "writing the model card"})
-	gen := card.Generate(s.p, card.GenerateOptions{RepoID: j.repoIDForCard(),
-		License: j.opts.License, LicenseName: j.opts.LicenseName, BaseModel: j.opts.BaseModel})
-	explicit := j.opts.Card != nil
-	local := gen
+	genOpts := card.GenerateOptions{RepoID: j.repoIDForCard(),
+		License: j.opts.License, LicenseName: j.opts.LicenseName, BaseModel: j.opts.BaseModel}
+	var local *card.Card
 	switch {
-	case explicit:
+	case j.opts.Card != nil:
 		local = card.Merge(nil, j.opts.Card, false)
 		m := local.Metadata()
 		if m.LibraryName == "" {
@@ -37,14 +35,13 @@ func (j *job) card(ctx context.Context, src *pipeline.Pipeline, s *staging) ([]b
 		}
 		local.SetMetadata(m)
 	default:
-		path := filepath.Join(src.Dir, "README.md")
-		if data, err := os.ReadFile(path); err == nil {
-			own, err := card.Parse(data)
-			if err != nil {
-				return nil, fmt.Errorf("%w: %s: %v (fix it, or pass a card)", ErrCard, path, err)
-			}
-			local = card.Merge(own, gen, true)
+		// The source's README.md with the metadata generated from the
+		// staged folder (which has the variant and the layout published).
+		gen, _, err := card.ForFolder(s.p, genOpts)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %s: %v (fix it, or pass a card)", ErrCard, filepath.Join(src.Dir, card.FileName), err)
 		}
+		local = gen
 	}
 
 	final := local

@@ -1102,7 +1102,7 @@ func publishErrorText(err error, endpoint string) (title, next string) {
 	case errors.Is(err, pipeline.ErrUnreadableWeights), errors.Is(err, pipeline.ErrUnsupportedVariant):
 		return "The folder cannot be saved", "Check the folder's weights in the tree (a file may be damaged " +
 			"or incomplete), download it again if needed, and publish again."
-	case errors.Is(err, syscall.ENOSPC):
+	case errors.Is(err, pipeline.ErrNoSpace), errors.Is(err, syscall.ENOSPC):
 		return "The disk is full", "Modelpub stages a copy in its cache folder before uploading. Free some " +
 			"space (or set XDG_CACHE_HOME to a larger disk) and publish again."
 	case errors.Is(err, fs.ErrPermission):

@@ -173,6 +173,7 @@ type job struct {
 	ev     *emitter
 	cache  string
 	res    *Result
+	head   string // the commit the upload left the branch at
 }
 
 func newJob(opts Options) (*job, error) {
@@ -234,6 +235,12 @@ func (j *job) run(ctx context.Context) (*Result, error) {
 	}
 	defer unlock()
 
+	if j.alreadyPublished(ctx, src) {
+		j.ev.emit(Event{Step: StepDone, Done: true, URL: j.res.URL,
+			Message: "already published with these inputs, and " + j.revision() + " is still at that commit: nothing to do"})
+		return j.res, nil
+	}
+
 	// 2. Stage.
 	staged, err := j.stage(ctx, src)
 	if err != nil {
@@ -272,6 +279,7 @@ func (j *job) run(ctx context.Context) (*Result, error) {
 		}
 		return nil, &StepError{step, err}
 	}
+	j.remember(src, j.head)
 	if !j.opts.KeepStaging {
 		j.dropStaging(staged, view)
 	}

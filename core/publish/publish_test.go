@@ -250,18 +250,37 @@ func TestPublishEndToEnd(t *testing.T) {
 	resp.Body.Close()
 	assert.Contains(t, string(body), "Upload StableDiffusionPipeline")
 
-	// Again, unchanged: no LFS bytes, no commit, the staging reused.
+	// Again, unchanged: known to be published already, so no staging, no
+	// upload, no commit.
 	srv.ResetRequests()
 	rec2 := &recorder{}
 	o.Events = rec2.add
 	res2, err := publish.Run(ctx, o)
 	require.NoError(t, err, rec2.messages())
 	assert.True(t, res2.NoChanges)
-	assert.True(t, res2.Reused)
-	assert.Equal(t, res.Folder, res2.Folder)
+	assert.Equal(t, res.CommitURL, res2.URL)
+	assert.Contains(t, rec2.messages(), "nothing to do")
+	assert.Zero(t, countClass(srv, hubemu.ClassPreupload))
+	assert.Zero(t, countClass(srv, hubemu.ClassCommit))
+
+	// Someone else commits to main: the same inputs go through every step
+	// again (the staging reused), and the Hub has every file: no LFS bytes,
+	// no commit.
+	id, _ := hub.ParseRepoID("alice/sd15-test")
+	_, err = client(t, srv).Commit(ctx, id, "main", hub.CommitOptions{Summary: "notes"},
+		[]hub.Operation{hub.AddBytes("NOTES.md", []byte("hello\n"))})
+	require.NoError(t, err)
+	srv.ResetRequests()
+	rec3 := &recorder{}
+	o.Events = rec3.add
+	res3, err := publish.Run(ctx, o)
+	require.NoError(t, err, rec3.messages())
+	assert.True(t, res3.NoChanges)
+	assert.True(t, res3.Reused)
+	assert.Equal(t, res.Folder, res3.Folder)
 	assert.Zero(t, lfsUploadBytes(srv))
 	assert.Zero(t, countClass(srv, hubemu.ClassCommit))
-	assert.Contains(t, rec2.messages(), "already validated")
+	assert.Contains(t, rec3.messages(), "already validated")
 
 	// The source was only read.
 	assert.Equal(t, before, snapshot(t, src))
@@ -280,7 +299,7 @@ func TestPublishEndToEnd(t *testing.T) {
 	}))
 
 	// The token is in no event, and never went to storage URLs.
-	for _, r := range [](*recorder){rec, rec2} {
+	for _, r := range [](*recorder){rec, rec2, rec3} {
 		assert.NotContains(t, r.json(t), aliceTok)
 	}
 	for _, r := range srv.Requests() {
@@ -608,7 +627,6 @@ func TestPublishSingleModel(t *testing.T) {
 
 	again, err := publish.Run(ctx, o)
 	require.NoError(t, err)
-	assert.True(t, again.Reused)
 	assert.True(t, again.NoChanges)
 }
 
@@ -691,4 +709,35 @@ func TestPublishResumesStaging(t *testing.T) {
 	assert.Regexp(t, `resumed: [0-9.]+ [kM]B kept`, rec.messages())
 	assert.True(t, res.Report.OK())
 	assert.Contains(t, remoteTree(t, srv, "alice/resumed", "main"), "vae/diffusion_pytorch_model.fp16.safetensors")
+}
+
+// The "already published" shortcut holds only for the same inputs: a
+// changed option or source file goes through the steps again.
+func TestPublishShortcutNeedsTheSameInputs(t *testing.T) {
+	ctx := context.Background()
+	srv := startHub(t)
+	src := sd15(t, pipelinetest.Options{Seed: 17})
+	o := options(t, srv, src, "alice/inputs", nil)
+	_, err := publish.Run(ctx, o)
+	require.NoError(t, err)
+
+	run := func() string {
+		rec := &recorder{}
+		o.Events = rec.add
+		_, err := publish.Run(ctx, o)
+		require.NoError(t, err)
+		return rec.messages()
+	}
+	assert.Contains(t, run(), "nothing to do")
+	o.License = "mit"
+	msgs := run()
+	assert.NotContains(t, msgs, "nothing to do", "a new license is a new card")
+	assert.Contains(t, msgs, "committed")
+	assert.Contains(t, run(), "nothing to do")
+
+	cfg := filepath.Join(src, "scheduler", "scheduler_config.json")
+	b, err := os.ReadFile(cfg)
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(cfg, append(b, '\n'), 0o644))
+	assert.NotContains(t, run(), "nothing to do", "a changed source file")
 }

@@ -164,6 +164,7 @@ func (j *job) upload(ctx context.Context, s *staging, view string) error {
 		return err
 	}
 	j.res.CommitURL, j.res.PullRequestURL, j.res.NoChanges = info.URL, info.PullRequestURL, info.NoChanges
+	j.head = info.OID
 	j.res.URL = info.URL
 	if info.PullRequestURL != "" {
 		j.res.URL = info.PullRequestURL

@@ -96,7 +96,7 @@ func newUI(e *env) *UI {
 		u.tabs.Append(container.NewTabItemWithIcon(np.title, np.icon, np.p.Content()))
 	}
 	right := container.NewVSplit(u.tabs, u.details.content)
-	right.Offset = 0.64
+	right.Offset = 0.78
 	split := container.NewHSplit(u.tree.tree, right)
 	split.Offset = 0.36
 	u.main = split

@@ -26,6 +26,7 @@ import (
 	"strings"
 	"time"
 
+	"modelpub/core/hub/hubemu"
 	"modelpub/core/pipeline/pipelinetest"
 )
 
@@ -97,11 +98,24 @@ func run(app, out, only string, settle time.Duration) error {
 	if err := os.MkdirAll(out, 0o755); err != nil {
 		return err
 	}
+	// A local Hub, so the Publish panel shows an account (user "studio-bot",
+	// with an organisation) rather than a login prompt.
+	const token = "hf_screenshotToken0123456789abcdefgh"
+	hubSrv, err := hubemu.New(hubemu.Options{Dir: filepath.Join(tmp, "hub"), Tokens: map[string]string{token: "studio-bot"},
+		Orgs: map[string]map[string]string{"diffusers-lab": {"studio-bot": "write"}}})
+	if err != nil {
+		return err
+	}
+	if _, err := hubSrv.Start("127.0.0.1:0"); err != nil {
+		return err
+	}
+	defer hubSrv.Close()
 	for _, v := range views {
 		if only != "" && !contains(strings.Split(only, ","), v.file) {
 			continue
 		}
-		env := append(os.Environ(), "HOME="+home, "XDG_CONFIG_HOME="+filepath.Join(home, ".config"), "LANG=en_US.UTF-8")
+		env := append(os.Environ(), "HOME="+home, "XDG_CONFIG_HOME="+filepath.Join(home, ".config"), "LANG=en_US.UTF-8",
+			"HF_ENDPOINT="+hubSrv.URL(), "HF_TOKEN="+token, "XDG_CACHE_HOME="+filepath.Join(tmp, "cache"))
 		if v.theme != "" {
 			env = append(env, "FYNE_THEME="+v.theme)
 		}

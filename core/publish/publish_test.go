@@ -741,3 +741,33 @@ func TestPublishShortcutNeedsTheSameInputs(t *testing.T) {
 	require.NoError(t, os.WriteFile(cfg, append(b, '\n'), 0o644))
 	assert.NotContains(t, run(), "nothing to do", "a changed source file")
 }
+
+// Editing the source's README.md never restages the model: the staging is
+// reused and the card made from the new README.md.
+func TestPublishReadmeEditReusesTheStaging(t *testing.T) {
+	ctx := context.Background()
+	srv := startHub(t)
+	src := sd15(t, pipelinetest.Options{Seed: 18})
+	readme := filepath.Join(src, "README.md")
+	require.NoError(t, os.WriteFile(readme, []byte("---\nlicense: mit\n---\n# Mine\n"), 0o644))
+	o := options(t, srv, src, "alice/readme-edit", nil)
+	o.Variant, o.KeepStaging = "fp16", true
+	first, err := publish.Run(ctx, o)
+	require.NoError(t, err)
+	assert.False(t, first.Reused)
+
+	require.NoError(t, os.WriteFile(readme, []byte("---\nlicense: mit\nthumbnail: cat.png\n---\n# Mine, edited\n"), 0o644))
+	again, err := publish.Run(ctx, o)
+	require.NoError(t, err)
+	assert.True(t, again.Reused, "a README edit does not restage")
+	assert.Equal(t, first.Folder, again.Folder)
+	assert.False(t, again.NoChanges, "the card changed")
+	got, err := card.Parse(download(t, srv.URL(), "alice/readme-edit", "main", "README.md"))
+	require.NoError(t, err)
+	v, ok := got.Get("thumbnail")
+	assert.True(t, ok)
+	assert.Equal(t, "cat.png", v, "the new metadata reached the Hub")
+	staged, err := os.ReadFile(filepath.Join(again.Folder, "README.md"))
+	require.NoError(t, err)
+	assert.Contains(t, string(staged), "Mine, edited", "the staged copy follows the source")
+}

@@ -42,9 +42,11 @@ func sourceKey(dir string) string {
 }
 
 // fingerprint hashes the names, sizes and modification times of every file
-// under dir (hidden folders aside) and the extra strings: what decides
-// whether a staging made from dir is still current.
-func fingerprint(dir string, extra ...string) (string, error) {
+// under dir (hidden folders aside, and the root README.md unless
+// withReadme) and the extra strings: what decides whether a staging made
+// from dir is still current. The README.md is left out where only the
+// weights matter: editing the card's text never restages a model.
+func fingerprint(dir string, withReadme bool, extra ...string) (string, error) {
 	h := sha256.New()
 	for _, e := range extra {
 		fmt.Fprintf(h, "%s\x00", e)
@@ -65,6 +67,9 @@ func fingerprint(dir string, extra ...string) (string, error) {
 			return err
 		}
 		rel, _ := filepath.Rel(dir, p)
+		if rel == readmeName && !withReadme {
+			return nil
+		}
 		lines = append(lines, fmt.Sprintf("%s\x00%d\x00%d\x00%o", filepath.ToSlash(rel), st.Size(), st.ModTime().UnixNano(), st.Mode()))
 		return nil
 	})
@@ -82,7 +87,7 @@ func fingerprint(dir string, extra ...string) (string, error) {
 // the source itself when it is already in the wanted form.
 func (j *job) stage(ctx context.Context, src *pipeline.Pipeline) (*staging, error) {
 	if ok, why := inWantedForm(src, j.opts); ok {
-		key, err := fingerprint(src.Dir, "as-is", stagingFormat)
+		key, err := fingerprint(src.Dir, false, "as-is", stagingFormat)
 		if err != nil {
 			return nil, err
 		}
@@ -94,7 +99,7 @@ func (j *job) stage(ctx context.Context, src *pipeline.Pipeline) (*staging, erro
 		j.ev.emit(Event{Step: StepStage, Message: "staging: " + why})
 	}
 
-	key, err := fingerprint(src.Dir, "staged", stagingFormat, j.opts.Version,
+	key, err := fingerprint(src.Dir, false, "staged", stagingFormat, j.opts.Version,
 		fmt.Sprint(j.opts.MaxShardSize), j.opts.Variant)
 	if err != nil {
 		return nil, fmt.Errorf("read %s: %w", src.Dir, err)
@@ -107,6 +112,9 @@ func (j *job) stage(ctx context.Context, src *pipeline.Pipeline) (*staging, erro
 	if st, err := os.Stat(filepath.Join(dst, pipeline.ModelIndexFile)); err == nil && st.Mode().IsRegular() || isSingleModel(src) && dirExists(dst) {
 		p, err := pipeline.Open(ctx, dst)
 		if err == nil {
+			if err := syncReadme(src.Dir, dst); err != nil {
+				return nil, err
+			}
 			j.res.Folder, j.res.Reused = dst, true
 			j.ev.emit(Event{Step: StepStage, Done: true, Message: "reusing the staged folder " + dst})
 			return stagedAt(dst, p)
@@ -128,6 +136,9 @@ func (j *job) stage(ctx context.Context, src *pipeline.Pipeline) (*staging, erro
 	if err != nil {
 		return nil, err
 	}
+	if err := syncReadme(src.Dir, dst); err != nil { // a resumed save may hold an older one
+		return nil, err
+	}
 	p, err := pipeline.Open(ctx, dst)
 	if err != nil {
 		return nil, fmt.Errorf("reopen the staged folder: %w", err)
@@ -141,9 +152,32 @@ func (j *job) stage(ctx context.Context, src *pipeline.Pipeline) (*staging, erro
 	return stagedAt(dst, p)
 }
 
+// readmeName is the model card's file at a folder's root.
+const readmeName = "README.md"
+
+// syncReadme makes the staged folder's README.md the source's (or none),
+// as the card is made from it: the staging key leaves the README out.
+func syncReadme(src, staged string) error {
+	want, err := os.ReadFile(filepath.Join(src, readmeName))
+	path := filepath.Join(staged, readmeName)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return err
+		}
+		return nil
+	case err != nil:
+		return err
+	}
+	if have, err := os.ReadFile(path); err == nil && string(have) == string(want) {
+		return nil
+	}
+	return writeFileAtomic(path, want)
+}
+
 // stagedAt describes the staged folder dst.
 func stagedAt(dst string, p *pipeline.Pipeline) (*staging, error) {
-	key, err := fingerprint(dst, "staged-output")
+	key, err := fingerprint(dst, false, "staged-output")
 	if err != nil {
 		return nil, err
 	}

@@ -31,9 +31,12 @@ const saveHelp = `Writes the pipeline (or single model) in SRC to DST as diffuse
 save_pretrained would: weights as safetensors, split at SIZE (default 10GB for
 diffusers models, 5GB for transformers models), model_index.json in diffusers'
 format, configs, tokenizers and every other file copied. SRC is only read.
-DST must not exist or be empty unless --overwrite; it is built in a temporary
-folder beside it and appears only when complete. Afterwards DST is validated
-against SRC (see "modelpub help validate") unless --no-validate.
+DST must not exist or be empty unless --overwrite; it is built in a hidden
+folder beside it (.DST.modelpub-partial) and appears only when complete. A
+save stopped by Ctrl-C or killed keeps its finished files there, and running
+the same save again (same SRC, unchanged, and options) writes only the rest;
+a save that fails leaves nothing. Afterwards DST is validated against SRC
+(see "modelpub help validate") unless --no-validate.
 
   --max-shard-size SIZE  5GB, 500MB, 1.5GB, 2GiB or bytes
   --variant fp16|bf16    also write the weights converted to float16 or
@@ -73,7 +76,7 @@ func runSave(args []string, stdout, stderr io.Writer) int {
 	if !ok {
 		return ExitUsage
 	}
-	opts := pipeline.SaveOptions{Variant: *variant, Overwrite: *overwrite}
+	opts := pipeline.SaveOptions{Variant: *variant, Overwrite: *overwrite, Resume: true}
 	if *maxSize != "" {
 		var err error
 		if opts.MaxShardSize, err = tensors.ParseSize(*maxSize); err != nil {
@@ -94,7 +97,7 @@ func runSave(args []string, stdout, stderr io.Writer) int {
 	bar.done()
 	if err != nil {
 		if errors.Is(err, context.Canceled) {
-			fmt.Fprintf(stderr, "modelpub save: interrupted; %s was not created\n", pos[1])
+			fmt.Fprintf(stderr, "modelpub save: interrupted; %s was not created (run the same save again to resume)\n", pos[1])
 		} else {
 			fmt.Fprintf(stderr, "modelpub save: %v\n", err)
 		}
@@ -103,9 +106,10 @@ func runSave(args []string, stdout, stderr io.Writer) int {
 	out := struct {
 		Dir        string                 `json:"dir"`
 		Bytes      int64                  `json:"bytes"`
+		Kept       int64                  `json:"resumed_bytes,omitempty"`
 		Lossy      []pipeline.LossyTensor `json:"lossy_tensors"`
 		Validation *pipeline.Report       `json:"validation,omitempty"`
-	}{Dir: res.Dir, Bytes: res.Bytes, Lossy: res.Lossy}
+	}{Dir: res.Dir, Bytes: res.Bytes, Kept: res.Kept, Lossy: res.Lossy}
 	if out.Lossy == nil {
 		out.Lossy = []pipeline.LossyTensor{}
 	}
@@ -128,6 +132,9 @@ func runSave(args []string, stdout, stderr io.Writer) int {
 		return code
 	}
 	fmt.Fprintf(stdout, "saved %s (%s)\n", res.Dir, tensors.FormatSize(res.Bytes))
+	if res.Kept > 0 {
+		fmt.Fprintf(stdout, "resumed: %s were kept from the interrupted save\n", tensors.FormatSize(res.Kept))
+	}
 	for _, l := range res.Lossy {
 		fmt.Fprintf(stdout, "warning: %s %s: tensor %q: %d values overflowed to ±inf, %d non-zero values became zero\n",
 			l.Component, l.Variant, l.Tensor, l.Overflow, l.Underflow)

@@ -2,13 +2,16 @@ package cli
 
 import (
 	"bytes"
+	"context"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"modelpub/core/pipeline"
 	"modelpub/core/tensors"
 )
 
@@ -45,4 +48,29 @@ func TestSaveAndValidateCommands(t *testing.T) {
 	assert.Contains(t, stderr.String(), "--overwrite")
 	stderr.Reset()
 	assert.Equal(t, ExitUsage, Run([]string{"validate", filepath.Join(t.TempDir(), "none")}, &stdout, &stderr))
+}
+
+// A save stopped half-way (here: cancelled through the same core call the
+// command makes) is resumed by running the command again.
+func TestSaveCommandResumes(t *testing.T) {
+	src := writePipeline(t)
+	dst := filepath.Join(t.TempDir(), "out")
+	p, err := pipeline.Open(context.Background(), src)
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	_, err = pipeline.Save(ctx, p, dst, pipeline.SaveOptions{Variant: "fp16", Resume: true,
+		Progress: func(pr pipeline.Progress) {
+			if strings.HasPrefix(pr.File, "unet/") {
+				cancel()
+			}
+		}})
+	require.ErrorIs(t, err, context.Canceled)
+
+	var stdout, stderr bytes.Buffer
+	code := Run([]string{"save", src, dst, "--variant", "fp16"}, &stdout, &stderr)
+	require.Equal(t, ExitOK, code, stderr.String()+stdout.String())
+	assert.Contains(t, stdout.String(), "resumed: ")
+	assert.Contains(t, stdout.String(), "valid: ")
+	assert.NoDirExists(t, pipeline.PartialDir(dst))
 }

@@ -111,13 +111,19 @@ func Save(ctx context.Context, p *Pipeline, dst string, opts SaveOptions) (*Save
 	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
 		return nil, err
 	}
-	stage, kept, err := makeStage(dst, opts.Resume)
+	inputs := ""
+	if opts.Resume {
+		if inputs, err = Fingerprint(p.Dir, true, "save", fmt.Sprint(opts.MaxShardSize), opts.Variant); err != nil {
+			return nil, err
+		}
+	}
+	stage, kept, err := makeStage(dst, inputs)
 	if err != nil {
 		return nil, err
 	}
-	done := false
+	done, keep := false, false
 	defer func() {
-		if !done && !opts.Resume {
+		if !done && !keep {
 			os.RemoveAll(stage)
 		}
 	}()
@@ -127,7 +133,16 @@ func Save(ctx context.Context, p *Pipeline, dst string, opts SaveOptions) (*Save
 	s := &saver{p: p, stage: stage, opts: opts, plan: plan, res: &SaveResult{Dir: dst}, resume: opts.Resume}
 	s.total = plan.Total()
 	if err := s.run(ctx); err != nil {
+		// A resumable save keeps its work when it was stopped (Ctrl-C, a
+		// cancel; a kill never reaches here), not when it failed: a full
+		// disk or a broken source is not made better by a second attempt.
+		keep = opts.Resume && errors.Is(err, context.Canceled)
 		return nil, err
+	}
+	if opts.Resume {
+		if err := os.Remove(filepath.Join(stage, resumeMarker)); err != nil {
+			return nil, err
+		}
 	}
 	s.total = s.done
 	s.progress("", 0)
@@ -189,12 +204,19 @@ type saver struct {
 	resume bool
 }
 
+// resumeMarker, inside a partial folder, holds the fingerprint of the
+// source and options it was made from; it is removed before the folder
+// becomes the destination.
+const resumeMarker = ".modelpub-inputs"
+
 // makeStage creates the folder a save builds in: a new temporary one, or
-// with resume the partial folder of dst, kept from an earlier attempt
-// (kept counts its bytes). Temporary files an interrupted writer left in
-// it are removed: only complete files are kept.
-func makeStage(dst string, resume bool) (stage string, kept int64, err error) {
-	if !resume {
+// for a resumable save (inputs, the fingerprint of its source and options,
+// not empty) the partial folder of dst kept from an earlier attempt with
+// the same inputs (kept counts its bytes); a partial folder made from
+// other inputs is emptied. Temporary files an interrupted writer left are
+// removed: only complete files are kept.
+func makeStage(dst, inputs string) (stage string, kept int64, err error) {
+	if inputs == "" {
 		stage, err = os.MkdirTemp(filepath.Dir(dst), "."+filepath.Base(dst)+".modelpub-*")
 		if err == nil {
 			err = os.Chmod(stage, 0o755)
@@ -202,11 +224,20 @@ func makeStage(dst string, resume bool) (stage string, kept int64, err error) {
 		return stage, 0, err
 	}
 	stage = PartialDir(dst)
+	marker := filepath.Join(stage, resumeMarker)
+	if b, err := os.ReadFile(marker); err != nil || string(b) != inputs {
+		if err := os.RemoveAll(stage); err != nil {
+			return "", 0, err
+		}
+	}
 	if err := os.MkdirAll(stage, 0o755); err != nil {
 		return "", 0, err
 	}
+	if err := os.WriteFile(marker, []byte(inputs), 0o644); err != nil {
+		return "", 0, err
+	}
 	err = filepath.WalkDir(stage, func(path string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
+		if err != nil || d.IsDir() || path == marker {
 			return err
 		}
 		if strings.HasPrefix(d.Name(), ".") && strings.Contains(d.Name(), ".tmp-") {

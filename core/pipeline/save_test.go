@@ -295,3 +295,56 @@ func TestSaveResumesAfterCancel(t *testing.T) {
 	require.NoError(t, err)
 	assert.True(t, rep.OK(), "%+v", rep.Problems)
 }
+
+// A partial folder is only picked up by a save with the same source and
+// options; a save that fails (rather than being stopped) leaves none.
+func TestSaveResumeNeedsTheSameInputs(t *testing.T) {
+	src := t.TempDir()
+	_, err := pipelinetest.WriteSD15(context.Background(), src, pipelinetest.Options{Scale: 0.002, Seed: 5})
+	require.NoError(t, err)
+	p, err := Open(context.Background(), src)
+	require.NoError(t, err)
+	dst := filepath.Join(t.TempDir(), "out")
+	stopAtUNet := func() (context.Context, SaveOptions) {
+		ctx, cancel := context.WithCancel(context.Background())
+		t.Cleanup(cancel)
+		return ctx, SaveOptions{Variant: "fp16", Resume: true, Progress: func(pr Progress) {
+			if strings.HasPrefix(pr.File, "unet/") {
+				cancel()
+			}
+		}}
+	}
+	ctx, opts := stopAtUNet()
+	_, err = Save(ctx, p, dst, opts)
+	require.ErrorIs(t, err, context.Canceled)
+	require.DirExists(t, PartialDir(dst))
+
+	// Other options: the partial folder is not used.
+	res, err := Save(context.Background(), p, dst, SaveOptions{Variant: "bf16", Resume: true})
+	require.NoError(t, err)
+	assert.Zero(t, res.Kept)
+	assert.NoFileExists(t, filepath.Join(dst, resumeMarker), "the marker never reaches the output")
+	require.NoError(t, os.RemoveAll(dst))
+
+	// A changed source file: started over too.
+	ctx, opts = stopAtUNet()
+	_, err = Save(ctx, p, dst, opts)
+	require.ErrorIs(t, err, context.Canceled)
+	cfg := filepath.Join(src, "scheduler", "scheduler_config.json")
+	b, err := os.ReadFile(cfg)
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(cfg, append(b, '\n'), 0o644))
+	opts.Progress = nil
+	res, err = Save(context.Background(), p, dst, opts)
+	require.NoError(t, err)
+	assert.Zero(t, res.Kept)
+	require.NoError(t, os.RemoveAll(dst))
+
+	// A failure (not a stop) leaves no partial folder.
+	orig := freeSpace
+	t.Cleanup(func() { freeSpace = orig })
+	freeSpace = func(string) (int64, error) { return 1 << 20, nil }
+	_, err = Save(context.Background(), p, dst, opts)
+	require.ErrorIs(t, err, ErrNoSpace)
+	assert.NoDirExists(t, PartialDir(dst))
+}

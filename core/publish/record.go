@@ -41,7 +41,7 @@ func (j *job) recordKey(src *pipeline.Pipeline) (string, error) {
 		}
 	}
 	sum := sha256.Sum256(cardBytes)
-	return fingerprint(src.Dir, true, "published", stagingFormat, o.Version, j.id.String(), j.revision(),
+	return pipeline.Fingerprint(src.Dir, true, "published", stagingFormat, o.Version, j.id.String(), j.revision(),
 		fmt.Sprint(o.MaxShardSize), o.Variant, o.License, o.LicenseName, o.BaseModel,
 		fmt.Sprint(o.ReplaceBody), hex.EncodeToString(sum[:]))
 }

@@ -10,7 +10,6 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"sort"
 	"strings"
 
 	"modelpub/core/pipeline"
@@ -41,53 +40,11 @@ func sourceKey(dir string) string {
 	return hex.EncodeToString(sum[:6])
 }
 
-// fingerprint hashes the names, sizes and modification times of every file
-// under dir (hidden folders aside, and the root README.md unless
-// withReadme) and the extra strings: what decides whether a staging made
-// from dir is still current. The README.md is left out where only the
-// weights matter: editing the card's text never restages a model.
-func fingerprint(dir string, withReadme bool, extra ...string) (string, error) {
-	h := sha256.New()
-	for _, e := range extra {
-		fmt.Fprintf(h, "%s\x00", e)
-	}
-	var lines []string
-	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		if d.IsDir() {
-			if p != dir && strings.HasPrefix(d.Name(), ".") {
-				return filepath.SkipDir
-			}
-			return nil
-		}
-		st, err := os.Stat(p)
-		if err != nil {
-			return err
-		}
-		rel, _ := filepath.Rel(dir, p)
-		if rel == readmeName && !withReadme {
-			return nil
-		}
-		lines = append(lines, fmt.Sprintf("%s\x00%d\x00%d\x00%o", filepath.ToSlash(rel), st.Size(), st.ModTime().UnixNano(), st.Mode()))
-		return nil
-	})
-	if err != nil {
-		return "", err
-	}
-	sort.Strings(lines)
-	for _, l := range lines {
-		fmt.Fprintf(h, "%s\n", l)
-	}
-	return hex.EncodeToString(h.Sum(nil)[:10]), nil
-}
-
 // stage saves src into the staging folder, reuses a current one, or picks
 // the source itself when it is already in the wanted form.
 func (j *job) stage(ctx context.Context, src *pipeline.Pipeline) (*staging, error) {
 	if ok, why := inWantedForm(src, j.opts); ok {
-		key, err := fingerprint(src.Dir, false, "as-is", stagingFormat)
+		key, err := pipeline.Fingerprint(src.Dir, false, "as-is", stagingFormat)
 		if err != nil {
 			return nil, err
 		}
@@ -99,7 +56,7 @@ func (j *job) stage(ctx context.Context, src *pipeline.Pipeline) (*staging, erro
 		j.ev.emit(Event{Step: StepStage, Message: "staging: " + why})
 	}
 
-	key, err := fingerprint(src.Dir, false, "staged", stagingFormat, j.opts.Version,
+	key, err := pipeline.Fingerprint(src.Dir, false, "staged", stagingFormat, j.opts.Version,
 		fmt.Sprint(j.opts.MaxShardSize), j.opts.Variant)
 	if err != nil {
 		return nil, fmt.Errorf("read %s: %w", src.Dir, err)
@@ -177,7 +134,7 @@ func syncReadme(src, staged string) error {
 
 // stagedAt describes the staged folder dst.
 func stagedAt(dst string, p *pipeline.Pipeline) (*staging, error) {
-	key, err := fingerprint(dst, false, "staged-output")
+	key, err := pipeline.Fingerprint(dst, false, "staged-output")
 	if err != nil {
 		return nil, err
 	}

@@ -1,12 +1,10 @@
 package cli
 
 import (
-	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
-	"strings"
 
 	"modelpub/core/card"
 	"modelpub/core/hub"
@@ -93,17 +91,9 @@ func runCard(args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		return fail(ExitUsage, "%v", err)
 	}
-	c := card.Generate(p, card.GenerateOptions{RepoID: *repo, License: *license, LicenseName: *licenseName, BaseModel: *baseModel})
-	readme := filepath.Join(dir, card.FileName)
-	switch data, err := os.ReadFile(readme); {
-	case err == nil:
-		own, err := card.Parse(data)
-		if err != nil {
-			// The error names README.md; name the file read instead.
-			return fail(ExitProblems, "%s: %s", readme, strings.TrimPrefix(err.Error(), card.FileName+": "))
-		}
-		c = card.Merge(own, c, true)
-	case !errors.Is(err, os.ErrNotExist):
+	// DIR's own README.md keeps its text and unknown keys.
+	c, _, err := card.ForFolder(p, card.GenerateOptions{RepoID: *repo, License: *license, LicenseName: *licenseName, BaseModel: *baseModel})
+	if err != nil {
 		return fail(ExitProblems, "%v", err)
 	}
 

@@ -112,7 +112,7 @@ func TestCardCommandBadREADME(t *testing.T) {
 	code, stdout, stderr := runCardCmd(t, dir)
 	assert.Equal(t, ExitProblems, code)
 	assert.Empty(t, stdout)
-	assert.Contains(t, stderr, "README.md: line 3: invalid metadata")
+	assert.Contains(t, stderr, filepath.Join(dir, "README.md")+": line 3: invalid metadata", "names the file read")
 
 	require.NoError(t, os.WriteFile(filepath.Join(dir, "README.md"), []byte("---\ntags:\n- 12\n---\nbody\n"), 0o644))
 	code, _, stderr = runCardCmd(t, dir)

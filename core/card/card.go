@@ -36,13 +36,18 @@ var ErrInvalidYAML = errors.New("card: invalid YAML metadata")
 type YAMLError struct {
 	Line int    // 1-based line of README.md; 0 when unknown
 	Msg  string // what is wrong, without the line
+	File string // the file's path when known (ForFolder); "" names it README.md
 }
 
 func (e *YAMLError) Error() string {
-	if e.Line > 0 {
-		return fmt.Sprintf("%s: line %d: invalid metadata: %s", FileName, e.Line, e.Msg)
+	name := FileName
+	if e.File != "" {
+		name = e.File
 	}
-	return fmt.Sprintf("%s: invalid metadata: %s", FileName, e.Msg)
+	if e.Line > 0 {
+		return fmt.Sprintf("%s: line %d: invalid metadata: %s", name, e.Line, e.Msg)
+	}
+	return fmt.Sprintf("%s: invalid metadata: %s", name, e.Msg)
 }
 
 // Unwrap makes errors.Is(err, ErrInvalidYAML) true.

@@ -379,8 +379,8 @@ func plural(n int, one, many string) string {
 // with p's own README.md when it has one (its keys, comments and body win;
 // the generated metadata fills in what it lacks). generated says the body
 // is the generated one. A README.md that cannot be read or parsed is an
-// error (the caller names the file), returned with the generated card,
-// which callers may use instead.
+// error naming its path (a *YAMLError for bad metadata), returned with the
+// generated card, which callers may use instead.
 func ForFolder(p *pipeline.Pipeline, opts GenerateOptions) (c *Card, generated bool, err error) {
 	gen := Generate(p, opts)
 	path := filepath.Join(p.Dir, FileName)
@@ -393,6 +393,10 @@ func ForFolder(p *pipeline.Pipeline, opts GenerateOptions) (c *Card, generated b
 	}
 	own, err := Parse(data)
 	if err != nil {
+		var ye *YAMLError
+		if errors.As(err, &ye) {
+			ye.File = path
+		}
 		return gen, true, err
 	}
 	merged := Merge(own, gen, true)

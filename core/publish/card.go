@@ -39,7 +39,10 @@ func (j *job) card(ctx context.Context, src *pipeline.Pipeline, s *staging) ([]b
 		// staged folder (which has the variant and the layout published).
 		gen, _, err := card.ForFolder(s.p, genOpts)
 		if err != nil {
-			return nil, fmt.Errorf("%w: %s: %v (fix it, or pass a card)", ErrCard, filepath.Join(src.Dir, card.FileName), err)
+			if ye := (*card.YAMLError)(nil); errors.As(err, &ye) {
+				ye.File = filepath.Join(src.Dir, card.FileName) // the staged copy's is the source's
+			}
+			return nil, fmt.Errorf("%w: %w (fix it, or pass a card)", ErrCard, err)
 		}
 		local = gen
 	}

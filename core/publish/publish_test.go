@@ -771,3 +771,19 @@ func TestPublishReadmeEditReusesTheStaging(t *testing.T) {
 	require.NoError(t, err)
 	assert.Contains(t, string(staged), "Mine, edited", "the staged copy follows the source")
 }
+
+// A source README.md with broken metadata stops the publish at the card,
+// naming the source's file and line (not the staged copy's), before any
+// upload.
+func TestPublishNamesABrokenSourceReadme(t *testing.T) {
+	srv := startHub(t)
+	src := sd15(t, pipelinetest.Options{Seed: 19})
+	require.NoError(t, os.WriteFile(filepath.Join(src, "README.md"), []byte("---\nlicense: [mit\n---\n# x\n"), 0o644))
+	o := options(t, srv, src, "alice/broken-readme", nil)
+	o.Variant = "fp16" // staged: the card is read from the staged copy
+	_, err := publish.Run(context.Background(), o)
+	require.ErrorIs(t, err, publish.ErrCard)
+	assert.ErrorIs(t, err, card.ErrInvalidYAML)
+	assert.Contains(t, err.Error(), filepath.Join(src, "README.md")+": line ")
+	assert.Zero(t, countClass(srv, hubemu.ClassCreate))
+}

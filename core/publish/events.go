@@ -1,7 +1,6 @@
 package publish
 
 import (
-	"fmt"
 	"sync"
 	"time"
 )
@@ -69,18 +68,4 @@ func (m *emitter) fill(e *Event) {
 	if e.Rate > 0 && e.Total > e.Bytes {
 		e.ETA = time.Duration(float64(e.Total-e.Bytes) / e.Rate * float64(time.Second)).Round(time.Second)
 	}
-}
-
-// humanBytes renders n with a decimal unit, as the Hub shows sizes.
-func humanBytes(n int64) string {
-	const unit = 1000
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for v := n / unit; v >= unit; v /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %cB", float64(n)/float64(div), "kMGTPE"[exp])
 }

@@ -23,6 +23,7 @@ import (
 	"modelpub/core/card"
 	"modelpub/core/hub"
 	"modelpub/core/pipeline"
+	"modelpub/core/tensors"
 )
 
 // Step names a stage of the job, in the order they run.
@@ -266,7 +267,7 @@ func (j *job) run(ctx context.Context) (*Result, error) {
 	}
 	if j.opts.DryRun {
 		j.ev.emit(Event{Step: StepDone, Done: true, Message: fmt.Sprintf("dry run: %d files, %s would be uploaded to %s",
-			len(j.res.Files), humanBytes(j.res.Bytes), j.res.Repo)})
+			len(j.res.Files), tensors.FormatSize(j.res.Bytes), j.res.Repo)})
 		return j.res, nil
 	}
 

@@ -706,7 +706,7 @@ func TestPublishResumesStaging(t *testing.T) {
 	o.Events = rec.add
 	res, err := publish.Run(context.Background(), o)
 	require.NoError(t, err, rec.messages())
-	assert.Regexp(t, `resumed: [0-9.]+ [kM]B kept`, rec.messages())
+	assert.Regexp(t, `resumed: [0-9.]+ [KM]B kept`, rec.messages())
 	assert.True(t, res.Report.OK())
 	assert.Contains(t, remoteTree(t, srv, "alice/resumed", "main"), "vae/diffusion_pytorch_model.fp16.safetensors")
 }

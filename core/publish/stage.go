@@ -103,7 +103,7 @@ func (j *job) stage(ctx context.Context, src *pipeline.Pipeline) (*staging, erro
 	j.res.Folder = dst
 	msg := "staged in " + dst
 	if res.Kept > 0 {
-		msg += fmt.Sprintf(" (resumed: %s kept from the interrupted run)", humanBytes(res.Kept))
+		msg += fmt.Sprintf(" (resumed: %s kept from the interrupted run)", tensors.FormatSize(res.Kept))
 	}
 	j.ev.emit(Event{Step: StepStage, Done: true, Bytes: res.Bytes, Total: res.Bytes, Message: msg})
 	return stagedAt(dst, p)
@@ -268,7 +268,7 @@ func (j *job) dropStaging(s *staging, view string) {
 	}
 	os.Remove(s.stamp)
 	j.res.StagingRemoved = true
-	j.ev.emit(Event{Step: StepDone, Message: fmt.Sprintf("removed the staging folder (%s); keep it next time with --keep-staging", humanBytes(size))})
+	j.ev.emit(Event{Step: StepDone, Message: fmt.Sprintf("removed the staging folder (%s); keep it next time with --keep-staging", tensors.FormatSize(size))})
 }
 
 func dirSize(dir string) (int64, error) {
@@ -348,7 +348,7 @@ func (j *job) validate(ctx context.Context, src *pipeline.Pipeline, s *staging) 
 	}
 	msg := "valid"
 	if r.Tensors > 0 {
-		msg = fmt.Sprintf("valid: %d tensors (%s) match the source", r.Tensors, humanBytes(r.Bytes))
+		msg = fmt.Sprintf("valid: %d tensors (%s) match the source", r.Tensors, tensors.FormatSize(r.Bytes))
 	}
 	j.ev.emit(Event{Step: StepValidate, Done: true, Bytes: r.Bytes, Total: r.Bytes, Message: msg})
 	return nil

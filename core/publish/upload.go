@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"modelpub/core/hub"
+	"modelpub/core/tensors"
 )
 
 // lfsThreshold is the size from which the Hub stores any file in Git LFS.
@@ -180,9 +181,9 @@ func phaseMessage(p hub.Progress) string {
 	case "preupload":
 		return fmt.Sprintf("asking the Hub which of %s it needs", plural(p.FilesTotal, "file"))
 	case "hash":
-		return fmt.Sprintf("hashing %s (%s; cached hashes are reused)", plural(p.FilesTotal, "file"), humanBytes(p.Total))
+		return fmt.Sprintf("hashing %s (%s; cached hashes are reused)", plural(p.FilesTotal, "file"), tensors.FormatSize(p.Total))
 	case "upload":
-		return fmt.Sprintf("uploading %s (%s) through Git LFS", plural(p.FilesTotal, "object"), humanBytes(p.Total))
+		return fmt.Sprintf("uploading %s (%s) through Git LFS", plural(p.FilesTotal, "object"), tensors.FormatSize(p.Total))
 	case "commit":
 		return fmt.Sprintf("committing %s", plural(p.FilesTotal, "file"))
 	case "done":

@@ -1,6 +1,10 @@
 package tensors
 
-import "os"
+import (
+	"os"
+
+	"modelpub/core/folder"
+)
 
 // File is an open safetensors file whose header has been validated. Tensor
 // data is read on demand through TensorSource.
@@ -11,9 +15,9 @@ type File struct {
 }
 
 // Open opens the safetensors file at path and validates its header. Only
-// the header is read.
+// the header is read. A FIFO, device or socket is refused (folder.ErrNotRegular).
 func Open(path string) (*File, error) {
-	f, err := os.Open(path)
+	f, err := folder.OpenRegular(path)
 	if err != nil {
 		return nil, err
 	}

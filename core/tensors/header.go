@@ -9,14 +9,19 @@ import (
 	"io"
 	"math"
 	"math/bits"
-	"os"
 	"slices"
 	"strconv"
 	"unicode/utf8"
+
+	"modelpub/core/folder"
 )
 
 // MaxHeaderSize is the largest header the reference implementation reads.
 const MaxHeaderSize = 100_000_000
+
+// MaxIndexSize caps a weights index file (*.safetensors.index.json): a
+// legal index of a million tensors is about 65 MB.
+const MaxIndexSize = 256 << 20
 
 // MetadataKeyFormat is the __metadata__ key transformers checks on load.
 const MetadataKeyFormat = "format"
@@ -137,7 +142,7 @@ func ReadHeader(r io.ReaderAt, size int64) (*Header, error) {
 // ReadHeaderFile reads and validates the header of the file at path.
 // Errors name the file.
 func ReadHeaderFile(path string) (*Header, error) {
-	f, err := os.Open(path)
+	f, err := folder.OpenRegular(path)
 	if err != nil {
 		return nil, err
 	}

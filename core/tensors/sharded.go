@@ -8,6 +8,8 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+
+	"modelpub/core/folder"
 )
 
 // ShardedOptions tune WriteSharded.
@@ -183,7 +185,7 @@ type ShardedSet struct {
 // valid safetensors file, every mapped tensor is in its shard, every tensor
 // of a shard is mapped, and no tensor is in two shards.
 func OpenShardedSet(indexPath string) (*ShardedSet, error) {
-	data, err := os.ReadFile(indexPath)
+	data, err := folder.ReadFile(indexPath, MaxIndexSize)
 	if err != nil {
 		return nil, err
 	}

@@ -737,8 +737,53 @@ func (c *call) parseCommitBody() (summary, description, parent string, ops []com
 	return summary, description, parent, ops, true
 }
 
+// lfsNotFound is the Hub's refusal of an lfsFile whose object the repo
+// cannot use; it is the same whether or not the server stores the object,
+// so it tells nothing about other repos.
+const lfsNotFound = "Your push was rejected because an LFS pointer pointed to a file that does not exist: %s (oid %s). Upload it through the LFS batch first."
+
+// lfsGrants returns, among the oids the commit references that target may
+// not use yet, those that another repo the caller can read references in
+// one of its commits: the Hub lets a commit point at content the committer
+// can already download. Each repo is locked on its own (never two at once).
+func (c *call) lfsGrants(target *repo, ops []commitOp) map[string]bool {
+	var need []string
+	for _, op := range ops {
+		if op.kind == "lfsFile" && validOid(op.entry.Oid) && !target.hasLFS(op.entry.Oid) {
+			need = append(need, op.entry.Oid)
+		}
+	}
+	grants := map[string]bool{}
+	if len(need) == 0 {
+		return grants
+	}
+	c.s.mu.Lock()
+	repos := make([]*repo, 0, len(c.s.repos))
+	for _, rp := range c.s.repos {
+		if rp != target {
+			repos = append(repos, rp)
+		}
+	}
+	c.s.mu.Unlock()
+	for _, rp := range repos {
+		rp.mu.Lock()
+		readable := !rp.deleted && c.canRead(&rp.meta)
+		rp.mu.Unlock()
+		if !readable {
+			continue
+		}
+		for _, oid := range need {
+			if !grants[oid] && rp.hasMarker(lfsReferenced, oid) {
+				grants[oid] = true
+			}
+		}
+	}
+	return grants
+}
+
 // applyOps returns the files of base changed by ops, or an answered error.
-func (c *call) applyOps(base map[string]fileEntry, ops []commitOp) (map[string]fileEntry, bool) {
+// An lfsFile must name an object rp may use, or one of grants.
+func (c *call) applyOps(rp *repo, base map[string]fileEntry, ops []commitOp, grants map[string]bool) (map[string]fileEntry, bool) {
 	files := make(map[string]fileEntry, len(base)+len(ops))
 	for p, e := range base {
 		files[p] = e
@@ -748,9 +793,12 @@ func (c *call) applyOps(base map[string]fileEntry, ops []commitOp) (map[string]f
 		case "file":
 			files[op.path] = op.entry
 		case "lfsFile":
-			stored := c.s.objectSize(op.entry.Oid)
+			stored := int64(-1)
+			if rp.hasLFS(op.entry.Oid) || grants[op.entry.Oid] {
+				stored = c.s.objectSize(op.entry.Oid)
+			}
 			if stored < 0 {
-				c.fail(http.StatusBadRequest, "", "Your push was rejected because an LFS pointer pointed to a file that does not exist: %s (oid %s). Upload it through the LFS batch first.", op.path, op.entry.Oid)
+				c.fail(http.StatusBadRequest, "", lfsNotFound, op.path, op.entry.Oid)
 				return nil, false
 			}
 			if op.entry.Size >= 0 && op.entry.Size != stored {
@@ -811,6 +859,7 @@ func (c *call) commit(ref repoRef, rest []string) {
 	if !ok {
 		return
 	}
+	grants := c.lfsGrants(rp, ops)
 	if rp = c.repo(ref, true); rp == nil {
 		return
 	}
@@ -846,7 +895,7 @@ func (c *call) commit(ref repoRef, rest []string) {
 		}
 		target = rev
 	}
-	files, ok := c.applyOps(base.Files, ops)
+	files, ok := c.applyOps(rp, base.Files, ops, grants)
 	if !ok {
 		return
 	}
@@ -874,6 +923,13 @@ func (c *call) commit(ref repoRef, rest []string) {
 		rp.meta = old
 		c.fail(http.StatusInternalServerError, "", "storage: %v", err)
 		return
+	}
+	for _, op := range ops {
+		if op.kind == "lfsFile" {
+			if err := rp.markLFS(lfsReferenced, op.entry.Oid); err != nil {
+				c.s.logf("hubemu: %s: marking %s: %v", rp.fullID(), op.entry.Oid, err)
+			}
+		}
 	}
 	out := map[string]any{"success": true, "commitOid": cm.ID, "commitUrl": c.repoURL(rp) + "/commit/" + cm.ID, "hookOutput": ""}
 	if createPR {

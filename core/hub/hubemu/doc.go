@@ -35,7 +35,21 @@
 //     X-Repo-Commit, Content-Range) are the Hub's.
 //   - The LFS batch always answers "transfer":"basic" (never xet), with a
 //     verify action for basic uploads only.
-//   - LFS objects are content-addressed across all repos of the server.
+//   - LFS objects are stored once, content-addressed, for the whole
+//     server; but, as on the Hub, a repo may only use the objects uploaded
+//     through its own batch actions or referenced by its own commits. The
+//     batch answers "stored" (no actions) only for those; any other oid,
+//     stored or not, gets upload actions, and the upload's bytes are
+//     checked against the oid even when the server holds the object. A
+//     commit's lfsFile may also name an object that a repo the committer
+//     can read (public and not gated, or writable by it) references in a
+//     commit, standing in for the Hub's lfs-files/duplicate. Anything else
+//     is refused as a pointer to a file that does not exist, so knowing an
+//     oid gives neither the bytes nor whether they exist.
+//   - Paths are refused (400, the Hub's error envelope) when empty, with an
+//     empty, "." or ".." segment, a leading '/', a ".git" or ".cache"
+//     segment, a backslash, a control character (C0, DEL, C1) or invalid
+//     UTF-8.
 //   - Only the root .gitattributes decides the upload mode; nested ones are
 //     ignored. Preupload answers "lfs" for a non-empty file that the
 //     attributes track, that is ≥ 10 MiB, or whose sample is binary (NUL

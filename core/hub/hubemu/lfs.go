@@ -30,6 +30,7 @@ const (
 type mpSession struct {
 	mu     sync.Mutex
 	id     string
+	repo   string // repoKey of the repo the upload is for
 	oid    string
 	size   int64
 	chunk  int64
@@ -125,6 +126,7 @@ func (c *call) lfsBatch(ref repoRef) {
 	if rp == nil {
 		return
 	}
+	key := rp.key()
 	rp.mu.Unlock()
 	var req batchRequest
 	if !c.readJSON(&req, 16<<20) {
@@ -146,7 +148,14 @@ func (c *call) lfsBatch(ref repoRef) {
 	out := make([]batchObject, 0, len(req.Objects))
 	for _, o := range req.Objects {
 		bo := batchObject{Oid: o.Oid, Size: o.Size}
-		switch stored := c.s.objectSize(o.Oid); {
+		// Only the objects of this repo count as stored: an object that
+		// another repo holds must be uploaded again (its bytes prove that
+		// the uploader has them), or the oid alone would open it to anyone.
+		stored := int64(-1)
+		if validOid(o.Oid) && rp.hasLFS(o.Oid) {
+			stored = c.s.objectSize(o.Oid)
+		}
+		switch {
 		case !validOid(o.Oid):
 			bo.Error = &batchError{422, "Invalid oid: a lowercase hex sha256 is expected"}
 		case o.Size < 0:
@@ -156,7 +165,7 @@ func (c *call) lfsBatch(ref repoRef) {
 		case stored >= 0:
 			bo.Error = &batchError{422, fmt.Sprintf("Object %s is stored with size %d, not %d", o.Oid, stored, o.Size)}
 		case multipart && o.Size > c.s.opts.MultipartThreshold:
-			act, err := c.s.newMultipart(c, o.Oid, o.Size)
+			act, err := c.s.newMultipart(c, key, o.Oid, o.Size)
 			if err != nil {
 				c.fail(http.StatusInternalServerError, "", "storage: %v", err)
 				return
@@ -166,7 +175,7 @@ func (c *call) lfsBatch(ref repoRef) {
 		default:
 			bo.Authenticated = true
 			bo.Actions = map[string]batchAction{
-				"upload": {Href: c.signedURL("PUT", "/_emu/lfs/upload/"+o.Oid, url.Values{"size": {strconv.FormatInt(o.Size, 10)}}),
+				"upload": {Href: c.signedURL("PUT", "/_emu/lfs/upload/"+o.Oid, url.Values{"size": {strconv.FormatInt(o.Size, 10)}, "repo": {key}}),
 					ExpiresIn: int(urlLifetime / time.Second)},
 				"verify": {Href: verifyHref},
 			}
@@ -180,12 +189,12 @@ func (c *call) lfsBatch(ref repoRef) {
 // newMultipart opens a session and returns its upload action: the
 // completion URL as href, chunk_size and one signed URL per part under
 // zero-padded keys in the header.
-func (s *Server) newMultipart(c *call, oid string, size int64) (batchAction, error) {
+func (s *Server) newMultipart(c *call, repo, oid string, size int64) (batchAction, error) {
 	chunk := s.opts.ChunkSize
 	if need := (size + maxParts - 1) / maxParts; need > chunk {
 		chunk = need
 	}
-	m := &mpSession{id: randomHex(16), oid: oid, size: size, chunk: chunk, etags: map[int]string{}}
+	m := &mpSession{id: randomHex(16), repo: repo, oid: oid, size: size, chunk: chunk, etags: map[int]string{}}
 	m.nparts = int((size + chunk - 1) / chunk)
 	m.expiry = time.Now().Add(urlLifetime)
 	var stale []string
@@ -218,11 +227,13 @@ func (s *Server) newMultipart(c *call, oid string, size int64) (batchAction, err
 	for n := 1; n <= m.nparts; n++ {
 		hdr[fmt.Sprintf("%05d", n)] = c.signedURL("PUT", "/_emu/lfs/part/"+oid+"/"+strconv.Itoa(n), url.Values{"upload": {m.id}})
 	}
-	return batchAction{Href: c.signedURL("POST", "/_emu/lfs/complete/"+oid, url.Values{"upload": {m.id}}),
+	return batchAction{Href: c.signedURL("POST", "/_emu/lfs/complete/"+oid, url.Values{"upload": {m.id}, "repo": {repo}}),
 		Header: hdr, ExpiresIn: int(urlLifetime / time.Second)}, nil
 }
 
-// basicUpload stores the body of a basic PUT as object oid.
+// basicUpload stores the body of a basic PUT as object oid. The bytes are
+// checked even when the object is stored already: they are what gives the
+// repo of the URL the right to use it.
 func (c *call) basicUpload(oid string) {
 	if !c.checkUpload() {
 		return
@@ -232,16 +243,43 @@ func (c *call) basicUpload(oid string) {
 		c.fail(http.StatusBadRequest, "", "Invalid upload URL")
 		return
 	}
-	if c.s.objectSize(oid) == size {
-		io.Copy(io.Discard, io.LimitReader(c.r.Body, size+1))
-		c.w.WriteHeader(http.StatusOK)
-		return
-	}
 	if err := c.s.storeObject(c.r.Body, oid, size); err != nil {
 		c.uploadError(err)
 		return
 	}
+	if err := c.s.linkUpload(c.r.URL.Query().Get("repo"), oid); err != nil {
+		c.fail(http.StatusInternalServerError, "", "storage: %v", err)
+		return
+	}
 	c.w.WriteHeader(http.StatusOK)
+}
+
+// repoByKey returns the live repo of a repoKey, or nil.
+func (s *Server) repoByKey(key string) *repo {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.repos[key]
+}
+
+// linkUpload lets the repo an upload URL was issued for use the object
+// just stored. A repo deleted meanwhile gets nothing.
+func (s *Server) linkUpload(key, oid string) error {
+	rp := s.repoByKey(key)
+	if rp == nil {
+		return nil
+	}
+	rp.mu.Lock()
+	defer rp.mu.Unlock()
+	if rp.deleted {
+		return nil
+	}
+	return rp.markLFS(lfsUploaded, oid)
+}
+
+// uploadedFor reports whether the repo of key may use oid.
+func (s *Server) uploadedFor(key, oid string) bool {
+	rp := s.repoByKey(key)
+	return rp != nil && rp.hasLFS(oid) && s.objectSize(oid) >= 0
 }
 
 func (c *call) uploadError(err error) {
@@ -359,7 +397,8 @@ func (c *call) completeUpload(oid string) {
 	id := c.r.URL.Query().Get("upload")
 	m := c.s.session(id, oid)
 	if m == nil {
-		if c.s.objectSize(oid) >= 0 {
+		// A completion repeated after its answer was lost.
+		if c.s.uploadedFor(c.r.URL.Query().Get("repo"), oid) {
 			c.json(http.StatusOK, map[string]any{})
 			return
 		}
@@ -396,6 +435,10 @@ func (c *call) completeUpload(oid string) {
 		c.uploadError(err)
 		return
 	}
+	if err := c.s.linkUpload(m.repo, oid); err != nil {
+		c.fail(http.StatusInternalServerError, "", "storage: %v", err)
+		return
+	}
 	m.done = true
 	c.s.mu.Lock()
 	delete(c.s.sessions, m.id)
@@ -419,7 +462,7 @@ func (c *call) lfsVerify(ref repoRef) {
 	if !c.readJSON(&req, 1<<20) {
 		return
 	}
-	if stored := c.s.objectSize(req.Oid); stored < 0 || stored != req.Size {
+	if stored := c.s.objectSize(req.Oid); !rp.hasLFS(req.Oid) || stored < 0 || stored != req.Size {
 		c.fail(http.StatusNotFound, "", "Object %s of size %d is not stored", req.Oid, req.Size)
 		return
 	}

@@ -441,6 +441,12 @@ func (c *call) canWrite(ns string) bool {
 	return false
 }
 
+// canRead reports whether the caller may download the files of a repo:
+// public and not gated, or one it may write to. Callers hold the repo's mu.
+func (c *call) canRead(meta *repoMeta) bool {
+	return !meta.Private && meta.Gated == "" || c.canWrite(meta.NS)
+}
+
 // orgsOf lists the orgs user belongs to, as whoami-v2 does, sorted by name.
 func (s *Server) orgsOf(user string) []map[string]any {
 	orgs := []map[string]any{}

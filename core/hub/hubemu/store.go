@@ -24,6 +24,8 @@ import (
 //	objects/blob/ab/<sha1>        regular files, by git blob sha1
 //	repos/<type>/<ns>/<name>/repo.json        refs and settings
 //	repos/<type>/<ns>/<name>/commits/<id>.json one snapshot per commit
+//	repos/<type>/<ns>/<name>/lfs/up/<oid>      LFS objects uploaded for the repo (empty markers)
+//	repos/<type>/<ns>/<name>/lfs/ref/<oid>     LFS objects a commit of the repo references
 //	uploads/<id>/<part>           multipart parts in flight
 //	tmp/                          temp files, renamed into place when complete
 //
@@ -76,6 +78,9 @@ type repo struct {
 }
 
 func (rp *repo) fullID() string { return rp.meta.NS + "/" + rp.meta.Name }
+
+// key is the repo's repoKey. Callers hold rp.mu.
+func (rp *repo) key() string { return repoKey(rp.meta.Type, rp.meta.NS, rp.meta.Name) }
 
 // repoKey is the map key and directory of a repo: repo ids are
 // case-insensitive on the Hub.
@@ -302,9 +307,83 @@ func (s *Server) loadRepos() error {
 		if rp.meta.PRs == nil {
 			rp.meta.PRs = map[string]string{}
 		}
+		if err := rp.backfillLFS(); err != nil {
+			return fmt.Errorf("%s: %w", rp.dir, err)
+		}
 		s.repos[repoKey(rp.meta.Type, rp.meta.NS, rp.meta.Name)] = rp
 	}
 	return nil
+}
+
+// LFS objects are stored once for the whole server, but each repo may use
+// only the objects uploaded for it or referenced by its own commits, as on
+// the Hub, where a repo's LFS storage is its own: knowing an oid is not
+// having its bytes. The markers below record which objects a repo may use.
+
+const (
+	lfsUploaded   = "up"  // uploaded through one of the repo's batch actions
+	lfsReferenced = "ref" // referenced by a commit of the repo
+)
+
+func (rp *repo) lfsMarker(kind, oid string) string {
+	return filepath.Join(rp.dir, "lfs", kind, oid)
+}
+
+// hasLFS reports whether the repo may use LFS object oid: uploaded for it
+// or referenced by one of its commits.
+func (rp *repo) hasLFS(oid string) bool {
+	return rp.hasMarker(lfsUploaded, oid) || rp.hasMarker(lfsReferenced, oid)
+}
+
+func (rp *repo) hasMarker(kind, oid string) bool {
+	if !validOid(oid) {
+		return false
+	}
+	_, err := os.Stat(rp.lfsMarker(kind, oid))
+	return err == nil
+}
+
+// markLFS records that the repo may use oid. The marker is an empty file,
+// so recording it twice or concurrently is harmless.
+func (rp *repo) markLFS(kind, oid string) error {
+	if !validOid(oid) {
+		return fmt.Errorf("invalid oid %q", oid)
+	}
+	p := rp.lfsMarker(kind, oid)
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		return err
+	}
+	f, err := os.OpenFile(p, os.O_CREATE|os.O_WRONLY, 0o644)
+	if err != nil {
+		return err
+	}
+	return f.Close()
+}
+
+// backfillLFS marks the LFS objects referenced by the repo's commits, for
+// state written before the markers existed.
+func (rp *repo) backfillLFS() error {
+	if _, err := os.Stat(filepath.Join(rp.dir, "lfs")); err == nil {
+		return nil
+	}
+	matches, err := filepath.Glob(filepath.Join(rp.dir, "commits", "*.json"))
+	if err != nil {
+		return err
+	}
+	for _, m := range matches {
+		cm, ok := rp.commit(strings.TrimSuffix(filepath.Base(m), ".json"))
+		if !ok {
+			continue
+		}
+		for _, e := range cm.Files {
+			if e.LFS {
+				if err := rp.markLFS(lfsReferenced, e.Oid); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	return os.MkdirAll(filepath.Join(rp.dir, "lfs", lfsReferenced), 0o755)
 }
 
 func (rp *repo) saveMeta(s *Server) error {

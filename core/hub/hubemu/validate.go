@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
+	"unicode/utf8"
 )
 
 // repoKinds maps the plural used in API URLs to the repo type.
@@ -38,7 +39,9 @@ func validateRepoID(ns, name string) error {
 
 // validatePath checks a path in a repo (hub-protocol.md §10): relative,
 // slash-separated, no empty, "." or ".." segments, no ".git" or ".cache"
-// segment, no NUL or backslash.
+// segment, no backslash, valid UTF-8 without control characters (a
+// newline or an escape sequence in a path would forge lines in listings and
+// terminals).
 func validatePath(p string) error {
 	if p == "" {
 		return errors.New("empty path")
@@ -46,8 +49,16 @@ func validatePath(p string) error {
 	if len(p) > 4096 {
 		return fmt.Errorf("path %.40q… is too long", p)
 	}
-	if strings.ContainsAny(p, "\x00\\") {
-		return fmt.Errorf("path %q contains a NUL or a backslash", p)
+	if !utf8.ValidString(p) {
+		return fmt.Errorf("path %q is not valid UTF-8", p)
+	}
+	for _, r := range p {
+		if r < 0x20 || r == 0x7f || r >= 0x80 && r < 0xa0 {
+			return fmt.Errorf("path %q contains a control character", p)
+		}
+	}
+	if strings.ContainsRune(p, '\\') {
+		return fmt.Errorf("path %q contains a backslash", p)
 	}
 	if strings.HasPrefix(p, "/") {
 		return fmt.Errorf("path %q must be relative to the repo root", p)

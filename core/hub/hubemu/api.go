@@ -276,6 +276,60 @@ func (c *call) deleteRepo() {
 	c.w.WriteHeader(http.StatusOK)
 }
 
+// --- validate-yaml ---------------------------------------------------------
+
+// validateYAML checks a README.md's metadata (POST /api/validate-yaml, body
+// {"content", "repoType"} as JSON, or form-encoded as older huggingface_hub
+// sends it): 200 {"errors": [], "warnings": [{"message"}]} when the Hub
+// would accept it, else 400 with the errors as {"message"} objects, the
+// shape huggingface_hub's create_commit reads.
+func (c *call) validateYAML() {
+	var req struct {
+		Content  *string `json:"content"`
+		RepoType string  `json:"repoType"`
+	}
+	if strings.HasPrefix(c.r.Header.Get("Content-Type"), "application/json") {
+		if !c.readJSON(&req, 16<<20) {
+			return
+		}
+	} else {
+		c.r.Body = http.MaxBytesReader(c.w, c.r.Body, 16<<20)
+		if err := c.r.ParseForm(); err != nil {
+			c.fail(http.StatusBadRequest, "", "Invalid form body: %v", err)
+			return
+		}
+		if v, ok := c.r.PostForm["content"]; ok && len(v) > 0 {
+			req.Content = &v[0]
+		}
+		req.RepoType = c.r.PostForm.Get("repoType")
+	}
+	if req.Content == nil {
+		c.fail(http.StatusBadRequest, "", "content is required")
+		return
+	}
+	typ := req.RepoType
+	if typ == "" {
+		typ = "model"
+	}
+	if typ != "model" && typ != "dataset" && typ != "space" {
+		c.fail(http.StatusBadRequest, "", "Invalid repoType %q: use model, dataset or space", typ)
+		return
+	}
+	p := checkCard(*req.Content, typ)
+	messages := func(ss []string) []map[string]string {
+		out := make([]map[string]string, 0, len(ss))
+		for _, s := range ss {
+			out = append(out, map[string]string{"message": s})
+		}
+		return out
+	}
+	status := http.StatusOK
+	if len(p.errors) > 0 {
+		status = http.StatusBadRequest
+	}
+	c.json(status, map[string]any{"errors": messages(p.errors), "warnings": messages(p.warnings)})
+}
+
 // --- repo info, refs, commits, settings ------------------------------------
 
 func (c *call) repoInfo(ref repoRef, rest []string) {
@@ -899,6 +953,9 @@ func (c *call) commit(ref repoRef, rest []string) {
 	if !ok {
 		return
 	}
+	if !c.checkReadme(rp.meta.Type, ops) {
+		return
+	}
 	cm, err := c.s.newCommit(rp, []string{base.ID}, summary, description, c.user, files)
 	if err != nil {
 		c.fail(http.StatusInternalServerError, "", "storage: %v", err)
@@ -936,6 +993,26 @@ func (c *call) commit(ref repoRef, rest []string) {
 		out["pullRequestUrl"] = c.repoURL(rp) + "/discussions/" + strconv.Itoa(prNum)
 	}
 	c.json(http.StatusOK, out)
+}
+
+// checkReadme refuses a commit that writes a README.md whose metadata the
+// Hub would refuse (the rules of validate-yaml). On failure it has answered.
+func (c *call) checkReadme(typ string, ops []commitOp) bool {
+	for _, op := range ops {
+		if op.kind != "file" || op.path != "README.md" {
+			continue
+		}
+		data, err := os.ReadFile(c.s.blobPath(op.entry.Oid))
+		if err != nil {
+			c.fail(http.StatusInternalServerError, "", "storage: %v", err)
+			return false
+		}
+		if p := checkCard(string(data), typ); len(p.errors) > 0 {
+			c.fail(http.StatusBadRequest, "", "Your push was rejected because of invalid metadata in README.md: %s", strings.Join(p.errors, "; "))
+			return false
+		}
+	}
+	return true
 }
 
 func cloneMap(m map[string]string) map[string]string {

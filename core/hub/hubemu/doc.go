@@ -10,7 +10,7 @@
 //	GET    /api/whoami-v2
 //	POST   /api/repos/create                      409 with "url" when it exists
 //	DELETE /api/repos/delete
-//	POST   /api/validate-yaml                     always valid
+//	POST   /api/validate-yaml                     core/card's rules; 400 {"errors"}
 //	GET    /api/{type}s/{ns}/{name}[/revision/{rev}]   repo info (?blobs=true)
 //	POST   /api/{type}s/{ns}/{name}/preupload/{rev}
 //	POST   /api/{type}s/{ns}/{name}/commit/{rev}  NDJSON, ?create_pr=1

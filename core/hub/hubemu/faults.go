@@ -45,12 +45,13 @@ const (
 	ClassTree        = "tree" // tree listing and paths-info
 	ClassResolve     = "resolve"
 	ClassBranch      = "branch" // branch create/delete, refs, commits, settings
+	ClassValidate    = "validate-yaml"
 	ClassOther       = "other"
 )
 
 // AllClasses lists every endpoint class.
 var AllClasses = []string{ClassWhoami, ClassCreate, ClassDelete, ClassInfo, ClassPreupload, ClassLFSBatch,
-	ClassLFSUpload, ClassLFSComplete, ClassLFSVerify, ClassCommit, ClassTree, ClassResolve, ClassBranch, ClassOther}
+	ClassLFSUpload, ClassLFSComplete, ClassLFSVerify, ClassCommit, ClassTree, ClassResolve, ClassBranch, ClassValidate, ClassOther}
 
 // FaultSpec says which requests fail and how. The zero value injects
 // nothing. Decisions are a pure function of (Seed, class, method, path,
@@ -60,14 +61,16 @@ var AllClasses = []string{ClassWhoami, ClassCreate, ClassDelete, ClassInfo, Clas
 type FaultSpec struct {
 	Seed      int64         // seeds every decision
 	Rate      float64       // fraction of eligible requests that fail, 0..1
+	First     int           // the first First requests of each eligible method and path fail (kinds in turn), whatever Rate
 	Kinds     []FaultKind   // kinds drawn uniformly; empty = AllFaultKinds
 	Endpoints []string      // classes eligible; empty = all
 	SlowDelay time.Duration // delay of FaultSlow; 0 = 300ms
 }
 
 // ParseFaults parses "seed=3,rate=0.1,kinds=500+503+429+drop+slow+lost,
-// endpoints=lfs-upload+commit,slow=500ms". rate also takes a percentage
-// ("10%"); kinds and endpoints take "all". The empty string is no faults.
+// endpoints=lfs-upload+commit,slow=500ms,first=2". rate also takes a
+// percentage ("10%"); kinds and endpoints take "all". The empty string is
+// no faults.
 func ParseFaults(spec string) (FaultSpec, error) {
 	var f FaultSpec
 	spec = strings.TrimSpace(spec)
@@ -121,6 +124,12 @@ func ParseFaults(spec string) (FaultSpec, error) {
 				}
 				f.Endpoints = append(f.Endpoints, s)
 			}
+		case "first":
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 0 || n > 1000 {
+				return f, fmt.Errorf("faults: first %q must be a count from 0 to 1000", v)
+			}
+			f.First = n
 		case "slow":
 			d, err := time.ParseDuration(v)
 			if err != nil || d < 0 || d > time.Minute {
@@ -128,7 +137,7 @@ func ParseFaults(spec string) (FaultSpec, error) {
 			}
 			f.SlowDelay = d
 		default:
-			return f, fmt.Errorf("faults: unknown key %q (use seed, rate, kinds, endpoints, slow)", k)
+			return f, fmt.Errorf("faults: unknown key %q (use seed, rate, first, kinds, endpoints, slow)", k)
 		}
 	}
 	return f, nil
@@ -136,10 +145,13 @@ func ParseFaults(spec string) (FaultSpec, error) {
 
 // String formats f so that ParseFaults reads it back.
 func (f FaultSpec) String() string {
-	if f.Rate == 0 {
+	if f.Rate == 0 && f.First == 0 {
 		return ""
 	}
 	parts := []string{"seed=" + strconv.FormatInt(f.Seed, 10), "rate=" + strconv.FormatFloat(f.Rate, 'g', -1, 64)}
+	if f.First > 0 {
+		parts = append(parts, "first="+strconv.Itoa(f.First))
+	}
 	if len(f.Kinds) > 0 {
 		ks := make([]string, len(f.Kinds))
 		for i, k := range f.Kinds {
@@ -193,7 +205,7 @@ func newFaulter(spec FaultSpec) *faulter {
 
 // pick returns the fault for this request, or "" for none.
 func (f *faulter) pick(class, method, path string) FaultKind {
-	if f.spec.Rate <= 0 {
+	if f.spec.Rate <= 0 && f.spec.First <= 0 {
 		return ""
 	}
 	if len(f.spec.Endpoints) > 0 {
@@ -210,6 +222,12 @@ func (f *faulter) pick(class, method, path string) FaultKind {
 	n := f.seen[key]
 	f.seen[key] = n + 1
 	f.mu.Unlock()
+	if n < f.spec.First {
+		return f.spec.Kinds[n%len(f.spec.Kinds)]
+	}
+	if f.spec.Rate <= 0 {
+		return ""
+	}
 
 	var seed [8]byte
 	binary.LittleEndian.PutUint64(seed[:], uint64(f.spec.Seed))

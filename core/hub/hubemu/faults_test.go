@@ -34,6 +34,8 @@ func TestParseFaults(t *testing.T) {
 		{"slow=forever", FaultSpec{}, "slow"},
 		{"color=red", FaultSpec{}, "unknown key"},
 		{"rate", FaultSpec{}, "key=value"},
+		{"first=2,kinds=500+drop,endpoints=whoami", FaultSpec{First: 2, Kinds: []FaultKind{Fault500, FaultDrop}, Endpoints: []string{ClassWhoami}}, ""},
+		{"first=-1", FaultSpec{}, "first"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.spec, func(t *testing.T) {
@@ -265,4 +267,16 @@ func TestReliabilityUnderFaults(t *testing.T) {
 			assert.Len(t, commits, 2, "exactly one commit despite lost answers")
 		})
 	}
+}
+
+// TestFirstFaults: First fails the first requests of each method and path,
+// kinds in turn, then lets them through.
+func TestFirstFaults(t *testing.T) {
+	h := newHub(t, Options{Faults: FaultSpec{First: 2, Kinds: []FaultKind{Fault503, Fault500}, Endpoints: []string{ClassWhoami}}})
+	var got []int
+	for i := 0; i < 4; i++ {
+		got = append(got, h.do("GET", "/api/whoami-v2", aliceTok, nil, nil).status)
+	}
+	assert.Equal(t, []int{503, 500, 200, 200}, got)
+	h.createRepo("alice", "m", false) // another class: untouched
 }

@@ -562,7 +562,7 @@ func (s *Server) route(r *http.Request) route {
 		case len(segs) == 3 && segs[1] == "repos" && segs[2] == "delete":
 			return is(route{ClassDelete, (*call).deleteRepo}, "DELETE")
 		case len(segs) == 2 && segs[1] == "validate-yaml":
-			return is(route{ClassOther, func(c *call) { c.json(200, map[string]any{"errors": []any{}, "warnings": []any{}}) }}, "POST")
+			return is(route{ClassValidate, (*call).validateYAML}, "POST")
 		case len(segs) >= 4 && repoKinds[segs[1]] != "":
 			ref := repoRef{repoKinds[segs[1]], unesc(segs[2]), unesc(segs[3])}
 			rest := segs[4:]

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"strconv"
 	"strings"
+
+	"modelpub/core/folder"
 )
 
 // Errors a safetensors file can fail validation with. Every error returned
@@ -44,11 +46,15 @@ type FormatError struct {
 func (e *FormatError) Error() string { return describe(e.Path, e.Tensor, e.Err, e.Detail) }
 
 // describe writes the message of a problem in a file: `path: tensor "t":
-// what went wrong: detail`, leaving out the empty parts.
+// what went wrong: detail`, leaving out the empty parts. Names come from
+// untrusted files and messages reach terminals, so nothing is written raw:
+// the path goes through folder.Printable, the tensor name is always quoted
+// (strconv.Quote escapes every control character), and the detail, built
+// from what the file holds, through folder.PrintableText.
 func describe(path, tensor string, err error, detail string) string {
 	var b strings.Builder
 	if path != "" {
-		b.WriteString(path)
+		b.WriteString(folder.Printable(path))
 		b.WriteString(": ")
 	}
 	if tensor != "" {
@@ -56,10 +62,10 @@ func describe(path, tensor string, err error, detail string) string {
 		b.WriteString(strconv.Quote(tensor))
 		b.WriteString(": ")
 	}
-	b.WriteString(err.Error())
+	b.WriteString(folder.PrintableText(err.Error()))
 	if detail != "" {
 		b.WriteString(": ")
-		b.WriteString(detail)
+		b.WriteString(folder.PrintableText(detail))
 	}
 	return b.String()
 }
@@ -87,11 +93,15 @@ func withPath(err error, path string) error {
 	return &PathError{Path: path, Err: err}
 }
 
-// PathError is an I/O or other non-format error on a named file.
+// PathError is an I/O or other non-format error on a named file. Its
+// message prints the path through folder.Printable and the error through
+// folder.PrintableText, as describe does.
 type PathError struct {
 	Path string
 	Err  error
 }
 
-func (e *PathError) Error() string { return e.Path + ": " + e.Err.Error() }
+func (e *PathError) Error() string {
+	return folder.Printable(e.Path) + ": " + folder.PrintableText(e.Err.Error())
+}
 func (e *PathError) Unwrap() error { return e.Err }

@@ -409,6 +409,13 @@ func (c *call) refs(ref repoRef, _ []string) {
 	c.json(http.StatusOK, out)
 }
 
+// hubTime is the Hub's date format in JSON answers.
+const hubTime = "2006-01-02T15:04:05.000Z"
+
+// commits lists the history of a revision, newest first, as the Hub does
+// (GET /api/{type}s/{id}/commits/{rev}): {id, title, message, authors:
+// [{user, avatar}], date}, ?limit= per page (default 100, at most 1000)
+// and the next page in a Link header, absolute, rel="next".
 func (c *call) commits(ref repoRef, rest []string) {
 	rp := c.repo(ref, false)
 	if rp == nil {
@@ -421,18 +428,97 @@ func (c *call) commits(ref repoRef, rest []string) {
 		c.revisionNotFound(rev)
 		return
 	}
+	q := c.r.URL.Query()
+	limit := 100
+	if v := q.Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 1000 {
+			c.fail(http.StatusBadRequest, "", "limit must be a number from 1 to 1000")
+			return
+		}
+		limit = n
+	}
+	page := 0
+	if v := q.Get("p"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 {
+			c.fail(http.StatusBadRequest, "", "p must be a page number")
+			return
+		}
+		page = n
+	}
 	out := []map[string]any{}
-	for len(out) < 1000 {
-		out = append(out, map[string]any{"id": cm.ID, "title": cm.Title, "message": cm.Message,
-			"authors": []map[string]string{{"user": cm.Author}}, "date": cm.Date.Format(time.RFC3339Nano)})
+	skip := page * limit
+	for i := 0; ; i++ {
+		if i >= skip {
+			out = append(out, map[string]any{"id": cm.ID, "title": cm.Title, "message": cm.Message,
+				"authors": []map[string]string{{"user": cm.Author, "avatar": "/avatars/" + cm.Author + ".svg"}},
+				"date":    cm.Date.Format(hubTime)})
+		}
 		if len(cm.Parents) == 0 {
 			break
 		}
-		if cm, ok = rp.commit(cm.Parents[0]); !ok {
+		parent, ok := rp.commit(cm.Parents[0])
+		if !ok {
 			break
 		}
+		if len(out) == limit {
+			nq := c.r.URL.Query()
+			nq.Set("p", strconv.Itoa(page+1))
+			c.w.Header().Set("Link", "<"+c.origin+c.r.URL.EscapedPath()+"?"+nq.Encode()+`>; rel="next"`)
+			break
+		}
+		cm = parent
 	}
 	c.json(http.StatusOK, out)
+}
+
+// lastCommitJSON is the expand=true lastCommit of a tree or paths-info
+// entry: the newest commit of the revision's history that changed it.
+type lastCommitJSON struct {
+	ID    string `json:"id"`
+	Title string `json:"title"`
+	Date  string `json:"date"`
+}
+
+// withLastCommits returns a copy of entries, each with the commit that
+// last changed it in the first-parent history of head (at most 1000
+// commits back; older changes are put on the oldest commit looked at).
+// Callers hold rp.mu.
+func withLastCommits(rp *repo, head *commitRec, entries []treeEntry) []treeEntry {
+	chain := []*commitRec{head}
+	for cm := head; len(chain) < 1000 && len(cm.Parents) > 0; {
+		parent, ok := rp.commit(cm.Parents[0])
+		if !ok {
+			break
+		}
+		chain = append(chain, parent)
+		cm = parent
+	}
+	oids := make([]map[string]string, len(chain))
+	oidsAt := func(i int) map[string]string {
+		if oids[i] == nil {
+			m := map[string]string{}
+			for _, te := range chain[i].entries() {
+				m[te.Path] = te.Oid
+			}
+			oids[i] = m
+		}
+		return oids[i]
+	}
+	out := make([]treeEntry, len(entries))
+	for k, te := range entries {
+		i := 0
+		for ; i+1 < len(chain); i++ {
+			if oidsAt(i)[te.Path] != oidsAt(i + 1)[te.Path] {
+				break
+			}
+		}
+		cm := chain[i]
+		te.LastCommit = &lastCommitJSON{ID: cm.ID, Title: cm.Title, Date: cm.Date.Format(hubTime)}
+		out[k] = te
+	}
+	return out
 }
 
 func (c *call) settings(ref repoRef, _ []string) {
@@ -1097,23 +1183,37 @@ func (c *call) tree(ref repoRef, rest []string) {
 	if page == nil {
 		page = []treeEntry{}
 	}
+	if expand := q.Get("expand"); expand == "true" || expand == "1" {
+		rp.mu.Lock()
+		page = withLastCommits(rp, cm, page)
+		rp.mu.Unlock()
+	}
 	c.json(http.StatusOK, page)
 }
 
 func (c *call) pathsInfo(ref repoRef, rest []string) {
-	cm, ok := c.commitAt(ref, false, revArg(rest[1:]))
+	rp := c.repo(ref, false)
+	if rp == nil {
+		return
+	}
+	rev := revArg(rest[1:])
+	cm, ok := rp.resolveRev(rev)
+	rp.mu.Unlock()
 	if !ok {
+		c.revisionNotFound(rev)
 		return
 	}
 	var paths []string
+	expand := false
 	if strings.HasPrefix(c.r.Header.Get("Content-Type"), "application/json") {
 		var req struct {
-			Paths []string `json:"paths"`
+			Paths  []string `json:"paths"`
+			Expand bool     `json:"expand"`
 		}
 		if !c.readJSON(&req, 16<<20) {
 			return
 		}
-		paths = req.Paths
+		paths, expand = req.Paths, req.Expand
 	} else {
 		c.r.Body = http.MaxBytesReader(c.w, c.r.Body, 16<<20)
 		if err := c.r.ParseForm(); err != nil {
@@ -1121,6 +1221,7 @@ func (c *call) pathsInfo(ref repoRef, rest []string) {
 			return
 		}
 		paths = c.r.PostForm["paths"]
+		expand = c.r.PostForm.Get("expand") == "true" || c.r.PostForm.Get("expand") == "True"
 	}
 	if len(paths) > 1000 {
 		c.fail(http.StatusBadRequest, "", "Too many paths: %d (at most 1000)", len(paths))
@@ -1140,6 +1241,11 @@ func (c *call) pathsInfo(ref repoRef, rest []string) {
 				}
 			}
 		}
+	}
+	if expand {
+		rp.mu.Lock()
+		out = withLastCommits(rp, cm, out)
+		rp.mu.Unlock()
 	}
 	c.json(http.StatusOK, out)
 }

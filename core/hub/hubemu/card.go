@@ -15,8 +15,27 @@ import (
 // that adds README.md. They are the rules of core/card (Validate for the
 // errors, Warnings for the warnings), written again here because the
 // emulator may not import core/card (it reaches core/pipeline and the
-// client); card_test.go runs both on the same cards and fails when they
-// disagree, and checks the license and task lists below against core/card's.
+// client); the test in ./cardparity runs both on the same cards and fails
+// when they disagree, and checks the license and task lists below against
+// core/card's.
+
+// CheckCard returns what the emulator finds in a README.md for a repo of
+// type repoType ("model", "dataset", "space"): the errors that make
+// validate-yaml answer 400 and a commit of it fail, and the warnings. A
+// card without metadata gets the Hub's warning NoMetadataWarning.
+func CheckCard(content, repoType string) (errs, warnings []string) {
+	p := checkCard(content, repoType)
+	return p.errors, p.warnings
+}
+
+// CardLists returns copies of the license ids and tasks the card checks
+// accept.
+func CardLists() (licenses, tasks []string) {
+	return slices.Clone(cardLicenses), slices.Clone(cardTasks)
+}
+
+// NoMetadataWarning is the Hub's warning for a card without metadata.
+const NoMetadataWarning = noMetadata
 
 // cardLicenses are the license ids the Hub accepts (core/card.Licenses).
 var cardLicenses = []string{

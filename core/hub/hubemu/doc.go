@@ -14,12 +14,12 @@
 //	GET    /api/{type}s/{ns}/{name}[/revision/{rev}]   repo info (?blobs=true)
 //	POST   /api/{type}s/{ns}/{name}/preupload/{rev}
 //	POST   /api/{type}s/{ns}/{name}/commit/{rev}  NDJSON, ?create_pr=1
-//	GET    /api/{type}s/{ns}/{name}/tree/{rev}[/{path}]  Link pagination
+//	GET    /api/{type}s/{ns}/{name}/tree/{rev}[/{path}]  Link pagination, expand=true: lastCommit
 //	POST   /api/{type}s/{ns}/{name}/paths-info/{rev}     JSON or form
 //	POST   /api/{type}s/{ns}/{name}/branch/{branch}      body {"startingPoint"}
 //	DELETE /api/{type}s/{ns}/{name}/branch/{branch}
 //	GET    /api/{type}s/{ns}/{name}/refs[?include_prs=1]
-//	GET    /api/{type}s/{ns}/{name}/commits/{rev}
+//	GET    /api/{type}s/{ns}/{name}/commits/{rev}        ?limit=, Link pagination
 //	PUT    /api/{type}s/{ns}/{name}/settings             {"private","gated"}
 //	POST   /{prefix}{ns}/{name}.git/info/lfs/objects/batch
 //	POST   /{prefix}{ns}/{name}.git/info/lfs/objects/verify

@@ -479,6 +479,8 @@ type treeEntry struct {
 	Size int64    `json:"size"` // content size; 0 for directories
 	Path string   `json:"path"` // from the repo root
 	LFS  *lfsInfo `json:"lfs,omitempty"`
+	// LastCommit is set with expand=true only.
+	LastCommit *lastCommitJSON `json:"lastCommit,omitempty"`
 }
 
 type lfsInfo struct {

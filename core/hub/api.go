@@ -44,12 +44,13 @@ func marshalBody(v any) func() (io.ReadCloser, int64, error) {
 	return bytesBody(b)
 }
 
-// WhoAmI returns the token's user (GET /api/whoami-v2). The Hub rate
-// limits this call heavily; it is not retried.
+// WhoAmI returns the token's user (GET /api/whoami-v2). It is retried like
+// every idempotent call; the Hub rate limits it heavily, so its
+// Retry-After and RateLimit waits are honoured.
 func (c *Client) WhoAmI(ctx context.Context) (*User, error) {
 	var u User
 	_, err := c.doJSON(ctx, &request{op: "whoami", method: http.MethodGet, url: c.apiURL("/api/whoami-v2"),
-		header: http.Header{"Accept": {"application/json"}}, auth: true}, &u)
+		header: http.Header{"Accept": {"application/json"}}, auth: true, retry: true}, &u)
 	if err != nil {
 		return nil, err
 	}
@@ -67,7 +68,10 @@ type CreateRepoOptions struct {
 }
 
 // CreateRepo creates the repository and returns its URL. With ExistOK, a
-// 409 answer returns the URL from its body (§2).
+// 409 answer returns the URL from its body (§2), and the call is retried
+// like an idempotent one: a retry after a lost answer meets the repository
+// the first attempt created. Without ExistOK it is sent once, since a
+// retry could turn a success into ErrConflict.
 func (c *Client) CreateRepo(ctx context.Context, id RepoID, opts CreateRepoOptions) (string, error) {
 	if err := id.Validate(); err != nil {
 		return "", err
@@ -87,7 +91,7 @@ func (c *Client) CreateRepo(ctx context.Context, id RepoID, opts CreateRepoOptio
 	}
 	var out createRepoResponse
 	_, err := c.doJSON(ctx, &request{op: "create repo " + id.String(), method: http.MethodPost, url: c.apiURL("/api/repos/create"),
-		header: jsonHeader, body: marshalBody(body), auth: true}, &out)
+		header: jsonHeader, body: marshalBody(body), auth: true, retry: opts.ExistOK}, &out)
 	var he *Error
 	if opts.ExistOK && errors.As(err, &he) {
 		switch he.StatusCode {
@@ -95,7 +99,7 @@ func (c *Client) CreateRepo(ctx context.Context, id RepoID, opts CreateRepoOptio
 			// The 409 body of an existing repo carries its url (§2).
 			var conflict createRepoResponse
 			if json.Unmarshal(he.body, &conflict) == nil && conflict.URL != "" {
-				return conflict.URL, nil
+				return RedactURL(conflict.URL), nil
 			}
 			if strings.Contains(he.Message, "conflicting operation is in progress") {
 				return "", err
@@ -115,7 +119,7 @@ func (c *Client) CreateRepo(ctx context.Context, id RepoID, opts CreateRepoOptio
 	if out.URL == "" {
 		out.URL = c.endpoint + "/" + id.String()
 	}
-	return out.URL, nil
+	return RedactURL(out.URL), nil
 }
 
 // RepoInfo returns the repository at rev ("" → its default branch).
@@ -136,7 +140,9 @@ func (c *Client) RepoInfo(ctx context.Context, id RepoID, rev string) (*RepoInfo
 }
 
 // CreateBranch creates branch from the revision from ("" → the default
-// branch's head). An existing branch is ErrConflict.
+// branch's head). An existing branch is ErrConflict. It is retried like an
+// idempotent call, so after a transient failure an ErrConflict may mean
+// that the attempt whose answer was lost created the branch.
 func (c *Client) CreateBranch(ctx context.Context, id RepoID, branch, from string) error {
 	if err := id.Validate(); err != nil {
 		return err
@@ -149,12 +155,21 @@ func (c *Client) CreateBranch(ctx context.Context, id RepoID, branch, from strin
 		body["startingPoint"] = from
 	}
 	_, err := c.call(ctx, &request{op: "create branch " + branch, method: http.MethodPost,
-		url: c.apiURL(id.apiPath() + "/branch/" + escapeRev(branch)), header: jsonHeader, body: marshalBody(body), auth: true})
+		url: c.apiURL(id.apiPath() + "/branch/" + escapeRev(branch)), header: jsonHeader, body: marshalBody(body), auth: true, retry: true})
 	return err
 }
 
 // ListTree lists path ("" → the root) at rev, following Link pagination.
 func (c *Client) ListTree(ctx context.Context, id RepoID, rev, path string, recursive bool) ([]TreeEntry, error) {
+	return c.ListTreeWith(ctx, id, rev, TreeOptions{Path: path, Recursive: recursive})
+}
+
+// ListTreeWith lists the tree of rev ("" → main) as opts says, every page
+// (GET /api/{type}s/{id}/tree/{rev}[/{path}], Link rel="next"): files with
+// their size and, for LFS files, the sha256 and size of the object;
+// folders; with Expand, each entry's last commit. A missing path is
+// ErrEntryNotFound, a missing revision ErrRevisionNotFound.
+func (c *Client) ListTreeWith(ctx context.Context, id RepoID, rev string, opts TreeOptions) ([]TreeEntry, error) {
 	if err := id.Validate(); err != nil {
 		return nil, err
 	}
@@ -162,15 +177,15 @@ func (c *Client) ListTree(ctx context.Context, id RepoID, rev, path string, recu
 		rev = "main"
 	}
 	p := id.apiPath() + "/tree/" + escapeRev(rev)
-	if path != "" {
-		clean, err := CleanPath(path)
+	if opts.Path != "" {
+		clean, err := CleanPath(opts.Path)
 		if err != nil {
 			return nil, err
 		}
 		// huggingface_hub quotes the path with safe="" (§6).
 		p += "/" + escapeRev(clean)
 	}
-	next := c.apiURL(p) + fmt.Sprintf("?recursive=%t&expand=false", recursive)
+	next := c.apiURL(p) + fmt.Sprintf("?recursive=%t&expand=%t", opts.Recursive, opts.Expand)
 	var all []TreeEntry
 	for page := 1; next != ""; page++ {
 		var entries []TreeEntry

@@ -40,8 +40,9 @@ type Options struct {
 // Client talks to one Hub endpoint with one token. It is safe for
 // concurrent use.
 type Client struct {
-	endpoint  string // scheme://host[:port][/prefix], no trailing slash
-	origin    string // scheme://host[:port], lowercased
+	endpoint  string   // scheme://host[:port][/prefix], no trailing slash, no user info
+	secrets   []string // user info that came with the endpoint, scrubbed from text like the token
+	origin    string   // scheme://host[:port], lowercased
 	token     string
 	userAgent string
 	http      *http.Client
@@ -65,12 +66,28 @@ func NewClient(opts Options) (*Client, error) {
 	ep = strings.TrimRight(ep, "/")
 	u, err := url.Parse(ep)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
-		return nil, fmt.Errorf("hub: endpoint %q is not an http(s) URL like https://huggingface.co", ep)
+		return nil, fmt.Errorf("hub: endpoint %q is not an http(s) URL like https://huggingface.co", RedactURL(ep))
 	}
 	if strings.ContainsAny(opts.Token, " \t\r\n") {
 		return nil, errors.New("hub: the token contains whitespace; paste it again from the Hub's token page")
 	}
+	// Credentials in the endpoint ("https://user:token@host") are never
+	// sent: net/http would turn them into a Basic Authorization header,
+	// beside or instead of the Bearer token, to every URL built from the
+	// endpoint. They are kept only to be scrubbed from any text.
+	var secrets []string
+	if u.User != nil {
+		if pw, ok := u.User.Password(); ok && pw != "" {
+			secrets = append(secrets, pw)
+		}
+		if name := u.User.Username(); name != "" {
+			secrets = append(secrets, name)
+		}
+		u.User = nil
+		ep = u.String()
+	}
 	c := &Client{
+		secrets:  secrets,
 		endpoint: ep,
 		origin:   strings.ToLower(u.Scheme + "://" + u.Host),
 		token:    opts.Token,
@@ -86,12 +103,15 @@ func NewClient(opts Options) (*Client, error) {
 	} else {
 		// Uploads log from many goroutines; calls are serialized so a
 		// caller's logger need not be safe for concurrent use.
+		// Every line is scrubbed here, whatever its arguments, so no
+		// caller can leak the token or a URL's user info through it.
 		var mu sync.Mutex
 		logf := c.logf
 		c.logf = func(format string, a ...any) {
+			line := c.scrub(fmt.Sprintf(format, a...))
 			mu.Lock()
 			defer mu.Unlock()
-			logf(format, a...)
+			logf("%s", line)
 		}
 	}
 	c.userAgent = opts.UserAgent
@@ -181,7 +201,7 @@ func (c *Client) call(ctx context.Context, r *request) (*response, error) {
 		var herr *Error
 		switch {
 		case err != nil:
-			herr = &Error{Kind: ErrNetwork, Op: r.op, Err: err,
+			herr = &Error{Kind: ErrNetwork, Op: r.op, Err: redactURL(err),
 				Hint: "check the network connection and the endpoint " + c.endpoint + ", then run again"}
 		case resp.status >= 200 && resp.status < 300:
 			return resp, nil
@@ -227,8 +247,11 @@ func (c *Client) once(ctx context.Context, r *request) (*response, error) {
 		if body != nil {
 			body.Close()
 		}
-		return nil, err
+		return nil, redactURL(err)
 	}
+	// A URL with user info (an href the server sent) gets no Basic
+	// Authorization from it either.
+	req.URL.User = nil
 	if body != nil {
 		req.ContentLength = size
 		if size == 0 {
@@ -259,20 +282,6 @@ func (c *Client) once(ctx context.Context, r *request) (*response, error) {
 type bodyError struct{ err error }
 
 func (e bodyError) Error() string { return e.err.Error() }
-
-// redactURL drops the query of the URL inside a *url.Error: presigned
-// upload URLs carry signatures that do not belong in logs.
-func redactURL(err error) error {
-	var ue *url.Error
-	if errors.As(err, &ue) {
-		if u, perr := url.Parse(ue.URL); perr == nil {
-			u.RawQuery = ""
-			u.User = nil
-			return &url.Error{Op: ue.Op, URL: u.String(), Err: ue.Err}
-		}
-	}
-	return err
-}
 
 func shortReason(e *Error) string {
 	if e.StatusCode != 0 {

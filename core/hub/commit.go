@@ -298,7 +298,7 @@ func (c *Client) commitOnce(ctx context.Context, id RepoID, rev string, opts Com
 	if err != nil {
 		return nil, err
 	}
-	ci := &CommitInfo{OID: out.CommitOid, URL: out.CommitURL, PullRequestURL: out.PullRequestURL, HookOutput: out.HookOutput}
+	ci := &CommitInfo{OID: out.CommitOid, URL: RedactURL(out.CommitURL), PullRequestURL: RedactURL(out.PullRequestURL), HookOutput: c.scrub(out.HookOutput)}
 	if ci.URL == "" && ci.OID != "" {
 		ci.URL = c.commitURL(id, ci.OID)
 	}

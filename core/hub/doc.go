@@ -40,13 +40,16 @@
 //
 // # Retries
 //
-// Idempotent calls (repo info, listing pages, paths-info, preupload, LFS
-// batch, each PUT, completion, verify) are retried per request on 408, 429,
-// 500, 502, 503, 504 and network errors, with exponential backoff and
-// jitter (defaults 1s doubling to 8s, 5 retries), honouring Retry-After and,
-// on 429, RateLimit's t. A part retry re-reads only its own
-// io.SectionReader. whoami and create repo are not retried, like
-// huggingface_hub. The commit is never re-sent blindly: after a lost answer
+// Idempotent calls (whoami, repo info, commit listing, listing pages,
+// paths-info, validate-yaml, downloads, preupload, LFS batch, each PUT,
+// completion, verify, create branch, and create repo with ExistOK, where a
+// retry after a lost answer meets the repo as a 409 with its url) are
+// retried per request on 408, 429, 500, 502, 503, 504 and network errors,
+// with exponential backoff and jitter (defaults 1s doubling to 8s, 5
+// retries), honouring Retry-After and, on 429, RateLimit's t; 401, 403,
+// 404 and other 4xx are not retried. A part retry re-reads only its own
+// io.SectionReader. Create repo without ExistOK is sent once. The commit
+// is never re-sent blindly: after a lost answer
 // or a 5xx it reads the branch head; unchanged means the commit did not
 // land and it is sent again, moved means it checks (paths-info) whether
 // the files now match the operations — then the commit landed — otherwise

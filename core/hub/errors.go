@@ -238,12 +238,22 @@ func (c *Client) classify(op, urlPath string, status int, h http.Header, body []
 	return e
 }
 
-// scrub removes the token from any text that might be shown or logged.
+// scrub removes the token, the endpoint's user info and any URL's user
+// info from text that might be shown or logged.
 func (c *Client) scrub(s string) string {
-	if c == nil || len(c.token) < 4 {
+	s = RedactText(s)
+	if c == nil {
 		return s
 	}
-	return strings.ReplaceAll(s, c.token, "hf_***")
+	if len(c.token) >= 4 {
+		s = strings.ReplaceAll(s, c.token, "hf_***")
+	}
+	for _, secret := range c.secrets {
+		if len(secret) >= 4 {
+			s = strings.ReplaceAll(s, secret, "***")
+		}
+	}
+	return s
 }
 
 // errorf builds a client-side *Error (validation, malformed Hub answers).

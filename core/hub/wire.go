@@ -1,5 +1,7 @@
 package hub
 
+import "time"
+
 // Wire structs, field for field as hub-protocol.md writes them. Exported
 // ones are also the API's results.
 
@@ -66,11 +68,49 @@ type Sibling struct {
 
 // TreeEntry is one element of a tree listing or a paths-info answer (§6).
 type TreeEntry struct {
-	Type string   `json:"type"` // "file" | "directory"
-	OID  string   `json:"oid"`  // git sha1 (of the pointer blob for LFS files)
-	Size int64    `json:"size"` // real size, LFS included
-	Path string   `json:"path"` // relative to the repo root
-	LFS  *LFSInfo `json:"lfs,omitempty"`
+	Type       string      `json:"type"` // "file" | "directory"
+	OID        string      `json:"oid"`  // git sha1 (of the pointer blob for LFS files)
+	Size       int64       `json:"size"` // real size, LFS included
+	Path       string      `json:"path"` // relative to the repo root
+	LFS        *LFSInfo    `json:"lfs,omitempty"`
+	LastCommit *LastCommit `json:"lastCommit,omitempty"` // with TreeOptions.Expand only
+}
+
+// LastCommit is the commit that last changed a tree entry (expand=true).
+type LastCommit struct {
+	ID    string    `json:"id"`
+	Title string    `json:"title"`
+	Date  time.Time `json:"date"`
+}
+
+// commitJSON is one element of GET /api/{type}s/{id}/commits/{rev}, as
+// huggingface_hub's list_repo_commits and @huggingface/hub's listCommits
+// read it.
+type commitJSON struct {
+	ID      string `json:"id"`
+	Title   string `json:"title"`
+	Message string `json:"message"`
+	Authors []struct {
+		User   string `json:"user"`
+		Avatar string `json:"avatar"`
+	} `json:"authors"`
+	Date time.Time `json:"date"`
+}
+
+// validateYAMLRequest is the body of POST /api/validate-yaml.
+type validateYAMLRequest struct {
+	Content  string `json:"content"`
+	RepoType string `json:"repoType"`
+}
+
+// validateYAMLResponse is its answer, 200 or 400 alike.
+type validateYAMLResponse struct {
+	Errors []struct {
+		Message string `json:"message"`
+	} `json:"errors"`
+	Warnings []struct {
+		Message string `json:"message"`
+	} `json:"warnings"`
 }
 
 // LFSInfo describes the LFS object behind a TreeEntry.

@@ -16,13 +16,28 @@
 // same origin, and a redirect to another origin drops it.
 //
 // Each call is a method: WhoAmI, CreateRepo (ExistOK turns a 409 into the
-// url from its body), RepoInfo, ListTree (follows Link rel="next"),
-// PathsInfo, CreateBranch, Preupload (batches of 256), LFSBatch (batches of
-// 256, transfers basic+multipart, hash_algo sha256), UploadLFSObject and
-// Commit. Commit operations are plain data: AddFile (streamed from disk,
-// base64), AddLFS, DeleteFile, DeleteFolder. Repo ids (ParseRepoID,
-// RepoID.Validate) and paths (CleanPath) are validated as huggingface_hub
-// does before any request.
+// url from its body), RepoInfo, Revision (a revision's head commit — id,
+// title, authors, date — and the private flag), ListCommits, ListTree and
+// ListTreeWith (the whole tree, recursive, with sizes, LFS oids and, with
+// Expand, each entry's last commit; follows Link rel="next"), PathsInfo,
+// ReadFile, ValidateYAML (POST /api/validate-yaml: the Hub's errors and
+// warnings on a README.md's metadata), CreateBranch, Preupload (batches of
+// 256), LFSBatch (batches of 256, transfers basic+multipart, hash_algo
+// sha256), UploadLFSObject and Commit. Commit operations are plain data:
+// AddFile (streamed from disk, base64), AddLFS, DeleteFile, DeleteFolder.
+// Repo ids (ParseRepoID, RepoID.Validate) and paths (CleanPath) are
+// validated as huggingface_hub does before any request.
+//
+// # URLs in text
+//
+// User info in the endpoint ("http://user:token@host") is dropped when the
+// client is made: it is never sent (net/http would turn it into a Basic
+// Authorization header beside the Bearer token), Endpoint returns the URL
+// without it, and it is scrubbed like the token from every message and log
+// line. RedactURL (user info, query and fragment removed) and RedactText
+// (user info of every URL in a text) are for callers that show an
+// endpoint or a URL; the client applies them to net/http's *url.Error and
+// to the URLs the Hub returns.
 //
 // # Errors
 //
@@ -36,7 +51,7 @@
 // do (for a read-only token: "the token has read access only; create a
 // write token at {endpoint}/settings/tokens"). The token is scrubbed from
 // every message and never passed to Logf or Progress; URL queries
-// (signatures) are dropped from network errors.
+// (signatures) and user info are dropped from network errors.
 //
 // # Retries
 //

@@ -329,3 +329,19 @@ func (r *Root) Problems(ctx context.Context) ([]*Error, error) {
 	})
 	return out, err
 }
+
+// Sub is the policy for a folder inside the root: the same links allowed.
+func (r *Root) Sub(path string) (*Root, error) {
+	p, err := r.abs(path)
+	if err != nil {
+		return nil, err
+	}
+	st, err := r.Stat(p)
+	if err != nil {
+		return nil, err
+	}
+	if !st.IsDir() {
+		return nil, &Error{Path: p, Err: ErrNotRegular, Detail: "not a folder"}
+	}
+	return &Root{dir: p, allowed: r.allowed, opts: r.opts}, nil
+}

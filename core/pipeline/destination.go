@@ -7,7 +7,6 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
-	"strings"
 )
 
 // SaveDestination is where to save p when the user chose chosen: chosen
@@ -23,7 +22,10 @@ func SaveDestination(p *Pipeline, chosen, variant string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	if chosen == src || strings.HasPrefix(chosen, src+string(filepath.Separator)) {
+	if in, err := contains(src, chosen); err != nil || in {
+		if err != nil {
+			return "", err
+		}
 		return "", fmt.Errorf("%w: %s", ErrInsideSource, chosen)
 	}
 	if usable, err := emptyOrMissing(chosen); err != nil || usable {

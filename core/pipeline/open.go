@@ -13,6 +13,7 @@ import (
 	"sort"
 	"strings"
 
+	"modelpub/core/folder"
 	"modelpub/core/tensors"
 )
 
@@ -134,6 +135,8 @@ type Pipeline struct {
 	// Unlisted are folders at the root that model_index.json does not list.
 	Unlisted []string
 	Warnings []Warning
+
+	root *folder.Root
 }
 
 // Component returns the component called name.
@@ -160,7 +163,68 @@ var ErrMissingComponent = errors.New("component listed in model_index.json is mi
 // list, and the headers of every safetensors weights file (never tensor
 // data). A folder with a config.json and weights but no model_index.json
 // opens as a single-model pipeline with one component named "".
+//
+// Files are reached through the file policy (core/folder): a folder holding
+// a symbolic link that leads outside it, or a FIFO, device or socket, is
+// refused with a *PolicyError listing every such entry.
 func Open(ctx context.Context, dir string) (*Pipeline, error) {
+	return OpenWith(ctx, dir, OpenOptions{})
+}
+
+// OpenOptions say how Open reaches files.
+type OpenOptions struct {
+	// AllowOutsideLinks follows links that lead outside the folder (the user
+	// trusts it). Special files are refused all the same.
+	AllowOutsideLinks bool
+}
+
+// PolicyError lists the entries of a folder the file policy refuses.
+type PolicyError struct {
+	Dir      string
+	Problems []*folder.Error
+}
+
+func (e *PolicyError) Error() string {
+	var b strings.Builder
+	what := "entries"
+	if len(e.Problems) == 1 {
+		what = "entry"
+	}
+	fmt.Fprintf(&b, "%s: %d %s refused by the file policy:", e.Dir, len(e.Problems), what)
+	for i, p := range e.Problems {
+		if i == 5 {
+			fmt.Fprintf(&b, "\n  … and %d more", len(e.Problems)-5)
+			break
+		}
+		b.WriteString("\n  ")
+		b.WriteString(p.Error())
+	}
+	return b.String()
+}
+
+// Unwrap gives the problems, so errors.Is(err, folder.ErrOutsideLink)
+// tells whether opting in to outside links would help.
+func (e *PolicyError) Unwrap() []error {
+	out := make([]error, len(e.Problems))
+	for i, p := range e.Problems {
+		out[i] = p
+	}
+	return out
+}
+
+// OnlyLinks reports whether every problem is a link leading outside (which
+// the user may choose to allow), rather than a special file (never read).
+func (e *PolicyError) OnlyLinks() bool {
+	for _, p := range e.Problems {
+		if !errors.Is(p, folder.ErrOutsideLink) {
+			return false
+		}
+	}
+	return true
+}
+
+// OpenWith is Open with options.
+func OpenWith(ctx context.Context, dir string, opts OpenOptions) (*Pipeline, error) {
 	st, err := os.Stat(dir)
 	if err != nil {
 		return nil, err
@@ -168,8 +232,19 @@ func Open(ctx context.Context, dir string) (*Pipeline, error) {
 	if !st.IsDir() {
 		return nil, fmt.Errorf("%s: %w: it is a file", dir, ErrNotPipeline)
 	}
-	p := &Pipeline{Dir: dir}
-	data, err := os.ReadFile(filepath.Join(dir, ModelIndexFile))
+	root, err := folder.New(dir, folder.Options{AllowOutsideLinks: opts.AllowOutsideLinks})
+	if err != nil {
+		return nil, err
+	}
+	problems, err := root.Problems(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if len(problems) > 0 {
+		return nil, &PolicyError{Dir: dir, Problems: problems}
+	}
+	p := &Pipeline{Dir: dir, root: root}
+	data, err := root.ReadFile(ModelIndexFile, 0)
 	switch {
 	case err == nil:
 		if p.Index, err = ParseModelIndex(data); err != nil {
@@ -188,6 +263,9 @@ func Open(ctx context.Context, dir string) (*Pipeline, error) {
 	return p, nil
 }
 
+// Files is the file policy the pipeline's files are reached through.
+func (p *Pipeline) Files() *folder.Root { return p.root }
+
 func (p *Pipeline) openComponents(ctx context.Context) error {
 	listed := map[string]bool{}
 	for _, ref := range p.Index.Components {
@@ -199,7 +277,7 @@ func (p *Pipeline) openComponents(ctx context.Context) error {
 			continue
 		}
 		cdir := filepath.Join(p.Dir, ref.Name)
-		st, err := os.Stat(cdir)
+		st, err := p.root.Stat(cdir)
 		if err != nil || !st.IsDir() {
 			c.Missing = true
 			return fmt.Errorf("%s: %w: %q (%s.%s) has no folder %s", p.Dir, ErrMissingComponent, ref.Name, ref.Library, ref.Class, cdir)
@@ -208,12 +286,12 @@ func (p *Pipeline) openComponents(ctx context.Context) error {
 			return err
 		}
 	}
-	entries, err := os.ReadDir(p.Dir)
+	entries, err := p.root.ReadDir(p.Dir)
 	if err != nil {
 		return err
 	}
 	for _, e := range entries {
-		name := e.Name()
+		name := e.Name
 		switch {
 		case name == ModelIndexFile, listed[name] && e.IsDir():
 		case e.IsDir():
@@ -236,7 +314,7 @@ func (p *Pipeline) openComponents(ctx context.Context) error {
 
 func (p *Pipeline) rootFile(name string) (File, error) {
 	path := filepath.Join(p.Dir, name)
-	st, err := os.Stat(path)
+	st, err := p.root.Stat(path)
 	if err != nil {
 		return File{}, err
 	}
@@ -244,7 +322,7 @@ func (p *Pipeline) rootFile(name string) (File, error) {
 	if strings.HasSuffix(name, ".safetensors") || strings.HasSuffix(name, ".ckpt") || strings.HasSuffix(name, ".bin") ||
 		strings.HasSuffix(name, ".pt") || strings.HasSuffix(name, ".pth") {
 		f.Kind = KindCheckpoint
-		f.LFSPointer = isLFSPointer(path, f.Size)
+		f.LFSPointer = p.isLFSPointer(path, f.Size)
 		p.warn("single-file-checkpoint", name, "%s is a single-file checkpoint at the root; it is carried along untouched", name)
 	}
 	return f, nil
@@ -252,8 +330,12 @@ func (p *Pipeline) rootFile(name string) (File, error) {
 
 // openSingleModel opens a folder holding one model: config.json and weights.
 func (p *Pipeline) openSingleModel(ctx context.Context) error {
-	cfg, err := os.ReadFile(filepath.Join(p.Dir, "config.json"))
+	cfg, err := p.root.ReadFile("config.json", 0)
 	if err != nil {
+		var fe *folder.Error
+		if errors.As(err, &fe) {
+			return err
+		}
 		return fmt.Errorf("%s: %w: there is neither a %s nor a config.json", p.Dir, ErrNotPipeline, ModelIndexFile)
 	}
 	c := &Component{Role: RoleModel}
@@ -284,7 +366,7 @@ func (p *Pipeline) openSingleModel(ctx context.Context) error {
 // scanComponent lists a component folder, classifies its files and reads
 // the headers of its weights.
 func (p *Pipeline) scanComponent(ctx context.Context, c *Component, cdir, prefix string) error {
-	entries, err := os.ReadDir(cdir)
+	entries, err := p.root.ReadDir(cdir)
 	if err != nil {
 		return err
 	}
@@ -295,7 +377,7 @@ func (p *Pipeline) scanComponent(ctx context.Context, c *Component, cdir, prefix
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		name := e.Name()
+		name := e.Name
 		if e.IsDir() {
 			if prefix != "" && !strings.HasPrefix(name, ".") {
 				c.Files = append(c.Files, File{Path: prefix + name + "/", Kind: KindOther})
@@ -304,18 +386,14 @@ func (p *Pipeline) scanComponent(ctx context.Context, c *Component, cdir, prefix
 			continue
 		}
 		path := filepath.Join(cdir, name)
-		st, err := e.Info()
-		if err != nil {
-			return err
-		}
-		f := File{Path: prefix + name, Size: st.Size(), Kind: KindOther}
+		f := File{Path: prefix + name, Size: e.Info.Size(), Kind: KindOther}
 		if prefix == "" && name == ModelIndexFile {
 			continue
 		}
 		if ix, ok := tensors.ParseIndexFileName(name); ok && weightBases[ix.Base] {
 			f.Kind = KindWeightsIndex
 			set := &WeightSet{Base: ix.Base, Variant: ix.Variant, Format: ix.Ext, Index: name, LegacyNames: ix.Legacy}
-			data, err := os.ReadFile(path)
+			data, err := p.root.ReadFile(path, tensors.MaxIndexSize)
 			if err == nil && isLFSPointerBytes(data) {
 				f.LFSPointer = true
 				set.Err = fmt.Errorf("%s: %w", prefix+name, ErrLFSPointer)
@@ -332,7 +410,7 @@ func (p *Pipeline) scanComponent(ctx context.Context, c *Component, cdir, prefix
 			sets = append(sets, set)
 		} else if wn, ok := tensors.ParseWeightsFileName(name); ok && weightBases[wn.Base] {
 			f.Kind = KindWeights
-			f.LFSPointer = isLFSPointer(path, f.Size)
+			f.LFSPointer = p.isLFSPointer(path, f.Size)
 			singles = append(singles, name)
 		} else if configFiles[name] {
 			f.Kind = KindConfig
@@ -383,12 +461,15 @@ func (p *Pipeline) readWeightSet(c *Component, cdir, prefix string, set *WeightS
 	}
 	for _, name := range set.Files {
 		path := filepath.Join(cdir, name)
-		st, err := os.Stat(path)
+		st, err := p.root.Stat(path)
+		if err == nil && !st.Mode().IsRegular() {
+			err = &folder.Error{Path: path, Err: folder.ErrNotRegular}
+		}
 		if err != nil {
 			set.Err = fmt.Errorf("%s: %w", prefix+name, err)
 			return
 		}
-		if isLFSPointer(path, st.Size()) {
+		if p.isLFSPointer(path, st.Size()) {
 			set.Err = fmt.Errorf("%s: %w", prefix+name, ErrLFSPointer)
 			return
 		}
@@ -512,11 +593,11 @@ func (p *Pipeline) warn(code, path, format string, a ...any) {
 var lfsPointerPrefix = []byte("version https://git-lfs.github.com/spec/")
 
 // isLFSPointer reports a small file that is a Git LFS pointer.
-func isLFSPointer(path string, size int64) bool {
+func (p *Pipeline) isLFSPointer(path string, size int64) bool {
 	if size > 1024 {
 		return false
 	}
-	f, err := os.Open(path)
+	f, err := p.root.Open(path)
 	if err != nil {
 		return false
 	}

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"sync"
 
+	"modelpub/core/folder"
 	"modelpub/core/tensors"
 )
 
@@ -88,6 +89,7 @@ var (
 	ErrUnreadableWeights   = errors.New("weights cannot be read")
 	ErrNoSpace             = errors.New("not enough free disk space")
 	ErrInsideSource        = errors.New("the destination is inside the folder being saved")
+	ErrSourceChanged       = errors.New("the source file changed while it was read")
 )
 
 // Save writes p to dst as save_pretrained would: weights as safetensors,
@@ -149,7 +151,7 @@ func Save(ctx context.Context, p *Pipeline, dst string, opts SaveOptions) (*Save
 	if err := syncTree(stage); err != nil {
 		return nil, err
 	}
-	if err := replaceDir(stage, dst); err != nil {
+	if err := replaceDir(stage, dst, p.Dir); err != nil {
 		return nil, err
 	}
 	done = true
@@ -160,12 +162,8 @@ func Save(ctx context.Context, p *Pipeline, dst string, opts SaveOptions) (*Save
 // checkDestination refuses a dst inside or equal to the source, and a
 // non-empty dst unless overwrite.
 func checkDestination(src, dst string, overwrite bool) error {
-	as, err1 := filepath.Abs(src)
-	ad, err2 := filepath.Abs(dst)
-	if err1 == nil && err2 == nil {
-		if as == ad || strings.HasPrefix(ad, as+string(filepath.Separator)) || strings.HasPrefix(as, ad+string(filepath.Separator)) {
-			return fmt.Errorf("%s: %w, %s: choose a folder outside the source (it is only ever read)", dst, ErrInsideSource, src)
-		}
+	if err := checkOutsideSource(src, dst); err != nil {
+		return err
 	}
 	entries, err := os.ReadDir(dst)
 	switch {
@@ -175,6 +173,8 @@ func checkDestination(src, dst string, overwrite bool) error {
 		return fmt.Errorf("%s: %w", dst, err)
 	case len(entries) > 0 && !overwrite:
 		return fmt.Errorf("%s: %w", dst, ErrDestinationNotEmpty)
+	case len(entries) > 0:
+		return checkReplaceable(dst, src)
 	}
 	return nil
 }
@@ -518,16 +518,23 @@ func (s *saver) copyFile(ctx context.Context, rel string) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	src := filepath.Join(s.p.Dir, filepath.FromSlash(rel))
-	dst := filepath.Join(s.stage, filepath.FromSlash(rel))
-	if st, err := os.Stat(src); err == nil && s.complete(rel, st.Size()) {
+	in, err := s.p.root.Open(filepath.FromSlash(rel))
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	st, err := in.Stat()
+	if err != nil {
+		return err
+	}
+	if s.complete(rel, st.Size()) {
 		s.mu.Lock()
 		s.res.Kept += st.Size()
 		s.mu.Unlock()
 		s.progress(rel, st.Size())
 		return nil
 	}
-	n, err := copyFile(src, dst)
+	n, err := copyFile(in, st.Size(), filepath.Join(s.stage, filepath.FromSlash(rel)))
 	if err != nil {
 		return err
 	}
@@ -535,33 +542,30 @@ func (s *saver) copyFile(ctx context.Context, rel string) error {
 	return nil
 }
 
-// copyTree copies a folder of the source, relative path rel, into the stage.
+// copyTree copies a folder of the source, relative path rel, into the stage,
+// through the file policy (links followed only inside the folder; dot
+// folders such as .git left out).
 func (s *saver) copyTree(ctx context.Context, rel string) error {
-	root := filepath.Join(s.p.Dir, filepath.FromSlash(rel))
-	return filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
+	sub, err := s.p.root.Sub(filepath.FromSlash(rel))
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Join(s.stage, filepath.FromSlash(rel)), 0o755); err != nil {
+		return err
+	}
+	return sub.Walk(ctx, func(r string, e folder.Entry) error {
+		r = rel + "/" + r
+		if e.IsDir() {
+			return os.MkdirAll(filepath.Join(s.stage, filepath.FromSlash(r)), 0o755)
 		}
-		r, err := filepath.Rel(s.p.Dir, path)
-		if err != nil {
-			return err
-		}
-		if d.IsDir() {
-			return os.MkdirAll(filepath.Join(s.stage, r), 0o755)
-		}
-		if !d.Type().IsRegular() {
-			return nil // symlinks and devices are not part of a model
-		}
-		return s.copyFile(ctx, filepath.ToSlash(r))
+		return s.copyFile(ctx, r)
 	})
 }
 
-func copyFile(src, dst string) (int64, error) {
-	in, err := os.Open(src)
-	if err != nil {
-		return 0, err
-	}
-	defer in.Close()
+// copyFile copies exactly size bytes of in (opened by the policy) to a new
+// file dst: never more than planned, and a file that shrank or grew while
+// it was copied is an error, not a silently different copy.
+func copyFile(in *os.File, size int64, dst string) (int64, error) {
 	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
 		return 0, err
 	}
@@ -569,12 +573,20 @@ func copyFile(src, dst string) (int64, error) {
 	if err != nil {
 		return 0, err
 	}
-	n, err := io.Copy(out, in) // copy_file_range on Linux
+	n, err := io.Copy(out, io.NewSectionReader(in, 0, size)) // copy_file_range on Linux
+	if err == nil && n != size {
+		err = fmt.Errorf("%w: %d bytes where %d were listed", ErrSourceChanged, n, size)
+	}
+	if err == nil {
+		if st, serr := in.Stat(); serr == nil && st.Size() != size {
+			err = fmt.Errorf("%w: it is now %d bytes, %d when listed", ErrSourceChanged, st.Size(), size)
+		}
+	}
 	if cerr := out.Close(); err == nil {
 		err = cerr
 	}
 	if err != nil {
-		return n, fmt.Errorf("copying %s: %w", src, err)
+		return n, fmt.Errorf("copying %s: %w", in.Name(), err)
 	}
 	return n, nil
 }
@@ -601,8 +613,9 @@ func syncTree(root string) error {
 
 // replaceDir renames the complete stage to dst. An existing dst (empty, or
 // replaced with --overwrite) is moved aside first and removed only after the
-// rename, so a crash leaves either the old or the new folder.
-func replaceDir(stage, dst string) error {
+// rename, so a crash leaves either the old or the new folder; nothing in it
+// that reaches src is removed.
+func replaceDir(stage, dst, src string) error {
 	old := ""
 	if _, err := os.Lstat(dst); err == nil {
 		old = stage + ".old"
@@ -617,7 +630,7 @@ func replaceDir(stage, dst string) error {
 		return err
 	}
 	if old != "" {
-		if err := os.RemoveAll(old); err != nil {
+		if err := removeReplaced(old, src); err != nil {
 			return err
 		}
 	}

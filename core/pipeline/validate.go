@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"path/filepath"
 	"reflect"
 	"slices"
@@ -79,7 +78,7 @@ func Validate(ctx context.Context, p *Pipeline, opts ValidateOptions) (*Report, 
 // validateAlone checks what from_pretrained needs of the folder itself.
 func validateAlone(p *Pipeline, r *Report) error {
 	if p.Index != nil {
-		if _, err := os.ReadFile(filepath.Join(p.Dir, ModelIndexFile)); err != nil {
+		if _, err := p.root.ReadFile(ModelIndexFile, 0); err != nil {
 			return err
 		}
 	}
@@ -89,7 +88,7 @@ func validateAlone(p *Pipeline, r *Report) error {
 		}
 		for _, f := range c.Files {
 			if f.Kind == KindConfig || (f.Kind == KindTokenizer && filepath.Ext(f.Path) == ".json") {
-				data, err := os.ReadFile(filepath.Join(p.Dir, filepath.FromSlash(f.Path)))
+				data, err := p.root.ReadFile(filepath.FromSlash(f.Path), 0)
 				if err != nil {
 					return err
 				}
@@ -144,7 +143,7 @@ func (v *comparer) run(ctx context.Context) error {
 	if (v.src.Index == nil) != (v.dst.Index == nil) {
 		r.problem("model-index", ModelIndexFile, "one folder has a model_index.json and the other has not")
 	} else if v.src.Index != nil {
-		if !jsonFilesEqual(filepath.Join(v.src.Dir, ModelIndexFile), filepath.Join(v.dst.Dir, ModelIndexFile)) {
+		if !jsonFilesEqual(v.src, v.dst, ModelIndexFile) {
 			r.problem("model-index", ModelIndexFile, "model_index.json differs from the source's")
 		}
 	}
@@ -167,7 +166,7 @@ func (v *comparer) run(ctx context.Context) error {
 		}
 		for _, f := range sc.Files {
 			if f.Kind == KindConfig {
-				if !jsonFilesEqual(filepath.Join(v.src.Dir, filepath.FromSlash(f.Path)), filepath.Join(v.dst.Dir, filepath.FromSlash(f.Path))) {
+				if !jsonFilesEqual(v.src, v.dst, filepath.FromSlash(f.Path)) {
 					r.problem("config", f.Path, "%s differs from the source's", f.Path)
 				}
 			}
@@ -384,10 +383,11 @@ func (w *compareWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// jsonFilesEqual reports two JSON files that decode to the same value.
-func jsonFilesEqual(a, b string) bool {
-	da, err1 := os.ReadFile(a)
-	db, err2 := os.ReadFile(b)
+// jsonFilesEqual reports that file rel of a and of b decode to the same
+// JSON value.
+func jsonFilesEqual(a, b *Pipeline, rel string) bool {
+	da, err1 := a.root.ReadFile(rel, 0)
+	db, err2 := b.root.ReadFile(rel, 0)
 	if err1 != nil || err2 != nil {
 		return false
 	}

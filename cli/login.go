@@ -152,7 +152,7 @@ func runLogin(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "modelpub login: the Hub refused this token: %v\nNothing was stored.\n", err)
 		return ExitProblems
 	case err != nil:
-		fmt.Fprintf(stderr, "modelpub login: cannot check the token with %s: %v\nNothing was stored.\n", ep, err)
+		fmt.Fprintf(stderr, "modelpub login: cannot check the token with %s: %v\nNothing was stored.\n", hub.RedactURL(ep), err)
 		return ExitProblems
 	}
 
@@ -166,7 +166,7 @@ func runLogin(args []string, stdout, stderr io.Writer) int {
 	}
 	fmt.Fprintf(stdout, "Logged in to %s as %s (token role: %s). The token is kept in the OS keyring.\n", host, user.Name, role)
 	if user.Auth.AccessToken.Role == "read" {
-		fmt.Fprintf(stderr, "modelpub login: note: this token can only read; publishing needs a write token (%s/settings/tokens)\n", ep)
+		fmt.Fprintf(stderr, "modelpub login: note: this token can only read; publishing needs a write token (%s/settings/tokens)\n", hub.RedactURL(ep))
 	}
 	if strings.TrimSpace(os.Getenv("HF_TOKEN")) != "" {
 		fmt.Fprintln(stderr, "modelpub login: note: HF_TOKEN is set in this environment; modelpub uses it before the keyring")
@@ -257,7 +257,7 @@ func runWhoami(args []string, stdout, stderr io.Writer) int {
 		return ExitProblems
 	}
 
-	out := whoamiJSON{Endpoint: ep, User: user.Name, Fullname: user.Fullname, Orgs: []orgJSON{},
+	out := whoamiJSON{Endpoint: hub.RedactURL(ep), User: user.Name, Fullname: user.Fullname, Orgs: []orgJSON{},
 		Token: tokenJSON{Name: user.Auth.AccessToken.DisplayName, Role: user.Auth.AccessToken.Role,
 			Source: tok.Source, Path: tok.Path, Masked: auth.Mask(tok.Value())}}
 	for _, o := range user.Orgs {

@@ -221,3 +221,35 @@ func TestClientErrorsNotRetried(t *testing.T) {
 		})
 	}
 }
+
+// TestHostileFileNames: a folder holding a file whose name has a control
+// character (or is not UTF-8) is refused before any request, naming it.
+func TestHostileFileNames(t *testing.T) {
+	for _, name := range []string{"evil\nname.txt", "esc\x1b[2J.txt", "bad\xff.txt", "del\x7f"} {
+		t.Run(fmt.Sprintf("%q", name), func(t *testing.T) {
+			dir := t.TempDir()
+			require.NoError(t, os.WriteFile(filepath.Join(dir, "ok.txt"), []byte("ok"), 0o644))
+			if err := os.WriteFile(filepath.Join(dir, name), []byte("x"), 0o644); err != nil {
+				t.Skipf("the file system refuses the name: %v", err)
+			}
+			srv := startEmulator(t, "")
+			var logs bytes.Buffer
+			c := newClient(t, srv, &logs)
+			cache, err := hub.OpenHashCache(filepath.Join(t.TempDir(), "h.json"))
+			require.NoError(t, err)
+			srv.ResetRequests()
+			_, err = c.UploadFolder(context.Background(), hub.RepoID{Namespace: "alice", Name: "m"}, dir, hub.UploadOptions{HashCache: cache})
+			require.ErrorIs(t, err, hub.ErrInvalidPath)
+			assert.Contains(t, err.Error(), fmt.Sprintf("%q", name))
+			assert.NotContains(t, err.Error(), "\n")
+			assert.Empty(t, srv.Requests(), "nothing was sent")
+		})
+	}
+	for _, p := range []string{"a\tb", "x\u0085y", "\x00"} {
+		_, err := hub.CleanPath(p)
+		assert.ErrorIs(t, err, hub.ErrInvalidPath, "%q", p)
+	}
+	got, err := hub.CleanPath("dir/é ü.txt")
+	require.NoError(t, err)
+	assert.Equal(t, "dir/é ü.txt", got)
+}

@@ -4,6 +4,7 @@ import (
 	"net/url"
 	"regexp"
 	"strings"
+	"unicode/utf8"
 )
 
 // RepoType is the kind of Hub repository.
@@ -143,8 +144,9 @@ var forbiddenFolders = []string{".git", ".cache"}
 // CleanPath validates a path in the repository as huggingface_hub's
 // _validate_path_in_repo does and returns its normal form: a leading "/" and
 // "./" are removed; ".", ".." and "../…" are rejected, as is any path with a
-// ".git" or ".cache" segment. Empty paths, backslashes and NUL bytes are
-// rejected as well (stricter than huggingface_hub).
+// ".git" or ".cache" segment. Empty paths, backslashes, invalid UTF-8 and
+// control characters (NUL, newline, escape, DEL, C1) are rejected as well,
+// as the Hub does (stricter than huggingface_hub).
 func CleanPath(p string) (string, error) {
 	orig := p
 	p = strings.TrimPrefix(p, "/")
@@ -157,6 +159,14 @@ func CleanPath(p string) (string, error) {
 	}
 	if strings.ContainsAny(p, "\\\x00") {
 		return "", errorf(ErrInvalidPath, "validate path", "%q contains a backslash or NUL; use '/' as the separator", orig)
+	}
+	if !utf8.ValidString(p) {
+		return "", errorf(ErrInvalidPath, "validate path", "%q is not valid UTF-8, which the Hub refuses; rename it", orig)
+	}
+	for _, r := range p {
+		if r < 0x20 || r == 0x7f || r >= 0x80 && r < 0xa0 {
+			return "", errorf(ErrInvalidPath, "validate path", "%q contains a control character, which the Hub refuses; rename it", orig)
+		}
 	}
 	for _, seg := range strings.Split(p, "/") {
 		for _, f := range forbiddenFolders {

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 
 	"modelpub/core/card"
+	"modelpub/core/folder"
 	"modelpub/core/hub"
 	"modelpub/core/pipeline"
 )
@@ -64,8 +65,10 @@ func runCard(args []string, stdout, stderr io.Writer) int {
 	if !ok {
 		return ExitUsage
 	}
+	// fail prints a message built from format (whose arguments are
+	// escaped by safeText, as errors from the folder may name its files).
 	fail := func(code int, format string, a ...any) int {
-		fmt.Fprintf(stderr, "modelpub card: "+format+"\n", a...)
+		fmt.Fprintf(stderr, "modelpub card: %s\n", safeText(fmt.Sprintf(format, a...)))
 		return code
 	}
 	if *repo != "" {
@@ -99,10 +102,10 @@ func runCard(args []string, stdout, stderr io.Writer) int {
 
 	problems := c.Validate()
 	for _, p := range problems {
-		fmt.Fprintf(stderr, "modelpub card: %v\n", p)
+		fmt.Fprintf(stderr, "modelpub card: %s\n", safeText(p))
 	}
 	for _, w := range c.Warnings() {
-		fmt.Fprintf(stderr, "modelpub card: warning: %v\n", w)
+		fmt.Fprintf(stderr, "modelpub card: warning: %s\n", safeText(w))
 	}
 	if len(problems) > 0 {
 		noun := "problems"
@@ -116,7 +119,14 @@ func runCard(args []string, stdout, stderr io.Writer) int {
 		return fail(ExitUsage, "%v", err)
 	}
 	if *out == "" {
-		if _, err := stdout.Write(data); err != nil {
+		// The card is a document: sent to a file or a pipe it goes out byte
+		// for byte (CRLF, tabs and all); only a terminal gets it escaped,
+		// as a README.md from the folder may hold anything.
+		w := stdout
+		if !isTerminal(stdout) {
+			w = rawWriter(stdout)
+		}
+		if _, err := w.Write(data); err != nil {
 			return fail(ExitUsage, "%v", err)
 		}
 		return ExitOK
@@ -124,7 +134,7 @@ func runCard(args []string, stdout, stderr io.Writer) int {
 	if err := writeCardFile(*out, data); err != nil {
 		return fail(ExitUsage, "%v", err)
 	}
-	fmt.Fprintf(stderr, "modelpub card: wrote %s\n", *out)
+	fmt.Fprintf(stderr, "modelpub card: wrote %s\n", folder.Printable(*out))
 	return ExitOK
 }
 

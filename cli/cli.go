@@ -5,7 +5,6 @@ package cli
 
 import (
 	"context"
-	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
@@ -36,7 +35,16 @@ var commands = map[string]command{}
 func register(c command) { commands[c.name] = c }
 
 // Run executes the command named by args[0] and returns the process exit code.
+// What it writes to stdout and stderr passes through a safeWriter: names
+// from a hostile model folder cannot drive the terminal or forge lines.
 func Run(args []string, stdout, stderr io.Writer) int {
+	so, se := newSafeWriter(stdout), newSafeWriter(stderr)
+	defer so.flush()
+	defer se.flush()
+	return run(args, so, se)
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
 		usage(stderr)
 		return ExitUsage
@@ -131,11 +139,4 @@ func parseInterleaved(fs *flag.FlagSet, args []string) ([]string, error) {
 // cleanly and leave nothing half-written.
 func interruptible() (context.Context, context.CancelFunc) {
 	return signal.NotifyContext(context.Background(), os.Interrupt)
-}
-
-// printJSON writes v as indented JSON.
-func printJSON(w io.Writer, v any) error {
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	return enc.Encode(v)
 }

@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"modelpub/core/folder"
 	"modelpub/core/pipeline"
 	"modelpub/core/tensors"
 )
@@ -107,13 +108,13 @@ func runInspect(args []string, stdout, stderr io.Writer) int {
 	defer stop()
 	p, err := pipeline.Open(ctx, pos[0])
 	if err != nil {
-		fmt.Fprintf(stderr, "modelpub inspect: %v\n", err)
+		fmt.Fprintf(stderr, "modelpub inspect: %s\n", safeText(err))
 		return ExitUsage
 	}
 	rep := buildInspectReport(p)
 	if *asJSON {
 		if err := printJSON(stdout, rep); err != nil {
-			fmt.Fprintf(stderr, "modelpub inspect: %v\n", err)
+			fmt.Fprintf(stderr, "modelpub inspect: %s\n", safeText(err))
 			return ExitUsage
 		}
 		return ExitOK
@@ -173,14 +174,18 @@ func buildInspectReport(p *pipeline.Pipeline) inspectReport {
 	return rep
 }
 
+// printInspect prints the report as text. Every name in it comes from the
+// folder (its listing, model_index.json, headers), so each goes through
+// folder.Printable and each message through safeText.
 func printInspect(w io.Writer, rep inspectReport, listTensors bool) {
-	title := rep.Pipeline
-	if title == "" {
+	p := folder.Printable
+	title := p(rep.Pipeline)
+	if rep.Pipeline == "" {
 		title = "single model"
 	}
-	fmt.Fprintf(w, "%s  %s", rep.Dir, title)
+	fmt.Fprintf(w, "%s  %s", p(rep.Dir), title)
 	if rep.Diffusers != "" {
-		fmt.Fprintf(w, "  (diffusers %s)", rep.Diffusers)
+		fmt.Fprintf(w, "  (diffusers %s)", p(rep.Diffusers))
 	}
 	fmt.Fprintf(w, "\n%s on disk, %s parameters in the main weights\n", tensors.FormatSize(rep.Totals.Bytes), pipeline.FormatParameters(rep.Totals.Parameters))
 	for _, c := range rep.Components {
@@ -188,13 +193,13 @@ func printInspect(w io.Writer, rep inspectReport, listTensors bool) {
 		if name == "" {
 			name = filepath.Base(rep.Dir)
 		}
-		fmt.Fprintf(w, "\n%s", name)
+		fmt.Fprintf(w, "\n%s", p(name))
 		switch {
 		case c.Null:
 			fmt.Fprintf(w, "  (not included: [null, null])\n")
 			continue
 		default:
-			fmt.Fprintf(w, "  %s.%s  [%s]\n", c.Library, c.Class, c.Role)
+			fmt.Fprintf(w, "  %s.%s  [%s]\n", p(c.Library), p(c.Class), c.Role)
 		}
 		for _, f := range c.Files {
 			if f.Kind == pipeline.KindWeights || f.Kind == pipeline.KindWeightsIndex {
@@ -204,16 +209,16 @@ func printInspect(w io.Writer, rep inspectReport, listTensors bool) {
 			if f.LFSPointer {
 				note = "  (Git LFS pointer)"
 			}
-			fmt.Fprintf(w, "  %-44s %10s  %s%s\n", baseOf(f.Path), tensors.FormatSize(f.Size), f.Kind, note)
+			fmt.Fprintf(w, "  %-44s %10s  %s%s\n", p(baseOf(f.Path)), tensors.FormatSize(f.Size), f.Kind, note)
 		}
 		for _, ws := range c.Weights {
 			label := "main weights"
 			if ws.Variant != "" {
-				label = "variant " + ws.Variant
+				label = "variant " + p(ws.Variant)
 			}
 			fmt.Fprintf(w, "  %s, %s", label, ws.Format)
 			if ws.Error != "" {
-				fmt.Fprintf(w, ": cannot be read: %s\n", ws.Error)
+				fmt.Fprintf(w, ": cannot be read: %s\n", safeText(ws.Error))
 				continue
 			}
 			fmt.Fprintf(w, ": %d tensors, %s parameters, %s (%s)\n", ws.Tensors, pipeline.FormatParameters(ws.Parameters),
@@ -222,17 +227,17 @@ func printInspect(w io.Writer, rep inspectReport, listTensors bool) {
 				fmt.Fprintf(w, "    PyTorch pickle, read without running it; saved as safetensors\n")
 			}
 			if ws.Index != "" {
-				fmt.Fprintf(w, "    %s\n", ws.Index)
+				fmt.Fprintf(w, "    %s\n", p(ws.Index))
 			}
 			for _, sh := range ws.Shards {
 				var bytes int64
 				for _, t := range sh.Tensors {
 					bytes += t.Bytes
 				}
-				fmt.Fprintf(w, "    %-42s %10s  %d tensors\n", sh.File, tensors.FormatSize(bytes), len(sh.Tensors))
+				fmt.Fprintf(w, "    %-42s %10s  %d tensors\n", p(sh.File), tensors.FormatSize(bytes), len(sh.Tensors))
 				if listTensors {
 					for _, t := range sh.Tensors {
-						fmt.Fprintf(w, "      %-60s %-5s %v\n", t.Name, t.DType, t.Shape)
+						fmt.Fprintf(w, "      %-60s %-5s %v\n", p(t.Name), t.DType, t.Shape)
 					}
 				}
 			}
@@ -241,13 +246,13 @@ func printInspect(w io.Writer, rep inspectReport, listTensors bool) {
 	if len(rep.RootFiles) > 0 {
 		fmt.Fprintf(w, "\nother files\n")
 		for _, f := range rep.RootFiles {
-			fmt.Fprintf(w, "  %-44s %10s  %s\n", f.Path, tensors.FormatSize(f.Size), f.Kind)
+			fmt.Fprintf(w, "  %-44s %10s  %s\n", p(f.Path), tensors.FormatSize(f.Size), f.Kind)
 		}
 	}
 	if len(rep.Warnings) > 0 {
 		fmt.Fprintf(w, "\n%d warnings\n", len(rep.Warnings))
 		for _, wn := range rep.Warnings {
-			fmt.Fprintf(w, "  - %s\n", wn.Message)
+			fmt.Fprintf(w, "  - %s\n", safeText(wn.Message))
 		}
 	}
 }

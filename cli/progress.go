@@ -3,7 +3,6 @@ package cli
 import (
 	"fmt"
 	"io"
-	"os"
 	"strings"
 	"time"
 
@@ -20,15 +19,10 @@ type progressBar struct {
 	drawn bool
 }
 
+// newProgressBar draws on w's terminal. The bar's \r and erase-line are its
+// own, so it writes under Run's safeWriter; it prints no names.
 func newProgressBar(w io.Writer) *progressBar {
-	f, ok := w.(*os.File)
-	on := false
-	if ok {
-		if st, err := f.Stat(); err == nil && st.Mode()&os.ModeCharDevice != 0 {
-			on = true
-		}
-	}
-	return &progressBar{w: w, on: on}
+	return &progressBar{w: rawWriter(w), on: isTerminal(w)}
 }
 
 func (p *progressBar) update(done, total int64) { p.updateWith(done, total, "") }

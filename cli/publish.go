@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -10,6 +9,7 @@ import (
 
 	"modelpub/core/auth"
 	"modelpub/core/card"
+	"modelpub/core/folder"
 	"modelpub/core/publish"
 	"modelpub/core/tensors"
 )
@@ -156,7 +156,7 @@ func runPublish(args []string, stdout, stderr io.Writer) int {
 		if *asJSON {
 			out.writeJSON(map[string]any{"step": "error", "error": err.Error()})
 		}
-		fmt.Fprintf(stderr, "modelpub publish: %v\n", err)
+		fmt.Fprintf(stderr, "modelpub publish: %s\n", safeText(err))
 		if ctx.Err() != nil {
 			fmt.Fprintln(stderr, "modelpub publish: interrupted; run the same command again to resume")
 		}
@@ -172,7 +172,7 @@ func runPublish(args []string, stdout, stderr io.Writer) int {
 			if f.LFS {
 				mode = "LFS"
 			}
-			fmt.Fprintf(stdout, "  %-64s %10s  %s\n", f.Path, tensors.FormatSize(f.Size), mode)
+			fmt.Fprintf(stdout, "  %-64s %10s  %s\n", folder.Printable(f.Path), tensors.FormatSize(f.Size), mode)
 		}
 	default:
 		if res.NoChanges {
@@ -199,7 +199,7 @@ func newPublishOutput(stdout, stderr io.Writer, asJSON bool) *publishOutput {
 }
 
 func (p *publishOutput) writeJSON(v any) {
-	b, err := json.Marshal(v)
+	b, err := marshalJSON(v)
 	if err != nil {
 		return
 	}
@@ -221,7 +221,7 @@ func (p *publishOutput) event(e publish.Event) {
 	if e.Message != "" {
 		p.bar.done()
 		p.bar = newProgressBar(p.stderr)
-		fmt.Fprintf(p.stderr, "%-8s %s\n", e.Step, e.Message)
+		fmt.Fprintf(p.stderr, "%-8s %s\n", e.Step, safeText(e.Message))
 	}
 	if e.Total > 0 && !e.Done {
 		p.bar.updateWith(e.Bytes, e.Total, rateETA(e))

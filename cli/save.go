@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 
+	"modelpub/core/folder"
 	"modelpub/core/pipeline"
 	"modelpub/core/tensors"
 )
@@ -80,7 +81,7 @@ func runSave(args []string, stdout, stderr io.Writer) int {
 	if *maxSize != "" {
 		var err error
 		if opts.MaxShardSize, err = tensors.ParseSize(*maxSize); err != nil {
-			fmt.Fprintf(stderr, "modelpub save: --max-shard-size: %v\n", err)
+			fmt.Fprintf(stderr, "modelpub save: --max-shard-size: %s\n", safeText(err))
 			return ExitUsage
 		}
 	}
@@ -88,7 +89,7 @@ func runSave(args []string, stdout, stderr io.Writer) int {
 	defer stop()
 	src, err := pipeline.Open(ctx, pos[0])
 	if err != nil {
-		fmt.Fprintf(stderr, "modelpub save: %v\n", err)
+		fmt.Fprintf(stderr, "modelpub save: %s\n", safeText(err))
 		return ExitUsage
 	}
 	bar := newProgressBar(stderr)
@@ -97,9 +98,9 @@ func runSave(args []string, stdout, stderr io.Writer) int {
 	bar.done()
 	if err != nil {
 		if errors.Is(err, context.Canceled) {
-			fmt.Fprintf(stderr, "modelpub save: interrupted; %s was not created (run the same save again to resume)\n", pos[1])
+			fmt.Fprintf(stderr, "modelpub save: interrupted; %s was not created (run the same save again to resume)\n", folder.Printable(pos[1]))
 		} else {
-			fmt.Fprintf(stderr, "modelpub save: %v\n", err)
+			fmt.Fprintf(stderr, "modelpub save: %s\n", safeText(err))
 		}
 		return ExitUsage
 	}
@@ -120,7 +121,7 @@ func runSave(args []string, stdout, stderr io.Writer) int {
 			out.Validation, err = pipeline.Validate(ctx, dst, pipeline.ValidateOptions{Against: src})
 		}
 		if err != nil {
-			fmt.Fprintf(stderr, "modelpub save: saved, but the load-back check could not run: %v\n", err)
+			fmt.Fprintf(stderr, "modelpub save: saved, but the load-back check could not run: %s\n", safeText(err))
 			return ExitProblems
 		}
 		if !out.Validation.OK() {
@@ -131,13 +132,13 @@ func runSave(args []string, stdout, stderr io.Writer) int {
 		printJSON(stdout, out)
 		return code
 	}
-	fmt.Fprintf(stdout, "saved %s (%s)\n", res.Dir, tensors.FormatSize(res.Bytes))
+	fmt.Fprintf(stdout, "saved %s (%s)\n", folder.Printable(res.Dir), tensors.FormatSize(res.Bytes))
 	if res.Kept > 0 {
 		fmt.Fprintf(stdout, "resumed: %s were kept from the interrupted save\n", tensors.FormatSize(res.Kept))
 	}
 	for _, l := range res.Lossy {
 		fmt.Fprintf(stdout, "warning: %s %s: tensor %q: %d values overflowed to ±inf, %d non-zero values became zero\n",
-			l.Component, l.Variant, l.Tensor, l.Overflow, l.Underflow)
+			folder.Printable(l.Component), folder.Printable(l.Variant), l.Tensor, l.Overflow, l.Underflow)
 	}
 	if out.Validation != nil {
 		printReport(stdout, out.Validation)
@@ -160,17 +161,17 @@ func runValidate(args []string, stdout, stderr io.Writer) int {
 	if *against != "" {
 		var err error
 		if opts.Against, err = pipeline.Open(ctx, *against); err != nil {
-			fmt.Fprintf(stderr, "modelpub validate: --against: %v\n", err)
+			fmt.Fprintf(stderr, "modelpub validate: --against: %s\n", safeText(err))
 			return ExitUsage
 		}
 	}
 	p, err := pipeline.Open(ctx, pos[0])
 	if err != nil {
 		if errors.Is(err, pipeline.ErrMissingComponent) || errors.Is(err, pipeline.ErrModelIndex) {
-			fmt.Fprintf(stderr, "modelpub validate: %v\n", err)
+			fmt.Fprintf(stderr, "modelpub validate: %s\n", safeText(err))
 			return ExitProblems // the folder would not load: a finding, not a failure to check
 		}
-		fmt.Fprintf(stderr, "modelpub validate: %v\n", err)
+		fmt.Fprintf(stderr, "modelpub validate: %s\n", safeText(err))
 		return ExitUsage
 	}
 	bar := newProgressBar(stderr)
@@ -178,7 +179,7 @@ func runValidate(args []string, stdout, stderr io.Writer) int {
 	rep, err := pipeline.Validate(ctx, p, opts)
 	bar.done()
 	if err != nil {
-		fmt.Fprintf(stderr, "modelpub validate: %v\n", err)
+		fmt.Fprintf(stderr, "modelpub validate: %s\n", safeText(err))
 		return ExitUsage
 	}
 	if *asJSON {
@@ -192,12 +193,15 @@ func runValidate(args []string, stdout, stderr io.Writer) int {
 	return ExitOK
 }
 
+// printReport prints a validation report, one line per finding: the
+// messages name files and tensors of the folder, so they go through
+// safeText and a hostile name cannot add a line ("valid").
 func printReport(w io.Writer, r *pipeline.Report) {
 	for _, p := range r.Problems {
-		fmt.Fprintf(w, "problem: %s\n", p.Message)
+		fmt.Fprintf(w, "problem: %s\n", safeText(p.Message))
 	}
 	for _, p := range r.Warnings {
-		fmt.Fprintf(w, "warning: %s\n", p.Message)
+		fmt.Fprintf(w, "warning: %s\n", safeText(p.Message))
 	}
 	switch {
 	case !r.OK():

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"modelpub/core/folder"
 	"modelpub/core/tensors"
 )
 
@@ -52,7 +53,7 @@ func runShard(args []string, stdout, stderr io.Writer) int {
 	src, dir := pos[0], pos[1]
 	max, err := tensors.ParseSize(*maxSize)
 	if err != nil {
-		fmt.Fprintf(stderr, "modelpub shard: --max-shard-size: %v\n", err)
+		fmt.Fprintf(stderr, "modelpub shard: --max-shard-size: %s\n", safeText(err))
 		return ExitUsage
 	}
 	var to tensors.DType
@@ -74,7 +75,7 @@ func runShard(args []string, stdout, stderr io.Writer) int {
 
 	in, err := openWeights(src)
 	if err != nil {
-		fmt.Fprintf(stderr, "modelpub shard: %v\n", err)
+		fmt.Fprintf(stderr, "modelpub shard: %s\n", safeText(err))
 		return ExitUsage
 	}
 	defer in.Close()
@@ -83,11 +84,11 @@ func runShard(args []string, stdout, stderr io.Writer) int {
 	}
 	ws, converted, err := in.writeTensors(to)
 	if err != nil {
-		fmt.Fprintf(stderr, "modelpub shard: %v\n", err)
+		fmt.Fprintf(stderr, "modelpub shard: %s\n", safeText(err))
 		return ExitUsage
 	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
-		fmt.Fprintf(stderr, "modelpub shard: %v\n", err)
+		fmt.Fprintf(stderr, "modelpub shard: %s\n", safeText(err))
 		return ExitUsage
 	}
 	bar := newProgressBar(stderr)
@@ -99,16 +100,16 @@ func runShard(args []string, stdout, stderr io.Writer) int {
 		if errors.Is(err, context.Canceled) {
 			fmt.Fprintln(stderr, "modelpub shard: interrupted; nothing was left half-written")
 		} else {
-			fmt.Fprintf(stderr, "modelpub shard: %v\n", err)
+			fmt.Fprintf(stderr, "modelpub shard: %s\n", safeText(err))
 		}
 		return ExitUsage
 	}
 	for i, f := range res.Files {
-		fmt.Fprintf(stdout, "%s  %s  %d tensors\n", filepath.Join(dir, f),
+		fmt.Fprintf(stdout, "%s  %s  %d tensors\n", folder.Printable(filepath.Join(dir, f)),
 			tensors.FormatSize(res.Plan.Shards[i].Size), len(res.Plan.Shards[i].Tensors))
 	}
 	if res.IndexFile != "" {
-		fmt.Fprintf(stdout, "%s\n", filepath.Join(dir, res.IndexFile))
+		fmt.Fprintf(stdout, "%s\n", folder.Printable(filepath.Join(dir, res.IndexFile)))
 	}
 	for _, c := range converted {
 		if st := c.src.Stats(); st.Overflow > 0 || st.Underflow > 0 {
@@ -182,7 +183,7 @@ func (w *weightsInput) writeTensors(to tensors.DType) ([]tensors.WriteTensor, []
 			if to != 0 && t.DType.IsFloat() && t.DType != to {
 				c, err := tensors.Convert(wt.Data, t.DType, to)
 				if err != nil {
-					return nil, nil, fmt.Errorf("%s: tensor %q: %w", f.Path, t.Name, err)
+					return nil, nil, fmt.Errorf("%s: tensor %q: %w", folder.Printable(f.Path), t.Name, err)
 				}
 				wt.DType, wt.Data = to, c
 				conv = append(conv, convertedTensor{t.Name, c})

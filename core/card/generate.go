@@ -4,11 +4,11 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 
+	"modelpub/core/folder"
 	"modelpub/core/pipeline"
 	"modelpub/core/tensors"
 )
@@ -384,7 +384,12 @@ func plural(n int, one, many string) string {
 func ForFolder(p *pipeline.Pipeline, opts GenerateOptions) (c *Card, generated bool, err error) {
 	gen := Generate(p, opts)
 	path := filepath.Join(p.Dir, FileName)
-	data, err := os.ReadFile(path)
+	var data []byte
+	if files := p.Files(); files != nil {
+		data, err = files.ReadFile(FileName, 0)
+	} else {
+		data, err = folder.ReadFile(path, 0)
+	}
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
 		return gen, true, nil

@@ -38,6 +38,8 @@ var (
 	ErrNotRegular = errors.New("not a regular file")
 	// ErrTooLarge: a file read whole is above its cap.
 	ErrTooLarge = errors.New("file too large")
+	// ErrBrokenLink: a symbolic link whose target does not exist.
+	ErrBrokenLink = errors.New("symbolic link to nothing")
 	// ErrOutside: a path (not a link) that is not inside the folder.
 	ErrOutside = errors.New("path outside the folder")
 )
@@ -59,6 +61,8 @@ func (e *Error) Error() string {
 	case errors.Is(e.Err, ErrOutsideLink):
 		fmt.Fprintf(&b, "symbolic link to %s, outside the folder: refused (a downloaded model folder is untrusted; "+
 			"copy the file into the folder, or allow links outside the folder if you trust it)", e.Target)
+	case errors.Is(e.Err, ErrBrokenLink):
+		fmt.Fprintf(&b, "symbolic link to %s, which does not exist", e.Target)
 	default:
 		b.WriteString(e.Err.Error())
 		if e.Detail != "" {

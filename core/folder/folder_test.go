@@ -38,6 +38,7 @@ func hostile(t *testing.T) (dir, secret string) {
 	require.NoError(t, os.MkdirAll(filepath.Join(dir, "unet"), 0o755))
 	require.NoError(t, syscall.Mkfifo(filepath.Join(dir, "unet", "fifo.safetensors"), 0o644))
 	require.NoError(t, os.Symlink("/dev/zero", filepath.Join(dir, "unet", "config.json")))
+	require.NoError(t, os.Symlink("gone.json", filepath.Join(dir, "unet", "dangling.json")))
 	return dir, secret
 }
 
@@ -96,7 +97,13 @@ func TestRootRefusesWhatLeavesTheFolder(t *testing.T) {
 		rel, _ := filepath.Rel(dir, p.Path)
 		paths = append(paths, rel)
 	}
-	assert.ElementsMatch(t, []string{"tokenizer/added_tokens.txt", "unet/fifo.safetensors", "unet/config.json"}, paths)
+	assert.ElementsMatch(t, []string{"tokenizer/added_tokens.txt", "unet/fifo.safetensors", "unet/config.json", "unet/dangling.json"}, paths)
+	for _, p := range problems {
+		if filepath.Base(p.Path) == "dangling.json" {
+			assert.ErrorIs(t, p, folder.ErrBrokenLink)
+			assert.Contains(t, p.Error(), "symbolic link to gone.json, which does not exist")
+		}
+	}
 }
 
 func TestRootAllowOutsideLinksStillRefusesSpecialFiles(t *testing.T) {

@@ -236,6 +236,10 @@ func (r *Root) entry(path string, de fs.DirEntry) (Entry, error) {
 	var err error
 	if e.Link {
 		e.Info, err = r.Stat(path)
+		if errors.Is(err, fs.ErrNotExist) {
+			target, _ := os.Readlink(path)
+			return e, &Error{Path: path, Target: target, Err: ErrBrokenLink}
+		}
 	} else {
 		e.Info, err = de.Info()
 	}
@@ -319,9 +323,6 @@ func (r *Root) Problems(ctx context.Context) ([]*Error, error) {
 			if errors.As(err, &fe) {
 				out = append(out, fe)
 				return nil
-			}
-			if errors.Is(err, fs.ErrNotExist) {
-				return nil // a dangling link: reading it will say so
 			}
 			return err
 		}

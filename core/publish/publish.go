@@ -59,6 +59,9 @@ var (
 type Options struct {
 	Source string // the Diffusers folder; only ever read
 	Repo   string // "ns/name", or "name" for the token's own namespace
+	// AllowOutsideLinks follows symbolic links of Source that lead outside
+	// it (see core/folder); without it such a folder is refused.
+	AllowOutsideLinks bool
 
 	Private           bool   // create the repository private (an existing one keeps its visibility)
 	CreatePR          bool   // open a pull request instead of committing
@@ -226,7 +229,7 @@ func (j *job) run(ctx context.Context) (*Result, error) {
 	}
 	j.res.Repo = j.id.String()
 
-	src, err := pipeline.Open(ctx, j.opts.Source)
+	src, err := pipeline.OpenWith(ctx, j.opts.Source, pipeline.OpenOptions{AllowOutsideLinks: j.opts.AllowOutsideLinks})
 	if err != nil {
 		return nil, &StepError{StepStage, err}
 	}
@@ -261,7 +264,7 @@ func (j *job) run(ctx context.Context) (*Result, error) {
 	j.res.Card = readme
 
 	// The folder to upload: the staged (or source) files and README.md.
-	view, err := j.view(staged, readme)
+	view, err := j.view(ctx, staged, readme)
 	if err != nil {
 		return nil, &StepError{StepUpload, err}
 	}

@@ -69,7 +69,7 @@ func (j *job) stage(ctx context.Context, src *pipeline.Pipeline) (*staging, erro
 	if st, err := os.Stat(filepath.Join(dst, pipeline.ModelIndexFile)); err == nil && st.Mode().IsRegular() || isSingleModel(src) && dirExists(dst) {
 		p, err := pipeline.Open(ctx, dst)
 		if err == nil {
-			if err := syncReadme(src.Dir, dst); err != nil {
+			if err := syncReadme(src, dst); err != nil {
 				return nil, err
 			}
 			j.res.Folder, j.res.Reused = dst, true
@@ -93,7 +93,7 @@ func (j *job) stage(ctx context.Context, src *pipeline.Pipeline) (*staging, erro
 	if err != nil {
 		return nil, err
 	}
-	if err := syncReadme(src.Dir, dst); err != nil { // a resumed save may hold an older one
+	if err := syncReadme(src, dst); err != nil { // a resumed save may hold an older one
 		return nil, err
 	}
 	p, err := pipeline.Open(ctx, dst)
@@ -114,8 +114,8 @@ const readmeName = "README.md"
 
 // syncReadme makes the staged folder's README.md the source's (or none),
 // as the card is made from it: the staging key leaves the README out.
-func syncReadme(src, staged string) error {
-	want, err := os.ReadFile(filepath.Join(src, readmeName))
+func syncReadme(src *pipeline.Pipeline, staged string) error {
+	want, err := src.Files().ReadFile(readmeName, 0)
 	path := filepath.Join(staged, readmeName)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):

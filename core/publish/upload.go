@@ -4,12 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"sort"
 	"strings"
 
+	"modelpub/core/folder"
 	"modelpub/core/hub"
 	"modelpub/core/tensors"
 )
@@ -26,7 +26,7 @@ var lfsExtensions = []string{".bin", ".safetensors", ".ckpt", ".pt", ".pth", ".o
 // of the staged folder (or the source), hidden folders aside, and README.md
 // written from the card. Its path is stable per folder so the hash cache,
 // keyed by path, finds the files of an earlier run.
-func (j *job) view(s *staging, readme []byte) (string, error) {
+func (j *job) view(ctx context.Context, s *staging, readme []byte) (string, error) {
 	root := filepath.Join(j.cache, "upload")
 	if err := os.MkdirAll(root, 0o755); err != nil {
 		return "", err
@@ -43,35 +43,24 @@ func (j *job) view(s *staging, readme []byte) (string, error) {
 		}
 	}()
 	var files []FileInfo
-	err = filepath.WalkDir(s.dir, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, err := filepath.Rel(s.dir, p)
-		if err != nil {
-			return err
-		}
-		if d.IsDir() {
-			if p != s.dir && strings.HasPrefix(d.Name(), ".") {
-				return filepath.SkipDir
-			}
-			return os.MkdirAll(filepath.Join(tmp, rel), 0o755)
+	// The source (uploaded as it is) or the staging, reached through the
+	// file policy as the source was opened: no link leads outside.
+	srcFiles, err := folder.New(s.dir, folder.Options{AllowOutsideLinks: j.opts.AllowOutsideLinks})
+	if err != nil {
+		return "", err
+	}
+	err = srcFiles.Walk(ctx, func(rel string, e folder.Entry) error {
+		if e.IsDir() {
+			return os.MkdirAll(filepath.Join(tmp, filepath.FromSlash(rel)), 0o755)
 		}
 		if rel == "README.md" {
 			return nil
 		}
-		st, err := os.Stat(p)
-		if err != nil || !st.Mode().IsRegular() {
-			return nil // dangling links and special files are not part of a model
-		}
-		abs, err := filepath.Abs(p)
-		if err != nil {
+		abs := filepath.Join(srcFiles.Dir(), filepath.FromSlash(rel))
+		if err := os.Symlink(abs, filepath.Join(tmp, filepath.FromSlash(rel))); err != nil {
 			return err
 		}
-		if err := os.Symlink(abs, filepath.Join(tmp, rel)); err != nil {
-			return err
-		}
-		files = append(files, FileInfo{Path: filepath.ToSlash(rel), Size: st.Size(), LFS: isLFS(rel, st.Size())})
+		files = append(files, FileInfo{Path: rel, Size: e.Info.Size(), LFS: isLFS(rel, e.Info.Size())})
 		return nil
 	})
 	if err != nil {

@@ -62,7 +62,10 @@
 //     S3 does), and every such request is recorded, so tests can assert that
 //     a client never sends its token to storage.
 //
-// Faults (Options.Faults, ParseFaults) strike per endpoint class. 500, 503,
+// Faults (Options.Faults, ParseFaults) strike per endpoint class, at a
+// rate drawn from a seed, or on the first requests of each method and
+// path (FaultSpec.First, "first=2": a client's first attempts fail and its
+// retries succeed). 500, 503,
 // 429 and drop happen before the handler runs, so they never change state;
 // slow delays the request; lost runs the handler to completion — a commit
 // is applied atomically — and then drops the connection, the case where a

@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"modelpub/core/auth"
+	"modelpub/core/folder"
 	"modelpub/core/hub"
 )
 
@@ -157,14 +158,14 @@ func runLogin(args []string, stdout, stderr io.Writer) int {
 	}
 
 	if err := auth.Store(auth.Options{Endpoint: ep}, token); err != nil {
-		fmt.Fprintf(stderr, "modelpub login: the Hub accepted the token for %s, but %v\n", user.Name, err)
+		fmt.Fprintf(stderr, "modelpub login: the Hub accepted the token for %s, but %s\n", folder.Printable(user.Name), safeText(err))
 		return ExitProblems
 	}
 	role := user.Auth.AccessToken.Role
 	if role == "" {
 		role = "not given"
 	}
-	fmt.Fprintf(stdout, "Logged in to %s as %s (token role: %s). The token is kept in the OS keyring.\n", host, user.Name, role)
+	fmt.Fprintf(stdout, "Logged in to %s as %s (token role: %s). The token is kept in the OS keyring.\n", host, folder.Printable(user.Name), folder.Printable(role))
 	if user.Auth.AccessToken.Role == "read" {
 		fmt.Fprintf(stderr, "modelpub login: note: this token can only read; publishing needs a write token (%s/settings/tokens)\n", hub.RedactURL(ep))
 	}
@@ -274,7 +275,10 @@ func runWhoami(args []string, stdout, stderr io.Writer) int {
 	return ExitOK
 }
 
+// printWhoami prints what the Hub said about the token; names the Hub sends
+// are printed through folder.Printable, as a server may send anything.
 func printWhoami(w io.Writer, o whoamiJSON) {
+	p := folder.Printable
 	orgs := "none"
 	if len(o.Orgs) > 0 {
 		parts := make([]string, len(o.Orgs))
@@ -283,11 +287,11 @@ func printWhoami(w io.Writer, o whoamiJSON) {
 			if role == "" {
 				role = "role not given"
 			}
-			parts[i] = fmt.Sprintf("%s (%s)", org.Name, role)
+			parts[i] = fmt.Sprintf("%s (%s)", p(org.Name), p(role))
 		}
 		orgs = strings.Join(parts, ", ")
 	}
-	token := "role " + o.Token.Role
+	token := "role " + p(o.Token.Role)
 	if o.Token.Role == "" {
 		token = "role not given"
 	}
@@ -298,9 +302,9 @@ func printWhoami(w io.Writer, o whoamiJSON) {
 	if o.Token.Path != "" {
 		from += " " + o.Token.Path
 	}
-	fmt.Fprintf(w, "user:       %s\n", o.User)
+	fmt.Fprintf(w, "user:       %s\n", p(o.User))
 	if o.Fullname != "" {
-		fmt.Fprintf(w, "full name:  %s\n", o.Fullname)
+		fmt.Fprintf(w, "full name:  %s\n", p(o.Fullname))
 	}
 	fmt.Fprintf(w, "orgs:       %s\n", orgs)
 	fmt.Fprintf(w, "token:      %s\n", token)

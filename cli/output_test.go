@@ -230,3 +230,16 @@ func TestCardHostileReadme(t *testing.T) {
 	assert.Contains(t, stderr.String(), "nothing written")
 	assert.Empty(t, stdout.String())
 }
+
+// What a Hub sends about a token is printed escaped too.
+func TestPrintWhoamiHostileHub(t *testing.T) {
+	var out bytes.Buffer
+	printWhoami(&out, whoamiJSON{Endpoint: "http://127.0.0.1:1", User: "eve\x1b[2J", Fullname: "Eve\nvalid",
+		Orgs:  []orgJSON{{Name: "org\u202e", Role: "admin\r"}},
+		Token: tokenJSON{Name: "tok\x1b", Role: "write\x07", Masked: "hf_…wxyz"}})
+	requireSafeOutput(t, out.String())
+	assert.Contains(t, out.String(), `user:       "eve\x1b[2J"`)
+	assert.Contains(t, out.String(), `full name:  "Eve\nvalid"`)
+	assert.Contains(t, out.String(), `orgs:       "org\u202e" ("admin\r")`)
+	assert.Contains(t, out.String(), `token:      "tok\x1b", role "write\a"`)
+}

@@ -9,13 +9,12 @@ import (
 	"modelpub/core/card"
 	"modelpub/core/folder"
 	"modelpub/core/hub"
-	"modelpub/core/pipeline"
 )
 
 func init() {
 	register(command{
 		name:    "card",
-		args:    "DIR [--license ID] [--license-name NAME] [--base-model ID] [--repo NS/NAME] [--out FILE]",
+		args:    "DIR [--license ID] [--license-name NAME] [--base-model ID] [--repo NS/NAME] [--out FILE] [--allow-outside-links]",
 		summary: "write the model card (README.md) for a Diffusers folder",
 		help:    cardHelp,
 		run:     runCard,
@@ -61,6 +60,7 @@ func runCard(args []string, stdout, stderr io.Writer) int {
 	baseModel := fs.String("base-model", "", "")
 	repo := fs.String("repo", "", "")
 	out := fs.String("out", "", "")
+	open := openFlag(fs)
 	pos, ok := parseArgs(fs, args, 1)
 	if !ok {
 		return ExitUsage
@@ -90,7 +90,7 @@ func runCard(args []string, stdout, stderr io.Writer) int {
 	ctx, stop := interruptible()
 	defer stop()
 	dir := pos[0]
-	p, err := pipeline.Open(ctx, dir)
+	p, err := open(ctx, dir)
 	if err != nil {
 		return fail(ExitUsage, "%v", err)
 	}

@@ -12,6 +12,8 @@ import (
 	"os/signal"
 	"sort"
 	"strings"
+
+	"modelpub/core/pipeline"
 )
 
 // Exit codes shared by every command.
@@ -139,4 +141,13 @@ func parseInterleaved(fs *flag.FlagSet, args []string) ([]string, error) {
 // cleanly and leave nothing half-written.
 func interruptible() (context.Context, context.CancelFunc) {
 	return signal.NotifyContext(context.Background(), os.Interrupt)
+}
+
+// openFlag adds --allow-outside-links to a command that opens folders and
+// returns how to open them with it.
+func openFlag(fs *flag.FlagSet) func(ctx context.Context, dir string) (*pipeline.Pipeline, error) {
+	allow := fs.Bool("allow-outside-links", false, "")
+	return func(ctx context.Context, dir string) (*pipeline.Pipeline, error) {
+		return pipeline.OpenWith(ctx, dir, pipeline.OpenOptions{AllowOutsideLinks: *allow})
+	}
 }

@@ -14,7 +14,7 @@ import (
 func init() {
 	register(command{
 		name:    "inspect",
-		args:    "DIR [--json] [--tensors]",
+		args:    "DIR [--json] [--tensors] [--allow-outside-links]",
 		summary: "show a Diffusers folder's components, weights, variants and shard layout",
 		help:    inspectHelp,
 		run:     runInspect,
@@ -29,6 +29,9 @@ warnings. Only file headers are read, never tensor data.
 
   --json      print the report as JSON (schema: docs/inspect-json.md)
   --tensors   list every tensor with its dtype, shape and file
+  --allow-outside-links
+              follow symbolic links that lead outside the folder
+              (refused by default: a downloaded folder is untrusted)
 `
 
 // InspectSchemaVersion is the "schema" field of inspect --json. It changes
@@ -100,13 +103,14 @@ func runInspect(args []string, stdout, stderr io.Writer) int {
 	fs := newFlagSet("inspect", stderr)
 	asJSON := fs.Bool("json", false, "")
 	listTensors := fs.Bool("tensors", false, "")
+	open := openFlag(fs)
 	pos, ok := parseArgs(fs, args, 1)
 	if !ok {
 		return ExitUsage
 	}
 	ctx, stop := interruptible()
 	defer stop()
-	p, err := pipeline.Open(ctx, pos[0])
+	p, err := open(ctx, pos[0])
 	if err != nil {
 		fmt.Fprintf(stderr, "modelpub inspect: %s\n", safeText(err))
 		return ExitUsage

@@ -3,7 +3,6 @@ package cli
 import (
 	"fmt"
 	"io"
-	"os"
 	"strings"
 	"sync"
 
@@ -19,7 +18,7 @@ func init() {
 		name: "publish",
 		args: "SRC --repo NS/NAME [--private] [--create-pr | --branch B] [--message M] [--description D] " +
 			"[--max-shard-size S] [--variant fp16|bf16] [--card FILE] [--license ID] [--base-model ID] " +
-			"[--endpoint URL] [--token-stdin] [--dry-run] [--keep-staging] [--json]",
+			"[--endpoint URL] [--token-stdin] [--dry-run] [--keep-staging] [--allow-outside-links] [--json]",
 		summary: "save, validate, write the model card and upload a folder to the Hub",
 		help:    publishHelp,
 		run:     runPublish,
@@ -64,6 +63,8 @@ staged is rebuilt, nothing already uploaded is sent again.
                          (by default it is removed then; it is always kept
                          after a dry run or a failure, for the next run)
   --json                 print events and the result as JSON lines on stdout
+  --allow-outside-links  follow symbolic links that lead outside the folder
+                         (refused by default: a downloaded folder is untrusted)
 
 The token comes from --token-stdin, else HF_TOKEN, else the OS keyring
 ("modelpub login"), else the token file of "hf auth login".
@@ -91,6 +92,7 @@ func runPublish(args []string, stdout, stderr io.Writer) int {
 	tokenStdin := fs.Bool("token-stdin", false, "")
 	fs.BoolVar(&o.DryRun, "dry-run", false, "")
 	fs.BoolVar(&o.KeepStaging, "keep-staging", false, "")
+	fs.BoolVar(&o.AllowOutsideLinks, "allow-outside-links", false, "")
 	asJSON := fs.Bool("json", false, "")
 	pos, ok := parseArgs(fs, args, 1)
 	if !ok {
@@ -123,7 +125,7 @@ func runPublish(args []string, stdout, stderr io.Writer) int {
 		return usageErr("--variant must be fp16 or bf16, not %q", o.Variant)
 	}
 	if *cardFile != "" {
-		data, err := os.ReadFile(*cardFile)
+		data, err := folder.ReadFile(*cardFile, 0)
 		if err != nil {
 			return usageErr("--card: %v", err)
 		}

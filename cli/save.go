@@ -14,14 +14,14 @@ import (
 func init() {
 	register(command{
 		name:    "save",
-		args:    "SRC DST [--max-shard-size SIZE] [--variant fp16|bf16] [--overwrite] [--no-validate] [--json]",
+		args:    "SRC DST [--max-shard-size SIZE] [--variant fp16|bf16] [--overwrite] [--no-validate] [--allow-outside-links] [--json]",
 		summary: "save a Diffusers folder anew: safetensors, resharded, with an fp16/bf16 variant",
 		help:    saveHelp,
 		run:     runSave,
 	})
 	register(command{
 		name:    "validate",
-		args:    "DIR [--against SRC] [--strict] [--json]",
+		args:    "DIR [--against SRC] [--strict] [--allow-outside-links] [--json]",
 		summary: "check that a folder loads as diffusers would load it, and matches its source",
 		help:    validateHelp,
 		run:     runValidate,
@@ -46,6 +46,8 @@ a save that fails leaves nothing. Afterwards DST is validated against SRC
                          integer and bool tensors are copied unchanged
   --overwrite            replace a non-empty DST
   --no-validate          skip the load-back check
+  --allow-outside-links  follow symbolic links that lead outside the folder
+                         (refused by default: a downloaded folder is untrusted)
   --json                 print the result as JSON
 
 Exit status: 0 saved (and valid), 1 saved but validation found problems,
@@ -63,6 +65,9 @@ of the source, configs and model_index.json by value. Values a variant could
 not hold (overflow to ±inf, underflow to zero) are warnings, or problems
 with --strict. Tensors are streamed, never loaded whole.
 
+  --allow-outside-links  follow symbolic links that lead outside the folders
+                         (refused by default: a downloaded folder is untrusted)
+
 Exit status: 0 valid, 1 problems found, 2 the check could not run.
 `
 
@@ -71,6 +76,7 @@ func runSave(args []string, stdout, stderr io.Writer) int {
 	maxSize := fs.String("max-shard-size", "", "")
 	variant := fs.String("variant", "", "")
 	overwrite := fs.Bool("overwrite", false, "")
+	open := openFlag(fs)
 	noValidate := fs.Bool("no-validate", false, "")
 	asJSON := fs.Bool("json", false, "")
 	pos, ok := parseArgs(fs, args, 2)
@@ -87,7 +93,7 @@ func runSave(args []string, stdout, stderr io.Writer) int {
 	}
 	ctx, stop := interruptible()
 	defer stop()
-	src, err := pipeline.Open(ctx, pos[0])
+	src, err := open(ctx, pos[0])
 	if err != nil {
 		fmt.Fprintf(stderr, "modelpub save: %s\n", safeText(err))
 		return ExitUsage
@@ -150,6 +156,7 @@ func runValidate(args []string, stdout, stderr io.Writer) int {
 	fs := newFlagSet("validate", stderr)
 	against := fs.String("against", "", "")
 	strict := fs.Bool("strict", false, "")
+	open := openFlag(fs)
 	asJSON := fs.Bool("json", false, "")
 	pos, ok := parseArgs(fs, args, 1)
 	if !ok {
@@ -160,12 +167,12 @@ func runValidate(args []string, stdout, stderr io.Writer) int {
 	opts := pipeline.ValidateOptions{Strict: *strict}
 	if *against != "" {
 		var err error
-		if opts.Against, err = pipeline.Open(ctx, *against); err != nil {
+		if opts.Against, err = open(ctx, *against); err != nil {
 			fmt.Fprintf(stderr, "modelpub validate: --against: %s\n", safeText(err))
 			return ExitUsage
 		}
 	}
-	p, err := pipeline.Open(ctx, pos[0])
+	p, err := open(ctx, pos[0])
 	if err != nil {
 		if errors.Is(err, pipeline.ErrMissingComponent) || errors.Is(err, pipeline.ErrModelIndex) {
 			fmt.Fprintf(stderr, "modelpub validate: %s\n", safeText(err))

@@ -103,7 +103,9 @@ func redactToken(v string) string {
 	return tok
 }
 
-// lockedWriter serialises the log lines of concurrent requests.
+// lockedWriter serialises the log lines of concurrent requests. A line
+// holds what clients sent (a request path may decode to a newline), so it
+// is written through safeText: one request, one line.
 type lockedWriter struct {
 	mu sync.Mutex
 	w  io.Writer
@@ -112,7 +114,7 @@ type lockedWriter struct {
 func (l *lockedWriter) printf(format string, a ...any) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	fmt.Fprintf(l.w, format+"\n", a...)
+	io.WriteString(l.w, safeText(fmt.Sprintf(format, a...))+"\n")
 }
 
 func runLocalhub(args []string, stdout, stderr io.Writer) int {

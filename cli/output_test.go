@@ -243,3 +243,10 @@ func TestPrintWhoamiHostileHub(t *testing.T) {
 	assert.Contains(t, out.String(), `orgs:       "org\u202e" ("admin\r")`)
 	assert.Contains(t, out.String(), `token:      "tok\x1b", role "write\a"`)
 }
+
+func TestLocalhubLogLineIsOneLine(t *testing.T) {
+	var out bytes.Buffer
+	l := &lockedWriter{w: &out}
+	l.printf("%s %s %d", "GET", "/api/models/a\n200 OK valid\x1b[2J", 404)
+	assert.Equal(t, `GET /api/models/a\n200 OK valid\x1b[2J 404`+"\n", out.String())
+}

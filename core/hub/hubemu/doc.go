@@ -46,6 +46,10 @@
 //     commit, standing in for the Hub's lfs-files/duplicate. Anything else
 //     is refused as a pointer to a file that does not exist, so knowing an
 //     oid gives neither the bytes nor whether they exist.
+//   - validate-yaml applies core/card's rules (a copy, kept in step by the
+//     test in ./cardparity), and a commit writing a root README.md whose
+//     metadata they refuse is refused (400), as the Hub refuses invalid
+//     card metadata.
 //   - Paths are refused (400, the Hub's error envelope) when empty, with an
 //     empty, "." or ".." segment, a leading '/', a ".git" or ".cache"
 //     segment, a backslash, a control character (C0, DEL, C1) or invalid

@@ -5,9 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 
 	"fyne.io/fyne/v2"
 	"fyne.io/fyne/v2/container"
@@ -16,6 +18,7 @@ import (
 	"fyne.io/fyne/v2/widget"
 	native "github.com/sqweek/dialog"
 
+	"modelpub/core/folder"
 	"modelpub/core/pipeline"
 )
 
@@ -46,9 +49,11 @@ func (u *UI) OpenPath(path string) {
 	seq := u.opening.seq
 	u.opening.cancel, u.opening.path = cancel, path
 	u.refresh()
-	open := u.openPipeline
+	open, trusted := u.openPipeline, maps.Clone(u.trusted)
 	u.e.spawn(func() {
-		p, err := openRecovered(ctx, path, open)
+		p, err := openRecovered(ctx, path, func(ctx context.Context, dir string) (*pipeline.Pipeline, error) {
+			return open(ctx, dir, pipeline.OpenOptions{AllowOutsideLinks: trusted[dir]})
+		})
 		u.e.do(func() { u.opened(seq, path, p, err) })
 	})
 }
@@ -81,6 +86,11 @@ func (u *UI) opened(seq int, path string, p *pipeline.Pipeline, err error) {
 			u.forgetFolder(path)
 		}
 		u.refresh()
+		var pe *pipeline.PolicyError
+		if errors.As(err, &pe) && pe.OnlyLinks() {
+			u.askOutsideLinks(pe)
+			return
+		}
 		if !errors.Is(err, context.Canceled) {
 			title, msg := describeOpenError(path, err)
 			u.showError(title, msg)
@@ -114,12 +124,48 @@ func describeOpenError(path string, err error) (title, message string) {
 	case errors.Is(err, fs.ErrNotExist):
 		return "Folder not found", fmt.Sprintf("%s does not exist: it may have been moved, renamed or deleted.\n\n"+
 			"Choose it again with File ▸ Open… (Ctrl+O).", name)
+	case errors.Is(err, folder.ErrNotRegular), errors.Is(err, folder.ErrBrokenLink), errors.Is(err, folder.ErrTooLarge):
+		return "The folder holds files Modelpub will not read", fmt.Sprintf("%v\n\nA model folder holds regular "+
+			"files only: remove or replace these entries (FIFOs, devices, broken links, oversized JSON), then open "+
+			"the folder again.", err)
 	case errors.Is(err, fs.ErrPermission):
 		return "Permission denied", fmt.Sprintf("Modelpub may not read %s:\n%v\n\nCheck the folder's "+
 			"permissions, or copy it somewhere you can read, and open it again.", name, err)
 	}
 	return "Cannot open the folder", fmt.Sprintf("Modelpub could not open %s:\n%v\n\nCheck that the folder is a "+
 		"complete Diffusers download and try again.", name, err)
+}
+
+// askOutsideLinks lists the links of a folder that lead outside it and
+// offers to open it anyway, following them (for this session).
+func (u *UI) askOutsideLinks(pe *pipeline.PolicyError) {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s has symbolic links that lead outside it. A downloaded model folder is untrusted: "+
+		"such a link can make Modelpub read, save and publish a file that is not part of the model "+
+		"(a key, a password file).\n", shortPath(pe.Dir))
+	for i, p := range pe.Problems {
+		if i == 8 {
+			fmt.Fprintf(&b, "\n… and %d more", len(pe.Problems)-8)
+			break
+		}
+		rel, err := filepath.Rel(pe.Dir, p.Path)
+		if err != nil {
+			rel = p.Path
+		}
+		fmt.Fprintf(&b, "\n%s → %s", folder.Printable(filepath.ToSlash(rel)), folder.Printable(p.Target))
+	}
+	b.WriteString("\n\nOpen it anyway only if you trust every target; otherwise copy the files into the folder.")
+	text := widget.NewLabel(b.String())
+	text.Wrapping = fyne.TextWrapWord
+	d := dialog.NewCustomConfirm("Links outside the folder", "Open anyway", "Cancel", text, func(ok bool) {
+		if ok {
+			u.trusted[pe.Dir] = true
+			u.OpenPath(pe.Dir)
+		}
+	}, u.e.win)
+	width := min(620, u.e.win.Canvas().Size().Width*0.9)
+	d.Resize(fyne.NewSize(width, d.MinSize().Height))
+	d.Show()
 }
 
 // showError shows a modal dialog; message says what is wrong and what to do.

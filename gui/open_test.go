@@ -182,9 +182,9 @@ func TestOpenCancelsPrevious(t *testing.T) {
 	var queued []func()
 	u.e.spawn = func(f func()) { queued = append(queued, f) }
 	var ctxs []context.Context
-	u.openPipeline = func(ctx context.Context, dir string) (*pipeline.Pipeline, error) {
+	u.openPipeline = func(ctx context.Context, dir string, opts pipeline.OpenOptions) (*pipeline.Pipeline, error) {
 		ctxs = append(ctxs, ctx)
-		return pipeline.Open(ctx, dir)
+		return pipeline.OpenWith(ctx, dir, opts)
 	}
 	a, _ := writeSD15(t)
 	b, _ := writeSD15(t)
@@ -205,7 +205,9 @@ func TestOpenCancelsPrevious(t *testing.T) {
 
 func TestOpenPanicBecomesDialog(t *testing.T) {
 	u, w := newTestUI(t)
-	u.openPipeline = func(context.Context, string) (*pipeline.Pipeline, error) { panic("index out of range") }
+	u.openPipeline = func(context.Context, string, pipeline.OpenOptions) (*pipeline.Pipeline, error) {
+		panic("index out of range")
+	}
 
 	u.OpenPath(t.TempDir())
 

@@ -836,6 +836,7 @@ func (pp *publishPanel) start(dry bool) {
 	}
 	opts := publish.Options{
 		Source:            pp.p.Dir,
+		AllowOutsideLinks: pp.p.Files() != nil && pp.p.Files().AllowsOutsideLinks(),
 		Repo:              pp.repoID(),
 		Private:           pp.private.Checked,
 		CreatePR:          pp.mode.Selected == modePR,

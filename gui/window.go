@@ -32,8 +32,11 @@ type UI struct {
 	// browse shows the native folder picker and blocks until it closes;
 	// see nativeBrowse. Tests replace it: the real one needs GTK.
 	browse func(startDir string) (string, error)
-	// openPipeline reads a folder; pipeline.Open, replaced in tests.
-	openPipeline func(ctx context.Context, dir string) (*pipeline.Pipeline, error)
+	// openPipeline reads a folder; pipeline.OpenWith, replaced in tests.
+	openPipeline func(ctx context.Context, dir string, opts pipeline.OpenOptions) (*pipeline.Pipeline, error)
+	// trusted are the folders whose links outside the user chose to follow
+	// (for this session only).
+	trusted map[string]bool
 	// quit ends the app (File ▸ Quit).
 	quit func()
 	// revealOnOpen is a tree node to select when the next folder opens.
@@ -83,7 +86,7 @@ func newUI(e *env) *UI {
 	if e.choices == nil {
 		e.choices = &choices{}
 	}
-	u := &UI{e: e, browse: nativeBrowse, openPipeline: pipeline.Open,
+	u := &UI{e: e, browse: nativeBrowse, openPipeline: pipeline.OpenWith, trusted: map[string]bool{},
 		quit: func() { fyne.CurrentApp().Quit() }}
 
 	u.tree = newComponentTree()

@@ -55,14 +55,14 @@ type Error struct {
 
 func (e *Error) Error() string {
 	var b strings.Builder
-	b.WriteString(e.Path)
+	b.WriteString(Printable(e.Path))
 	b.WriteString(": ")
 	switch {
 	case errors.Is(e.Err, ErrOutsideLink):
 		fmt.Fprintf(&b, "symbolic link to %s, outside the folder: refused (a downloaded model folder is untrusted; "+
-			"copy the file into the folder, or allow links outside the folder if you trust it)", e.Target)
+			"copy the file into the folder, or allow links outside the folder if you trust it)", Printable(e.Target))
 	case errors.Is(e.Err, ErrBrokenLink):
-		fmt.Fprintf(&b, "symbolic link to %s, which does not exist", e.Target)
+		fmt.Fprintf(&b, "symbolic link to %s, which does not exist", Printable(e.Target))
 	default:
 		b.WriteString(e.Err.Error())
 		if e.Detail != "" {

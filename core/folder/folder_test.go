@@ -205,3 +205,18 @@ func TestWalkFollowsInsideLinksOnceAndStopsOnBadOnes(t *testing.T) {
 	err = r.Walk(context.Background(), func(string, folder.Entry) error { return nil })
 	assert.ErrorIs(t, err, folder.ErrOutsideLink)
 }
+
+// A link's name and target come from the folder: they are printed escaped.
+func TestErrorsEscapeNames(t *testing.T) {
+	dir := t.TempDir()
+	require.NoError(t, os.Symlink("/tmp/\x1b[2Jvalid", filepath.Join(dir, "a\nb")))
+	r, err := folder.New(dir, folder.Options{})
+	require.NoError(t, err)
+	problems, err := r.Problems(context.Background())
+	require.NoError(t, err)
+	require.Len(t, problems, 1)
+	msg := problems[0].Error()
+	assert.NotContains(t, msg, "\x1b")
+	assert.NotContains(t, msg, "\n")
+	assert.Contains(t, msg, `\x1b[2Jvalid`)
+}

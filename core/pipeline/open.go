@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path"
 	"path/filepath"
 	"slices"
 	"sort"
@@ -89,18 +90,90 @@ type Component struct {
 func (c *Component) Main() *WeightSet { return c.WeightSet("", "") }
 
 // WeightSet returns the set for variant and format; an empty format
-// prefers safetensors over .bin.
+// prefers safetensors over .bin. Of two layouts of the same set (an index
+// and a single file), it returns the one the component's loader reads.
 func (c *Component) WeightSet(variant, format string) *WeightSet {
 	var found *WeightSet
 	for _, w := range c.Weights {
 		if w.Variant != variant || (format != "" && w.Format != format) {
 			continue
 		}
-		if found == nil || w.Format == "safetensors" {
+		switch {
+		case found == nil,
+			w.Format == "safetensors" && found.Format != "safetensors",
+			w.Format == found.Format && c.loadsBefore(w, found):
 			found = w
 		}
 	}
 	return found
+}
+
+// loadsBefore reports whether the component's loader reads set a rather
+// than b, two layouts of one variant and format: diffusers looks for the
+// index first (the current name, then the legacy one), transformers for
+// the single file first.
+func (c *Component) loadsBefore(a, b *WeightSet) bool {
+	if (a.Index == "") != (b.Index == "") {
+		if c.Library == "transformers" {
+			return a.Index == ""
+		}
+		return a.Index != ""
+	}
+	return !a.LegacyNames && b.LegacyNames
+}
+
+// Ambiguous lists, per variant and format that has more than one layout
+// in the folder (an index beside a single file, or a legacy index beside a
+// current one), the set the loader reads first and the ones it ignores.
+func (c *Component) Ambiguous() [][]*WeightSet {
+	var out [][]*WeightSet
+	seen := map[[2]string]bool{}
+	for _, w := range c.Weights {
+		key := [2]string{w.Variant, w.Format}
+		if seen[key] {
+			continue
+		}
+		seen[key] = true
+		loaded := c.WeightSet(w.Variant, w.Format)
+		group := []*WeightSet{loaded}
+		for _, o := range c.Weights {
+			if o != loaded && o.Variant == w.Variant && o.Format == w.Format {
+				group = append(group, o)
+			}
+		}
+		if len(group) > 1 {
+			out = append(out, group)
+		}
+	}
+	return out
+}
+
+// describeAmbiguity says which files of a weight set's layouts load and
+// which do not.
+func describeAmbiguity(c *Component, group []*WeightSet) string {
+	name := func(w *WeightSet) string {
+		if w.Index != "" {
+			return path.Join(c.Name, w.Index) + " (with its shards)"
+		}
+		return path.Join(c.Name, w.Files[0])
+	}
+	var ignored []string
+	for _, w := range group[1:] {
+		ignored = append(ignored, name(w))
+	}
+	what := "main weights"
+	if group[0].Variant != "" {
+		what = "variant " + group[0].Variant
+	}
+	return fmt.Sprintf("%s holds two layouts of its %s (%s): %s loads %s and ignores %s; remove the stale files",
+		displayName(c.Name), what, group[0].Format, loaderName(c), name(group[0]), strings.Join(ignored, ", "))
+}
+
+func loaderName(c *Component) string {
+	if c.Library == "transformers" {
+		return "transformers"
+	}
+	return "diffusers"
 }
 
 // Variants lists the variants present, sorted, "" excluded.
@@ -534,6 +607,9 @@ func (p *Pipeline) crossChecks() {
 				variants[v] = append(variants[v], c.Name)
 			}
 			both = both || fm["bin"] && fm["safetensors"]
+		}
+		for _, group := range c.Ambiguous() {
+			p.warn("ambiguous-layout", c.Name, "%s", describeAmbiguity(c, group))
 		}
 		if both {
 			p.warn("bin-and-safetensors", c.Name, "%s has .bin and .safetensors weights side by side; Modelpub reads and writes the safetensors", displayName(c.Name))

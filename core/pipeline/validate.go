@@ -100,6 +100,9 @@ func validateAlone(p *Pipeline, r *Report) error {
 		if c.Role != RoleModel {
 			continue
 		}
+		for _, group := range c.Ambiguous() {
+			r.problem("ambiguous-layout", c.Name, "%s", describeAmbiguity(c, group))
+		}
 		if c.WeightSet("", "safetensors") == nil {
 			r.problem("no-safetensors", c.Name, "%s has no safetensors main weights: the Hub download then falls back to .bin for the whole pipeline", displayName(c.Name))
 		}

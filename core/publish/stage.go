@@ -187,6 +187,9 @@ func inWantedForm(src *pipeline.Pipeline, opts Options) (bool, string) {
 		if c.Main() == nil {
 			return false, name + " has no main weights in safetensors"
 		}
+		if len(c.Ambiguous()) > 0 {
+			return false, name + " holds two layouts of the same weights"
+		}
 		if opts.Variant != "" && c.WeightSet(opts.Variant, "safetensors") == nil {
 			return false, name + " has no " + opts.Variant + " variant yet"
 		}

@@ -110,6 +110,8 @@ type CommitInfo struct {
 	PRNumber       int    //
 	HookOutput     string //
 	NoChanges      bool   // nothing differed from the Hub: no commit was made, OID is the head
+	// Upload is what UploadFolder did with each file (nil from Commit).
+	Upload *UploadReport
 }
 
 var prNumber = regexp.MustCompile(`/discussions/(\d+)$`)

@@ -81,7 +81,14 @@
 // 8), commit. A file whose preupload oid equals the local one is not
 // committed; an LFS object answered without actions is not sent; when
 // nothing changed no commit is made and the head is returned with
-// CommitInfo.NoChanges. Files are streamed from disk and never held whole in
+// CommitInfo.NoChanges. UploadOptions.Delete puts deletions (deletedFile)
+// in the same commit, so a new layout and the removal of the old one land
+// together; deletions alone still make a commit. UploadOptions.ParentCommit
+// fails the upload with ErrConflict at preupload, before any object is
+// sent, when the branch has left the head the caller planned against.
+// CommitInfo.Upload reports each file's outcome (sent, stored: its LFS
+// object was already on the Hub, unchanged, ignored), the paths deleted
+// and the bytes actually sent. Files are streamed from disk and never held whole in
 // memory. A HashCache (JSON, default os.UserCacheDir()/modelpub/
 // hub-hashes.json) keyed by path, size, mtime and inode means an unchanged
 // file is never hashed twice. Progress reports per file and in total

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"sort"
 	"time"
 )
 
@@ -25,6 +26,59 @@ type UploadOptions struct {
 	Progress          func(Progress) // reports (serialized, throttled); nil → none
 	ProgressInterval  time.Duration  // throttle; 0 → 100ms
 	HashCache         *HashCache     // nil → the cache at DefaultHashCachePath (none if that fails)
+	// Delete lists paths of the repository to delete in the same commit
+	// (deletedFile lines), so the commit holds the new files and the
+	// removal of the old ones at once. A path the folder also holds is
+	// refused. A commit of deletions alone is made like any other.
+	Delete []string
+	// ParentCommit, when set, is the head the caller planned against:
+	// when the revision's head is another commit at preupload, the upload
+	// fails with ErrConflict before any object is sent, and the commit is
+	// made against it (a branch that moves later is ErrConflict too).
+	ParentCommit string
+}
+
+// FileOutcome is what UploadFolder did with one file.
+type FileOutcome string
+
+// The outcomes of a file.
+const (
+	FileSent      FileOutcome = "sent"      // committed, its content sent
+	FileStored    FileOutcome = "stored"    // committed; the Hub already stored its LFS object, nothing sent
+	FileUnchanged FileOutcome = "unchanged" // the same content is on the Hub at that path: not committed
+	FileIgnored   FileOutcome = "ignored"   // excluded by the repository's .gitignore: not committed
+)
+
+// UploadReport says what UploadFolder did, from what it sent.
+type UploadReport struct {
+	Files   []FileResult // every file of the folder, in the order of the folder's walk
+	Deleted []string     // paths the commit deleted
+	Sent    int64        // bytes sent: LFS objects uploaded plus the contents of regular files committed
+}
+
+// FileResult is the outcome of one file of the folder.
+type FileResult struct {
+	Path    string      // path in the repo
+	Size    int64       //
+	LFS     bool        // stored through Git LFS (preupload's verdict)
+	OID     string      // sha256 for LFS, git blob sha1 otherwise ("" when ignored)
+	Remote  string      // the oid preupload gave for the path ("" when it was new)
+	Outcome FileOutcome //
+	Sent    int64       // bytes of this file sent (an object shared by several paths counts once)
+}
+
+// Count returns how many files had outcome o and their bytes sent.
+func (r *UploadReport) Count(o FileOutcome) (n int, sent int64) {
+	if r == nil {
+		return 0, 0
+	}
+	for _, f := range r.Files {
+		if f.Outcome == o {
+			n++
+			sent += f.Sent
+		}
+	}
+	return n, sent
 }
 
 // localFile is one file of the folder, with what the phases learn about it.
@@ -45,8 +99,10 @@ type localFile struct {
 //   - Folders named .git or .cache are skipped (the Hub refuses them);
 //     symlinks to regular files are followed, other special files skipped.
 //   - Files whose preupload oid equals the local one are not committed; LFS
-//     objects the Hub already has are not sent. When nothing changed, no
+//     objects the Hub already has are not sent. opts.Delete adds deletions
+//     to the same commit. When nothing changed and nothing is deleted, no
 //     commit is made and the head is returned with NoChanges set.
+//     CommitInfo.Upload reports the outcome of every file.
 //   - Hashes are computed once per file content, in parallel, and cached.
 //   - Every request is retried on its own (a part re-sends only that part);
 //     the commit is re-sent only after checking the branch head (Commit).
@@ -65,6 +121,10 @@ func (c *Client) UploadFolder(ctx context.Context, id RepoID, dir string, opts U
 	// 1. Scan and validate every path before any request.
 	rep.phase("scan", 0, 0)
 	files, err := scanFolder(dir)
+	if err != nil {
+		return nil, err
+	}
+	deletes, err := cleanDeletes(opts.Delete, files)
 	if err != nil {
 		return nil, err
 	}
@@ -94,6 +154,14 @@ func (c *Client) UploadFolder(ctx context.Context, id RepoID, dir string, opts U
 	for i := range files {
 		files[i].mode, files[i].ignore, files[i].remote = results[i].UploadMode, results[i].ShouldIgnore, results[i].OID
 	}
+	if opts.ParentCommit != "" {
+		if head != "" && head != opts.ParentCommit {
+			return nil, &Error{Kind: ErrConflict, Op: "preupload",
+				Message: fmt.Sprintf("%s is at %s, not at %s", rev, short(head), short(opts.ParentCommit)),
+				Hint:    "the branch moved since it was read; read it again and plan the upload against its new head"}
+		}
+		head = opts.ParentCommit
+	}
 
 	// 3. Hash what each mode needs: sha256 for LFS, the git sha1 otherwise.
 	hc := opts.HashCache
@@ -121,20 +189,27 @@ func (c *Client) UploadFolder(ctx context.Context, id RepoID, dir string, opts U
 	var ops []Operation
 	var objects []LFSObject
 	source := map[string]*localFile{} // oid → a file holding it
+	report := &UploadReport{Files: make([]FileResult, len(files))}
 	for i := range files {
 		f := &files[i]
 		local := f.hashes.SHA1
 		if f.mode == "lfs" {
 			local = f.hashes.SHA256
 		}
+		r := &report.Files[i]
+		*r = FileResult{Path: f.path, Size: f.st.size, LFS: f.mode == "lfs", OID: local, Remote: f.remote}
 		switch {
 		case f.ignore:
 			c.logf("hub: %s is ignored by the repository's .gitignore", f.path)
+			r.Outcome, r.OID = FileIgnored, ""
 			continue
 		case f.remote != "" && f.remote == local:
-			continue // unchanged on the Hub
+			r.Outcome = FileUnchanged
+			continue
 		}
 		if f.mode == "lfs" {
+			// Stored until the batch asks for the object's bytes.
+			r.Outcome = FileStored
 			ops = append(ops, AddLFS{Path: f.path, OID: f.hashes.SHA256, Size: f.st.size})
 			if source[f.hashes.SHA256] == nil {
 				source[f.hashes.SHA256] = f
@@ -142,9 +217,13 @@ func (c *Client) UploadFolder(ctx context.Context, id RepoID, dir string, opts U
 			}
 			continue
 		}
+		r.Outcome, r.Sent = FileSent, f.st.size
 		abs := f.abs
 		ops = append(ops, AddFile{Path: f.path, Size: f.st.size, SHA1: f.hashes.SHA1,
 			Open: func() (io.ReadCloser, error) { return os.Open(abs) }})
+	}
+	for _, p := range deletes {
+		ops = append(ops, DeleteFile{Path: p})
 	}
 	if len(ops) == 0 {
 		info, err := c.RepoInfo(ctx, id, rev)
@@ -152,7 +231,7 @@ func (c *Client) UploadFolder(ctx context.Context, id RepoID, dir string, opts U
 			return nil, err
 		}
 		rep.phase("done", 0, 0)
-		return &CommitInfo{OID: info.SHA, URL: c.commitURL(id, info.SHA), NoChanges: true}, nil
+		return &CommitInfo{OID: info.SHA, URL: c.commitURL(id, info.SHA), NoChanges: true, Upload: report}, nil
 	}
 
 	// 5. LFS batch and uploads.
@@ -168,7 +247,21 @@ func (c *Client) UploadFolder(ctx context.Context, id RepoID, dir string, opts U
 		if err := c.uploadObjects(ctx, id, actions, source, opts, rep); err != nil {
 			return nil, err
 		}
+		index := make(map[string]int, len(files))
+		for i := range files {
+			index[files[i].path] = i
+		}
+		for _, a := range actions {
+			if a.Upload() != nil {
+				r := &report.Files[index[source[a.OID].path]]
+				r.Outcome, r.Sent = FileSent, a.Size
+			}
+		}
 	}
+	for _, f := range report.Files {
+		report.Sent += f.Sent
+	}
+	report.Deleted = deletes
 
 	// 6. Commit against the head preupload saw.
 	rep.phase("commit", 0, len(ops))
@@ -180,8 +273,46 @@ func (c *Client) UploadFolder(ctx context.Context, id RepoID, dir string, opts U
 	if err != nil {
 		return nil, err
 	}
+	ci.Upload = report
 	rep.phase("done", 0, 0)
 	return ci, nil
+}
+
+// cleanDeletes validates the paths to delete, drops repeats and refuses
+// a path the folder holds.
+func cleanDeletes(paths []string, files []localFile) ([]string, error) {
+	if len(paths) == 0 {
+		return nil, nil
+	}
+	have := make(map[string]bool, len(files))
+	for _, f := range files {
+		have[f.path] = true
+	}
+	seen := map[string]bool{}
+	var out []string
+	for _, p := range paths {
+		clean, err := CleanPath(p)
+		if err != nil {
+			return nil, err
+		}
+		if have[clean] {
+			return nil, errorf(ErrBadRequest, "upload", "%q is both in the folder and in the paths to delete", clean)
+		}
+		if !seen[clean] {
+			seen[clean] = true
+			out = append(out, clean)
+		}
+	}
+	sort.Strings(out)
+	return out, nil
+}
+
+// short abbreviates a commit id as git does.
+func short(oid string) string {
+	if len(oid) > 7 {
+		return oid[:7]
+	}
+	return oid
 }
 
 // hashFiles fills files[i].hashes from the cache or by reading the files,

@@ -999,6 +999,7 @@ func (c *call) commit(ref repoRef, rest []string) {
 	if !ok {
 		return
 	}
+	c.s.recordCommit(c.rec, ops)
 	grants := c.lfsGrants(rp, ops)
 	if rp = c.repo(ref, true); rp == nil {
 		return

@@ -65,6 +65,9 @@
 //   - Presigned upload URLs refuse a request carrying Authorization (400, as
 //     S3 does), and every such request is recorded, so tests can assert that
 //     a client never sends its token to storage.
+//   - With Options.Record, a commit request's operations (kind, path, size)
+//     are kept on its Request.Commit, so tests can compare what a client
+//     says it committed and deleted with what the Hub received.
 //
 // Faults (Options.Faults, ParseFaults) strike per endpoint class, at a
 // rate drawn from a seed, or on the first requests of each method and

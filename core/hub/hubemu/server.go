@@ -47,6 +47,16 @@ type Request struct {
 	BodySize int64       // request body bytes read by the server
 	Status   int         // response status; 0 if the connection was dropped
 	Fault    FaultKind   // the injected fault, if any
+	// Commit lists the operations of a commit request's body, in order,
+	// once the body was read whole (nil for other requests).
+	Commit []CommitOp
+}
+
+// CommitOp is one operation line of a recorded commit.
+type CommitOp struct {
+	Kind string // "file", "lfsFile", "deletedFile" or "deletedFolder"
+	Path string //
+	Size int64  // file: the decoded content's length; lfsFile: the declared size (-1 if none); deletions: 0
 }
 
 // Server is a local Hugging Face Hub: the publish protocol over HTTP with
@@ -208,6 +218,7 @@ func (s *Server) Requests() []Request {
 	for i, r := range s.reqs {
 		out[i] = *r
 		out[i].Header = r.Header.Clone()
+		out[i].Commit = append([]CommitOp(nil), r.Commit...)
 	}
 	return out
 }
@@ -232,9 +243,10 @@ type call struct {
 	w      http.ResponseWriter
 	r      *http.Request
 	s      *Server
-	user   string // authenticated user, "" for anonymous
-	read   bool   // the token's role is "read"
-	origin string // scheme://host for returned URLs
+	rec    *Request // the recorded request, nil unless Options.Record
+	user   string   // authenticated user, "" for anonymous
+	read   bool     // the token's role is "read"
+	origin string   // scheme://host for returned URLs
 }
 
 // statusWriter records the status it passes on.
@@ -277,6 +289,23 @@ func (c *countingBody) Read(p []byte) (int, error) {
 	n, err := c.ReadCloser.Read(p)
 	c.n += int64(n)
 	return n, err
+}
+
+// recordCommit keeps a commit's operations on its recorded request.
+func (s *Server) recordCommit(rec *Request, ops []commitOp) {
+	if rec == nil {
+		return
+	}
+	out := make([]CommitOp, len(ops))
+	for i, op := range ops {
+		out[i] = CommitOp{Kind: op.kind, Path: op.path}
+		if op.kind == "file" || op.kind == "lfsFile" {
+			out[i].Size = op.entry.Size
+		}
+	}
+	s.recMu.Lock()
+	rec.Commit = out
+	s.recMu.Unlock()
 }
 
 func (s *Server) setStatus(rec *Request, code int) {
@@ -352,12 +381,14 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		// Serve completely, then lose the answer.
 		c := s.newCall(&discardWriter{h: http.Header{}}, r)
 		if c != nil {
+			c.rec = rec
 			rt.handle(c)
 		}
 		dropConnection(w)
 		return
 	}
 	if c := s.newCall(sw, r); c != nil {
+		c.rec = rec
 		rt.handle(c)
 	}
 }

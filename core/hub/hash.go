@@ -240,3 +240,42 @@ func statOf(fi os.FileInfo) fileStat {
 	dev, ino := fileID(fi)
 	return fileStat{size: fi.Size(), mtimeNs: fi.ModTime().UnixNano(), inode: ino, dev: dev}
 }
+
+// Hashes are the two ids of a file's content the Hub compares.
+type Hashes struct {
+	SHA256 string // the LFS oid, lowercase hex ("" when not asked for)
+	SHA1   string // the git blob sha1, lowercase hex ("" when not asked for)
+}
+
+// HashFile returns the hashes of the file at path that UploadFolder would
+// compare with the Hub's oids: sha256 when lfs, the git blob sha1 when
+// not, both for a file up to 10 MiB (as UploadFolder computes them). They
+// come from hc when the file is unchanged since they were stored (hc may
+// be nil); otherwise the file is read once, reporting bytes to progress,
+// and they are stored in hc under the same key UploadFolder uses, so an
+// upload of the same path afterwards reads nothing. Symbolic links are
+// followed.
+func HashFile(ctx context.Context, hc *HashCache, path string, lfs bool, progress func(int64)) (Hashes, error) {
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return Hashes{}, err
+	}
+	info, err := os.Stat(abs)
+	if err != nil {
+		return Hashes{}, fmt.Errorf("hub: %w", err)
+	}
+	if !info.Mode().IsRegular() {
+		return Hashes{}, fmt.Errorf("hub: %s is not a regular file", path)
+	}
+	st := statOf(info)
+	if h, ok := hc.lookup(abs, st); ok && (!lfs || h.SHA256 != "") && (lfs || h.SHA1 != "") {
+		return Hashes(h), nil
+	}
+	small := st.size <= 10<<20
+	h, err := hashFile(ctx, abs, st.size, lfs || small, !lfs || small, progress)
+	if err != nil {
+		return Hashes{}, fmt.Errorf("hub: hash %s: %w", path, err)
+	}
+	hc.store(abs, st, h)
+	return Hashes(h), nil
+}

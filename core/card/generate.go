@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"io/fs"
 	"path/filepath"
+	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 
 	"modelpub/core/folder"
@@ -13,10 +15,42 @@ import (
 	"modelpub/core/tensors"
 )
 
+// PlaceholderNamespace stands for the namespace in the repo id of a card
+// generated without one ("<your-namespace>/<folder name>"); FollowRepo
+// replaces that repo id when the target is known.
+const PlaceholderNamespace = "<your-namespace>"
+
+// placeholderRepo matches a placeholder repo id: quoted as the loading
+// snippet writes it (Go/Python double quotes with escapes, or single
+// quotes), or bare with the characters of a repo name.
+var placeholderRepo = regexp.MustCompile(`"` + regexp.QuoteMeta(PlaceholderNamespace) + `/(?:[^"\\\n]|\\.)*"` +
+	`|'` + regexp.QuoteMeta(PlaceholderNamespace) + `/[^'\\\n]*'` +
+	`|` + regexp.QuoteMeta(PlaceholderNamespace) + `/[A-Za-z0-9_.\-]*[A-Za-z0-9_]`)
+
+// FollowRepo returns body with every placeholder repo id (what Generate
+// writes without GenerateOptions.RepoID, "<your-namespace>/<folder name>",
+// in the loading snippet or anywhere else) replaced by repo, keeping its
+// quotes. Text without the placeholder, such as a body whose snippet the
+// user removed or rewrote, is returned unchanged.
+func FollowRepo(body, repo string) string {
+	if repo == "" || !strings.Contains(body, PlaceholderNamespace+"/") {
+		return body
+	}
+	return placeholderRepo.ReplaceAllStringFunc(body, func(m string) string {
+		switch m[0] {
+		case '"':
+			return strconv.Quote(repo)
+		case '\'':
+			return "'" + repo + "'"
+		}
+		return repo
+	})
+}
+
 // GenerateOptions are the facts Generate cannot read from the folder.
 type GenerateOptions struct {
 	// RepoID is "ns/name", for the title and the loading snippet; ""
-	// writes "<your-namespace>/<folder name>".
+	// writes PlaceholderNamespace + "/<folder name>".
 	RepoID string
 	// License is a license id (see Licenses) or "other"; "" sets none.
 	License string
@@ -87,7 +121,7 @@ func newGen(p *pipeline.Pipeline, opts GenerateOptions) *gen {
 		folder = filepath.Base(abs)
 	}
 	if g.repo == "" {
-		g.repo = "<your-namespace>/" + folder
+		g.repo = PlaceholderNamespace + "/" + folder
 	}
 	g.name = g.repo[strings.LastIndexByte(g.repo, '/')+1:]
 	if p.Index != nil {

@@ -148,3 +148,50 @@ func TestGeneratePlannedVariant(t *testing.T) {
 	}
 	assert.NotContains(t, Generate(src, GenerateOptions{}).Body(), "variant", "no variant asked, none described")
 }
+
+// FollowRepo puts the target repo id where a card generated without one
+// has the placeholder, in the loading snippet (the bf16 line too) and in
+// text the user wrote around it, and leaves everything else alone.
+func TestFollowRepo(t *testing.T) {
+	p := &pipeline.Pipeline{Dir: "/models/clip-text", Components: []*pipeline.Component{{Library: "transformers",
+		Class: "CLIPTextModel", Role: pipeline.RoleModel, Weights: []*pipeline.WeightSet{
+			{Base: "model", Format: "safetensors", Parameters: 2, DataBytes: 8, DTypeBytes: map[string]int64{"F32": 8}},
+			{Base: "model", Variant: "fp16", Format: "safetensors", Parameters: 2, DataBytes: 4, DTypeBytes: map[string]int64{"F16": 4}},
+			{Base: "model", Variant: "bf16", Format: "safetensors", Parameters: 2, DataBytes: 4, DTypeBytes: map[string]int64{"BF16": 4}},
+		}}}}
+	generated := Generate(p, GenerateOptions{}).Body()
+	require.Contains(t, generated, PlaceholderNamespace+"/clip-text")
+	snippet := func(body string) string {
+		i := strings.Index(body, "```python")
+		require.GreaterOrEqual(t, i, 0)
+		return body[i:]
+	}
+	odd := &pipeline.Pipeline{Dir: `/models/my "odd" model`, Components: p.Components}
+
+	tests := []struct {
+		name, body, repo, want string
+	}{
+		{"generated", generated, "alice/clip", snippet(Generate(p, GenerateOptions{RepoID: "alice/clip"}).Body())},
+		{"a folder name with quotes and a space", Generate(odd, GenerateOptions{}).Body(), "alice/odd",
+			snippet(Generate(odd, GenerateOptions{RepoID: "alice/odd"}).Body())},
+		{"edited around the snippet", "# Mine\n\nLoad `<your-namespace>/clip-text` with\n" +
+			"```py\nm = M.from_pretrained('<your-namespace>/clip-text')\n```\n", "alice/clip",
+			"# Mine\n\nLoad `alice/clip` with\n```py\nm = M.from_pretrained('alice/clip')\n```\n"},
+		{"snippet removed", "# Mine\n\nNo code here.\n", "alice/clip", "# Mine\n\nNo code here.\n"},
+		{"another repo named", "from_pretrained(\"someone/else\")\n", "alice/clip", "from_pretrained(\"someone/else\")\n"},
+		{"no target yet", generated, "", snippet(generated)},
+		{"the namespace alone", "<your-namespace> is yours\n", "alice/clip", "<your-namespace> is yours\n"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := FollowRepo(tt.body, tt.repo)
+			if strings.Contains(tt.want, "```python") {
+				got = snippet(got)
+			}
+			assert.Equal(t, tt.want, got)
+			if tt.repo != "" {
+				assert.NotContains(t, got, PlaceholderNamespace+"/")
+			}
+		})
+	}
+}

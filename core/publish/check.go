@@ -52,7 +52,8 @@ func (a *Account) CanWrite(ns string) error {
 		ErrNamespace, a.User, a.User, strings.Join(a.Namespaces, ", "), ns, ns)
 }
 
-// check runs whoami, fills in the namespace and checks write access.
+// check runs whoami, fills in the namespace and checks write access. In
+// a dry run, missing write access is a warning.
 func (j *job) check(ctx context.Context) error {
 	j.ev.emit(Event{Step: StepCheck, Message: "checking the token with " + j.client.Endpoint()})
 	a, err := CheckAccount(ctx, j.client)
@@ -63,8 +64,43 @@ func (j *job) check(ctx context.Context) error {
 		j.id.Namespace = a.User
 	}
 	if err := a.CanWrite(j.id.Namespace); err != nil {
-		return err
+		if !j.opts.DryRun {
+			return err
+		}
+		j.warn(StepCheck, "the publish itself would stop here: "+err.Error())
 	}
-	j.ev.emit(Event{Step: StepCheck, Done: true, Message: fmt.Sprintf("logged in as %s (token role %s), publishing to %s", a.User, a.Role, j.id)})
+	j.ev.emit(Event{Step: StepCheck, Message: fmt.Sprintf("logged in as %s (token role %s), publishing to %s", a.User, a.Role, j.id)})
 	return nil
+}
+
+// checkAndRead checks the token and reads the target as the Hub holds
+// it. A dry run needs neither: without a token the Hub is not asked, and
+// a Hub it cannot read is a warning; the plan then cannot compare.
+func (j *job) checkAndRead(ctx context.Context) error {
+	if j.client == nil {
+		j.ev.emit(Event{Step: StepCheck, Done: true, Message: "no token: the Hub is not read, so the plan cannot tell what it already holds"})
+		return nil
+	}
+	err := j.check(ctx)
+	if err == nil {
+		j.ev.emit(Event{Step: StepCheck, Message: "reading " + j.id.String() + " on the Hub"})
+		j.remote, err = j.readRemote(ctx)
+	}
+	if err != nil {
+		if !j.opts.DryRun {
+			return err
+		}
+		j.remote = nil
+		j.warn(StepCheck, "the Hub could not be read, so the plan cannot tell what it already holds: "+err.Error())
+		return nil
+	}
+	j.res.Remote = j.remote
+	j.ev.emit(Event{Step: StepCheck, Done: true, Message: j.remote.Describe()})
+	return nil
+}
+
+// warn records a warning in the result and reports it.
+func (j *job) warn(step Step, msg string) {
+	j.res.Warnings = append(j.res.Warnings, msg)
+	j.ev.emit(Event{Step: step, Warning: true, Message: "warning: " + msg})
 }

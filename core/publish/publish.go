@@ -52,6 +52,7 @@ var (
 	ErrInvalid       = errors.New("the staged folder did not validate against the source")
 	ErrCard          = errors.New("the model card has invalid metadata")
 	ErrBusy          = errors.New("another modelpub is publishing this folder")
+	ErrDeleteOptions = errors.New("choose either --delete-extra or --no-delete, not both")
 )
 
 // Options describe one publish. Source and Repo are required; Token is
@@ -72,6 +73,15 @@ type Options struct {
 	MaxShardSize int64  // 0 → each library's default
 	Variant      string // "", "fp16" or "bf16"
 
+	// The Hub ends holding one layout: weight files (any variant, shards,
+	// index files) on the Hub at the root and in the folder of every
+	// component the published model_index.json lists, that the published
+	// layout does not contain, are deleted in the same commit. Other files
+	// only on the Hub are kept, unless DeleteExtra (.gitattributes always
+	// is). NoDelete deletes nothing and warns about what would then load.
+	DeleteExtra bool
+	NoDelete    bool
+
 	// Card is the model card to publish. nil → the source's README.md with
 	// generated metadata added, or a generated card. It is merged with a
 	// README.md already on the Hub: the Hub's unknown metadata keys are
@@ -87,7 +97,11 @@ type Options struct {
 
 	Endpoint string // "" → $HF_ENDPOINT → https://huggingface.co
 	Token    string // the Hub token; goes only to Endpoint's origin
-	DryRun   bool   // stage, validate and write the card, then list what would be uploaded; nothing remote
+	// DryRun stages, validates and writes the card, then plans: what would
+	// be sent, left unchanged and deleted. It writes nothing remote; with a
+	// Token it reads the target to compare with (else the remote is
+	// unknown), and a Hub it cannot read only makes a warning.
+	DryRun bool
 	// KeepStaging keeps the staged folder after a successful publish (it
 	// is always kept after a dry run or a failure, for the next run).
 	KeepStaging bool
@@ -112,6 +126,7 @@ type Event struct {
 	Rate    float64       `json:"rate,omitempty"`
 	ETA     time.Duration `json:"-"`              // in JSON: eta_seconds
 	Done    bool          `json:"done,omitempty"` // the step is finished
+	Warning bool          `json:"warning,omitempty"` // Message is a warning (also in Result.Warnings)
 	URL     string        `json:"url,omitempty"`  // StepDone: the commit or pull request
 }
 
@@ -136,9 +151,18 @@ type Result struct {
 	AsIs           bool             `json:"as_is,omitempty"`            // the source was already in the wanted form
 	Reused         bool             `json:"reused,omitempty"`           // a previous staging was reused
 	StagingRemoved bool             `json:"staging_removed,omitempty"`  // the staged folder was removed after the publish
-	Files          []FileInfo       `json:"files"`                      // what is (or would be) uploaded
+	Files          []FileInfo       `json:"files"`                      // the published layout: what the repo holds after, README.md included
 	Bytes          int64            `json:"bytes"`                      // their total size
-	Report         *pipeline.Report `json:"validation"`
+	// Remote is the target as it was before the publish (nil when it was
+	// not read: a dry run without a token or with an unreadable Hub).
+	Remote *Remote `json:"remote,omitempty"`
+	// Plan lists every path: each published file (new, changed, unchanged)
+	// and each file only on the Hub (deleted or kept). After a publish it
+	// says what the upload did; after a dry run, what it would do.
+	Plan     []PlanEntry      `json:"plan"`
+	Summary  Summary          `json:"summary"`            // Plan counted; after a publish, from what was sent
+	Warnings []string         `json:"warnings,omitempty"` // what the Hub will hold that a loader may trip on (NoDelete), the Hub's card warnings
+	Report   *pipeline.Report `json:"validation"`
 	Card           []byte           `json:"-"` // the README.md written
 	DryRun         bool             `json:"dry_run,omitempty"`
 }
@@ -178,6 +202,8 @@ type job struct {
 	cache  string
 	res    *Result
 	head   string // the commit the upload left the branch at
+	remote *Remote
+	hashes *hub.HashCache
 }
 
 func newJob(opts Options) (*job, error) {
@@ -197,6 +223,9 @@ func newJob(opts Options) (*job, error) {
 	if opts.CreatePR && opts.Branch != "" && opts.Branch != "main" {
 		return nil, &StepError{StepCheck, errors.New("choose either a pull request or a branch, not both")}
 	}
+	if opts.DeleteExtra && opts.NoDelete {
+		return nil, &StepError{StepCheck, ErrDeleteOptions}
+	}
 	cache := opts.CacheDir
 	if cache == "" {
 		base, err := os.UserCacheDir()
@@ -207,10 +236,10 @@ func newJob(opts Options) (*job, error) {
 	}
 	j := &job{opts: opts, id: id, cache: cache, ev: newEmitter(opts.Events),
 		res: &Result{DryRun: opts.DryRun}}
-	if !opts.DryRun {
-		if opts.Token == "" {
-			return nil, &StepError{StepCheck, ErrNoToken}
-		}
+	if !opts.DryRun && opts.Token == "" {
+		return nil, &StepError{StepCheck, ErrNoToken}
+	}
+	if opts.Token != "" {
 		j.client, err = hub.NewClient(hub.Options{Endpoint: opts.Endpoint, Token: opts.Token, Version: opts.Version,
 			HTTPClient: opts.HTTPClient, Retry: opts.Retry, Logf: opts.Logf})
 		if err != nil {
@@ -221,11 +250,10 @@ func newJob(opts Options) (*job, error) {
 }
 
 func (j *job) run(ctx context.Context) (*Result, error) {
-	// 1. Token and namespace, before any heavy work.
-	if !j.opts.DryRun {
-		if err := j.check(ctx); err != nil {
-			return nil, &StepError{StepCheck, err}
-		}
+	// 1. Token, namespace and the target as the Hub holds it, before any
+	// heavy work.
+	if err := j.checkAndRead(ctx); err != nil {
+		return nil, &StepError{StepCheck, err}
 	}
 	j.res.Repo = j.id.String()
 
@@ -239,7 +267,7 @@ func (j *job) run(ctx context.Context) (*Result, error) {
 	}
 	defer unlock()
 
-	if j.alreadyPublished(ctx, src) {
+	if j.alreadyPublished(src) {
 		j.ev.emit(Event{Step: StepDone, Done: true, URL: j.res.URL,
 			Message: "already published with these inputs, and " + j.revision() + " is still at that commit: nothing to do"})
 		return j.res, nil
@@ -263,14 +291,22 @@ func (j *job) run(ctx context.Context) (*Result, error) {
 	}
 	j.res.Card = readme
 
-	// The folder to upload: the staged (or source) files and README.md.
+	// The folder to upload: the staged (or source) files and README.md,
+	// and the plan: what differs from the Hub.
 	view, err := j.view(ctx, staged, readme)
 	if err != nil {
 		return nil, &StepError{StepUpload, err}
 	}
+	if j.hashes, err = hub.OpenHashCache(filepath.Join(j.cache, "hub-hashes.json")); err != nil {
+		return nil, &StepError{StepUpload, err}
+	}
+	defer j.hashes.Save()
+	if err := j.plan(ctx, staged, view, j.remote); err != nil {
+		return nil, &StepError{StepUpload, err}
+	}
 	if j.opts.DryRun {
-		j.ev.emit(Event{Step: StepDone, Done: true, Message: fmt.Sprintf("dry run: %d files, %s would be uploaded to %s",
-			len(j.res.Files), tensors.FormatSize(j.res.Bytes), j.res.Repo)})
+		j.ev.emit(Event{Step: StepDone, Done: true, Message: fmt.Sprintf("dry run: %s would hold %d files (%s); %s",
+			j.res.Repo, len(j.res.Files), tensors.FormatSize(j.res.Bytes), planString(j.res.Summary))})
 		return j.res, nil
 	}
 
@@ -296,9 +332,9 @@ func (j *job) doneMessage() string {
 	case j.res.NoChanges:
 		return "the Hub already has every file: nothing to commit"
 	case j.res.PullRequestURL != "":
-		return "pull request opened"
+		return "pull request opened: " + j.res.Summary.String()
 	default:
-		return "committed"
+		return "committed: " + j.res.Summary.String()
 	}
 }
 

@@ -1,7 +1,6 @@
 package publish
 
 import (
-	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -43,7 +42,7 @@ func (j *job) recordKey(src *pipeline.Pipeline) (string, error) {
 	sum := sha256.Sum256(cardBytes)
 	return pipeline.Fingerprint(src.Dir, true, "published", stagingFormat, o.Version, j.id.String(), j.revision(),
 		fmt.Sprint(o.MaxShardSize), o.Variant, o.License, o.LicenseName, o.BaseModel,
-		fmt.Sprint(o.ReplaceBody), hex.EncodeToString(sum[:]))
+		fmt.Sprint(o.ReplaceBody), hex.EncodeToString(sum[:]), fmt.Sprint(o.DeleteExtra), fmt.Sprint(o.NoDelete))
 }
 
 // revision is the branch the publish commits to.
@@ -57,7 +56,7 @@ func (j *job) revision() string {
 // alreadyPublished reports whether the last publish of src had the same
 // inputs and its commit is still the head of the branch; it then fills in
 // the result.
-func (j *job) alreadyPublished(ctx context.Context, src *pipeline.Pipeline) bool {
+func (j *job) alreadyPublished(src *pipeline.Pipeline) bool {
 	if j.opts.DryRun || j.opts.CreatePR {
 		return false
 	}
@@ -73,8 +72,9 @@ func (j *job) alreadyPublished(ctx context.Context, src *pipeline.Pipeline) bool
 	if err != nil || r.Key != key || r.Repo != j.id.String() || r.Rev != j.revision() {
 		return false
 	}
-	info, err := j.client.RepoInfo(ctx, j.id, j.revision())
-	if err != nil || info.SHA != r.Head {
+	// The head read before staging: the branch must still be where the
+	// last publish left it.
+	if j.remote == nil || !j.remote.BranchExists || j.remote.Head == nil || j.remote.Head.ID != r.Head {
 		return false
 	}
 	j.res.NoChanges, j.res.URL, j.res.CommitURL = true, r.URL, r.URL

@@ -99,16 +99,50 @@ func isLFS(path string, size int64) bool {
 	return false
 }
 
-// upload creates the repository if needed and uploads the view as one
-// commit or pull request.
-func (j *job) upload(ctx context.Context, s *staging, view string) error {
-	url, err := j.client.CreateRepo(ctx, j.id, hub.CreateRepoOptions{Private: j.opts.Private, ExistOK: true})
+// plan compares the view with remote (nil: not read) and fills in the
+// result's plan and summary.
+func (j *job) plan(ctx context.Context, s *staging, view string, remote *Remote) error {
+	plan, err := j.diff(ctx, viewFiles(view, j.res.Files), remote, layoutScope(s.p), j.hashes)
 	if err != nil {
 		return err
 	}
-	j.ev.emit(Event{Step: StepUpload, Message: "repository " + url})
+	j.res.Plan, j.res.Summary = plan, summarize(plan)
+	j.res.Summary.Sent = j.res.Summary.New + j.res.Summary.Changed + j.res.Summary.Unknown
+	against := "the Hub"
+	if remote != nil && remote.Head != nil {
+		against = remote.Base + " at " + shortID(remote.Head.ID)
+	}
+	j.ev.emit(Event{Step: StepUpload, Phase: "plan", Message: "compared with " + against + ": " + planString(j.res.Summary)})
+	for _, e := range plan {
+		if e.Change == ChangeDeleted {
+			j.ev.emit(Event{Step: StepUpload, Phase: "plan", File: e.Path, Message: "delete " + e.Path + ": " + e.Why})
+		}
+	}
+	return nil
+}
+
+// warnAmbiguities warns about weight files the final plan keeps beside
+// the published layout.
+func (j *job) warnAmbiguities(s *staging) {
+	for _, w := range ambiguities(j.res.Plan, layoutScope(s.p)) {
+		j.warn(StepUpload, w+" (publish without --no-delete to remove them)")
+	}
+}
+
+// upload creates the repository and the branch if needed and uploads the
+// view as one commit or pull request, with the deletions of the plan. When
+// the branch moved since it was read, the plan is made again against its
+// new head first; the upload then refuses to commit over any later move.
+func (j *job) upload(ctx context.Context, s *staging, view string) error {
+	if !j.remote.Exists {
+		url, err := j.client.CreateRepo(ctx, j.id, hub.CreateRepoOptions{Private: j.opts.Private, ExistOK: true})
+		if err != nil {
+			return err
+		}
+		j.ev.emit(Event{Step: StepUpload, Message: "created the repository " + url})
+	}
 	branch := j.opts.Branch
-	if branch != "" && branch != "main" {
+	if branch != "" && branch != "main" && !j.remote.BranchExists {
 		err := j.client.CreateBranch(ctx, j.id, branch, "")
 		switch {
 		case err == nil:
@@ -118,18 +152,35 @@ func (j *job) upload(ctx context.Context, s *staging, view string) error {
 			return err
 		}
 	}
+	rev := j.revision()
+	now, err := j.client.Revision(ctx, j.id, rev)
+	if err != nil {
+		return err
+	}
+	if j.remote.Head == nil || now.Head.ID != j.remote.Head.ID {
+		if j.remote.Head != nil {
+			j.ev.emit(Event{Step: StepUpload, Message: fmt.Sprintf("%s moved since it was read (now at %s %q): comparing again",
+				rev, shortID(now.Head.ID), now.Head.Title)})
+		}
+		moved := &Remote{Repo: j.remote.Repo, URL: j.remote.URL, Exists: true, Private: now.Private,
+			Revision: rev, BranchExists: true, Base: rev}
+		if err := j.readTree(ctx, moved, now.Head); err != nil {
+			return err
+		}
+		if err := j.plan(ctx, s, view, moved); err != nil {
+			return err
+		}
+	}
+	j.warnAmbiguities(s)
+
 	msg := j.opts.CommitMessage
 	if msg == "" {
 		msg = DefaultCommitMessage(s.p)
 	}
-	hc, err := hub.OpenHashCache(filepath.Join(j.cache, "hub-hashes.json"))
-	if err != nil {
-		return err
-	}
 	phase := ""
 	info, err := j.client.UploadFolder(ctx, j.id, view, hub.UploadOptions{
 		Revision: branch, CreatePR: j.opts.CreatePR, CommitMessage: msg, CommitDescription: j.opts.CommitDescription,
-		HashCache: hc,
+		HashCache: j.hashes, Delete: deletions(j.res.Plan), ParentCommit: now.Head.ID,
 		Progress: func(p hub.Progress) {
 			step := StepUpload
 			if p.Phase == "commit" || p.Phase == "done" {
@@ -159,7 +210,52 @@ func (j *job) upload(ctx context.Context, s *staging, view string) error {
 	if info.PullRequestURL != "" {
 		j.res.URL = info.PullRequestURL
 	}
+	j.applyReport(info.Upload)
 	return nil
+}
+
+// applyReport makes the plan say what the upload did: what it sent, what
+// the Hub already had, what it deleted.
+func (j *job) applyReport(r *hub.UploadReport) {
+	if r == nil {
+		return
+	}
+	files := make(map[string]hub.FileResult, len(r.Files))
+	for _, f := range r.Files {
+		files[f.Path] = f
+	}
+	deleted := make(map[string]bool, len(r.Deleted))
+	for _, p := range r.Deleted {
+		deleted[p] = true
+	}
+	sent, stored := 0, 0
+	for i := range j.res.Plan {
+		e := &j.res.Plan[i]
+		f, ok := files[e.Path]
+		if !ok {
+			if e.Change == ChangeDeleted && !deleted[e.Path] {
+				e.Change, e.Why = ChangeKept, "not deleted"
+			}
+			continue
+		}
+		e.LFS, e.Bytes = f.LFS, f.Sent
+		e.Change = ChangeNew
+		if f.Remote != "" {
+			e.Change = ChangeChanged
+		}
+		switch f.Outcome {
+		case hub.FileSent:
+			sent++
+		case hub.FileStored:
+			stored++
+		case hub.FileUnchanged:
+			e.Change = ChangeUnchanged
+		case hub.FileIgnored:
+			e.Change = ChangeIgnored
+		}
+	}
+	j.res.Summary = summarize(j.res.Plan)
+	j.res.Summary.Sent, j.res.Summary.Stored = sent, stored
 }
 
 // phaseMessage says what an upload phase is about to do.
@@ -170,6 +266,9 @@ func phaseMessage(p hub.Progress) string {
 	case "preupload":
 		return fmt.Sprintf("asking the Hub which of %s it needs", plural(p.FilesTotal, "file"))
 	case "hash":
+		if p.FilesTotal == 0 {
+			return ""
+		}
 		return fmt.Sprintf("hashing %s (%s; cached hashes are reused)", plural(p.FilesTotal, "file"), tensors.FormatSize(p.Total))
 	case "upload":
 		return fmt.Sprintf("uploading %s (%s) through Git LFS", plural(p.FilesTotal, "object"), tensors.FormatSize(p.Total))

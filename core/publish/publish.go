@@ -124,10 +124,10 @@ type Event struct {
 	Bytes   int64         `json:"bytes,omitempty"`
 	Total   int64         `json:"total,omitempty"`
 	Rate    float64       `json:"rate,omitempty"`
-	ETA     time.Duration `json:"-"`              // in JSON: eta_seconds
-	Done    bool          `json:"done,omitempty"` // the step is finished
+	ETA     time.Duration `json:"-"`                 // in JSON: eta_seconds
+	Done    bool          `json:"done,omitempty"`    // the step is finished
 	Warning bool          `json:"warning,omitempty"` // Message is a warning (also in Result.Warnings)
-	URL     string        `json:"url,omitempty"`  // StepDone: the commit or pull request
+	URL     string        `json:"url,omitempty"`     // StepDone: the commit or pull request
 }
 
 // MarshalJSON writes the event with its ETA as "eta_seconds", for
@@ -142,17 +142,17 @@ func (e Event) MarshalJSON() ([]byte, error) {
 
 // Result is the outcome of a publish (or a dry run).
 type Result struct {
-	Repo           string           `json:"repo"`                       // "ns/name"
-	URL            string           `json:"url,omitempty"`              // the pull request's URL, else the commit's
-	CommitURL      string           `json:"commit_url,omitempty"`       //
-	PullRequestURL string           `json:"pull_request_url,omitempty"` //
-	NoChanges      bool             `json:"no_changes,omitempty"`       // the Hub already had every file: no commit made
-	Folder         string           `json:"folder"`                     // the folder uploaded (staged, or the source as it is)
-	AsIs           bool             `json:"as_is,omitempty"`            // the source was already in the wanted form
-	Reused         bool             `json:"reused,omitempty"`           // a previous staging was reused
-	StagingRemoved bool             `json:"staging_removed,omitempty"`  // the staged folder was removed after the publish
-	Files          []FileInfo       `json:"files"`                      // the published layout: what the repo holds after, README.md included
-	Bytes          int64            `json:"bytes"`                      // their total size
+	Repo           string     `json:"repo"`                       // "ns/name"
+	URL            string     `json:"url,omitempty"`              // the pull request's URL, else the commit's
+	CommitURL      string     `json:"commit_url,omitempty"`       //
+	PullRequestURL string     `json:"pull_request_url,omitempty"` //
+	NoChanges      bool       `json:"no_changes,omitempty"`       // the Hub already had every file: no commit made
+	Folder         string     `json:"folder"`                     // the folder uploaded (staged, or the source as it is)
+	AsIs           bool       `json:"as_is,omitempty"`            // the source was already in the wanted form
+	Reused         bool       `json:"reused,omitempty"`           // a previous staging was reused
+	StagingRemoved bool       `json:"staging_removed,omitempty"`  // the staged folder was removed after the publish
+	Files          []FileInfo `json:"files"`                      // the published layout: what the repo holds after, README.md included
+	Bytes          int64      `json:"bytes"`                      // their total size
 	// Remote is the target as it was before the publish (nil when it was
 	// not read: a dry run without a token or with an unreadable Hub).
 	Remote *Remote `json:"remote,omitempty"`
@@ -163,8 +163,8 @@ type Result struct {
 	Summary  Summary          `json:"summary"`            // Plan counted; after a publish, from what was sent
 	Warnings []string         `json:"warnings,omitempty"` // what the Hub will hold that a loader may trip on (NoDelete), the Hub's card warnings
 	Report   *pipeline.Report `json:"validation"`
-	Card           []byte           `json:"-"` // the README.md written
-	DryRun         bool             `json:"dry_run,omitempty"`
+	Card     []byte           `json:"-"` // the README.md written
+	DryRun   bool             `json:"dry_run,omitempty"`
 }
 
 // FileInfo is one file of the upload.

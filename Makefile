@@ -83,7 +83,7 @@ FUZZTIME ?= 60s
 fuzz:
 	for t in FuzzReadHeader FuzzParseIndex FuzzParseSize FuzzPythonJSON; do \
 		$(GO) test ./core/tensors/ -run '^$$' -fuzz "^$$t\$$" -fuzztime $(FUZZTIME) -timeout 0 || exit 1; done
-	$(GO) test ./core/torchbin/ -run '^$$' -fuzz '^FuzzPlan$$' -fuzztime $(FUZZTIME) -timeout 0
+	for t in FuzzPlan FuzzScanLimits; do $(GO) test ./core/torchbin/ -run '^$$' -fuzz "^$$t\$$" -fuzztime $(FUZZTIME) -timeout 0 || exit 1; done
 	$(GO) test ./core/card/ -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) -timeout 0
 
 clean:

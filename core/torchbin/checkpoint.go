@@ -38,6 +38,7 @@ type Checkpoint struct {
 
 	f        *os.File
 	storages map[string]storageLoc
+	index    map[string]int // Tensors by name, as planned
 }
 
 // Tensor is one tensor of the plan: a view of a storage.
@@ -54,7 +55,10 @@ type Tensor struct {
 	// are one range of the storage.
 	Contiguous bool
 	// SharesStorageWith names the other tensors that view the same storage
-	// (tied weights, views). Each still gets its own copy on conversion.
+	// (tied weights, views), in state-dict order starting after this one
+	// and wrapping around. Tensors of one storage share the backing array
+	// of these slices: copy before modifying. Each tensor still gets its
+	// own copy on conversion.
 	SharesStorageWith []string
 }
 
@@ -104,7 +108,10 @@ func (c *Checkpoint) Close() error {
 
 // Tensor returns the tensor named name.
 func (c *Checkpoint) Tensor(name string) (Tensor, bool) {
-	for _, t := range c.Tensors {
+	if i, ok := c.index[name]; ok && i < len(c.Tensors) && c.Tensors[i].Name == name {
+		return c.Tensors[i], true
+	}
+	for _, t := range c.Tensors { // Tensors was edited after Open
 		if t.Name == name {
 			return t, true
 		}
@@ -138,6 +145,10 @@ func open(path string, f *os.File) (*Checkpoint, error) {
 	}
 	if err != nil {
 		return nil, err
+	}
+	c.index = make(map[string]int, len(c.Tensors))
+	for i, t := range c.Tensors {
+		c.index[t.Name] = i
 	}
 	return c, nil
 }
@@ -215,14 +226,29 @@ func (c *Checkpoint) openZip(size int64) error {
 			return err
 		}
 	}
-	if pkl.UncompressedSize64 > maxPickle {
-		return fmt.Errorf("%w: data.pkl is %d bytes, over the %d-byte limit", ErrUnsupported, pkl.UncompressedSize64, maxPickle)
+	// The limits of the pickle VM are relative to the bytes data.pkl takes
+	// in the file; a deflated data.pkl may inflate only so much, and is
+	// read through that limit whatever its declared size.
+	pklOff, err := pkl.DataOffset()
+	if err != nil || pklOff < 0 || pklOff > size {
+		return fmt.Errorf("%w: entry %s: bad offset (%v)", ErrCorrupt, pkl.Name, err)
+	}
+	stored := size - pklOff
+	if pkl.CompressedSize64 < uint64(stored) {
+		stored = int64(pkl.CompressedSize64)
+	}
+	limit := int64(maxPickle)
+	if pkl.Method != zip.Store {
+		limit = min(limit, inflateFloor+inflatePerByte*stored)
+	}
+	if pkl.UncompressedSize64 > uint64(limit) {
+		return fmt.Errorf("data.pkl: %w", &LimitError{Limit: "size", Max: limit, Stored: stored})
 	}
 	rc, err := pkl.Open()
 	if err != nil {
 		return fmt.Errorf("%w: data.pkl: %v", ErrCorrupt, err)
 	}
-	data, err := scanPickle(rc, int64(pkl.UncompressedSize64), allowedGlobal)
+	data, err := scanPickle(rc, int64(pkl.UncompressedSize64), stored, allowedGlobal)
 	rc.Close()
 	if err != nil {
 		return fmt.Errorf("data.pkl: %w", err)
@@ -277,7 +303,7 @@ func (c *Checkpoint) openLegacy(size int64) error {
 	br := bufio.NewReaderSize(io.NewSectionReader(c.f, 0, size), 64<<10)
 	pos := int64(0)
 	next := func(what string, allowed func(string, string) bool) ([]byte, error) {
-		data, err := scanPickle(br, min(maxPickle, size-pos), allowed)
+		data, err := scanPickle(br, min(maxPickle, size-pos), 0, allowed)
 		if err != nil {
 			return nil, fmt.Errorf("legacy %s pickle: %w", what, err)
 		}
@@ -299,7 +325,7 @@ func (c *Checkpoint) openLegacy(size int64) error {
 		return fmt.Errorf("legacy protocol pickle: %w", err)
 	}
 	if n, ok := v.(int); !ok || n != 1001 {
-		return fmt.Errorf("%w: legacy protocol version %v, want 1001", ErrUnsupported, v)
+		return fmt.Errorf("%w: legacy protocol version %s, want 1001", ErrUnsupported, describe(v))
 	}
 	c.Version = "1001"
 	if data, err = next("sys info", noGlobals); err != nil {

@@ -26,10 +26,38 @@
 // before it, so names are never computed; the extension registry (EXT1/2/4)
 // and out-of-band buffers are refused; every declared length (strings,
 // bytes, frames) must fit in the pickle before anything is allocated, and a
-// pickle is at most 64 MiB. Only then is the pickle handed to
+// pickle is at most 256 MiB. Only then is the pickle handed to
 // github.com/nlpodyssey/gopickle with a FindClass that returns inert
 // descriptions of the allowed globals and a persistent-load that records
 // storages. Nothing is executed in any case: gopickle has no Python.
+//
+// # Pickle bombs
+//
+// A pickle is a program for a stack machine, and a few bytes can ask for
+// gigabytes: 60 million EMPTY_LIST opcodes deflate to 58 KB and took 6 GB.
+// The scanner therefore also runs the pickle on a shadow stack (the kind
+// of each item; the size and depth of each container; the memo) and
+// refuses it with ErrPickleLimit, wrapping a *LimitError that names the
+// limit, before gopickle runs. The limits are relative to n, the bytes the
+// pickle takes in the file (for a deflated data.pkl, its compressed size):
+//
+//	opcodes              1 Mi + 8 per byte
+//	items on the stack   64 Ki + 1 per 8 bytes (counting those under MARKs)
+//	memo entries         64 Ki + 1 per 2 bytes
+//	entries of one list, tuple, set or dict   1 Mi + 1 per 2 bytes
+//	nesting              1000 open MARKs, or containers 1000 deep
+//	estimated memory     64 MiB + 128 bytes per byte, at most 4 GiB
+//	inflated data.pkl    16 MiB + 8 per byte (declared, and as read)
+//	a flattened name     4096 bytes
+//
+// The memory estimate prices what gopickle allocates for each object (an
+// OrderedDict entry, a MARK's new stack, a memo entry, a BUILD's copy of
+// its state); it is within 1.2 times the peak heap measured while opening
+// real state dicts. torch writes data.pkl uncompressed, and a state dict
+// spends 45 to 170 bytes of pickle, 30 opcodes, 8 memo entries and 2.7 KB
+// of estimated memory per tensor, so each limit is at least twice what it
+// needs: a 1,000,000-tensor state dict opens. A refused pickle costs the
+// scanner a few MB; one within the limits costs at most the memory limit.
 //
 // The allow-list is exactly what state dicts of torch 1.x and 2.x reference:
 //
@@ -66,14 +94,17 @@
 // visited by decreasing stride is already in offset order; otherwise the
 // chunk is sorted), so memory stays around 10 MB whatever the tensor's
 // size. Measured: a 512 MiB zip or legacy checkpoint with 8192×8192
-// transposed and sliced views converts with a peak RSS of 20 MB, in 15 s. Tensors that share a storage (tied weights, views) are reported in
-// Tensor.SharesStorageWith and each gets its own copy, as safetensors forbids
-// aliasing. fp16 and bf16 bits are copied, never widened.
+// transposed and sliced views converts with a peak RSS of 20 MB, in 15 s.
+// Tensors that share a storage (tied weights, views) are reported in
+// Tensor.SharesStorageWith (k tensors of one storage share one list of 2k
+// names) and each gets its own copy, as safetensors forbids aliasing.
+// fp16 and bf16 bits are copied, never widened.
 //
 // # Errors
 //
 // Every error is an *Error naming the checkpoint file and wraps one of
-// ErrNotCheckpoint, ErrForbiddenGlobal, ErrCorrupt or ErrUnsupported (or an
-// os error from opening the file). Malformed pickles that would make gopickle
-// panic are reported as ErrCorrupt.
+// ErrNotCheckpoint, ErrForbiddenGlobal, ErrCorrupt, ErrUnsupported or
+// ErrPickleLimit (or an os error from opening the file). Malformed pickles
+// that would make gopickle panic are reported as ErrCorrupt; errors never
+// print pickled values, which can be containers that hold themselves.
 package torchbin

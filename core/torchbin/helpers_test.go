@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"compress/flate"
 	"encoding/binary"
+	"fmt"
 	"hash/crc32"
 	"os"
 	"path/filepath"
@@ -141,3 +142,155 @@ func readZipEntries(t testing.TB, path string) (string, []zent) {
 }
 
 func td(name string) string { return filepath.Join("testdata", name) }
+
+// torchPickle writes data.pkl of a state dict the way torch.save's pickler
+// does (checked against Python's pickle with a fake torch module):
+// memoized strings, tuples and globals, SETITEMS in batches of 1000, and
+// the state dict's _metadata set by BUILD. Tensor i is 1-dim of numel
+// i%7+1 in storage "i". proto is 2 (torch's default) or 4; name makes the
+// tensor names.
+type torchPickle struct {
+	pk
+	proto int
+	memo  map[string]int // memoized strings and globals
+	next  int
+}
+
+func newTorchPickle(proto int) *torchPickle {
+	p := &torchPickle{proto: proto, memo: map[string]int{}}
+	p.op(0x80, byte(proto))
+	return p
+}
+
+func (p *torchPickle) put() {
+	switch {
+	case p.proto >= 4:
+		p.op(0x94)
+	case p.next < 256:
+		p.op('q', byte(p.next))
+	default:
+		p.op('r')
+		p.u32(uint32(p.next))
+	}
+	p.next++
+}
+
+func (p *torchPickle) get(i int) {
+	if i < 256 {
+		p.op('h', byte(i))
+		return
+	}
+	p.op('j')
+	p.u32(uint32(i))
+}
+
+// str writes a memoized string, or a reference to it.
+func (p *torchPickle) str(s string) {
+	if i, ok := p.memo["s:"+s]; ok {
+		p.get(i)
+		return
+	}
+	if p.proto >= 4 && len(s) < 256 {
+		p.op(0x8c, byte(len(s)))
+		p.WriteString(s)
+	} else {
+		p.pk.str(s)
+	}
+	p.memo["s:"+s] = p.next
+	p.put()
+}
+
+func (p *torchPickle) global(module, name string) {
+	if i, ok := p.memo["g:"+module+"."+name]; ok {
+		p.get(i)
+		return
+	}
+	if p.proto >= 4 {
+		p.str(module)
+		p.str(name)
+		p.op(0x93)
+	} else {
+		p.pk.global(module, name)
+	}
+	p.memo["g:"+module+"."+name] = p.next
+	p.put()
+}
+
+func (p *torchPickle) small(v int) {
+	switch {
+	case v < 256:
+		p.op('K', byte(v))
+	case v < 65536:
+		p.op('M', byte(v), byte(v>>8))
+	default:
+		p.op('J')
+		p.u32(uint32(v))
+	}
+}
+
+// stateDict writes an OrderedDict of n tensors named name(i) and STOP.
+func (p *torchPickle) stateDict(n int, name func(int) string) []byte {
+	p.global("collections", "OrderedDict")
+	odict := p.memo["g:collections.OrderedDict"]
+	p.op(')', 'R')
+	p.put()
+	for i := 0; i < n; i++ {
+		if i%1000 == 0 {
+			p.op('(')
+		}
+		p.str(name(i))
+		p.global("torch._utils", "_rebuild_tensor_v2")
+		p.op('(', '(')
+		p.str("storage")
+		p.global("torch", "FloatStorage")
+		p.str(fmt.Sprint(i))
+		p.str("cpu")
+		p.small(i%7 + 1)
+		p.op('t')
+		p.put()
+		p.op('Q')
+		p.small(0)
+		p.small(i%7 + 1)
+		p.op(0x85)
+		p.put()
+		p.small(1)
+		p.op(0x85)
+		p.put()
+		p.op(0x89)
+		p.get(odict)
+		p.op(')', 'R')
+		p.put()
+		p.op('t')
+		p.put()
+		p.op('R')
+		p.put()
+		if i%1000 == 999 || i == n-1 {
+			p.op('u')
+		}
+	}
+	// state: {"_metadata": OrderedDict({"": {"version": 1}})}
+	p.op('}')
+	p.put()
+	p.str("_metadata")
+	p.get(odict)
+	p.op(')', 'R')
+	p.put()
+	p.str("")
+	p.op('}')
+	p.put()
+	p.str("version")
+	p.small(1)
+	p.op('s', 's', 's', 'b', '.')
+	return p.Bytes()
+}
+
+// storageZip writes a zip checkpoint of data.pkl and storages "0".."n-1"
+// of numel i%7+1 float32 each, as stateDict describes them.
+func storageZip(t testing.TB, path string, pkl []byte, n int) {
+	t.Helper()
+	ents := []zent{{name: "data.pkl", data: pkl}}
+	for i := 0; i < n; i++ {
+		ents = append(ents, zent{name: "data/" + fmt.Sprint(i), data: make([]byte, 4*(i%7+1))})
+	}
+	writeZip(t, path, "sd", ents)
+}

@@ -172,7 +172,16 @@ func describe(v any) string {
 		return "torch." + v.name
 	case *rebuildFunc:
 		return "torch._utils." + v.name
+	case string:
+		if len(v) > 64 {
+			return fmt.Sprintf("the string %q...", v[:64])
+		}
+		return fmt.Sprintf("the string %q", v)
+	case int, bool, float64:
+		return fmt.Sprint(v)
 	}
+	// never %v: gopickle's containers print themselves recursively, and
+	// a pickle can make a list that holds itself
 	return fmt.Sprintf("a %T", v)
 }
 
@@ -253,7 +262,7 @@ func unpickle(data []byte, legacy bool) (res *unpickled, err error) {
 }
 
 func isOurs(err error) bool {
-	for _, s := range []error{ErrCorrupt, ErrForbiddenGlobal, ErrUnsupported, ErrNotCheckpoint} {
+	for _, s := range []error{ErrCorrupt, ErrForbiddenGlobal, ErrUnsupported, ErrNotCheckpoint, ErrPickleLimit} {
 		if errors.Is(err, s) {
 			return true
 		}
@@ -270,7 +279,7 @@ func (r *unpickled) persistentLoad(id any, legacy bool) (any, error) {
 		return nil, fmt.Errorf("%w: persistent id %s is not a tuple", ErrCorrupt, describe(id))
 	}
 	if kind, _ := t.Get(0).(string); kind != "storage" {
-		return nil, fmt.Errorf("%w: persistent id of kind %v", ErrUnsupported, t.Get(0))
+		return nil, fmt.Errorf("%w: persistent id of kind %s", ErrUnsupported, describe(t.Get(0)))
 	}
 	want := 5
 	if legacy {
@@ -363,15 +372,21 @@ func (r *unpickled) plan() (ts []Tensor, skipped []string, err error) {
 		byRoot[t.StorageKey] = append(byRoot[t.StorageKey], i)
 	}
 	for _, idx := range byRoot {
-		if len(idx) < 2 {
+		k := len(idx)
+		if k < 2 {
 			continue
 		}
-		for _, i := range idx {
-			for _, j := range idx {
-				if i != j {
-					p.tensors[i].SharesStorageWith = append(p.tensors[i].SharesStorageWith, p.tensors[j].Name)
-				}
-			}
+		// The k views of one storage share one array of their names,
+		// twice over: the others of the j-th are the k-1 names after it,
+		// so a storage seen by many tensors (a pickle can make a million
+		// views of one storage) costs 2k names, not k².
+		names := make([]string, 2*k)
+		for j, i := range idx {
+			names[j] = p.tensors[i].Name
+			names[j+k] = p.tensors[i].Name
+		}
+		for j, i := range idx {
+			p.tensors[i].SharesStorageWith = names[j+1 : j+k : j+k]
 		}
 	}
 	return p.tensors, p.skipped, nil
@@ -386,6 +401,11 @@ type planner struct {
 }
 
 const maxDepth = 32
+
+// maxName bounds a flattened tensor or entry name ("a.b.0.weight"), so
+// that long keys repeated down nested containers cannot make names of
+// megabytes.
+const maxName = 4096
 
 func join(prefix, name string) string {
 	if prefix == "" {
@@ -416,6 +436,9 @@ func (p *planner) walk(name string, v any, depth int) error {
 		ks, err := keyString(k)
 		if err != nil {
 			return fmt.Errorf("%w: %q has a key that is %s", ErrUnsupported, name, err)
+		}
+		if len(name)+1+len(ks) > maxName {
+			return &LimitError{Limit: "name", Max: maxName}
 		}
 		return p.walk(join(name, ks), x, depth+1)
 	}

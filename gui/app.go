@@ -9,6 +9,7 @@ import (
 	"fyne.io/fyne/v2/app"
 
 	"modelpub/assets"
+	"modelpub/core/drafts"
 )
 
 // AppID identifies the application to Fyne (preferences, storage).
@@ -39,6 +40,11 @@ func Run() {
 		do:      fyne.Do,
 		choices: &choices{},
 		prefs:   a.Preferences(),
+	}
+	if dir, err := drafts.DefaultDir(); err == nil {
+		e.drafts = drafts.NewStore(dir)
+	} else {
+		e.draftsErr = err
 	}
 	u := newUI(e)
 	u.quit = func() { u.confirmClose(a.Quit) }

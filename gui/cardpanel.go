@@ -3,6 +3,7 @@ package gui
 import (
 	"errors"
 	"fmt"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
@@ -16,6 +17,7 @@ import (
 	"fyne.io/fyne/v2/widget"
 
 	"modelpub/core/card"
+	"modelpub/core/drafts"
 	"modelpub/core/pipeline"
 	"modelpub/core/publish"
 )
@@ -30,10 +32,12 @@ const noPipelineTag = "(none)"
 // errNoCard is Card's answer before a folder is open.
 var errNoCard = errors.New("gui: no model card: open a folder first")
 
-// cardPanel edits the model card (README.md) that Publish uploads: a form
-// for the metadata the Hub reads, a Markdown editor for the body beside a
-// live preview, and the problems the Hub would refuse, shown under the
-// form as they appear.
+// cardPanel edits the model card (README.md) that Publish uploads and Save
+// locally writes: a form for the metadata the Hub reads, a Markdown editor
+// for the body beside a live preview, and the problems the Hub would
+// refuse, shown under the form as they appear. Edits are kept per folder
+// in the user's config dir (cardDrafts) and shown again when the folder is
+// opened again, until Revert to generated drops them.
 type cardPanel struct {
 	e *env
 	p *pipeline.Pipeline
@@ -41,9 +45,19 @@ type cardPanel struct {
 	// card is the card being edited; nil before a folder is open. The form
 	// and the editor write into it as they change.
 	card *card.Card
+	// base is the card as loaded from the folder, before any draft: with
+	// the same metadata and an unedited body the card needs no draft.
+	base *card.Card
 	// generated says the body is still the one card.Generate wrote, so it
 	// follows the repository chosen in Publish (followRepo).
 	generated bool
+	// bodyEdited says the user typed in the body (here, or in the draft
+	// shown).
+	bodyEdited bool
+	// restored is when the draft shown was saved; zero once edited again,
+	// or when none was.
+	restored time.Time
+	drafts   *cardDrafts
 	// refreshGen counts refreshes of the generated body; a late one is dropped.
 	refreshGen int
 	// repoID is the repository Publish targets, "" when unknown; the
@@ -60,7 +74,8 @@ type cardPanel struct {
 	tags        *widget.Entry
 	language    *widget.Entry
 	problems    *fyne.Container // one red (error) or yellow (warning) label per problem
-	regenerate  *widget.Button
+	revert      *widget.Button
+	kept        *widget.Label // says the edits are kept, or restored
 	body        *widget.Entry
 	preview     *widget.RichText
 	form        *fyne.Container
@@ -74,7 +89,9 @@ type cardPanel struct {
 }
 
 func newCardPanel(e *env) *cardPanel {
-	c := &cardPanel{e: e, debounce: &debouncer{delay: previewDelay, do: e.do}}
+	c := &cardPanel{e: e, debounce: &debouncer{delay: previewDelay, do: e.do}, drafts: newCardDrafts(e)}
+	c.drafts.snapshot = c.snapshot
+	c.drafts.changed = c.showDrafts
 	if e.choices != nil {
 		e.choices.onChange(c.refreshGenerated)
 	}
@@ -104,7 +121,10 @@ func newCardPanel(e *env) *cardPanel {
 		widget.NewLabel("Tags"), c.tags,
 		widget.NewLabel("Language"), c.language)
 	c.problems = container.NewVBox()
-	c.regenerate = widget.NewButtonWithIcon("Regenerate…", theme.ViewRefreshIcon(), c.confirmRegenerate)
+	c.revert = widget.NewButtonWithIcon("Revert to generated…", theme.ViewRefreshIcon(), c.confirmRevert)
+	c.kept = widget.NewLabel("")
+	c.kept.Importance = widget.LowImportance
+	c.kept.Hide()
 
 	c.body = widget.NewMultiLineEntry()
 	c.body.Wrapping = fyne.TextWrapWord
@@ -117,7 +137,7 @@ func newCardPanel(e *env) *cardPanel {
 		return widget.NewLabelWithStyle(s, fyne.TextAlignLeading, fyne.TextStyle{Bold: true})
 	}
 	top := container.NewVBox(
-		container.NewBorder(nil, nil, heading("Metadata"), c.regenerate),
+		container.NewBorder(nil, nil, heading("Metadata"), container.NewHBox(c.kept, c.revert)),
 		c.form, c.problems)
 	editor := container.NewBorder(heading("Markdown"), nil, nil, nil, c.body)
 	preview := container.NewBorder(heading("Preview"), nil, nil, nil, container.NewVScroll(c.preview))
@@ -135,19 +155,27 @@ func newCardPanel(e *env) *cardPanel {
 // Content implements panel.
 func (c *cardPanel) Content() fyne.CanvasObject { return c.content }
 
-// SetPipeline implements panel. The card is generated for a folder the
-// first time it is shown; showing the same folder again keeps the edits.
+// SetPipeline implements panel. The card of a folder is its draft, if the
+// user edited it before (in this run or an earlier one), or else the one
+// generated from the folder; showing the same folder again keeps the
+// edits. The edits of the folder shown before are written to its draft
+// first.
 func (c *cardPanel) SetPipeline(p *pipeline.Pipeline) {
 	same := p != nil && c.p != nil && p.Dir == c.p.Dir && c.card != nil
-	c.p = p
 	if same {
+		c.p = p
 		return
 	}
+	if c.p != nil && c.card != nil {
+		c.drafts.leave()
+	}
+	c.p = p
 	c.loadGen++
-	c.card, c.note = nil, ""
+	c.card, c.base, c.note, c.restored = nil, nil, "", time.Time{}
+	c.drafts.reset(false)
 	c.show()
 	if p != nil {
-		c.load()
+		c.load(true)
 	}
 }
 
@@ -219,74 +247,256 @@ func (c *cardPanel) refreshGenerated() {
 	})
 }
 
-// load generates the card off the UI goroutine (it reads README.md) and
-// shows it.
-func (c *cardPanel) load() {
-	gen, p, opts := c.loadGen, c.p, c.genOptions()
+// load reads the card off the UI goroutine (the folder's README.md, the
+// draft) and shows it; with useDraft false the draft is left out.
+func (c *cardPanel) load(useDraft bool) {
+	gen, p, opts, store := c.loadGen, c.p, c.genOptions(), c.drafts.store
+	var held *drafts.Draft
+	if useDraft {
+		held = c.drafts.takeHeld(p.Dir)
+	}
 	c.e.spawn(func() {
-		cd, generated, note := loadCard(p, opts)
+		l := loadCard(p, opts)
+		if useDraft {
+			l.restore(store, held, p.Dir)
+		}
 		c.e.do(func() {
-			if gen == c.loadGen {
-				c.card, c.generated, c.note = cd, generated, note
-				c.show()
+			if gen != c.loadGen {
+				if held != nil {
+					c.drafts.hold(p.Dir, held) // still not written: keep it for the next load
+				}
+				return
 			}
+			c.card, c.base, c.generated, c.bodyEdited, c.note = l.card, l.base, l.generated, l.bodyEdited, l.note
+			c.restored = l.restored
+			c.drafts.reset(l.draft)
+			if held != nil {
+				c.drafts.edited() // the edits that could not be written: try again
+			}
+			c.show()
 		})
 	})
 }
 
-// loadCard generates the card of p and merges the folder's README.md into
-// it: the README's keys, comments and body win, the generated metadata
-// fills in what it lacks. generated says the body is the generated one;
-// note says why the README.md was not used, if it was not.
-func loadCard(p *pipeline.Pipeline, opts card.GenerateOptions) (c *card.Card, generated bool, note string) {
-	c, generated, err := card.ForFolder(p, opts)
-	switch {
-	case err == nil:
-		return c, generated, ""
-	case errors.As(err, new(*card.YAMLError)), errors.Is(err, card.ErrInvalidYAML):
-		return c, true, fmt.Sprintf("The folder's README.md has metadata that cannot be read (%v): this card is "+
-			"generated. Fix the README.md and press Regenerate, or edit this card.", err)
-	}
-	return c, true, fmt.Sprintf("The folder's README.md cannot be read (%v): this card is generated.", err)
+// loadedCard is what load shows.
+type loadedCard struct {
+	card       *card.Card // the card to show
+	base       *card.Card // the card loaded from the folder
+	generated  bool       // the body is the generated one
+	bodyEdited bool       // the body is the one the user typed (a draft's)
+	note       string     // why the README.md or the draft was not used, if one was not
+	draft      bool       // card is the folder's draft
+	restored   time.Time  // when that draft was saved
 }
 
-// confirmRegenerate asks before replacing the edits with a new card.
-func (c *cardPanel) confirmRegenerate() {
+// loadCard generates the card of p and merges the folder's README.md into
+// it: the README's keys, comments and body win, the generated metadata
+// fills in what it lacks, as modelpub card does. A README.md that cannot
+// be read leaves the generated card, with a note saying why.
+func loadCard(p *pipeline.Pipeline, opts card.GenerateOptions) loadedCard {
+	c, generated, err := card.ForFolder(p, opts)
+	l := loadedCard{card: c, generated: generated}
+	switch {
+	case err == nil:
+	case errors.As(err, new(*card.YAMLError)), errors.Is(err, card.ErrInvalidYAML):
+		l.generated = true
+		l.note = fmt.Sprintf("The folder's README.md has metadata that cannot be read (%v): this card is "+
+			"generated. Fix the README.md and press Revert to generated, or edit this card.", err)
+	default:
+		l.generated = true
+		l.note = fmt.Sprintf("The folder's README.md cannot be read (%v): this card is generated.", err)
+	}
+	l.base = c
+	if data, err := c.Bytes(); err == nil {
+		if cp, err := card.Parse(data); err == nil {
+			l.card = cp // the one shown is edited; base stays as loaded
+		}
+	}
+	return l
+}
+
+// restore puts the folder's draft in place of the loaded card: held, a
+// draft that could not be written yet, or else the one in store. The
+// draft's metadata is used, and its body if the user edited it (else the
+// body just loaded, which follows the folder and the choices).
+func (l *loadedCard) restore(store *drafts.Store, held *drafts.Draft, dir string) {
+	d := held
+	if d == nil {
+		if store == nil {
+			return
+		}
+		var err error
+		d, err = store.Load(dir)
+		switch {
+		case errors.Is(err, drafts.ErrNoDraft):
+			return
+		case err != nil:
+			l.note = fmt.Sprintf("Your earlier edits of this card cannot be read (%v): the card is loaded "+
+				"from the folder. Your next edit replaces them.", err)
+			return
+		}
+	}
+	dc, err := card.Parse(d.Card)
+	if err != nil {
+		l.note = fmt.Sprintf("Your earlier edits of this card cannot be read (%v): the card is loaded from "+
+			"the folder. Your next edit replaces them.", err)
+		if store != nil && held == nil {
+			l.note = fmt.Sprintf("Your earlier edits of this card, kept in %s, cannot be read (%v): the card "+
+				"is loaded from the folder. Your next edit replaces them.", store.Path(dir), err)
+		}
+		return
+	}
+	if d.BodyEdited {
+		l.generated = false
+	} else {
+		dc.SetBody(l.card.Body())
+	}
+	l.card, l.bodyEdited, l.draft, l.restored, l.note = dc, d.BodyEdited, true, d.Saved, ""
+}
+
+// snapshot is the draft of the card shown (see cardDrafts.snapshot): nil
+// when its metadata is the loaded card's and its body was not edited.
+func (c *cardPanel) snapshot() (string, *drafts.Draft, error) {
+	if c.p == nil || c.card == nil {
+		return "", nil, errNoCard
+	}
+	if !c.bodyEdited && c.base != nil && sameMetadata(c.card.Metadata(), c.base.Metadata()) {
+		return c.p.Dir, nil, nil
+	}
+	data, err := c.card.Bytes()
+	if err != nil {
+		return c.p.Dir, nil, err
+	}
+	return c.p.Dir, &drafts.Draft{Folder: c.p.Dir, Card: data, BodyEdited: c.bodyEdited}, nil
+}
+
+func sameMetadata(a, b card.Metadata) bool {
+	return a.LibraryName == b.LibraryName && a.PipelineTag == b.PipelineTag && a.License == b.License &&
+		a.LicenseName == b.LicenseName && a.LicenseLink == b.LicenseLink && slices.Equal(a.BaseModel, b.BaseModel) &&
+		slices.Equal(a.Tags, b.Tags) && slices.Equal(a.Language, b.Language)
+}
+
+// Readme is the card as the tab shows it, as README.md, for Save locally;
+// nil before the card is loaded.
+func (c *cardPanel) Readme() ([]byte, error) {
+	if c.card == nil {
+		return nil, nil
+	}
+	return c.card.Bytes()
+}
+
+// hasEdits says the card shown differs from the one loaded from the
+// folder: edited, or restored from a draft.
+func (c *cardPanel) hasEdits() bool {
+	return c.drafts.dirty || c.drafts.exists || c.drafts.err != nil
+}
+
+// confirmRevert asks before dropping the edits for the card loaded from
+// the folder; with no edits it loads it again at once (say, after the
+// folder's README.md was fixed).
+func (c *cardPanel) confirmRevert() {
 	if c.p == nil {
 		return
 	}
-	d := dialog.NewConfirm("Regenerate the model card?",
-		"This replaces your edits of the metadata and the body with a card generated from the folder "+
-			"(merged with its README.md, if it has one).", func(ok bool) {
+	if !c.hasEdits() {
+		c.revertCard()
+		return
+	}
+	d := dialog.NewConfirm("Revert to the generated card?",
+		"This drops your edits of the metadata and the body, also the copy kept for next time, and shows "+
+			"the card generated from the folder (merged with its README.md, if it has one).", func(ok bool) {
 			if ok {
-				c.regenerateCard()
+				c.revertCard()
 			}
 		}, c.e.win)
-	d.SetConfirmText("Regenerate")
+	d.SetConfirmText("Revert")
 	d.SetConfirmImportance(widget.DangerImportance)
 	d.Show()
 }
 
-// regenerateCard drops the edits and loads the card again.
-func (c *cardPanel) regenerateCard() {
+// revertCard drops the edits and their draft, and loads the card from the
+// folder again.
+func (c *cardPanel) revertCard() {
 	if c.p == nil {
 		return
 	}
+	if err := c.drafts.drop(c.p.Dir); err != nil {
+		c.e.showProblem("Your earlier edits could not be removed", err.Error(),
+			"They will be shown again the next time this folder is opened: revert again then.")
+	}
 	c.loadGen++
-	c.load()
+	c.load(false)
+}
+
+// showDrafts says whether the edits are kept (and since when, for a
+// restored draft), and shows a write that failed with the problems.
+func (c *cardPanel) showDrafts() {
+	switch {
+	case c.card == nil || c.drafts.err != nil || (!c.drafts.exists && !c.drafts.dirty):
+		c.kept.Hide()
+	case !c.restored.IsZero() && !c.drafts.dirty:
+		c.kept.SetText("Your edits of " + c.restored.Local().Format("2 Jan 2006 15:04") + ", restored")
+		c.kept.Show()
+	default:
+		c.kept.SetText("Your edits are kept for next time")
+		c.kept.Show()
+	}
+	c.showProblems()
+}
+
+// confirmKeep runs next once the card's edits are kept: pending ones are
+// written now. When they cannot be, it asks first: try again (Save draft),
+// lose them (Discard), or stay (Cancel).
+func (c *cardPanel) confirmKeep(next func()) {
+	err := c.drafts.flushAll()
+	if err == nil {
+		next()
+		return
+	}
+	name := "this card"
+	if c.p != nil {
+		name = "the model card of " + filepath.Base(c.p.Dir)
+	}
+	text := widget.NewLabel(fmt.Sprintf("Your edits of %s could not be kept for next time:\n\n%v\n\n"+
+		"Quitting now loses them. Cancel, then copy the text, or use Save locally: it writes the card as "+
+		"README.md into the saved folder.", name, err))
+	text.Wrapping = fyne.TextWrapWord
+	d := dialog.NewCustomWithoutButtons("Keep your model card edits?", text, c.e.win)
+	cancel := widget.NewButton("Cancel", func() { d.Hide() })
+	discard := widget.NewButton("Discard edits", func() {
+		d.Hide()
+		c.drafts.discard()
+		next()
+	})
+	discard.Importance = widget.DangerImportance
+	retry := widget.NewButton("Save draft", func() {
+		d.Hide()
+		c.confirmKeep(next)
+	})
+	retry.Importance = widget.HighImportance
+	buttons := []fyne.CanvasObject{cancel, discard}
+	if c.drafts.store != nil {
+		buttons = append(buttons, retry)
+	}
+	d.SetButtons(buttons)
+	width := min(560, c.e.win.Canvas().Size().Width*0.9)
+	text.Resize(fyne.NewSize(width, text.MinSize().Height))
+	d.Resize(fyne.NewSize(width, d.MinSize().Height))
+	d.Show()
 }
 
 // show brings every widget up to date with c.card.
 func (c *cardPanel) show() {
+	c.showDrafts()
 	if c.card == nil {
 		c.main.Hide()
 		c.empty.Show()
-		c.regenerate.Disable()
+		c.revert.Disable()
 		return
 	}
 	c.empty.Hide()
 	c.main.Show()
-	c.regenerate.Enable()
+	c.revert.Enable()
 	m := c.card.Metadata()
 	c.filling = true
 	c.license.SetText(m.License)
@@ -326,6 +536,8 @@ func (c *cardPanel) formChanged() {
 	m.Tags = splitList(c.tags.Text)
 	m.Language = splitList(c.language.Text)
 	c.card.SetMetadata(m)
+	c.restored = time.Time{}
+	c.drafts.edited()
 	c.showLicenseName()
 	c.showProblems()
 }
@@ -336,7 +548,9 @@ func (c *cardPanel) bodyChanged(s string) {
 		return
 	}
 	c.card.SetBody(s)
-	c.generated = false
+	c.generated, c.bodyEdited = false, true
+	c.restored = time.Time{}
+	c.drafts.edited()
 	c.schedulePreview()
 }
 
@@ -369,6 +583,10 @@ func (c *cardPanel) showProblems() {
 	}
 	if c.note != "" {
 		add(c.note, widget.WarningImportance)
+	}
+	if c.drafts.err != nil {
+		add(fmt.Sprintf("Your edits cannot be kept for next time (%v). Quitting asks before they are lost.",
+			c.drafts.err), widget.WarningImportance)
 	}
 	if c.card != nil {
 		for _, p := range c.card.Validate() {

@@ -16,6 +16,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"modelpub/core/card"
+	"modelpub/core/drafts"
 	"modelpub/core/pipeline"
 	"modelpub/core/pipeline/pipelinetest"
 	"modelpub/core/publish"
@@ -122,13 +123,24 @@ func (l *testLoop) runUntil(cond func() bool, timeout time.Duration) bool {
 	}
 }
 
-// newTestCardPanel shows a card panel in a test window.
+// newTestCardPanel shows a card panel in a test window, keeping its
+// drafts in a temporary folder.
 func newTestCardPanel(t *testing.T) (*cardPanel, fyne.Window) {
+	t.Helper()
+	return newTestCardPanelWithDrafts(t, t.TempDir())
+}
+
+// newTestCardPanelWithDrafts is newTestCardPanel keeping its drafts in
+// dir; the preview and the drafts are written at once, on the test
+// goroutine.
+func newTestCardPanelWithDrafts(t *testing.T, dir string) (*cardPanel, fyne.Window) {
 	t.Helper()
 	test.NewTempApp(t)
 	e := jobTestEnv()
+	e.drafts = drafts.NewStore(dir)
 	c := newCardPanel(e)
 	c.debounce.delay = 0
+	c.drafts.debounce.delay = 0
 	w := test.NewTempWindow(t, c.Content())
 	e.win = w
 	w.Resize(fyne.NewSize(1000, 700))
@@ -324,11 +336,11 @@ func TestCardPanelMergesReadmeAndKeepsEdits(t *testing.T) {
 	assert.Equal(t, "apache-2.0", got.Metadata().License, "edits are kept")
 	assert.Equal(t, "\n# Edited\n", got.Body())
 
-	test.Tap(c.regenerate)
+	test.Tap(c.revert)
 	confirm := w.Canvas().Overlays().Top()
-	require.NotNil(t, confirm, "Regenerate asks first")
-	assert.Contains(t, test.RenderObjectToMarkup(confirm), "replaces your edits")
-	c.regenerateCard() // what confirming does
+	require.NotNil(t, confirm, "Revert to generated asks first")
+	assert.Contains(t, test.RenderObjectToMarkup(confirm), "drops your edits")
+	c.revertCard() // what confirming does
 	got, err = c.Card()
 	require.NoError(t, err)
 	assert.Equal(t, "mit", got.Metadata().License)

@@ -3,6 +3,7 @@ package gui
 import (
 	"fyne.io/fyne/v2"
 
+	"modelpub/core/drafts"
 	"modelpub/core/pipeline"
 )
 
@@ -33,6 +34,11 @@ type env struct {
 	// token; nil is $HF_ENDPOINT or huggingface.co with the OS keyring.
 	// Tests point it at an emulator and a mock keyring.
 	hub *hubConfig
+	// drafts keeps the model-card edits of each folder across runs, in the
+	// user's config dir; tests use a temporary folder. nil keeps none
+	// (draftsErr says why), and closing with edits then asks.
+	drafts    *drafts.Store
+	draftsErr error
 }
 
 // choices are the output settings chosen in the window. They are read and

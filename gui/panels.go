@@ -33,6 +33,7 @@ func (u *UI) makeJobs() {
 	u.cards = newCardPanel(u.e)
 	u.publisher = newPublishPanel(u.e, u.cards)
 	u.saver = newSaveJob(u.e)
+	u.saver.card = u.cards.Readme
 	u.saver.pick = func(start string, done func(string, error)) {
 		dir, err := u.callBrowse(start)
 		switch {
@@ -54,9 +55,17 @@ func (u *UI) makeJobs() {
 // busy reports whether a publish or a save is running.
 func (u *UI) busy() bool { return u.publisher.Busy() || u.saver.Busy() }
 
-// confirmClose is the window's close intercept: with a job running it asks
-// first, then cancels the job and closes once it has stopped.
+// confirmClose is the window's close intercept (and File ▸ Quit's, Ctrl+Q):
+// it writes the model card's pending edits to their draft, asking first if
+// they cannot be kept; then, with a job running, it asks again, cancels the
+// job and closes once it has stopped.
 func (u *UI) confirmClose(closeWindow func()) {
+	u.cards.confirmKeep(func() { u.confirmStop(closeWindow) })
+}
+
+// confirmStop closes at once when no job runs, or asks first, then cancels
+// the job and closes once it has stopped.
+func (u *UI) confirmStop(closeWindow func()) {
 	if !u.busy() {
 		closeWindow()
 		return

@@ -17,20 +17,27 @@ import (
 	"fyne.io/fyne/v2/theme"
 	"fyne.io/fyne/v2/widget"
 
+	"modelpub/core/card"
+	"modelpub/core/drafts"
 	"modelpub/core/pipeline"
 )
 
 // saveJob is Save locally… (Ctrl+S): it asks for a destination folder, then
 // writes the open folder there with the window's choices (shard size,
 // variant), as pipeline.Save does, with a progress dialog and a Cancel
-// button, and says at the end where it went and what the variant lost.
-// Every method runs on the UI goroutine.
+// button; once the save is complete it writes the model card into it as
+// README.md, and says where it went and what the variant lost. Every
+// method runs on the UI goroutine.
 type saveJob struct {
 	e *env
 	// pick asks for a folder and calls done on the UI goroutine with it,
 	// with "" when the user cancelled. Fyne's folder dialog by default; the
 	// window may put the native picker here, tests answer at once.
 	pick func(start string, done func(dir string, err error))
+	// card is the model card as the Model card tab shows it, as
+	// README.md; nil bytes (or a nil card) when there is none yet: the
+	// save then writes the card modelpub card writes for the saved folder.
+	card func() ([]byte, error)
 
 	running bool
 	stop    context.CancelFunc
@@ -104,6 +111,11 @@ func (s *saveJob) saveTo(p *pipeline.Pipeline, chosen string) {
 	if s.e.choices != nil {
 		opts.MaxShardSize, opts.Variant = s.e.choices.MaxShardSize, s.e.choices.Variant
 	}
+	var readme []byte
+	var readmeErr error
+	if s.card != nil {
+		readme, readmeErr = s.card()
+	}
 	ctx, stop := context.WithCancel(context.Background())
 	s.running, s.stop = true, stop
 	s.gen++
@@ -136,6 +148,7 @@ func (s *saveJob) saveTo(p *pipeline.Pipeline, chosen string) {
 	s.e.spawn(func() {
 		dst, err := pipeline.SaveDestination(p, chosen, opts.Variant)
 		var res *pipeline.SaveResult
+		var cardNote string
 		if err == nil {
 			s.e.do(func() {
 				if gen == s.gen {
@@ -144,11 +157,17 @@ func (s *saveJob) saveTo(p *pipeline.Pipeline, chosen string) {
 			})
 			res, err = pipeline.Save(ctx, p, dst, opts)
 		}
+		if err == nil {
+			// The save is complete and a Cancel no longer undoes it: the
+			// card goes in whatever ctx says, or the folder would keep
+			// the source's README.md.
+			cardNote = writeReadme(context.WithoutCancel(ctx), res.Dir, readme, readmeErr)
+		}
 		stop()
 		bridge.flush()
 		s.e.do(func() {
 			if gen == s.gen {
-				s.finish(res, err, opts.Variant)
+				s.finish(res, err, opts.Variant, cardNote)
 			}
 		})
 	})
@@ -169,8 +188,43 @@ func (s *saveJob) showProgressDialog(p *pipeline.Pipeline, chosen string) {
 	s.progress.Show()
 }
 
+// writeReadme writes the model card into the saved folder dir as
+// README.md, atomically: data, the card as shown, or when data is nil (and
+// dataErr too) the card modelpub card writes for dir. It returns what the
+// summary says about it.
+func writeReadme(ctx context.Context, dir string, data []byte, dataErr error) string {
+	what := "the model card as the Model card tab shows it"
+	if data == nil && dataErr == nil {
+		what = "the generated model card"
+		saved, err := pipeline.Open(ctx, dir)
+		if err != nil {
+			dataErr = err
+		} else {
+			l := loadCard(saved, card.GenerateOptions{})
+			data, dataErr = l.card.Bytes()
+		}
+	}
+	if dataErr == nil {
+		dataErr = drafts.WriteFile(filepath.Join(dir, card.FileName), data, 0o644)
+	}
+	if dataErr != nil {
+		return fmt.Sprintf("The model card could not be written as README.md (%v): the folder has the "+
+			"source's README.md, if it had one.", dataErr)
+	}
+	note := "README.md is " + what + "."
+	c, err := card.Parse(data)
+	if err != nil {
+		return note
+	}
+	if problems := c.Validate(); len(problems) > 0 {
+		note += fmt.Sprintf(" The Hub would refuse its metadata as it is (%s): fix it in the Model card tab "+
+			"before publishing.", problemText(problems[0]))
+	}
+	return note
+}
+
 // finish closes the progress dialog and says how the save went.
-func (s *saveJob) finish(res *pipeline.SaveResult, err error, variant string) {
+func (s *saveJob) finish(res *pipeline.SaveResult, err error, variant, cardNote string) {
 	s.running, s.stop = false, nil
 	s.progress.Hide()
 	defer func() {
@@ -188,7 +242,11 @@ func (s *saveJob) finish(res *pipeline.SaveResult, err error, variant string) {
 		s.e.showProblem(title, err.Error(), next)
 		return
 	}
-	s.e.showMessage("Saved", theme.ConfirmIcon(), saveSummary(res, variant))
+	summary := saveSummary(res, variant)
+	if cardNote != "" {
+		summary += "\n\n" + cardNote
+	}
+	s.e.showMessage("Saved", theme.ConfirmIcon(), summary)
 }
 
 // saveSummary says where a save went and what its variant lost.

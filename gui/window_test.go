@@ -30,6 +30,7 @@ import (
 	"github.com/zalando/go-keyring"
 
 	"modelpub/core/auth"
+	"modelpub/core/drafts"
 	"modelpub/core/pipeline"
 	"modelpub/core/pipeline/pipelinetest"
 )
@@ -64,6 +65,14 @@ func newTestUI(t *testing.T) (*UI, fyne.Window) {
 // an unreachable Hub with an empty mock keyring).
 func newTestUIWithHub(t *testing.T, hc *hubConfig) (*UI, fyne.Window) {
 	t.Helper()
+	return newTestUIWith(t, hc, drafts.NewStore(t.TempDir()))
+}
+
+// newTestUIWith is newTestUIWithHub keeping the model-card drafts in
+// store (nil: none can be kept); they are written at once, on the test
+// goroutine.
+func newTestUIWith(t *testing.T, hc *hubConfig, store *drafts.Store) (*UI, fyne.Window) {
+	t.Helper()
 	a := test.NewTempApp(t)
 	w := test.NewTempWindow(t, widget.NewLabel(""))
 	w.Resize(fyne.NewSize(1000, 700))
@@ -74,8 +83,9 @@ func newTestUIWithHub(t *testing.T, hc *hubConfig) (*UI, fyne.Window) {
 		hc = &hubConfig{Endpoint: "http://127.0.0.1:1", Keyring: auth.OSKeyring(),
 			Getenv: func(string) string { return "" }, Home: t.TempDir(), CacheDir: t.TempDir()}
 	}
-	u := newUI(&env{win: w, spawn: now, do: now, choices: &choices{}, prefs: a.Preferences(), hub: hc})
-	u.cards.debounce.delay = 0 // the preview renders at once, on the test goroutine
+	u := newUI(&env{win: w, spawn: now, do: now, choices: &choices{}, prefs: a.Preferences(), hub: hc, drafts: store})
+	u.cards.debounce.delay = 0        // the preview renders at once, on the test goroutine
+	u.cards.drafts.debounce.delay = 0 // and so are drafts written
 	u.browse = func(string) (string, error) {
 		t.Error("the native folder picker must not run in tests")
 		return "", errPickCancelled

@@ -33,8 +33,9 @@ func requireTool(t *testing.T, name string) string {
 }
 
 // A published pipeline, seen through @huggingface/hub (the client pinned
-// by core/hub/conformance): listFiles shows every staged file and
-// downloadFile returns the staged bytes.
+// by core/hub/conformance): listFiles shows every staged file and nothing
+// else, also after a re-publish with another layout, and downloadFile
+// returns the staged bytes.
 func TestPublishedRepoThroughOfficialClient(t *testing.T) {
 	if testing.Short() {
 		t.Skip("installs the npm client")
@@ -57,16 +58,24 @@ func TestPublishedRepoThroughOfficialClient(t *testing.T) {
 	src := sd15(t, pipelinetest.Options{Seed: 11})
 	o := options(t, srv, src, "alice/seen-by-js", nil)
 	o.MaxShardSize, o.Variant, o.License, o.KeepStaging = 1<<20, "fp16", "mit", true
-	res, err := publish.Run(ctx, o)
-	require.NoError(t, err)
 
-	for _, rev := range []string{"main", ""} {
-		o.CreatePR = rev == ""
+	// Layout A on main, a pull request with bf16 instead of fp16, then
+	// layout B (one file per model, no variant) on main: each time the
+	// official client lists exactly the published files, nothing stale.
+	steps := []struct {
+		name   string
+		modify func(o *publish.Options)
+	}{
+		{"sharded fp16 on main", func(o *publish.Options) {}},
+		{"bf16 as a pull request", func(o *publish.Options) { o.CreatePR, o.Variant = true, "bf16" }},
+		{"one file, no variant, on main", func(o *publish.Options) { o.CreatePR, o.Variant, o.MaxShardSize = false, "", 0 }},
+	}
+	for _, step := range steps {
+		step.modify(&o)
+		res, err := publish.Run(ctx, o)
+		require.NoError(t, err, step.name)
+		rev := "main"
 		if o.CreatePR {
-			o.Variant = "bf16"
-			pr, err := publish.Run(ctx, o)
-			require.NoError(t, err)
-			res = pr
 			rev = "refs/pr/1"
 		}
 		cmd := exec.CommandContext(ctx, node, "fetch.mjs", "--repo", "alice/seen-by-js", "--revision", rev)
@@ -86,16 +95,21 @@ func TestPublishedRepoThroughOfficialClient(t *testing.T) {
 			} `json:"fetched"`
 		}
 		require.NoError(t, json.Unmarshal(stdout, &report), "%s", stdout)
+		want := map[string]bool{".gitattributes": true}
 		for _, f := range res.Files {
-			want := res.Card
+			want[f.Path] = true
+			b := res.Card
 			if f.Path != "README.md" {
-				want, err = os.ReadFile(filepath.Join(res.Folder, filepath.FromSlash(f.Path)))
+				b, err = os.ReadFile(filepath.Join(res.Folder, filepath.FromSlash(f.Path)))
 				require.NoError(t, err)
 			}
-			sum := sha256.Sum256(want)
-			require.Contains(t, report.Fetched, f.Path, "at %s", rev)
-			assert.Equal(t, int64(len(want)), report.Listed[f.Path], "%s at %s", f.Path, rev)
-			assert.Equal(t, hex.EncodeToString(sum[:]), report.Fetched[f.Path].SHA256, "%s at %s", f.Path, rev)
+			sum := sha256.Sum256(b)
+			require.Contains(t, report.Fetched, f.Path, "%s: at %s", step.name, rev)
+			assert.Equal(t, int64(len(b)), report.Listed[f.Path], "%s: %s at %s", step.name, f.Path, rev)
+			assert.Equal(t, hex.EncodeToString(sum[:]), report.Fetched[f.Path].SHA256, "%s: %s at %s", step.name, f.Path, rev)
+		}
+		for p := range report.Listed {
+			assert.True(t, want[p], "%s: the official client lists %s at %s, which was not published", step.name, p, rev)
 		}
 	}
 }

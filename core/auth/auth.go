@@ -173,7 +173,7 @@ type Options struct {
 	Stdin    io.Reader           // set for --token-stdin: the token is its first line (read with echo off when a terminal)
 	Prompt   io.Writer           // where "Token: " goes when Stdin is a terminal; nil → os.Stderr
 	Getenv   func(string) string // nil → os.Getenv
-	Keyring  Keyring             // nil → OSKeyring()
+	Keyring  Keyring             // nil → SystemKeyring()
 	Home     string              // home folder for ~/.cache/huggingface/token; "" → os.UserHomeDir()
 }
 
@@ -186,7 +186,7 @@ func (o Options) getenv(k string) string {
 
 func (o Options) keyring() Keyring {
 	if o.Keyring == nil {
-		return OSKeyring()
+		return SystemKeyring()
 	}
 	return o.Keyring
 }
@@ -245,8 +245,14 @@ type NoTokenError struct {
 
 func (e *NoTokenError) Error() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "%s for %s: run `modelpub login` to keep one in the OS keyring, set HF_TOKEN, or pass one with --token-stdin",
-		ErrNoToken.Error(), Account(e.Endpoint))
+	if e.Keyring != nil {
+		// `modelpub login` would fail too: the alternatives come first.
+		fmt.Fprintf(&b, "%s for %s: set HF_TOKEN, or pass one with --token-stdin (the OS keyring, where `modelpub login` keeps one, is %s)",
+			ErrNoToken.Error(), Account(e.Endpoint), keyringState(e.Keyring.Reason))
+	} else {
+		fmt.Fprintf(&b, "%s for %s: run `modelpub login` to keep one in the OS keyring, set HF_TOKEN, or pass one with --token-stdin",
+			ErrNoToken.Error(), Account(e.Endpoint))
+	}
 	switch {
 	case e.FileUsed && e.TokenFile != "":
 		fmt.Fprintf(&b, "; `hf auth login` writes the token file %s, which modelpub also reads", e.TokenFile)
@@ -257,10 +263,15 @@ func (e *NoTokenError) Error() string {
 		}
 		fmt.Fprintf(&b, " is read only for %s", DefaultEndpoint)
 	}
-	if e.Keyring != nil {
-		fmt.Fprintf(&b, " (the OS keyring could not be read: %s)", e.Keyring.Reason)
-	}
 	return b.String()
+}
+
+// keyringState words a keyring's failure reason after "the OS keyring is".
+func keyringState(reason string) string {
+	if strings.HasPrefix(reason, "not available") {
+		return reason
+	}
+	return "not usable: " + reason
 }
 
 // Unwrap returns ErrNoToken and the keyring's failure, if any, so

@@ -203,14 +203,14 @@ func TestResolveWithoutSecretService(t *testing.T) {
 		t.Run(kf.name, func(t *testing.T) {
 			root := t.TempDir()
 			keyring.MockInitWithError(kf.err)
-			opts := auth.Options{Getenv: envOf(nil), Home: root}
+			opts := auth.Options{Keyring: auth.OSKeyring(), Getenv: envOf(nil), Home: root}
 
 			_, err := auth.Resolve(opts)
 			require.ErrorIs(t, err, auth.ErrNoToken)
 			require.ErrorIs(t, err, auth.ErrNoKeyring, "a GUI offers a session-only token on this")
 			var nt *auth.NoTokenError
 			require.ErrorAs(t, err, &nt)
-			assert.Contains(t, err.Error(), "could not be read: "+nt.Keyring.Reason)
+			assert.Contains(t, err.Error(), nt.Keyring.Reason)
 			assert.Contains(t, nt.Keyring.Reason, kf.reason)
 
 			// The token file still works without a keyring.
@@ -225,7 +225,7 @@ func TestResolveWithoutSecretService(t *testing.T) {
 
 func TestStore(t *testing.T) {
 	keyring.MockInit()
-	opts := auth.Options{Endpoint: "http://127.0.0.1:8765", Getenv: envOf(nil)}
+	opts := auth.Options{Keyring: auth.OSKeyring(), Endpoint: "http://127.0.0.1:8765", Getenv: envOf(nil)}
 	require.NoError(t, auth.Store(opts, "  "+tokA+"\n"))
 	got, err := keyring.Get(auth.Service, "127.0.0.1:8765")
 	require.NoError(t, err)
@@ -255,7 +255,7 @@ func TestStoreWithoutSecretService(t *testing.T) {
 	for _, kf := range keyringFailures {
 		t.Run(kf.name, func(t *testing.T) {
 			keyring.MockInitWithError(kf.err)
-			err := auth.Store(auth.Options{Getenv: envOf(map[string]string{"HF_TOKEN_PATH": "/x/token"})}, tokA)
+			err := auth.Store(auth.Options{Keyring: auth.OSKeyring(), Getenv: envOf(map[string]string{"HF_TOKEN_PATH": "/x/token"})}, tokA)
 			require.ErrorIs(t, err, auth.ErrNoKeyring)
 			var ke *auth.KeyringError
 			require.ErrorAs(t, err, &ke)
@@ -271,14 +271,14 @@ func TestStoreWithoutSecretService(t *testing.T) {
 
 	// For another endpoint the token file is not an alternative.
 	keyring.MockInitWithError(errors.New("boom"))
-	err := auth.Store(auth.Options{Endpoint: "http://127.0.0.1:1", Getenv: envOf(nil)}, tokA)
+	err := auth.Store(auth.Options{Keyring: auth.OSKeyring(), Endpoint: "http://127.0.0.1:1", Getenv: envOf(nil)}, tokA)
 	require.ErrorIs(t, err, auth.ErrNoKeyring)
 	assert.NotContains(t, err.Error(), "hf auth login")
 }
 
 func TestForget(t *testing.T) {
 	keyring.MockInit()
-	opts := auth.Options{Endpoint: "http://127.0.0.1:8765", Getenv: envOf(nil)}
+	opts := auth.Options{Keyring: auth.OSKeyring(), Endpoint: "http://127.0.0.1:8765", Getenv: envOf(nil)}
 	require.NoError(t, keyring.Set(auth.Service, "huggingface.co", tokA))
 	require.NoError(t, auth.Store(opts, tokB))
 
@@ -303,7 +303,7 @@ func TestForget(t *testing.T) {
 func TestTokenNeverPrints(t *testing.T) {
 	keyring.MockInit()
 	require.NoError(t, keyring.Set(auth.Service, "huggingface.co", tokA))
-	tok, err := auth.Resolve(auth.Options{Getenv: envOf(nil), Home: t.TempDir()})
+	tok, err := auth.Resolve(auth.Options{Keyring: auth.OSKeyring(), Getenv: envOf(nil), Home: t.TempDir()})
 	require.NoError(t, err)
 	require.Equal(t, tokA, tok.Value())
 	assert.Equal(t, "hf_…1111 (from keyring)", tok.String())
@@ -429,14 +429,14 @@ func TestTokenFileErrors(t *testing.T) {
 	root := t.TempDir()
 	dir := filepath.Join(root, "dir")
 	require.NoError(t, os.Mkdir(dir, 0o700))
-	_, err := auth.Resolve(auth.Options{Getenv: envOf(map[string]string{"HF_TOKEN_PATH": dir}), Home: root})
+	_, err := auth.Resolve(auth.Options{Keyring: auth.OSKeyring(), Getenv: envOf(map[string]string{"HF_TOKEN_PATH": dir}), Home: root})
 	require.Error(t, err, "a token path that cannot be read is reported, not skipped")
 	assert.NotErrorIs(t, err, auth.ErrNoToken)
 	assert.Contains(t, err.Error(), dir)
 
 	big := filepath.Join(root, "big")
 	writeFile(t, big, strings.Repeat("a", 5000))
-	_, err = auth.Resolve(auth.Options{Getenv: envOf(map[string]string{"HF_TOKEN_PATH": big}), Home: root})
+	_, err = auth.Resolve(auth.Options{Keyring: auth.OSKeyring(), Getenv: envOf(map[string]string{"HF_TOKEN_PATH": big}), Home: root})
 	require.ErrorIs(t, err, auth.ErrBadToken)
 	assert.Contains(t, err.Error(), big)
 }

@@ -24,14 +24,15 @@ type Keyring interface {
 // ErrNotFound).
 var ErrItemNotFound = keyring.ErrNotFound
 
-// OSKeyring returns the operating system's keyring through go-keyring: the
-// Secret Service over the D-Bus session bus on Linux and the BSDs, the
-// Keychain on macOS, the Credential Manager on Windows. After
+// OSKeyring returns the operating system's keyring through go-keyring as it
+// is: the Secret Service over the D-Bus session bus on Linux and the BSDs,
+// the Keychain on macOS, the Credential Manager on Windows. After
 // keyring.MockInit() it is go-keyring's in-memory mock, for tests.
 //
-// On Linux without DBUS_SESSION_BUS_ADDRESS, godbus tries
-// $XDG_RUNTIME_DIR/bus, then starts a bus with dbus-launch when it is
-// installed (the dbus-x11 package); that bus outlives the process.
+// On Linux without a session bus, godbus starts one with dbus-launch when
+// it is installed (the dbus-x11 package), and that bus outlives the
+// process: programs use SystemKeyring (the default of Options), which
+// never lets that happen.
 func OSKeyring() Keyring { return osKeyring{} }
 
 type osKeyring struct{}
@@ -51,7 +52,7 @@ type KeyringError struct {
 
 func (e *KeyringError) Error() string {
 	s := "auth: cannot " + e.Op + " the OS keyring: " + e.Reason
-	if e.Err != nil {
+	if e.Err != nil && !errors.Is(e.Err, ErrNoSessionBus) { // the reason says it all
 		s += " (" + e.Err.Error() + ")"
 	}
 	if e.Hint != "" {
@@ -89,6 +90,8 @@ func keyringReason(err error) string {
 		opErr   *net.OpError
 	)
 	switch {
+	case errors.Is(err, ErrNoSessionBus):
+		return "not available: there is no D-Bus session bus (DBUS_SESSION_BUS_ADDRESS is not set and $XDG_RUNTIME_DIR/bus does not exist); a desktop login provides one, and in a terminal or over SSH `dbus-run-session` starts one"
 	case errors.Is(err, keyring.ErrUnsupportedPlatform):
 		return "this system has no OS keyring modelpub can use"
 	case errors.As(err, &execErr), errors.As(err, &exitErr),

@@ -158,11 +158,7 @@ func (r *Root) Open(path string) (*os.File, error) {
 	if err != nil {
 		return nil, err
 	}
-	real, err := r.resolve(p)
-	if err != nil {
-		return nil, err
-	}
-	want, err := os.Stat(real)
+	want, err := r.Stat(p)
 	if err != nil {
 		return nil, err
 	}

@@ -4,9 +4,6 @@ package pipeline
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
-	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -20,6 +17,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"modelpub/core/folder"
+	"modelpub/core/pipeline/pipelinetest"
 )
 
 // within5s fails the test when fn hangs (a FIFO opened for reading would).
@@ -137,24 +135,8 @@ func TestOpenRefusesSpecialAndHugeFiles(t *testing.T) {
 // ../../blobs/<sha>: such a folder opens, saves and validates as usual.
 func TestHuggingFaceCacheSnapshotSaves(t *testing.T) {
 	plain := materialize(t, "sd15", synthetic)
-	repo := filepath.Join(t.TempDir(), "hub", "models--org--sd15")
-	snap := filepath.Join(repo, "snapshots", "3f1e5c6a")
-	require.NoError(t, os.MkdirAll(filepath.Join(repo, "blobs"), 0o755))
-	require.NoError(t, filepath.WalkDir(plain, func(p string, d fs.DirEntry, err error) error {
-		require.NoError(t, err)
-		rel, _ := filepath.Rel(plain, p)
-		if d.IsDir() {
-			return os.MkdirAll(filepath.Join(snap, rel), 0o755)
-		}
-		data, err := os.ReadFile(p)
-		require.NoError(t, err)
-		sum := sha256.Sum256(data)
-		blob := filepath.Join(repo, "blobs", hex.EncodeToString(sum[:]))
-		require.NoError(t, os.WriteFile(blob, data, 0o644))
-		target, err := filepath.Rel(filepath.Dir(filepath.Join(snap, rel)), blob)
-		require.NoError(t, err)
-		return os.Symlink(target, filepath.Join(snap, rel))
-	}))
+	snap, err := pipelinetest.HFCacheSnapshot(plain, filepath.Join(t.TempDir(), "hub"), "models--org--sd15", "3f1e5c6a")
+	require.NoError(t, err)
 
 	p, err := Open(context.Background(), snap)
 	require.NoError(t, err)

@@ -4,8 +4,6 @@ package publish_test
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -72,24 +70,8 @@ func TestPublishNeverSendsWhatLinksOutside(t *testing.T) {
 func TestPublishFromTheHuggingFaceCache(t *testing.T) {
 	srv := startHub(t)
 	plain := sd15(t, pipelinetest.Options{Seed: 4})
-	repo := filepath.Join(t.TempDir(), "hub", "models--someone--sd15")
-	snap := filepath.Join(repo, "snapshots", "9b1c0de")
-	require.NoError(t, os.MkdirAll(filepath.Join(repo, "blobs"), 0o755))
-	require.NoError(t, filepath.WalkDir(plain, func(p string, d fs.DirEntry, err error) error {
-		require.NoError(t, err)
-		rel, _ := filepath.Rel(plain, p)
-		if d.IsDir() {
-			return os.MkdirAll(filepath.Join(snap, rel), 0o755)
-		}
-		data, err := os.ReadFile(p)
-		require.NoError(t, err)
-		sum := sha256.Sum256(data)
-		blob := filepath.Join(repo, "blobs", hex.EncodeToString(sum[:]))
-		require.NoError(t, os.WriteFile(blob, data, 0o644))
-		target, err := filepath.Rel(filepath.Dir(filepath.Join(snap, rel)), blob)
-		require.NoError(t, err)
-		return os.Symlink(target, filepath.Join(snap, rel))
-	}))
+	snap, err := pipelinetest.HFCacheSnapshot(plain, filepath.Join(t.TempDir(), "hub"), "models--someone--sd15", "9b1c0de")
+	require.NoError(t, err)
 
 	for _, variant := range []string{"", "fp16"} {
 		o := options(t, srv, snap, "alice/cached-"+map[string]string{"": "as-is", "fp16": "fp16"}[variant], nil)

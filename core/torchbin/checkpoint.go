@@ -368,7 +368,7 @@ func (c *Checkpoint) openLegacy(size int64) error {
 		}
 		st := res.storages[key]
 		if st == nil || st.root != key {
-			return fmt.Errorf("%w: the legacy storage list names %q, which no tensor uses", ErrCorrupt, key)
+			return fmt.Errorf("%w: the legacy storage list names %q, which no tensor uses", ErrCorrupt, clip(key))
 		}
 		if _, dup := c.storages[key]; dup {
 			return fmt.Errorf("%w: the legacy storage list names %q twice", ErrCorrupt, key)
@@ -413,12 +413,12 @@ func loadPlain(data []byte) (v any, err error) {
 	}
 	defer func() {
 		if r := recover(); r != nil {
-			v, err = nil, fmt.Errorf("%w: malformed pickle (%v)", ErrCorrupt, r)
+			v, err = nil, fmt.Errorf("%w: malformed pickle (%s)", ErrCorrupt, clip(fmt.Sprint(r)))
 		}
 	}()
 	v, err = u.Load()
 	if err != nil && !isOurs(err) {
-		err = fmt.Errorf("%w: malformed pickle: %v", ErrCorrupt, err)
+		err = fmt.Errorf("%w: malformed pickle: %s", ErrCorrupt, clip(err.Error()))
 	}
 	return v, err
 }

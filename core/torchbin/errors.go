@@ -57,8 +57,8 @@ func pathErr(path string, err error) error {
 // the pickle VM (see the package documentation). It wraps ErrPickleLimit.
 type LimitError struct {
 	// Limit names what was counted: "opcodes", "stack", "nesting",
-	// "memo", "container", "memory", "size" (inflated data.pkl) or "name"
-	// (a flattened tensor name).
+	// "memo", "container", "memory", "size" (inflated data.pkl), "name"
+	// (a flattened tensor name) or "integer" (a LONG of too many bytes).
 	Limit string
 	// Max is the limit that was crossed, in the unit of Limit (bytes for
 	// "memory", "size" and "name").
@@ -88,6 +88,8 @@ func (e *LimitError) Error() string {
 		return fmt.Sprintf("%v: nested more than %d levels deep", ErrPickleLimit, e.Max)
 	case "name":
 		return fmt.Sprintf("%v: a tensor name longer than %d bytes", ErrPickleLimit, e.Max)
+	case "integer":
+		return fmt.Sprintf("%v: an integer of more than %d bytes or digits", ErrPickleLimit, e.Max)
 	default:
 		what = fmt.Sprintf("%s over %d for a %s pickle", e.Limit, e.Max, size)
 	}

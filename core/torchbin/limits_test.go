@@ -205,6 +205,8 @@ func TestPickleBombs(t *testing.T) {
 		{"lists nested through the memo", false, seq(lit("]q\x00"), rep("]h\x00aq\x000", 100_000)), 0, "nesting"},
 		{"tuples nested by TUPLE1", false, seq(lit("N"), rep("\x85", m)), 0, "nesting"},
 		{"BUILD of a 50K-entry dict, again and again", false, build, 0, "memory"},
+		{"LONG4 of 10 MB (quadratic to decode)", false, seq(lit("\x8b\x00\x00\xa0\x00"), rep("\x7f", 10<<20)), 0, "integer"},
+		{"LONG of 10 M digits", false, seq(lit("L"), rep("9", 10_000_000), lit("L\n")), 0, "integer"},
 		{"legacy EMPTY_LIST", true, rep("]", 4_000_000), 0, "stack"},
 		{"legacy MEMOIZE", true, seq(lit("N"), rep("\x94", 4_000_000)), 0, "memo"},
 		{"legacy MARK", true, rep("(", 4_000_000), 0, "nesting"},
@@ -369,12 +371,17 @@ func TestHostilePlans(t *testing.T) {
 	long.op('.')
 	writeZip(t, filepath.Join(dir, "long.bin"), "x", []zent{{name: "data.pkl", data: long.Bytes()}})
 
+	long.Reset() // a global named by a 1 MB line
+	long.WriteString("\x80\x02c" + strings.Repeat("m", 1<<20) + "\nsystem\n.")
+	writeZip(t, filepath.Join(dir, "global.bin"), "x", []zent{{name: "data.pkl", data: long.Bytes()}})
+
 	cases := []struct {
 		file string
 		want error
 		msg  string
 	}{
 		{"shared.bin", nil, ""},
+		{"global.bin", ErrForbiddenGlobal, "a global over 1024 bytes long (mmm"},
 		{"pid.bin", ErrUnsupported, "persistent id of kind a *types.List"},
 		{"proto.pt", ErrUnsupported, "legacy protocol version a *types.List"},
 		{"long.bin", ErrPickleLimit, "a tensor name longer than 4096 bytes"},
@@ -395,6 +402,7 @@ func TestHostilePlans(t *testing.T) {
 			if c.want != nil {
 				require.ErrorIs(t, err2, c.want)
 				assert.Contains(t, err2.Error(), c.msg)
+				assert.Less(t, len(err2.Error()), 1000, "a short message")
 				assert.Contains(t, err2.Error(), path)
 				return
 			}

@@ -113,6 +113,20 @@ const (
 	costAttr    = 96  // an attribute set by BUILD
 )
 
+// Integers: LONG1 holds at most 255 bytes, and LONG4 and LONG (decimal)
+// are refused beyond as much, as gopickle decodes them in quadratic time
+// (a 1 MB LONG4 takes minutes). torch's pickles hold 8-byte integers and
+// the legacy format's 10-byte magic number.
+const (
+	maxLongBytes  = 255
+	maxLongDigits = 620 // 255 bytes in decimal, with a sign and an L
+)
+
+// maxGlobalName bounds the module and class names of GLOBAL and INST:
+// those of the allow-list are short, and longer lines are refused as soon
+// as they pass it.
+const maxGlobalName = 1024
+
 // maxKnownString is the longest string the scanner remembers for
 // STACK_GLOBAL; longer module or class names are never allowed anyway.
 const maxKnownString = 64
@@ -295,6 +309,7 @@ type scanner struct {
 	heap    int64  // estimated bytes allocated for objects
 	maxDict int64  // entries of the largest dict so far
 	peak    int    // the most items the stack held
+	longs   int64  // bytes of LONG1 and LONG4 integers, for tests: gopickle's decoding makes garbage
 	opc     byte   // the opcode being run, for errors
 	opAt    int    // its offset
 }
@@ -353,14 +368,24 @@ func (s *scanner) line() (string, error) {
 
 // lineBytes reads a line; the bytes are valid until the next read.
 func (s *scanner) lineBytes() ([]byte, error) {
+	b, _, err := s.lineMax(-1)
+	return b, err
+}
+
+// lineMax reads a line, or only max bytes of it when it is longer (long
+// is then true); the bytes are valid until the next read.
+func (s *scanner) lineMax(max int) (line []byte, long bool, err error) {
 	start := s.rec.Len()
 	for {
 		b, err := s.byte1()
 		if err != nil {
-			return nil, err
+			return nil, false, err
 		}
 		if b == '\n' {
-			return s.rec.Bytes()[start : s.rec.Len()-1], nil
+			return s.rec.Bytes()[start : s.rec.Len()-1], false, nil
+		}
+		if max >= 0 && s.rec.Len()-start > max {
+			return s.rec.Bytes()[start:], true, nil
 		}
 	}
 }
@@ -820,7 +845,7 @@ func (s *scanner) op(op byte) error {
 		}
 		i, err := strconv.Atoi(l)
 		if err != nil || i < 0 {
-			return fmt.Errorf("%w: bad PUT index %q", ErrCorrupt, l)
+			return fmt.Errorf("%w: bad PUT index %q", ErrCorrupt, clip(l))
 		}
 		return s.store(int64(i))
 	case 'q': // BINPUT
@@ -845,7 +870,7 @@ func (s *scanner) op(op byte) error {
 			}
 			v, err := strconv.Atoi(l)
 			if err != nil {
-				return fmt.Errorf("%w: bad GET index %q", ErrCorrupt, l)
+				return fmt.Errorf("%w: bad GET index %q", ErrCorrupt, clip(l))
 			}
 			i = int64(v)
 		case 'h':
@@ -884,9 +909,13 @@ func (s *scanner) op(op byte) error {
 		return s.charge(n)
 	case 'F', 'I', 'L': // FLOAT, INT, LONG: one line
 		s.clobber()
-		l, err := s.lineBytes()
+		l, long, err := s.lineMax(maxLongDigits)
 		if err != nil {
 			return err
+		}
+		if long {
+			// gopickle's big.Int.SetString takes quadratic time
+			return s.limit("integer", maxLongDigits)
 		}
 		return s.pushValue(costBox + int64(len(l)))
 	case 'S', 'V': // STRING, UNICODE: one line
@@ -937,9 +966,15 @@ func (s *scanner) op(op byte) error {
 		if n == 0 {
 			return fmt.Errorf("%w: a zero-length LONG in the pickle", ErrUnsupported)
 		}
+		if n > maxLongBytes {
+			// gopickle decodes it a byte at a time, shifting a big.Int:
+			// quadratic time
+			return s.limit("integer", maxLongBytes)
+		}
 		if _, err := s.bytesN(n, "integer"); err != nil {
 			return err
 		}
+		s.longs += n
 		return s.pushValue(costString + 2*n)
 	case 'X', 0x8c, 0x8d: // BINUNICODE, SHORT_BINUNICODE, BINUNICODE8: strings
 		k := 4
@@ -977,14 +1012,18 @@ func (s *scanner) op(op byte) error {
 		s.clobber()
 		return s.pushValue(costString + n)
 	case 'c', 'i': // GLOBAL, INST
-		module, err := s.line()
-		if err != nil {
-			return err
+		var names [2]string
+		for i := range names {
+			l, long, err := s.lineMax(maxGlobalName)
+			if err != nil {
+				return err
+			}
+			if long {
+				return fmt.Errorf("%w: the pickle names a global over %d bytes long (%s...)", ErrForbiddenGlobal, maxGlobalName, clip(string(l)))
+			}
+			names[i] = string(l)
 		}
-		name, err := s.line()
-		if err != nil {
-			return err
-		}
+		module, name := names[0], names[1]
 		if err := s.global(module, name); err != nil {
 			return err
 		}
@@ -1056,11 +1095,19 @@ var opNames = map[byte]string{
 	0x94: "MEMOIZE", 'p': "PUT", 'q': "BINPUT", 'r': "LONG_BINPUT",
 }
 
+// clip shortens s for an error message.
+func clip(s string) string {
+	if len(s) > 80 {
+		return s[:80] + "..."
+	}
+	return s
+}
+
 // forbidden is the error for a global outside the allow-list. Python
 // pickles os.system as posix.system (nt.system on Windows) and, at
 // protocol 2, builtins as __builtin__: the message gives the usual name too.
 func forbidden(module, name string) error {
-	what := module + "." + name
+	what := clip(module) + "." + clip(name)
 	alias := map[string]string{"posix": "os", "nt": "os", "__builtin__": "builtins", "_subprocess": "subprocess"}[module]
 	if alias != "" {
 		what += " (" + alias + "." + name + ")"

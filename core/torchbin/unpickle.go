@@ -247,7 +247,7 @@ func unpickle(data []byte, legacy bool) (res *unpickled, err error) {
 		// counts, unhashable OrderedDict keys...): a panic there is a
 		// malformed file, not a bug of ours.
 		if r := recover(); r != nil {
-			res, err = nil, fmt.Errorf("%w: malformed pickle (%v)", ErrCorrupt, r)
+			res, err = nil, fmt.Errorf("%w: malformed pickle (%s)", ErrCorrupt, clip(fmt.Sprint(r)))
 		}
 	}()
 	root, err := u.Load()
@@ -255,7 +255,8 @@ func unpickle(data []byte, legacy bool) (res *unpickled, err error) {
 		if isOurs(err) {
 			return nil, err
 		}
-		return nil, fmt.Errorf("%w: malformed pickle: %v", ErrCorrupt, err)
+		// gopickle's messages can quote a whole object (%#v)
+		return nil, fmt.Errorf("%w: malformed pickle: %s", ErrCorrupt, clip(err.Error()))
 	}
 	res.root = root
 	return res, nil
@@ -316,7 +317,7 @@ func (r *unpickled) persistentLoad(id any, legacy bool) (any, error) {
 		return nil, fmt.Errorf("%w: storage view metadata is %s", ErrCorrupt, describe(t.Get(5)))
 	}
 	vkey, ok := vm.Get(0).(string)
-	if !ok || vkey == "" {
+	if !ok || vkey == "" || len(vkey) > 256 {
 		return nil, fmt.Errorf("%w: storage view key is %s", ErrCorrupt, describe(vm.Get(0)))
 	}
 	voff, err := toInt(vm.Get(1), "storage view offset")

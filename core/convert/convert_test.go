@@ -1,0 +1,495 @@
+package convert
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/json"
+	"errors"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"modelpub/core/pipeline"
+	"modelpub/core/pipeline/pipelinetest"
+	"modelpub/core/tensors"
+	"modelpub/core/torchbin"
+)
+
+const mappingFile = "testdata/sd15-mapping.tsv"
+
+// componentDirs maps pipelinetest's component names to the folders and
+// weights files of the output.
+var componentFiles = map[string]string{
+	pipelinetest.UNet:        "unet/diffusion_pytorch_model.safetensors",
+	pipelinetest.VAE:         "vae/diffusion_pytorch_model.safetensors",
+	pipelinetest.TextEncoder: "text_encoder/model.safetensors",
+}
+
+func fileHash(t testing.TB, path string) [32]byte {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	require.NoError(t, err)
+	return sha256.Sum256(b)
+}
+
+// checkMapped checks every output tensor against the mapping table: the
+// names of each component exactly the table's, each tensor's shape that of
+// the real diffusers model (pipelinetest), its dtype want (or the
+// checkpoint's when 0), its bytes the checkpoint's bytes of the key it maps
+// from (converted to want where it differs).
+func checkMapped(t *testing.T, out string, rows []mappingRow, src map[string]ckTensor, want tensors.DType, inChannels int64) {
+	t.Helper()
+	shapes := diffusersShapes()
+	for comp, file := range componentFiles {
+		if !slices.ContainsFunc(rows, func(r mappingRow) bool { return r.component == comp }) {
+			continue
+		}
+		f, err := tensors.Open(filepath.Join(out, file))
+		require.NoError(t, err)
+		var got, expected []string
+		for _, ti := range f.Header.Tensors {
+			got = append(got, ti.Name)
+		}
+		for _, r := range rows {
+			if r.component != comp {
+				continue
+			}
+			expected = append(expected, r.diffusers)
+			ti, ok := f.Header.Tensor(r.diffusers)
+			if !assert.True(t, ok, "%s: %s (from %s) is missing", comp, r.diffusers, r.ldm) {
+				continue
+			}
+			s := src[r.ldm]
+			shape := slices.Clone(shapes[comp][r.diffusers].Shape)
+			if r.ldm == keyInpainting && inChannels != 0 {
+				shape[1] = inChannels
+			}
+			assert.Equal(t, shape, ti.Shape, "%s: shape of %s", comp, r.diffusers)
+			wantDType := s.dtype
+			if want != 0 {
+				wantDType = want
+			}
+			assert.Equal(t, wantDType, ti.DType, "%s: dtype of %s", comp, r.diffusers)
+			data := make([]byte, ti.Size())
+			_, err := f.ReadAt(data, f.Header.DataStart+ti.Begin)
+			require.NoError(t, err)
+			wantData := s.data
+			if wantDType != s.dtype {
+				fn, ok := tensors.Converter(s.dtype, wantDType)
+				require.True(t, ok)
+				wantData = make([]byte, tensors.OutputSize(s.dtype, wantDType, len(s.data)))
+				fn(wantData, s.data)
+			}
+			assert.True(t, bytes.Equal(wantData, data), "%s: bytes of %s differ from %s", comp, r.diffusers, r.ldm)
+		}
+		assert.ElementsMatch(t, expected, got, "%s: tensor names", comp)
+		f.Close()
+	}
+}
+
+func byName(ts []ckTensor) map[string]ckTensor {
+	m := map[string]ckTensor{}
+	for _, c := range ts {
+		m[c.name] = c
+	}
+	return m
+}
+
+func readJSON(t testing.TB, path string) map[string]any {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	require.NoError(t, err)
+	var v map[string]any
+	require.NoError(t, json.Unmarshal(b, &v))
+	return v
+}
+
+// TestConvertSD15 converts SD 1.5 checkpoints with the real key names and
+// shapes (scaled) and checks every output tensor against the mapping
+// diffusers' conversion makes (testdata/sd15-mapping.tsv), the configs, and
+// what is dropped.
+func TestConvertSD15(t *testing.T) {
+	rows := readMapping(t, mappingFile)
+	cases := []struct {
+		name      string
+		opts      sd15Options
+		torch     *torchOptions
+		typ       Type
+		wantType  Type
+		wantClass string
+	}{
+		{name: "safetensors F32", opts: sd15Options{}, wantType: SD15, wantClass: "StableDiffusionPipeline"},
+		{name: "safetensors F16 with schedule and EMA keys", opts: sd15Options{dtype: tensors.F16, extras: true}, wantType: SD15, wantClass: "StableDiffusionPipeline"},
+		{name: "ckpt with state_dict", opts: sd15Options{extras: true}, torch: &torchOptions{nested: true, outside: true}, wantType: SD15, wantClass: "StableDiffusionPipeline"},
+		{name: "bin without state_dict, BF16", opts: sd15Options{dtype: tensors.BF16}, torch: &torchOptions{}, wantType: SD15, wantClass: "StableDiffusionPipeline"},
+		{name: "inpainting", opts: sd15Options{inChannels: 9}, wantType: SD15Inpaint, wantClass: "StableDiffusionInpaintPipeline"},
+		{name: "type given", opts: sd15Options{}, typ: SD15, wantType: SD15, wantClass: "StableDiffusionPipeline"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			ts := sd15Tensors(t, rows, tc.opts)
+			src := filepath.Join(dir, "model.safetensors")
+			if tc.torch != nil {
+				src = filepath.Join(dir, "model.ckpt")
+				writeTorch(t, src, ts, *tc.torch)
+			} else {
+				writeSafetensors(t, src, ts)
+			}
+			before := fileHash(t, src)
+			out := filepath.Join(dir, "out")
+			res, err := Convert(context.Background(), src, out, Options{Type: tc.typ})
+			require.NoError(t, err)
+			assert.Equal(t, before, fileHash(t, src), "the checkpoint is only read")
+
+			assert.Equal(t, tc.wantType, res.Plan.Detection.Type)
+			assert.Equal(t, tc.typ != "", res.Plan.Detection.Forced)
+			assert.NotEmpty(t, res.Plan.Detection.Reasons)
+			checkMapped(t, out, rows, byName(ts), 0, tc.opts.inChannels)
+			require.NotNil(t, res.Verification)
+			assert.True(t, res.Verification.OK(), "%v", res.Verification.Problems)
+			assert.True(t, res.Validation.OK(), "%v", res.Validation.Problems)
+			assert.Equal(t, 686+248+196, res.Verification.Tensors)
+
+			dropped := map[string]string{}
+			for _, d := range res.Plan.Dropped {
+				dropped[d.Name] = d.Reason
+			}
+			assert.Contains(t, dropped["cond_stage_model.transformer.text_model.embeddings.position_ids"], "position_ids")
+			if tc.opts.extras {
+				assert.Contains(t, dropped["betas"], "noise schedule")
+				assert.Contains(t, dropped["model_ema.diffusion_modelout2bias"], "EMA copy")
+				assert.Contains(t, dropped["model_ema.num_updates"], "EMA bookkeeping")
+				assert.Len(t, res.Plan.Dropped, 1+12+4+boolInt(tc.torch != nil && tc.torch.outside)+boolInt(tc.torch != nil && tc.torch.nested))
+			} else {
+				assert.Len(t, res.Plan.Dropped, 1)
+			}
+			if tc.torch != nil && tc.torch.nested {
+				assert.Contains(t, dropped["loose"], "outside the checkpoint's state_dict")
+				assert.Equal(t, "not a tensor", dropped["global_step"])
+			}
+
+			mi := readJSON(t, filepath.Join(out, "model_index.json"))
+			assert.Equal(t, tc.wantClass, mi["_class_name"])
+			assert.Equal(t, []any{nil, nil}, mi["safety_checker"])
+			assert.Equal(t, []any{nil, nil}, mi["image_encoder"])
+			assert.Equal(t, true, mi["requires_safety_checker"])
+			assert.Equal(t, []any{"diffusers", "PNDMScheduler"}, mi["scheduler"])
+			assert.Equal(t, []any{"transformers", "CLIPImageProcessor"}, mi["feature_extractor"])
+			inCh := 4.0
+			if tc.opts.inChannels != 0 {
+				inCh = float64(tc.opts.inChannels)
+			}
+			assert.Equal(t, inCh, readJSON(t, filepath.Join(out, "unet/config.json"))["in_channels"])
+			wantDType := map[tensors.DType]string{0: "float32", tensors.F32: "float32", tensors.F16: "float16", tensors.BF16: "bfloat16"}[tc.opts.dtype]
+			assert.Equal(t, wantDType, readJSON(t, filepath.Join(out, "text_encoder/config.json"))["torch_dtype"])
+			for _, f := range []string{"tokenizer/vocab.json", "tokenizer/merges.txt", "tokenizer/tokenizer_config.json", "tokenizer/special_tokens_map.json", "feature_extractor/preprocessor_config.json"} {
+				assert.Equal(t, fileHash(t, filepath.Join("configs/sd15", f)), fileHash(t, filepath.Join(out, f)), "%s is copied unchanged", f)
+			}
+			entries, err := os.ReadDir(dir)
+			require.NoError(t, err)
+			var names []string
+			for _, e := range entries {
+				names = append(names, e.Name())
+			}
+			assert.ElementsMatch(t, []string{filepath.Base(src), "out"}, names, "no staging folder left")
+			assert.NoDirExists(t, filepath.Join(out, "safety_checker"))
+		})
+	}
+}
+
+func boolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// Configs are written as save_pretrained writes them: sorted keys, two
+// spaces, a final newline; the same values as the embedded file apart
+// from the documented edits.
+func TestConvertWritesConfigsAsSavePretrained(t *testing.T) {
+	dir := t.TempDir()
+	src := filepath.Join(dir, "m.safetensors")
+	writeSafetensors(t, src, sd15Tensors(t, readMapping(t, mappingFile), sd15Options{}))
+	out := filepath.Join(dir, "out")
+	_, err := Convert(context.Background(), src, out, Options{SkipVerify: true})
+	require.NoError(t, err)
+	for _, rel := range []string{"unet/config.json", "vae/config.json", "scheduler/scheduler_config.json", "text_encoder/config.json"} {
+		got, err := os.ReadFile(filepath.Join(out, rel))
+		require.NoError(t, err)
+		assert.True(t, strings.HasSuffix(string(got), "}\n"), rel)
+		v, err := tensors.ParsePythonJSON(got)
+		require.NoError(t, err)
+		again, err := tensors.MarshalPythonJSON(v)
+		require.NoError(t, err)
+		assert.Equal(t, string(again), string(got), "%s is in save_pretrained's format", rel)
+		assert.Equal(t, readJSON(t, filepath.Join("configs/sd15", rel)), readJSON(t, filepath.Join(out, rel)), "%s keeps its values", rel)
+	}
+	sched := readJSON(t, filepath.Join(out, "scheduler/scheduler_config.json"))
+	assert.Equal(t, "PNDMScheduler", sched["_class_name"])
+	assert.Equal(t, 0.00085, sched["beta_start"])
+}
+
+// Sharded output follows the models' registration order, as
+// save_pretrained shards a state dict.
+func TestConvertShardsInRegistrationOrder(t *testing.T) {
+	dir := t.TempDir()
+	src := filepath.Join(dir, "m.safetensors")
+	writeSafetensors(t, src, sd15Tensors(t, readMapping(t, mappingFile), sd15Options{}))
+	out := filepath.Join(dir, "out")
+	const max = 100_000
+	res, err := Convert(context.Background(), src, out, Options{MaxShardSize: max})
+	require.NoError(t, err)
+	for comp, base := range map[string]string{pipelinetest.UNet: "diffusion_pytorch_model", pipelinetest.VAE: "diffusion_pytorch_model", pipelinetest.TextEncoder: "model"} {
+		var entries []tensors.ShardEntry
+		for _, s := range pipelinetest.SD15TensorSpecs(comp, testScale) {
+			if s.Name != "text_model.embeddings.position_ids" {
+				entries = append(entries, tensors.ShardEntry{Name: s.Name, Size: s.Size()})
+			}
+		}
+		want, err := tensors.PlanShards(entries, max, base, "")
+		require.NoError(t, err)
+		require.True(t, want.Sharded, comp)
+		data, err := os.ReadFile(filepath.Join(out, comp, tensors.IndexFileName(base, "")))
+		require.NoError(t, err)
+		ix, err := tensors.ParseIndex(data)
+		require.NoError(t, err)
+		assert.Equal(t, want.Index().WeightMap, ix.WeightMap, comp)
+	}
+	assert.True(t, res.Verification.OK(), "%v", res.Verification.Problems)
+}
+
+// --dtype converts the main weights, --variant adds converted weights
+// beside them; both are the exact conversions of the checkpoint's values.
+func TestConvertDTypeAndVariant(t *testing.T) {
+	rows := readMapping(t, mappingFile)
+	dir := t.TempDir()
+	src := filepath.Join(dir, "m.safetensors")
+	ts := sd15Tensors(t, rows, sd15Options{})
+	writeSafetensors(t, src, ts)
+	out := filepath.Join(dir, "out")
+	res, err := Convert(context.Background(), src, out, Options{DType: tensors.F16, Variant: "bf16"})
+	require.NoError(t, err)
+	checkMapped(t, out, rows, byName(ts), tensors.F16, 0)
+	assert.Equal(t, "float16", readJSON(t, filepath.Join(out, "text_encoder/config.json"))["torch_dtype"])
+	for comp, file := range componentFiles {
+		vfile := strings.Replace(file, ".safetensors", ".bf16.safetensors", 1)
+		variantDir := filepath.Join(t.TempDir(), "v")
+		require.NoError(t, os.MkdirAll(filepath.Dir(filepath.Join(variantDir, file)), 0o755))
+		require.NoError(t, os.Rename(filepath.Join(out, vfile), filepath.Join(variantDir, file)), comp)
+		checkMapped(t, variantDir, filterRows(rows, comp), byName(ts), tensors.BF16, 0)
+	}
+	assert.True(t, res.Verification.OK(), "%v", res.Verification.Problems)
+	assert.Empty(t, res.Lossy, "seeded values fit in F16 and BF16")
+
+	_, err = Convert(context.Background(), src, filepath.Join(dir, "out2"), Options{Variant: "fp8"})
+	assert.ErrorIs(t, err, ErrOptions)
+	_, err = Convert(context.Background(), src, filepath.Join(dir, "out2"), Options{DType: tensors.I32})
+	assert.ErrorIs(t, err, ErrOptions)
+	assert.NoDirExists(t, filepath.Join(dir, "out2"))
+}
+
+// filterRows keeps the rows of comp, so checkMapped looks at one file.
+func filterRows(rows []mappingRow, comp string) []mappingRow {
+	var out []mappingRow
+	for _, r := range rows {
+		if r.component == comp {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// A conversion that fails, for whatever reason, leaves no output and no
+// staging folder, and never changes the checkpoint.
+func TestConvertFailsCleanly(t *testing.T) {
+	rows := readMapping(t, mappingFile)
+	good := func(t *testing.T, dir string) string {
+		p := filepath.Join(dir, "m.safetensors")
+		writeSafetensors(t, p, sd15Tensors(t, rows, sd15Options{}))
+		return p
+	}
+	cases := []struct {
+		name    string
+		src     func(t *testing.T, dir string) string
+		opts    func(cancel context.CancelFunc) Options
+		wantErr error
+		wantMsg string
+	}{
+		{name: "truncated safetensors", src: func(t *testing.T, dir string) string {
+			p := good(t, dir)
+			st, err := os.Stat(p)
+			require.NoError(t, err)
+			require.NoError(t, os.Truncate(p, st.Size()-100))
+			return p
+		}, wantErr: tensors.ErrTruncated, wantMsg: "m.safetensors"},
+		{name: "truncated ckpt", src: func(t *testing.T, dir string) string {
+			p := filepath.Join(dir, "m.ckpt")
+			writeTorch(t, p, sd15Tensors(t, rows, sd15Options{}), torchOptions{nested: true})
+			st, err := os.Stat(p)
+			require.NoError(t, err)
+			require.NoError(t, os.Truncate(p, st.Size()/2))
+			return p
+		}, wantErr: torchbin.ErrCorrupt, wantMsg: "m.ckpt"},
+		{name: "pickle outside the allow-list", src: func(t *testing.T, dir string) string {
+			p := filepath.Join(dir, "m.ckpt")
+			writeTorch(t, p, sd15Tensors(t, rows[:10], sd15Options{}), torchOptions{nested: true, forbidden: true})
+			return p
+		}, wantErr: torchbin.ErrForbiddenGlobal, wantMsg: "os.system"},
+		{name: "unknown architecture", src: func(t *testing.T, dir string) string {
+			p := filepath.Join(dir, "m.safetensors")
+			writeSafetensors(t, p, []ckTensor{floatTensor("encoder.layer.0.weight", tensors.F32, []int64{4, 4})})
+			return p
+		}, wantErr: ErrUnknownArchitecture, wantMsg: keyCLIP},
+		{name: "not a checkpoint", src: func(t *testing.T, dir string) string {
+			p := filepath.Join(dir, "notes.txt")
+			require.NoError(t, os.WriteFile(p, []byte("hi"), 0o644))
+			return p
+		}, wantErr: ErrNotCheckpoint, wantMsg: "notes.txt"},
+		{name: "a tensor missing", src: func(t *testing.T, dir string) string {
+			p := filepath.Join(dir, "m.safetensors")
+			writeSafetensors(t, p, sd15Tensors(t, rows, sd15Options{edit: func(ts []ckTensor) []ckTensor {
+				return slices.DeleteFunc(ts, func(c ckTensor) bool { return c.name == "first_stage_model.decoder.up.1.block.0.nin_shortcut.bias" })
+			}}))
+			return p
+		}, wantErr: ErrMissingTensor, wantMsg: "decoder.up_blocks.2.resnets.0.conv_shortcut.bias"},
+		{name: "cancelled while writing", src: good, opts: func(cancel context.CancelFunc) Options {
+			return Options{Progress: func(p Progress) {
+				if strings.HasPrefix(p.File, "vae/") {
+					cancel()
+				}
+			}}
+		}, wantErr: context.Canceled},
+		{name: "cancelled while verifying", src: good, opts: func(cancel context.CancelFunc) Options {
+			return Options{Progress: func(p Progress) {
+				if p.Step == "verify" {
+					cancel()
+				}
+			}}
+		}, wantErr: context.Canceled},
+		{name: "no space", src: func(t *testing.T, dir string) string {
+			old := freeSpace
+			freeSpace = func(string) (int64, error) { return 1 << 20, nil }
+			t.Cleanup(func() { freeSpace = old })
+			return good(t, dir)
+		}, wantErr: ErrNoSpace},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			src := tc.src(t, dir)
+			before := fileHash(t, src)
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			var opts Options
+			if tc.opts != nil {
+				opts = tc.opts(cancel)
+			}
+			out := filepath.Join(dir, "out")
+			_, err := Convert(ctx, src, out, opts)
+			require.Error(t, err)
+			assert.ErrorIs(t, err, tc.wantErr)
+			assert.Contains(t, err.Error(), tc.wantMsg)
+			assert.NoDirExists(t, out)
+			entries, err := os.ReadDir(dir)
+			require.NoError(t, err)
+			assert.Len(t, entries, 1, "only the checkpoint is left")
+			assert.Equal(t, before, fileHash(t, src))
+			_, err = os.Stat("/tmp/modelpub-pwned")
+			assert.True(t, errors.Is(err, os.ErrNotExist), "nothing was executed")
+		})
+	}
+}
+
+// The destination must be missing or an empty folder; an empty one is
+// replaced.
+func TestConvertDestination(t *testing.T) {
+	dir := t.TempDir()
+	src := filepath.Join(dir, "m.safetensors")
+	writeSafetensors(t, src, sd15Tensors(t, readMapping(t, mappingFile), sd15Options{}))
+	full := filepath.Join(dir, "full")
+	require.NoError(t, os.MkdirAll(full, 0o755))
+	require.NoError(t, os.WriteFile(filepath.Join(full, "keep.txt"), []byte("mine"), 0o644))
+	for _, dst := range []string{full, src} {
+		_, err := Convert(context.Background(), src, dst, Options{})
+		assert.ErrorIs(t, err, ErrDestination, dst)
+	}
+	assert.FileExists(t, filepath.Join(full, "keep.txt"))
+	empty := filepath.Join(dir, "empty")
+	require.NoError(t, os.MkdirAll(empty, 0o755))
+	_, err := Convert(context.Background(), src, empty, Options{SkipVerify: true})
+	require.NoError(t, err)
+	assert.FileExists(t, filepath.Join(empty, "model_index.json"))
+}
+
+// Verify names a tensor whose bytes differ from the checkpoint, one that
+// is missing and one that should not be there.
+func TestVerifyFolderFindsDifferences(t *testing.T) {
+	dir := t.TempDir()
+	src := filepath.Join(dir, "m.safetensors")
+	writeSafetensors(t, src, sd15Tensors(t, readMapping(t, mappingFile), sd15Options{}))
+	out := filepath.Join(dir, "out")
+	_, err := Convert(context.Background(), src, out, Options{DType: tensors.BF16})
+	require.NoError(t, err)
+	ctx := context.Background()
+	p, err := pipeline.Open(ctx, out)
+	require.NoError(t, err)
+	rep, err := VerifyFolder(ctx, src, p, "", nil)
+	require.NoError(t, err)
+	assert.True(t, rep.OK(), "a --dtype conversion verifies: %v", rep.Problems)
+
+	// Flip one byte of the reshaped VAE attention weight.
+	vae := filepath.Join(out, componentFiles[pipelinetest.VAE])
+	f, err := tensors.Open(vae)
+	require.NoError(t, err)
+	ti, ok := f.Header.Tensor("decoder.mid_block.attentions.0.to_q.weight")
+	require.True(t, ok)
+	f.Close()
+	b, err := os.ReadFile(vae)
+	require.NoError(t, err)
+	b[f.Header.DataStart+ti.Begin+3] ^= 0x40
+	require.NoError(t, os.WriteFile(vae, b, 0o644))
+
+	// Replace the text encoder with one tensor renamed and one missing.
+	te := filepath.Join(out, componentFiles[pipelinetest.TextEncoder])
+	tf, err := tensors.Open(te)
+	require.NoError(t, err)
+	var ws []tensors.WriteTensor
+	for _, ti := range tf.Header.Tensors {
+		name := ti.Name
+		switch name {
+		case "text_model.final_layer_norm.bias":
+			continue
+		case "text_model.final_layer_norm.weight":
+			name = "text_model.final_layer_norm.scale"
+		}
+		ws = append(ws, tensors.WriteTensor{Name: name, DType: ti.DType, Shape: ti.Shape, Data: tf.TensorSource(ti)})
+	}
+	te2 := te + ".new"
+	_, err = tensors.WriteFile(ctx, te2, ws, nil, tensors.WriteOptions{})
+	require.NoError(t, err)
+	tf.Close()
+	require.NoError(t, os.Rename(te2, te))
+
+	p, err = pipeline.Open(ctx, out)
+	require.NoError(t, err)
+	rep, err = VerifyFolder(ctx, src, p, "", nil)
+	require.NoError(t, err)
+	codes := map[string]string{}
+	for _, f := range rep.Problems {
+		codes[f.Code] += f.Message + "\n"
+	}
+	assert.Contains(t, codes["tensor-data"], "decoder.mid_block.attentions.0.to_q.weight")
+	assert.Contains(t, codes["tensor-data"], "first_stage_model.decoder.mid.attn_1.q.weight")
+	assert.Contains(t, codes["tensor-data"], "at byte 3 ")
+	assert.Contains(t, codes["missing-tensor"], "text_model.final_layer_norm.bias")
+	assert.Contains(t, codes["unexpected-tensor"], "text_model.final_layer_norm.scale")
+	assert.Len(t, rep.Problems, 4)
+}

@@ -1,0 +1,39 @@
+// Package convert turns a single-file Stable Diffusion checkpoint (the
+// original layout: model.diffusion_model.*, first_stage_model.*,
+// cond_stage_model.transformer.*) into a Diffusers pipeline folder, as
+// diffusers' from_single_file followed by save_pretrained would, without
+// loading the model: every output tensor is a byte range of the checkpoint.
+//
+// # Steps
+//
+//   - OpenCheckpoint reads the checkpoint's header (safetensors) or its
+//     pickle (.ckpt, .pt, .bin, through core/torchbin's allow-listed
+//     loader; nothing is executed). Tensors nested under "state_dict" are
+//     unwrapped as diffusers does.
+//   - Detect names the architecture from key names and shapes, in the order
+//     of diffusers' infer_diffusers_model_type, and says why. A layout it
+//     does not recognise is refused with the signature keys it looked for.
+//   - Build plans the output: each tensor renamed as diffusers'
+//     convert_ldm_unet_checkpoint, convert_ldm_vae_checkpoint and
+//     convert_ldm_clip_checkpoint rename it; the VAE's mid-block attention
+//     1×1 convolution weights reshaped to linear ones (metadata only: the
+//     bytes are the same); every key diffusers drops (EMA copies, the noise
+//     schedule buffers, CLIP's position_ids) listed with the reason. The
+//     result must be exactly the tensor set of the diffusers models the
+//     configs describe: a missing tensor, or one that maps to no diffusers
+//     name, is an error naming it.
+//   - Convert writes the folder through a staging folder beside the
+//     destination (weights with core/tensors' writer, sharded and named as
+//     save_pretrained does; the embedded configs and tokenizer files), then
+//     checks it with pipeline.Validate and Verify, and only then renames it
+//     into place. A failure or cancellation leaves nothing behind; the
+//     checkpoint is only read.
+//   - Verify proves a folder holds exactly the mapped checkpoint: every
+//     tensor's name, dtype and shape as planned and its bytes equal to the
+//     source's (or to their exact conversion, for a --dtype or a variant),
+//     re-reading both files.
+//
+// Tensors keep the checkpoint's dtype (diffusers upcasts to float32 unless
+// asked); Options.DType converts the main weights and Options.Variant adds
+// an fp16 or bf16 variant beside them.
+package convert

@@ -31,34 +31,6 @@
 // descriptions of the allowed globals and a persistent-load that records
 // storages. Nothing is executed in any case: gopickle has no Python.
 //
-// # Pickle bombs
-//
-// A pickle is a program for a stack machine, and a few bytes can ask for
-// gigabytes: 60 million EMPTY_LIST opcodes deflate to 58 KB and took 6 GB.
-// The scanner therefore also runs the pickle on a shadow stack (the kind
-// of each item; the size and depth of each container; the memo) and
-// refuses it with ErrPickleLimit, wrapping a *LimitError that names the
-// limit, before gopickle runs. The limits are relative to n, the bytes the
-// pickle takes in the file (for a deflated data.pkl, its compressed size):
-//
-//	opcodes              1 Mi + 8 per byte
-//	items on the stack   64 Ki + 1 per 8 bytes (counting those under MARKs)
-//	memo entries         64 Ki + 1 per 2 bytes
-//	entries of one list, tuple, set or dict   1 Mi + 1 per 2 bytes
-//	nesting              1000 open MARKs, or containers 1000 deep
-//	estimated memory     64 MiB + 128 bytes per byte, at most 4 GiB
-//	inflated data.pkl    16 MiB + 8 per byte (declared, and as read)
-//	a flattened name     4096 bytes
-//
-// The memory estimate prices what gopickle allocates for each object (an
-// OrderedDict entry, a MARK's new stack, a memo entry, a BUILD's copy of
-// its state); it is within 1.2 times the peak heap measured while opening
-// real state dicts. torch writes data.pkl uncompressed, and a state dict
-// spends 45 to 170 bytes of pickle, 30 opcodes, 8 memo entries and 2.7 KB
-// of estimated memory per tensor, so each limit is at least twice what it
-// needs: a 1,000,000-tensor state dict opens. A refused pickle costs the
-// scanner a few MB; one within the limits costs at most the memory limit.
-//
 // The allow-list is exactly what state dicts of torch 1.x and 2.x reference:
 //
 //	collections.OrderedDict
@@ -76,6 +48,39 @@
 // (builtins.list, copy_reg._reconstructor, ...), numpy scalars and
 // torch._utils._rebuild_from_type_v2 (tensor subclasses / tensors with
 // attributes).
+//
+// # Pickle bombs
+//
+// A pickle is a program for a stack machine, and a few bytes can ask for
+// gigabytes: 60 million EMPTY_LIST opcodes deflate to 58 KB and took 6 GB.
+// The scanner therefore also runs the pickle on a shadow stack (the kind
+// of each item; the size and depth of each container; the memo) and
+// refuses it with ErrPickleLimit, wrapping a *LimitError that names the
+// limit, before gopickle runs. The limits are relative to n, the bytes the
+// pickle takes in the file (for a deflated data.pkl, its compressed size):
+//
+//	opcodes              1 Mi + 8 per byte
+//	items on the stack   64 Ki + 1 per 8 bytes (counting those under MARKs)
+//	memo entries         64 Ki + 1 per 2 bytes
+//	entries of one list, tuple, set or dict   1 Mi + 1 per 2 bytes
+//	nesting              1000 open MARKs, or containers 1000 deep
+//	estimated memory     64 MiB + 128 bytes per byte, at most 4 GiB
+//	inflated data.pkl    16 MiB + 8 per byte (declared, and as read)
+//	an integer           255 bytes (gopickle decodes LONG4 in quadratic time)
+//	a flattened name     4096 bytes
+//
+// The memory estimate prices what gopickle allocates for each object (an
+// OrderedDict entry, a MARK's new stack, a memo entry, a BUILD's copy of
+// its state); it is within 1.2 times the peak heap measured while opening
+// real state dicts. torch writes data.pkl uncompressed, and a state dict
+// spends 45 to 170 bytes of pickle, 30 opcodes, 8 memo entries and 2.7 KB
+// of estimated memory per tensor, so each limit is at least twice what it
+// needs, and a 1,000,000-tensor state dict fits them (the tests
+// extrapolate from 10,000 tensors; 200,000 open in seconds). The scanner
+// keeps 8 bytes per stack item, memo entry and mutable container, so a
+// refused bomb costs little (under 100 MB in the tests, for files of up
+// to 4 MB); a pickle within the limits costs gopickle at most about the
+// memory limit.
 //
 // # Plan and streaming
 //

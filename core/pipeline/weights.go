@@ -3,6 +3,7 @@ package pipeline
 import (
 	"fmt"
 	"path/filepath"
+	"strings"
 
 	"modelpub/core/tensors"
 	"modelpub/core/torchbin"
@@ -23,26 +24,25 @@ func newSetReader(dir, format string) *setReader {
 
 // source streams tensor t of the set.
 func (r *setReader) source(t Tensor) (tensors.Source, error) {
-	path := filepath.Join(r.dir, t.File)
 	if r.format == "bin" {
 		c := r.pt[t.File]
 		if c == nil {
 			var err error
-			if c, err = torchbin.Open(path); err != nil {
+			if c, err = torchbin.Open(filepath.Join(r.dir, t.File)); err != nil {
 				return nil, err
 			}
 			r.pt[t.File] = c
 		}
 		bt, ok := c.Tensor(t.Name)
 		if !ok {
-			return nil, fmt.Errorf("%s: tensor %q is gone", path, t.Name)
+			return nil, fmt.Errorf("%s: tensor %q is gone", filepath.Join(r.dir, t.File), t.Name)
 		}
 		return c.Source(bt), nil
 	}
 	f := r.st[t.File]
 	if f == nil {
 		var err error
-		if f, err = tensors.Open(path); err != nil {
+		if f, err = tensors.Open(filepath.Join(r.dir, t.File)); err != nil {
 			return nil, err
 		}
 		r.st[t.File] = f
@@ -92,7 +92,11 @@ func (p *Pipeline) readBinSet(cdir, prefix string, set *WeightSet) {
 			}
 		}
 		if len(c.Skipped) > 0 {
-			p.warn("bin-non-tensors", prefix+name, "%s holds entries that are not tensors (%v); they are not carried into safetensors", prefix+name, c.Skipped)
+			names := strings.Join(c.Skipped[:min(len(c.Skipped), 5)], ", ")
+			if len(c.Skipped) > 5 {
+				names += fmt.Sprintf(", … %d in all", len(c.Skipped))
+			}
+			p.warn("bin-non-tensors", prefix+name, "%s holds entries that are not tensors (%s); they are not carried into safetensors", prefix+name, names)
 		}
 		c.Close()
 	}

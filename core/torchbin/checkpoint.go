@@ -16,6 +16,7 @@ import (
 	"github.com/nlpodyssey/gopickle/pickle"
 	"github.com/nlpodyssey/gopickle/types"
 
+	"modelpub/core/folder"
 	"modelpub/core/tensors"
 )
 
@@ -84,7 +85,7 @@ type storageLoc struct {
 // a plan, without reading any storage bytes and without running any pickle
 // code. The Checkpoint keeps the file open until Close.
 func Open(path string) (*Checkpoint, error) {
-	f, err := os.Open(path)
+	f, err := folder.OpenRegular(path)
 	if err != nil {
 		return nil, err
 	}

@@ -15,13 +15,12 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"modelpub/core/convert/converttest"
 	"modelpub/core/pipeline"
 	"modelpub/core/pipeline/pipelinetest"
 	"modelpub/core/tensors"
 	"modelpub/core/torchbin"
 )
-
-const mappingFile = "testdata/sd15-mapping.tsv"
 
 // componentDirs maps pipelinetest's component names to the folders and
 // weights files of the output.
@@ -43,11 +42,11 @@ func fileHash(t testing.TB, path string) [32]byte {
 // the real diffusers model (pipelinetest), its dtype want (or the
 // checkpoint's when 0), its bytes the checkpoint's bytes of the key it maps
 // from (converted to want where it differs).
-func checkMapped(t *testing.T, out string, rows []mappingRow, src map[string]ckTensor, want tensors.DType, inChannels int64) {
+func checkMapped(t *testing.T, out string, rows []converttest.Row, src map[string]converttest.Tensor, want tensors.DType, inChannels int64) {
 	t.Helper()
-	shapes := diffusersShapes()
+	shapes := converttest.DiffusersSpecs()
 	for comp, file := range componentFiles {
-		if !slices.ContainsFunc(rows, func(r mappingRow) bool { return r.component == comp }) {
+		if !slices.ContainsFunc(rows, func(r converttest.Row) bool { return r.Component == comp }) {
 			continue
 		}
 		f, err := tensors.Open(filepath.Join(out, file))
@@ -57,46 +56,46 @@ func checkMapped(t *testing.T, out string, rows []mappingRow, src map[string]ckT
 			got = append(got, ti.Name)
 		}
 		for _, r := range rows {
-			if r.component != comp {
+			if r.Component != comp {
 				continue
 			}
-			expected = append(expected, r.diffusers)
-			ti, ok := f.Header.Tensor(r.diffusers)
-			if !assert.True(t, ok, "%s: %s (from %s) is missing", comp, r.diffusers, r.ldm) {
+			expected = append(expected, r.Diffusers)
+			ti, ok := f.Header.Tensor(r.Diffusers)
+			if !assert.True(t, ok, "%s: %s (from %s) is missing", comp, r.Diffusers, r.LDM) {
 				continue
 			}
-			s := src[r.ldm]
-			shape := slices.Clone(shapes[comp][r.diffusers].Shape)
-			if r.ldm == keyInpainting && inChannels != 0 {
+			s := src[r.LDM]
+			shape := slices.Clone(shapes[comp][r.Diffusers].Shape)
+			if r.LDM == converttest.ConvInKey && inChannels != 0 {
 				shape[1] = inChannels
 			}
-			assert.Equal(t, shape, ti.Shape, "%s: shape of %s", comp, r.diffusers)
-			wantDType := s.dtype
+			assert.Equal(t, shape, ti.Shape, "%s: shape of %s", comp, r.Diffusers)
+			wantDType := s.DType
 			if want != 0 {
 				wantDType = want
 			}
-			assert.Equal(t, wantDType, ti.DType, "%s: dtype of %s", comp, r.diffusers)
+			assert.Equal(t, wantDType, ti.DType, "%s: dtype of %s", comp, r.Diffusers)
 			data := make([]byte, ti.Size())
 			_, err := f.ReadAt(data, f.Header.DataStart+ti.Begin)
 			require.NoError(t, err)
-			wantData := s.data
-			if wantDType != s.dtype {
-				fn, ok := tensors.Converter(s.dtype, wantDType)
+			wantData := s.Data
+			if wantDType != s.DType {
+				fn, ok := tensors.Converter(s.DType, wantDType)
 				require.True(t, ok)
-				wantData = make([]byte, tensors.OutputSize(s.dtype, wantDType, len(s.data)))
-				fn(wantData, s.data)
+				wantData = make([]byte, tensors.OutputSize(s.DType, wantDType, len(s.Data)))
+				fn(wantData, s.Data)
 			}
-			assert.True(t, bytes.Equal(wantData, data), "%s: bytes of %s differ from %s", comp, r.diffusers, r.ldm)
+			assert.True(t, bytes.Equal(wantData, data), "%s: bytes of %s differ from %s", comp, r.Diffusers, r.LDM)
 		}
 		assert.ElementsMatch(t, expected, got, "%s: tensor names", comp)
 		f.Close()
 	}
 }
 
-func byName(ts []ckTensor) map[string]ckTensor {
-	m := map[string]ckTensor{}
+func byName(ts []converttest.Tensor) map[string]converttest.Tensor {
+	m := map[string]converttest.Tensor{}
 	for _, c := range ts {
-		m[c.name] = c
+		m[c.Name] = c
 	}
 	return m
 }
@@ -115,32 +114,32 @@ func readJSON(t testing.TB, path string) map[string]any {
 // diffusers' conversion makes (testdata/sd15-mapping.tsv), the configs, and
 // what is dropped.
 func TestConvertSD15(t *testing.T) {
-	rows := readMapping(t, mappingFile)
+	rows := converttest.SD15Mapping()
 	cases := []struct {
 		name      string
-		opts      sd15Options
-		torch     *torchOptions
+		opts      converttest.Options
+		torch     *converttest.TorchOptions
 		typ       Type
 		wantType  Type
 		wantClass string
 	}{
-		{name: "safetensors F32", opts: sd15Options{}, wantType: SD15, wantClass: "StableDiffusionPipeline"},
-		{name: "safetensors F16 with schedule and EMA keys", opts: sd15Options{dtype: tensors.F16, extras: true}, wantType: SD15, wantClass: "StableDiffusionPipeline"},
-		{name: "ckpt with state_dict", opts: sd15Options{extras: true}, torch: &torchOptions{nested: true, outside: true}, wantType: SD15, wantClass: "StableDiffusionPipeline"},
-		{name: "bin without state_dict, BF16", opts: sd15Options{dtype: tensors.BF16}, torch: &torchOptions{}, wantType: SD15, wantClass: "StableDiffusionPipeline"},
-		{name: "inpainting", opts: sd15Options{inChannels: 9}, wantType: SD15Inpaint, wantClass: "StableDiffusionInpaintPipeline"},
-		{name: "type given", opts: sd15Options{}, typ: SD15, wantType: SD15, wantClass: "StableDiffusionPipeline"},
+		{name: "safetensors F32", opts: converttest.Options{}, wantType: SD15, wantClass: "StableDiffusionPipeline"},
+		{name: "safetensors F16 with schedule and EMA keys", opts: converttest.Options{DType: tensors.F16, Extras: true}, wantType: SD15, wantClass: "StableDiffusionPipeline"},
+		{name: "ckpt with state_dict", opts: converttest.Options{Extras: true}, torch: &converttest.TorchOptions{Nested: true, Outside: true}, wantType: SD15, wantClass: "StableDiffusionPipeline"},
+		{name: "bin without state_dict, BF16", opts: converttest.Options{DType: tensors.BF16}, torch: &converttest.TorchOptions{}, wantType: SD15, wantClass: "StableDiffusionPipeline"},
+		{name: "inpainting", opts: converttest.Options{InChannels: 9}, wantType: SD15Inpaint, wantClass: "StableDiffusionInpaintPipeline"},
+		{name: "type given", opts: converttest.Options{}, typ: SD15, wantType: SD15, wantClass: "StableDiffusionPipeline"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()
-			ts := sd15Tensors(t, rows, tc.opts)
+			ts := converttest.SD15(tc.opts)
 			src := filepath.Join(dir, "model.safetensors")
 			if tc.torch != nil {
 				src = filepath.Join(dir, "model.ckpt")
-				writeTorch(t, src, ts, *tc.torch)
+				converttest.WriteTorch(t, src, ts, *tc.torch)
 			} else {
-				writeSafetensors(t, src, ts)
+				converttest.WriteSafetensors(t, src, ts)
 			}
 			before := fileHash(t, src)
 			out := filepath.Join(dir, "out")
@@ -151,7 +150,7 @@ func TestConvertSD15(t *testing.T) {
 			assert.Equal(t, tc.wantType, res.Plan.Detection.Type)
 			assert.Equal(t, tc.typ != "", res.Plan.Detection.Forced)
 			assert.NotEmpty(t, res.Plan.Detection.Reasons)
-			checkMapped(t, out, rows, byName(ts), 0, tc.opts.inChannels)
+			checkMapped(t, out, rows, byName(ts), 0, tc.opts.InChannels)
 			require.NotNil(t, res.Verification)
 			assert.True(t, res.Verification.OK(), "%v", res.Verification.Problems)
 			assert.True(t, res.Validation.OK(), "%v", res.Validation.Problems)
@@ -162,15 +161,15 @@ func TestConvertSD15(t *testing.T) {
 				dropped[d.Name] = d.Reason
 			}
 			assert.Contains(t, dropped["cond_stage_model.transformer.text_model.embeddings.position_ids"], "position_ids")
-			if tc.opts.extras {
+			if tc.opts.Extras {
 				assert.Contains(t, dropped["betas"], "noise schedule")
 				assert.Contains(t, dropped["model_ema.diffusion_modelout2bias"], "EMA copy")
 				assert.Contains(t, dropped["model_ema.num_updates"], "EMA bookkeeping")
-				assert.Len(t, res.Plan.Dropped, 1+12+4+boolInt(tc.torch != nil && tc.torch.outside)+boolInt(tc.torch != nil && tc.torch.nested))
+				assert.Len(t, res.Plan.Dropped, 1+12+4+boolInt(tc.torch != nil && tc.torch.Outside)+boolInt(tc.torch != nil && tc.torch.Nested))
 			} else {
 				assert.Len(t, res.Plan.Dropped, 1)
 			}
-			if tc.torch != nil && tc.torch.nested {
+			if tc.torch != nil && tc.torch.Nested {
 				assert.Contains(t, dropped["loose"], "outside the checkpoint's state_dict")
 				assert.Equal(t, "not a tensor", dropped["global_step"])
 			}
@@ -183,11 +182,11 @@ func TestConvertSD15(t *testing.T) {
 			assert.Equal(t, []any{"diffusers", "PNDMScheduler"}, mi["scheduler"])
 			assert.Equal(t, []any{"transformers", "CLIPImageProcessor"}, mi["feature_extractor"])
 			inCh := 4.0
-			if tc.opts.inChannels != 0 {
-				inCh = float64(tc.opts.inChannels)
+			if tc.opts.InChannels != 0 {
+				inCh = float64(tc.opts.InChannels)
 			}
 			assert.Equal(t, inCh, readJSON(t, filepath.Join(out, "unet/config.json"))["in_channels"])
-			wantDType := map[tensors.DType]string{0: "float32", tensors.F32: "float32", tensors.F16: "float16", tensors.BF16: "bfloat16"}[tc.opts.dtype]
+			wantDType := map[tensors.DType]string{0: "float32", tensors.F32: "float32", tensors.F16: "float16", tensors.BF16: "bfloat16"}[tc.opts.DType]
 			assert.Equal(t, wantDType, readJSON(t, filepath.Join(out, "text_encoder/config.json"))["torch_dtype"])
 			for _, f := range []string{"tokenizer/vocab.json", "tokenizer/merges.txt", "tokenizer/tokenizer_config.json", "tokenizer/special_tokens_map.json", "feature_extractor/preprocessor_config.json"} {
 				assert.Equal(t, fileHash(t, filepath.Join("configs/sd15", f)), fileHash(t, filepath.Join(out, f)), "%s is copied unchanged", f)
@@ -217,7 +216,7 @@ func boolInt(b bool) int {
 func TestConvertWritesConfigsAsSavePretrained(t *testing.T) {
 	dir := t.TempDir()
 	src := filepath.Join(dir, "m.safetensors")
-	writeSafetensors(t, src, sd15Tensors(t, readMapping(t, mappingFile), sd15Options{}))
+	converttest.WriteSafetensors(t, src, converttest.SD15(converttest.Options{}))
 	out := filepath.Join(dir, "out")
 	_, err := Convert(context.Background(), src, out, Options{SkipVerify: true})
 	require.NoError(t, err)
@@ -242,14 +241,14 @@ func TestConvertWritesConfigsAsSavePretrained(t *testing.T) {
 func TestConvertShardsInRegistrationOrder(t *testing.T) {
 	dir := t.TempDir()
 	src := filepath.Join(dir, "m.safetensors")
-	writeSafetensors(t, src, sd15Tensors(t, readMapping(t, mappingFile), sd15Options{}))
+	converttest.WriteSafetensors(t, src, converttest.SD15(converttest.Options{}))
 	out := filepath.Join(dir, "out")
 	const max = 100_000
 	res, err := Convert(context.Background(), src, out, Options{MaxShardSize: max})
 	require.NoError(t, err)
 	for comp, base := range map[string]string{pipelinetest.UNet: "diffusion_pytorch_model", pipelinetest.VAE: "diffusion_pytorch_model", pipelinetest.TextEncoder: "model"} {
 		var entries []tensors.ShardEntry
-		for _, s := range pipelinetest.SD15TensorSpecs(comp, testScale) {
+		for _, s := range pipelinetest.SD15TensorSpecs(comp, converttest.Scale) {
 			if s.Name != "text_model.embeddings.position_ids" {
 				entries = append(entries, tensors.ShardEntry{Name: s.Name, Size: s.Size()})
 			}
@@ -269,11 +268,11 @@ func TestConvertShardsInRegistrationOrder(t *testing.T) {
 // --dtype converts the main weights, --variant adds converted weights
 // beside them; both are the exact conversions of the checkpoint's values.
 func TestConvertDTypeAndVariant(t *testing.T) {
-	rows := readMapping(t, mappingFile)
+	rows := converttest.SD15Mapping()
 	dir := t.TempDir()
 	src := filepath.Join(dir, "m.safetensors")
-	ts := sd15Tensors(t, rows, sd15Options{})
-	writeSafetensors(t, src, ts)
+	ts := converttest.SD15(converttest.Options{})
+	converttest.WriteSafetensors(t, src, ts)
 	out := filepath.Join(dir, "out")
 	res, err := Convert(context.Background(), src, out, Options{DType: tensors.F16, Variant: "bf16"})
 	require.NoError(t, err)
@@ -297,10 +296,10 @@ func TestConvertDTypeAndVariant(t *testing.T) {
 }
 
 // filterRows keeps the rows of comp, so checkMapped looks at one file.
-func filterRows(rows []mappingRow, comp string) []mappingRow {
-	var out []mappingRow
+func filterRows(rows []converttest.Row, comp string) []converttest.Row {
+	var out []converttest.Row
 	for _, r := range rows {
-		if r.component == comp {
+		if r.Component == comp {
 			out = append(out, r)
 		}
 	}
@@ -310,10 +309,9 @@ func filterRows(rows []mappingRow, comp string) []mappingRow {
 // A conversion that fails, for whatever reason, leaves no output and no
 // staging folder, and never changes the checkpoint.
 func TestConvertFailsCleanly(t *testing.T) {
-	rows := readMapping(t, mappingFile)
 	good := func(t *testing.T, dir string) string {
 		p := filepath.Join(dir, "m.safetensors")
-		writeSafetensors(t, p, sd15Tensors(t, rows, sd15Options{}))
+		converttest.WriteSafetensors(t, p, converttest.SD15(converttest.Options{}))
 		return p
 	}
 	cases := []struct {
@@ -332,7 +330,7 @@ func TestConvertFailsCleanly(t *testing.T) {
 		}, wantErr: tensors.ErrTruncated, wantMsg: "m.safetensors"},
 		{name: "truncated ckpt", src: func(t *testing.T, dir string) string {
 			p := filepath.Join(dir, "m.ckpt")
-			writeTorch(t, p, sd15Tensors(t, rows, sd15Options{}), torchOptions{nested: true})
+			converttest.WriteTorch(t, p, converttest.SD15(converttest.Options{}), converttest.TorchOptions{Nested: true})
 			st, err := os.Stat(p)
 			require.NoError(t, err)
 			require.NoError(t, os.Truncate(p, st.Size()/2))
@@ -340,12 +338,12 @@ func TestConvertFailsCleanly(t *testing.T) {
 		}, wantErr: torchbin.ErrCorrupt, wantMsg: "m.ckpt"},
 		{name: "pickle outside the allow-list", src: func(t *testing.T, dir string) string {
 			p := filepath.Join(dir, "m.ckpt")
-			writeTorch(t, p, sd15Tensors(t, rows[:10], sd15Options{}), torchOptions{nested: true, forbidden: true})
+			converttest.WriteTorch(t, p, converttest.SD15(converttest.Options{})[:10], converttest.TorchOptions{Nested: true, Forbidden: true})
 			return p
 		}, wantErr: torchbin.ErrForbiddenGlobal, wantMsg: "os.system"},
 		{name: "unknown architecture", src: func(t *testing.T, dir string) string {
 			p := filepath.Join(dir, "m.safetensors")
-			writeSafetensors(t, p, []ckTensor{floatTensor("encoder.layer.0.weight", tensors.F32, []int64{4, 4})})
+			converttest.WriteSafetensors(t, p, []converttest.Tensor{converttest.Float("encoder.layer.0.weight", tensors.F32, []int64{4, 4})})
 			return p
 		}, wantErr: ErrUnknownArchitecture, wantMsg: keyCLIP},
 		{name: "not a checkpoint", src: func(t *testing.T, dir string) string {
@@ -355,8 +353,10 @@ func TestConvertFailsCleanly(t *testing.T) {
 		}, wantErr: ErrNotCheckpoint, wantMsg: "notes.txt"},
 		{name: "a tensor missing", src: func(t *testing.T, dir string) string {
 			p := filepath.Join(dir, "m.safetensors")
-			writeSafetensors(t, p, sd15Tensors(t, rows, sd15Options{edit: func(ts []ckTensor) []ckTensor {
-				return slices.DeleteFunc(ts, func(c ckTensor) bool { return c.name == "first_stage_model.decoder.up.1.block.0.nin_shortcut.bias" })
+			converttest.WriteSafetensors(t, p, converttest.SD15(converttest.Options{Edit: func(ts []converttest.Tensor) []converttest.Tensor {
+				return slices.DeleteFunc(ts, func(c converttest.Tensor) bool {
+					return c.Name == "first_stage_model.decoder.up.1.block.0.nin_shortcut.bias"
+				})
 			}}))
 			return p
 		}, wantErr: ErrMissingTensor, wantMsg: "decoder.up_blocks.2.resnets.0.conv_shortcut.bias"},
@@ -402,7 +402,7 @@ func TestConvertFailsCleanly(t *testing.T) {
 			require.NoError(t, err)
 			assert.Len(t, entries, 1, "only the checkpoint is left")
 			assert.Equal(t, before, fileHash(t, src))
-			_, err = os.Stat("/tmp/modelpub-pwned")
+			_, err = os.Stat(converttest.MarkerFile)
 			assert.True(t, errors.Is(err, os.ErrNotExist), "nothing was executed")
 		})
 	}
@@ -413,7 +413,7 @@ func TestConvertFailsCleanly(t *testing.T) {
 func TestConvertDestination(t *testing.T) {
 	dir := t.TempDir()
 	src := filepath.Join(dir, "m.safetensors")
-	writeSafetensors(t, src, sd15Tensors(t, readMapping(t, mappingFile), sd15Options{}))
+	converttest.WriteSafetensors(t, src, converttest.SD15(converttest.Options{}))
 	full := filepath.Join(dir, "full")
 	require.NoError(t, os.MkdirAll(full, 0o755))
 	require.NoError(t, os.WriteFile(filepath.Join(full, "keep.txt"), []byte("mine"), 0o644))
@@ -434,7 +434,7 @@ func TestConvertDestination(t *testing.T) {
 func TestVerifyFolderFindsDifferences(t *testing.T) {
 	dir := t.TempDir()
 	src := filepath.Join(dir, "m.safetensors")
-	writeSafetensors(t, src, sd15Tensors(t, readMapping(t, mappingFile), sd15Options{}))
+	converttest.WriteSafetensors(t, src, converttest.SD15(converttest.Options{}))
 	out := filepath.Join(dir, "out")
 	_, err := Convert(context.Background(), src, out, Options{DType: tensors.BF16})
 	require.NoError(t, err)

@@ -22,7 +22,7 @@
 // checkpoint holds the weight as a [out, in, 1, 1] convolution), or
 // component "-" and the reason class for a key diffusers drops.
 //
-// Run from core/convert: go run testdata/gen_sd15_mapping.go
+// Run from core/convert/converttest: go run gen_sd15_mapping.go
 package main
 
 import (
@@ -169,7 +169,7 @@ func main() {
 		}
 		fmt.Fprintf(&b, "cond_stage_model.transformer.%s\ttext_encoder\t%s\t-\n", s.Name, s.Name)
 	}
-	if err := os.WriteFile("testdata/sd15-mapping.tsv", []byte(b.String()), 0o644); err != nil {
+	if err := os.WriteFile("sd15-mapping.tsv", []byte(b.String()), 0o644); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}

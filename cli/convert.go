@@ -1,0 +1,230 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+
+	"modelpub/core/convert"
+	"modelpub/core/folder"
+	"modelpub/core/pipeline"
+	"modelpub/core/tensors"
+)
+
+func init() {
+	register(command{
+		name:    "convert",
+		args:    "CHECKPOINT OUT [--type auto|sd15|sd15-inpaint] [--dtype f16|bf16|f32] [--variant fp16|bf16] [--max-shard-size SIZE] [--no-verify] [--json]",
+		summary: "convert a single-file checkpoint (.safetensors, .ckpt) into a Diffusers folder",
+		help:    fmt.Sprintf(convertHelp, typeNames()),
+		run:     runConvert,
+	})
+}
+
+const convertHelp = `Converts a single-file Stable Diffusion checkpoint (the original layout:
+model.diffusion_model.*, first_stage_model.*, cond_stage_model.*) into a
+Diffusers pipeline folder at OUT, as diffusers' from_single_file followed by
+save_pretrained would, without loading the model: every tensor is copied as
+a byte range of the checkpoint, so memory stays flat and the time is that of
+a copy. CHECKPOINT is a .safetensors file or a PyTorch pickle (.ckpt, .pt,
+.bin), read without running any pickle code (anything outside the state-dict
+allow-list is refused). It is only read.
+
+The model type is detected from key names and shapes as diffusers detects
+it, and the reasons are printed. Keys diffusers drops (EMA copies, noise
+schedule buffers, CLIP's position_ids) are listed. Configs and the CLIP
+tokenizer are embedded: no network is used. Tensors keep the checkpoint's
+dtype.
+
+OUT must not exist or be an empty folder. It is built in a hidden folder
+beside it, validated as diffusers would load it, and every tensor compared
+with the checkpoint bytes it comes from; only then is it renamed into place.
+A failure or Ctrl-C leaves nothing.
+
+  --type T              auto (default), or one of: %s
+  --dtype f16|bf16|f32  convert the floating-point tensors of the weights
+  --variant fp16|bf16   also write the weights converted to float16 or
+                        bfloat16 beside them (diffusion_pytorch_model.fp16.safetensors, ...)
+  --max-shard-size SIZE split weights at SIZE (5GB, 500MB, 2GiB or bytes;
+                        default 10GB for diffusers models, 5GB for transformers)
+  --no-verify           skip the byte-for-byte comparison with the checkpoint
+  --json                print the result as JSON
+
+Exit status: 0 converted, 1 the converted folder failed its checks (nothing
+was kept), 2 nothing was converted (bad arguments, unreadable or unknown
+checkpoint).
+`
+
+type convertComponent struct {
+	Name    string `json:"name"`
+	Library string `json:"library"`
+	Class   string `json:"class"`
+	Prefix  string `json:"source_prefix"`
+	Tensors int    `json:"tensors"`
+	Bytes   int64  `json:"bytes"`
+}
+
+type convertOutput struct {
+	Dir          string                `json:"dir"`
+	Checkpoint   string                `json:"checkpoint"`
+	Detected     convert.Detection     `json:"detected"`
+	Components   []convertComponent    `json:"components"`
+	Dropped      []convert.Dropped     `json:"dropped"`
+	Bytes        int64                 `json:"bytes"`
+	Files        []string              `json:"files"`
+	Lossy        []convert.LossyTensor `json:"lossy_tensors"`
+	Validation   *pipeline.Report      `json:"validation"`
+	Verification *pipeline.Report      `json:"verification,omitempty"`
+}
+
+func parseDTypeFlag(s string) (tensors.DType, bool) {
+	switch strings.ToLower(s) {
+	case "":
+		return 0, true
+	case "f16", "fp16", "float16":
+		return tensors.F16, true
+	case "bf16", "bfloat16":
+		return tensors.BF16, true
+	case "f32", "fp32", "float32":
+		return tensors.F32, true
+	}
+	return 0, false
+}
+
+func typeNames() string {
+	var s []string
+	for _, t := range convert.Types() {
+		s = append(s, string(t))
+	}
+	return strings.Join(s, ", ")
+}
+
+func runConvert(args []string, stdout, stderr io.Writer) int {
+	fs := newFlagSet("convert", stderr)
+	typ := fs.String("type", "auto", "")
+	dtype := fs.String("dtype", "", "")
+	variant := fs.String("variant", "", "")
+	maxSize := fs.String("max-shard-size", "", "")
+	noVerify := fs.Bool("no-verify", false, "")
+	asJSON := fs.Bool("json", false, "")
+	pos, ok := parseArgs(fs, args, 2)
+	if !ok {
+		return ExitUsage
+	}
+	fail := func(format string, a ...any) int {
+		fmt.Fprintf(stderr, "modelpub convert: "+format+"\n", a...)
+		return ExitUsage
+	}
+	opts := convert.Options{Variant: *variant, SkipVerify: *noVerify}
+	if opts.Type, ok = convert.ParseType(*typ); !ok {
+		return fail("--type %q: use auto or one of %s", *typ, typeNames())
+	}
+	if opts.DType, ok = parseDTypeFlag(*dtype); !ok {
+		return fail("--dtype %q: use f16, bf16 or f32", *dtype)
+	}
+	if *variant != "" && *variant != "fp16" && *variant != "bf16" {
+		return fail("--variant %q: use fp16 or bf16", *variant)
+	}
+	if *maxSize != "" {
+		var err error
+		if opts.MaxShardSize, err = tensors.ParseSize(*maxSize); err != nil {
+			return fail("--max-shard-size: %s", safeText(err))
+		}
+	}
+	ctx, stop := interruptible()
+	defer stop()
+	bar := newProgressBar(stderr)
+	opts.Progress = func(p convert.Progress) { bar.update(p.Done, p.Total) }
+	res, err := convert.Convert(ctx, pos[0], pos[1], opts)
+	bar.done()
+	if err != nil {
+		switch {
+		case errors.Is(err, context.Canceled):
+			fmt.Fprintf(stderr, "modelpub convert: interrupted; %s was not created\n", folder.Printable(pos[1]))
+			return ExitUsage
+		case errors.Is(err, convert.ErrNotVerified):
+			fmt.Fprintf(stderr, "modelpub convert: %s\nmodelpub convert: %s was not created\n", safeText(err), folder.Printable(pos[1]))
+			return ExitProblems
+		}
+		return fail("%s", safeText(err))
+	}
+	out := convertOutput{Dir: res.Dir, Checkpoint: pos[0], Detected: res.Plan.Detection, Dropped: res.Plan.Dropped,
+		Bytes: res.Bytes, Files: res.Files, Lossy: res.Lossy, Validation: res.Validation, Verification: res.Verification}
+	if out.Dropped == nil {
+		out.Dropped = []convert.Dropped{}
+	}
+	for _, c := range res.Plan.Components {
+		out.Components = append(out.Components, convertComponent{Name: c.Name, Library: c.Library, Class: c.Class,
+			Prefix: c.Prefix, Tensors: len(c.Tensors), Bytes: c.Bytes()})
+	}
+	if *asJSON {
+		printJSON(stdout, out)
+		return ExitOK
+	}
+	printConvert(stdout, out)
+	return ExitOK
+}
+
+func printConvert(w io.Writer, out convertOutput) {
+	d := out.Detected
+	how := "detected"
+	if d.Forced {
+		how = "checked (--type)"
+	}
+	fmt.Fprintf(w, "%s %s (%s):\n", how, d.Name, d.Type)
+	for _, r := range d.Reasons {
+		fmt.Fprintf(w, "  %s\n", safeText(r))
+	}
+	if len(out.Dropped) > 0 {
+		fmt.Fprintf(w, "dropped %d keys, as diffusers does:\n", len(out.Dropped))
+		var reasons []string
+		byReason := map[string][]string{}
+		for _, k := range out.Dropped {
+			if _, seen := byReason[k.Reason]; !seen {
+				reasons = append(reasons, k.Reason)
+			}
+			byReason[k.Reason] = append(byReason[k.Reason], k.Name)
+		}
+		for _, r := range reasons {
+			names := byReason[r]
+			shown := names
+			if len(shown) > 4 {
+				shown = shown[:4]
+			}
+			var s []string
+			for _, n := range shown {
+				s = append(s, folder.Printable(n))
+			}
+			list := strings.Join(s, ", ")
+			if len(names) > len(shown) {
+				list += fmt.Sprintf(" and %d more", len(names)-len(shown))
+			}
+			fmt.Fprintf(w, "  %s: %s\n", safeText(r), list)
+		}
+	}
+	fmt.Fprintf(w, "converted %s (%s):\n", folder.Printable(out.Dir), tensors.FormatSize(out.Bytes))
+	for _, c := range out.Components {
+		fmt.Fprintf(w, "  %-13s %-22s %5d tensors  %s  (from %s*)\n", c.Name, c.Class, c.Tensors, tensors.FormatSize(c.Bytes), c.Prefix)
+	}
+	for _, l := range out.Lossy {
+		where := l.Component
+		if l.Variant != "" {
+			where += " " + l.Variant
+		}
+		fmt.Fprintf(w, "warning: %s: tensor %s: %d values overflowed to ±inf, %d non-zero values became zero\n",
+			folder.Printable(where), folder.Printable(l.Tensor), l.Overflow, l.Underflow)
+	}
+	if out.Validation != nil {
+		for _, p := range out.Validation.Warnings {
+			fmt.Fprintf(w, "warning: %s\n", safeText(p.Message))
+		}
+		fmt.Fprintln(w, "valid: loads as diffusers loads a pipeline folder")
+	}
+	if v := out.Verification; v != nil {
+		fmt.Fprintf(w, "verified: %d tensors (%s) match the checkpoint bit for bit (converted ones: its exact conversion)\n", v.Tensors, tensors.FormatSize(v.Bytes))
+	} else {
+		fmt.Fprintln(w, "not verified against the checkpoint (--no-verify)")
+	}
+}

@@ -1,0 +1,131 @@
+package cli
+
+import (
+	"bytes"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"modelpub/core/convert/converttest"
+	"modelpub/core/tensors"
+)
+
+func writeSD15Checkpoint(t *testing.T, dir string) string {
+	t.Helper()
+	src := filepath.Join(dir, "v1-5.safetensors")
+	converttest.WriteSafetensors(t, src, converttest.SD15(converttest.Options{Extras: true}))
+	return src
+}
+
+func TestConvertCommand(t *testing.T) {
+	dir := t.TempDir()
+	src := writeSD15Checkpoint(t, dir)
+	out := filepath.Join(dir, "out")
+	var stdout, stderr bytes.Buffer
+	code := Run([]string{"convert", src, out, "--variant", "fp16"}, &stdout, &stderr)
+	require.Equal(t, ExitOK, code, stderr.String()+stdout.String())
+	for _, want := range []string{
+		"detected Stable Diffusion 1.x (sd15):\n",
+		"  model.diffusion_model.input_blocks.0.0.weight is [6 4 3 3]: the UNet's conv_in, 4 input channels\n",
+		"dropped 17 keys, as diffusers does:\n",
+		"  noise schedule buffer of the training code: the scheduler config describes the schedule: alphas_cumprod, alphas_cumprod_prev, betas, log_one_minus_alphas_cumprod and 8 more\n",
+		"  CLIP's position_ids buffer: transformers rebuilds it and does not save it: cond_stage_model.transformer.text_model.embeddings.position_ids\n",
+		"converted " + out + " (",
+		"  unet          UNet2DConditionModel     686 tensors",
+		"  text_encoder  CLIPTextModel            196 tensors",
+		"valid: loads as diffusers loads a pipeline folder\n",
+		"verified: 2260 tensors",
+	} {
+		assert.Contains(t, stdout.String(), want)
+	}
+	assert.FileExists(t, filepath.Join(out, "unet", "diffusion_pytorch_model.fp16.safetensors"))
+	assert.FileExists(t, filepath.Join(out, "tokenizer", "vocab.json"))
+
+	stdout.Reset()
+	stderr.Reset()
+	assert.Equal(t, ExitUsage, Run([]string{"convert", src, out}, &stdout, &stderr), "OUT is not empty")
+	assert.Contains(t, stderr.String(), "exists and is not an empty folder")
+
+	stdout.Reset()
+	out2 := filepath.Join(dir, "out2")
+	code = Run([]string{"convert", "--json", "--type", "sd15", "--no-verify", src, out2}, &stdout, &stderr)
+	require.Equal(t, ExitOK, code, stderr.String())
+	var got struct {
+		Detected struct {
+			Type   string `json:"type"`
+			Forced bool   `json:"forced"`
+		} `json:"detected"`
+		Components []struct {
+			Name    string `json:"name"`
+			Tensors int    `json:"tensors"`
+		} `json:"components"`
+		Dropped []struct {
+			Name   string `json:"name"`
+			Reason string `json:"reason"`
+		} `json:"dropped"`
+		Verification *struct{} `json:"verification"`
+		Files        []string  `json:"files"`
+	}
+	require.NoError(t, json.Unmarshal(stdout.Bytes(), &got), stdout.String())
+	assert.Equal(t, "sd15", got.Detected.Type)
+	assert.True(t, got.Detected.Forced)
+	require.Len(t, got.Components, 3)
+	assert.Equal(t, "vae", got.Components[1].Name)
+	assert.Equal(t, 248, got.Components[1].Tensors)
+	assert.Len(t, got.Dropped, 17)
+	assert.Nil(t, got.Verification, "--no-verify")
+	assert.Contains(t, got.Files, "model_index.json")
+	assert.Contains(t, got.Files, "vae/diffusion_pytorch_model.safetensors")
+}
+
+// Bad arguments and checkpoints that cannot be converted exit 2 with the
+// reason, and create nothing.
+func TestConvertCommandRefuses(t *testing.T) {
+	dir := t.TempDir()
+	good := writeSD15Checkpoint(t, dir)
+	unknown := filepath.Join(dir, "bert.safetensors")
+	converttest.WriteSafetensors(t, unknown, []converttest.Tensor{converttest.Float("encoder.layer.0.weight", tensors.F32, []int64{2})})
+	pickle := filepath.Join(dir, "evil.ckpt")
+	converttest.WriteTorch(t, pickle, converttest.SD15(converttest.Options{})[:4], converttest.TorchOptions{Nested: true, Forbidden: true})
+	truncated := filepath.Join(dir, "cut.safetensors")
+	data, err := os.ReadFile(good)
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(truncated, data[:len(data)-10], 0o644))
+	cases := []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"unknown architecture", []string{unknown}, "unknown checkpoint layout: none of the keys that identify a model type is present"},
+		{"pickle outside the allow-list", []string{pickle}, "refusing to load"},
+		{"truncated", []string{truncated}, "cut.safetensors"},
+		{"missing file", []string{filepath.Join(dir, "none.ckpt")}, "no such file"},
+		{"bad type", []string{good, "--type", "sd9"}, `--type "sd9": use auto or one of sd15, sd15-inpaint`},
+		{"wrong type", []string{good, "--type", "sd15-inpaint"}, "not Stable Diffusion 1.x inpainting"},
+		{"bad variant", []string{good, "--variant", "fp8"}, `--variant "fp8"`},
+		{"bad dtype", []string{good, "--dtype", "int8"}, `--dtype "int8"`},
+		{"bad shard size", []string{good, "--max-shard-size", "lots"}, "--max-shard-size"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			out := filepath.Join(t.TempDir(), "out")
+			var stdout, stderr bytes.Buffer
+			args := append([]string{"convert", tc.args[0], out}, tc.args[1:]...)
+			assert.Equal(t, ExitUsage, Run(args, &stdout, &stderr))
+			assert.Contains(t, stderr.String(), tc.want)
+			assert.NoDirExists(t, out)
+			_, err := os.Stat(converttest.MarkerFile)
+			assert.ErrorIs(t, err, os.ErrNotExist)
+		})
+	}
+}
+
+func TestConvertHelp(t *testing.T) {
+	var stdout, stderr bytes.Buffer
+	assert.Equal(t, ExitOK, Run([]string{"help", "convert"}, &stdout, &stderr))
+	assert.Contains(t, stdout.String(), "auto (default), or one of: sd15, sd15-inpaint")
+}

@@ -18,7 +18,8 @@ func init() {
 		name: "publish",
 		args: "SRC --repo NS/NAME [--private] [--create-pr | --branch B] [--message M] [--description D] " +
 			"[--max-shard-size S] [--variant fp16|bf16] [--card FILE] [--license ID] [--base-model ID] " +
-			"[--endpoint URL] [--token-stdin] [--dry-run] [--keep-staging] [--allow-outside-links] [--json]",
+			"[--delete-extra | --no-delete] [--endpoint URL] [--token-stdin] [--dry-run] [--keep-staging] " +
+			"[--allow-outside-links] [--json]",
 		summary: "save, validate, write the model card and upload a folder to the Hub",
 		help:    publishHelp,
 		run:     runPublish,
@@ -28,7 +29,9 @@ func init() {
 const publishHelp = `Publishes the Diffusers folder SRC to the Hugging Face Hub repository
 NS/NAME (NAME alone: your own namespace), in six steps:
 
-  check     the token (whoami) and that it may write to NS
+  check     the token (whoami) and that it may write to NS; then the
+            repository as the Hub holds it: new or existing, visibility,
+            last commit, every file with its size and hash
   stage     save SRC into a staging folder in the user cache, as
             "modelpub save" would (skipped when SRC is already safetensors in
             the wanted layout: its files are then uploaded as they are); a
@@ -37,9 +40,20 @@ NS/NAME (NAME alone: your own namespace), in six steps:
   card      README.md: --card FILE, else SRC's README.md, else one generated
             from the pipeline; merged with the README.md already on the Hub
             (its unknown metadata keys are kept, and its text unless --card)
-  upload    create the repository if needed; only files the Hub does not
-            already hold are sent (Git LFS, multipart, retried)
-  commit    one commit, or one pull request with --create-pr
+  upload    the plan: each published file is new, changed or unchanged
+            (same content on the Hub: not sent), each file only on the Hub
+            is deleted or kept; create the repository if needed and send
+            only what differs (Git LFS, multipart, retried)
+  commit    one commit, or one pull request with --create-pr, holding the
+            new files and the deletions together
+
+The Hub ends holding one layout of the weights: at the root and in the
+folder of every component model_index.json lists, weight files on the Hub
+that the published layout does not contain (other shards, their index, any
+variant, .bin files) are deleted in the same commit, so diffusers never
+loads an old index or variant. To keep a variant, publish it again
+(identical files are not sent again). Other files only on the Hub (sample
+images, other folders) are kept and listed; .gitattributes always is.
 
 Running it again after a failure, a kill or Ctrl-C resumes: nothing already
 staged is rebuilt, nothing already uploaded is sent again.
@@ -56,9 +70,15 @@ staged is rebuilt, nothing already uploaded is sent again.
   --license ID           license id for the card (apache-2.0, mit, other, …)
   --license-name N       with --license other
   --base-model ID        base model repo id for the card
+  --delete-extra         also delete the files only on the Hub that are not
+                         weights of the layout (never .gitattributes)
+  --no-delete            delete nothing; warns what diffusers would then load
   --endpoint URL         the Hub (default $HF_ENDPOINT or https://huggingface.co)
   --token-stdin          read the token from standard input
-  --dry-run              stop before anything remote; list what would be uploaded
+  --dry-run              write nothing remote; print the plan: every file
+                         new, changed, unchanged, deleted or kept, and the
+                         bytes to send (compared with the Hub when a token
+                         is available, else the Hub is not asked)
   --keep-staging         keep the staged folder after a successful publish
                          (by default it is removed then; it is always kept
                          after a dry run or a failure, for the next run)
@@ -68,7 +88,8 @@ staged is rebuilt, nothing already uploaded is sent again.
 
 The token comes from --token-stdin, else HF_TOKEN, else the OS keyring
 ("modelpub login"), else the token file of "hf auth login".
-Progress goes to stderr; the commit or pull request URL to stdout.
+Progress goes to stderr, ending with what was done ("1 file sent (1.28 KB),
+18 unchanged, 6 deleted"); the commit or pull request URL to stdout.
 
 Exit status: 0 published, 1 failed (the reason is printed), 2 usage.
 `
@@ -88,6 +109,8 @@ func runPublish(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&o.License, "license", "", "")
 	fs.StringVar(&o.LicenseName, "license-name", "", "")
 	fs.StringVar(&o.BaseModel, "base-model", "", "")
+	fs.BoolVar(&o.DeleteExtra, "delete-extra", false, "")
+	fs.BoolVar(&o.NoDelete, "no-delete", false, "")
 	fs.StringVar(&o.Endpoint, "endpoint", "", "")
 	tokenStdin := fs.Bool("token-stdin", false, "")
 	fs.BoolVar(&o.DryRun, "dry-run", false, "")
@@ -108,6 +131,9 @@ func runPublish(args []string, stdout, stderr io.Writer) int {
 	}
 	if o.CreatePR && o.Branch != "" {
 		return usageErr("--create-pr and --branch exclude each other")
+	}
+	if o.DeleteExtra && o.NoDelete {
+		return usageErr("--delete-extra and --no-delete exclude each other")
 	}
 	if *maxSize != "" {
 		var err error
@@ -134,18 +160,18 @@ func runPublish(args []string, stdout, stderr io.Writer) int {
 		}
 		o.ReplaceBody = true
 	}
-	if !o.DryRun || *tokenStdin {
-		ao := auth.Options{Endpoint: o.Endpoint}
-		if *tokenStdin {
-			ao.Stdin = stdin
-		}
-		tok, err := auth.Resolve(ao)
-		if err != nil && !o.DryRun {
-			fmt.Fprintf(stderr, "modelpub publish: %v\n", err)
-			return ExitProblems
-		}
-		o.Token = tok.Value()
+	// A dry run uses a token when there is one, to compare with the Hub
+	// (reading only); without one it plans against an unknown remote.
+	ao := auth.Options{Endpoint: o.Endpoint}
+	if *tokenStdin {
+		ao.Stdin = stdin
 	}
+	tok, err := auth.Resolve(ao)
+	if err != nil && !o.DryRun {
+		fmt.Fprintf(stderr, "modelpub publish: %v\n", err)
+		return ExitProblems
+	}
+	o.Token = tok.Value()
 	o.Version = Version
 
 	ctx, stop := interruptible()
@@ -168,14 +194,7 @@ func runPublish(args []string, stdout, stderr io.Writer) int {
 	case *asJSON:
 		out.writeJSON(map[string]any{"step": "result", "result": res})
 	case res.DryRun:
-		fmt.Fprintf(stdout, "Dry run: %s would receive %d files, %s (from %s):\n", res.Repo, len(res.Files), tensors.FormatSize(res.Bytes), res.Folder)
-		for _, f := range res.Files {
-			mode := "regular"
-			if f.LFS {
-				mode = "LFS"
-			}
-			fmt.Fprintf(stdout, "  %-64s %10s  %s\n", folder.Printable(f.Path), tensors.FormatSize(f.Size), mode)
-		}
+		printPlan(stdout, res)
 	default:
 		if res.NoChanges {
 			fmt.Fprintf(stderr, "The Hub already has every file of %s: no commit made.\n", res.Repo)
@@ -183,6 +202,46 @@ func runPublish(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stdout, res.URL)
 	}
 	return ExitOK
+}
+
+// planVerbs are the plan's changes as the dry run prints them.
+var planVerbs = map[publish.Change]string{
+	publish.ChangeNew: "new", publish.ChangeChanged: "changed", publish.ChangeUnchanged: "unchanged",
+	publish.ChangeDeleted: "delete", publish.ChangeKept: "keep", publish.ChangeIgnored: "ignored",
+	publish.ChangeUnknown: "send",
+}
+
+// printPlan prints a dry run's plan: the target, every path with what
+// would happen to it, the totals and the warnings.
+func printPlan(w io.Writer, res *publish.Result) {
+	switch r := res.Remote; {
+	case r == nil:
+		fmt.Fprintf(w, "Dry run: %s, not read (no token, or the Hub could not be read): every file is listed to send.\n", res.Repo)
+	default:
+		fmt.Fprintf(w, "Dry run: %s.\n", safeText(r.Describe()))
+	}
+	fmt.Fprintf(w, "It would hold %d files, %s (from %s):\n", len(res.Files), tensors.FormatSize(res.Bytes), folder.Printable(res.Folder))
+	for _, e := range res.Plan {
+		mode := "regular"
+		if e.LFS {
+			mode = "LFS"
+		}
+		line := fmt.Sprintf("  %-9s %-64s %10s  %-7s", planVerbs[e.Change], folder.Printable(e.Path), tensors.FormatSize(e.Size), mode)
+		if e.Why != "" {
+			line += "  " + safeText(e.Why)
+		}
+		fmt.Fprintln(w, strings.TrimRight(line, " "))
+	}
+	s := res.Summary
+	if res.Remote == nil {
+		fmt.Fprintf(w, "Plan: %d files, %s to send unless the Hub has them.\n", s.Unknown, tensors.FormatSize(s.Bytes))
+	} else {
+		fmt.Fprintf(w, "Plan: %d new, %d changed (%s to send), %d unchanged, %d to delete, %d only on the Hub (kept).\n",
+			s.New, s.Changed, tensors.FormatSize(s.Bytes), s.Unchanged, s.Deleted, s.Kept)
+	}
+	for _, warning := range res.Warnings {
+		fmt.Fprintf(w, "Warning: %s\n", safeText(warning))
+	}
 }
 
 // publishOutput renders events: a line per step message and a progress

@@ -242,3 +242,43 @@ func uploadedOID(path string) string {
 	}
 	return ""
 }
+
+// Publishing again with another layout: the dry run prints the plan with
+// the stale weights to delete and the files kept; the publish says what it
+// sent, left and deleted; --no-delete warns; the two options exclude each
+// other.
+func TestPublishCommandPlansTheLayout(t *testing.T) {
+	publishEnv(t)
+	srv := publishHub(t)
+	src := publishSource(t, 0.001)
+	base := []string{"publish", src, "--repo", "alice/cli-layout", "--endpoint", srv.URL()}
+	run := func(extra ...string) (string, string) {
+		t.Helper()
+		var out, errb bytes.Buffer
+		code := Run(append(append([]string{}, base...), extra...), &out, &errb)
+		require.Equal(t, ExitOK, code, errb.String())
+		return out.String(), errb.String()
+	}
+	run("--max-shard-size", "1MB", "--variant", "fp16")
+
+	out, _ := run("--dry-run")
+	assert.Contains(t, out, "Dry run: alice/cli-layout (public): main is at ")
+	assert.Regexp(t, `(?m)^  delete +unet/diffusion_pytorch_model\.safetensors\.index\.json .*weights of unet/ not in the published layout$`, out)
+	assert.Regexp(t, `(?m)^  delete +unet/diffusion_pytorch_model\.fp16-00001-of-00002\.safetensors `, out)
+	assert.Regexp(t, `(?m)^  new +unet/diffusion_pytorch_model\.safetensors `, out)
+	assert.Regexp(t, `(?m)^  unchanged +model_index\.json `, out)
+	assert.Regexp(t, `(?m)^  keep +\.gitattributes `, out)
+	assert.Regexp(t, `Plan: \d+ new, \d+ changed \([0-9.]+ [KM]?B to send\), \d+ unchanged, \d+ to delete, 1 only on the Hub \(kept\)\.`, out)
+
+	_, errOut := run("--no-delete")
+	assert.Contains(t, errOut, "warning: unet/ would hold both diffusion_pytorch_model.safetensors and the stale diffusion_pytorch_model.safetensors.index.json: diffusers loads the index")
+
+	_, errOut = run()
+	assert.Regexp(t, `committed: 0 files sent \([^)]*\), \d+ unchanged, \d+ deleted`, errOut)
+	assert.NotContains(t, errOut, "warning:")
+
+	var o, e bytes.Buffer
+	code := Run(append(append([]string{}, base...), "--no-delete", "--delete-extra"), &o, &e)
+	assert.Equal(t, ExitUsage, code)
+	assert.Contains(t, e.String(), "exclude each other")
+}

@@ -273,7 +273,8 @@ func phaseMessage(p hub.Progress) string {
 	case "upload":
 		return fmt.Sprintf("uploading %s (%s) through Git LFS", plural(p.FilesTotal, "object"), tensors.FormatSize(p.Total))
 	case "commit":
-		return fmt.Sprintf("committing %s", plural(p.FilesTotal, "file"))
+		// One operation per file sent and per file deleted.
+		return fmt.Sprintf("committing %s", plural(p.FilesTotal, "change"))
 	case "done":
 		return ""
 	}

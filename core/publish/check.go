@@ -78,7 +78,8 @@ func (j *job) check(ctx context.Context) error {
 // a Hub it cannot read is a warning; the plan then cannot compare.
 func (j *job) checkAndRead(ctx context.Context) error {
 	if j.client == nil {
-		j.ev.emit(Event{Step: StepCheck, Done: true, Message: "no token: the Hub is not read, so the plan cannot tell what it already holds"})
+		// A dry run without a token: no step runs against the Hub (the
+		// done message says the remote is unknown).
 		return nil
 	}
 	err := j.check(ctx)

@@ -108,8 +108,11 @@ func (j *job) plan(ctx context.Context, s *staging, view string, remote *Remote)
 	}
 	j.res.Plan, j.res.Summary = plan, summarize(plan)
 	j.res.Summary.Sent = j.res.Summary.New + j.res.Summary.Changed + j.res.Summary.Unknown
-	against := "the Hub"
-	if remote != nil && remote.Head != nil {
+	if remote == nil {
+		return nil // the Hub was not read: nothing to compare, nothing to delete
+	}
+	against := remote.Base + " (new)"
+	if remote.Head != nil {
 		against = remote.Base + " at " + shortID(remote.Head.ID)
 	}
 	j.ev.emit(Event{Step: StepUpload, Phase: "plan", Message: "compared with " + against + ": " + planString(j.res.Summary)})

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -408,4 +409,45 @@ func TestWriteReadmeFails(t *testing.T) {
 
 	note = writeReadme(t.Context(), t.TempDir(), nil, nil)
 	assert.Contains(t, note, "The model card could not be written", "no pipeline to generate it from")
+}
+
+// The drafts as the app runs them: loading and writing on goroutines of
+// their own, results brought back through the UI loop.
+func TestCardDraftsOffTheUIGoroutine(t *testing.T) {
+	config := t.TempDir()
+	dir, _ := writeSD15(t)
+	run := func(edit func(u *UI)) *UI {
+		u, _ := newTestUIWith(t, nil, drafts.NewStore(config))
+		loop := newTestLoop()
+		var running sync.WaitGroup
+		t.Cleanup(running.Wait)
+		u.e.spawn = func(f func()) {
+			running.Add(1)
+			go func() { defer running.Done(); f() }()
+		}
+		u.e.do = loop.do
+		u.cards.drafts.debounce.delay = 20 * time.Millisecond
+		u.cards.drafts.debounce.do = loop.do
+		u.OpenPath(dir)
+		require.True(t, loop.runUntil(func() bool { return u.cards.card != nil }, 20*time.Second))
+		edit(u)
+		require.True(t, loop.runUntil(func() bool { return !u.cards.drafts.dirty }, 5*time.Second), "written")
+		return u
+	}
+	run(func(u *UI) {
+		for _, s := range []string{"\n# A\n", "\n# AB\n", "\n# ABC\n"} {
+			u.cards.body.SetText(s)
+		}
+	})
+	u := run(func(u *UI) {
+		assert.Equal(t, "\n# ABC\n", u.cards.body.Text, "restored after the restart")
+		u.cards.license.SetText("mit")
+	})
+	d, err := drafts.NewStore(config).Load(dir)
+	require.NoError(t, err)
+	c, err := card.Parse(d.Card)
+	require.NoError(t, err)
+	assert.Equal(t, "mit", c.Metadata().License)
+	assert.Equal(t, "\n# ABC\n", c.Body())
+	assert.True(t, u.cards.kept.Visible())
 }

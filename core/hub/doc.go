@@ -88,11 +88,13 @@
 // sent, when the branch has left the head the caller planned against.
 // CommitInfo.Upload reports each file's outcome (sent, stored: its LFS
 // object was already on the Hub, unchanged, ignored), the paths deleted
-// and the bytes actually sent. Files are streamed from disk and never held whole in
-// memory. A HashCache (JSON, default os.UserCacheDir()/modelpub/
+// and the bytes actually sent. Files are streamed from disk and never held
+// whole in memory. A HashCache (JSON, default os.UserCacheDir()/modelpub/
 // hub-hashes.json) keyed by path, size, mtime and inode means an unchanged
-// file is never hashed twice. Progress reports per file and in total
-// (bytes, rate) go to one callback, serialized and throttled.
+// file is never hashed twice; HashFile gives a caller the same hashes
+// through the same cache (a plan made before the upload costs no second
+// read). Progress reports per file and in total (bytes, rate) go to one
+// callback, serialized and throttled.
 //
 // Multipart uploads follow rclone's contract: write part n, complete,
 // abort (the Hub has no abort call; unfinished uploads expire), with one

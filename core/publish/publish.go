@@ -1,7 +1,11 @@
 // Package publish is the publish job shared by the desktop app and the CLI:
-// check the token, stage the folder (save), validate the staged copy against
-// the source, write the model card, then create the repository and upload,
-// as one commit or one pull request.
+// check the token and read the target as the Hub holds it (ReadRemote),
+// stage the folder (save), validate the staged copy against the source,
+// write the model card (checked by the Hub's validate-yaml), plan the
+// upload as a diff with the Hub (new, changed, unchanged, deleted, kept),
+// then create the repository and upload, as one commit or one pull request
+// that also deletes the weight files of any other layout, so the Hub holds
+// exactly the published one.
 //
 // Every step takes the job's context, reports Events, and leaves something a
 // re-run reuses: a staged folder whose inputs did not change is not rebuilt,

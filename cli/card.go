@@ -74,7 +74,7 @@ func runCard(args []string, stdout, stderr io.Writer) int {
 	if *repo != "" {
 		id, err := hub.ParseRepoID(*repo)
 		if err != nil {
-			return fail(ExitUsage, "--repo: %v", err)
+			return fail(ExitUsage, "--repo: %s", errMessage(err))
 		}
 		if id.Namespace == "" || (id.Type != "" && id.Type != hub.Model) {
 			return fail(ExitUsage, "--repo: %q: give a model repo id with its namespace, as user/my-model", *repo)
@@ -86,37 +86,56 @@ func runCard(args []string, stdout, stderr io.Writer) int {
 	if *licenseName != "" && *license != "other" {
 		return fail(ExitUsage, `--license-name is for --license other`)
 	}
+	if *license != "" && *license != "other" && !card.IsLicense(*license) {
+		msg := fmt.Sprintf("--license %q is not a license id the Hub knows", *license)
+		if s := card.SuggestLicense(*license); s != "" {
+			msg += fmt.Sprintf("; did you mean --license %s?", s)
+		} else {
+			msg += fmt.Sprintf(" (they are listed at %s); for another license, use --license other --license-name NAME", card.LicensesURL)
+		}
+		return fail(ExitUsage, "%s", msg)
+	}
 
 	ctx, stop := interruptible()
 	defer stop()
 	dir := pos[0]
 	p, err := open(ctx, dir)
 	if err != nil {
-		return fail(ExitUsage, "%v", err)
+		return fail(ExitUsage, "%s", errMessage(err))
 	}
 	// DIR's own README.md keeps its text and unknown keys.
-	c, _, err := card.ForFolder(p, card.GenerateOptions{RepoID: *repo, License: *license, LicenseName: *licenseName, BaseModel: *baseModel})
+	c, generated, err := card.ForFolder(p, card.GenerateOptions{RepoID: *repo, License: *license, LicenseName: *licenseName, BaseModel: *baseModel})
 	if err != nil {
-		return fail(ExitProblems, "%v", err)
+		return fail(ExitProblems, "%s", errMessage(err))
 	}
 
+	// A finding names the flag that set the key, else the README.md it
+	// came from; without one, the card is Modelpub's own.
+	flags := map[string]string{}
+	for key, f := range map[string]struct{ name, value string }{
+		"license": {"--license", *license}, "license_name": {"--license-name", *licenseName}, "base_model": {"--base-model", *baseModel},
+	} {
+		if f.value != "" {
+			flags[key] = f.name
+		}
+	}
+	source := "the generated card"
+	if !generated {
+		source = filepath.Join(p.Dir, card.FileName)
+	}
 	problems := c.Validate()
-	for _, p := range problems {
-		fmt.Fprintf(stderr, "modelpub card: %s\n", safeText(p))
+	for _, pr := range problems {
+		fmt.Fprintf(stderr, "modelpub card: %s\n", safeText(describeCardProblem(pr, flags, source)))
 	}
 	for _, w := range c.Warnings() {
-		fmt.Fprintf(stderr, "modelpub card: warning: %s\n", safeText(w))
+		fmt.Fprintf(stderr, "modelpub card: warning: %s\n", safeText(describeCardProblem(w, flags, source)))
 	}
 	if len(problems) > 0 {
-		noun := "problems"
-		if len(problems) == 1 {
-			noun = "problem"
-		}
-		return fail(ExitProblems, "%d %s; nothing written", len(problems), noun)
+		return fail(ExitProblems, "%s; nothing written", count(len(problems), "problem", ""))
 	}
 	data, err := c.Bytes()
 	if err != nil {
-		return fail(ExitUsage, "%v", err)
+		return fail(ExitUsage, "%s", errMessage(err))
 	}
 	if *out == "" {
 		// The card is a document: sent to a file or a pipe it goes out byte
@@ -127,15 +146,29 @@ func runCard(args []string, stdout, stderr io.Writer) int {
 			w = rawWriter(stdout)
 		}
 		if _, err := w.Write(data); err != nil {
-			return fail(ExitUsage, "%v", err)
+			return fail(ExitUsage, "%s", errMessage(err))
 		}
 		return ExitOK
 	}
 	if err := writeCardFile(*out, data); err != nil {
-		return fail(ExitUsage, "%v", err)
+		return fail(ExitUsage, "%s", errMessage(err))
 	}
 	fmt.Fprintf(stderr, "modelpub card: wrote %s\n", folder.Printable(*out))
 	return ExitOK
+}
+
+// describeCardProblem words a card finding for the command line: a key
+// set by a flag is named by the flag (flags maps keys to flag names);
+// any other by the key in source, without the line, which is that of the
+// card as written, not of the user's file.
+func describeCardProblem(p card.Problem, flags map[string]string, source string) string {
+	if f := flags[p.Key]; f != "" {
+		return f + ": " + p.Message
+	}
+	if p.Key != "" {
+		return source + ": " + p.Key + ": " + p.Message
+	}
+	return source + ": " + p.Message
 }
 
 // writeCardFile writes data to a temporary file beside path and renames

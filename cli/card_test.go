@@ -63,20 +63,30 @@ func TestCardCommand(t *testing.T) {
 	assert.Len(t, entries, 1, "no temporary file left")
 }
 
+// A bad value of a flag is blamed on the flag, not on a README.md the
+// folder does not have, nor on the YAML key it would become.
 func TestCardCommandInvalidLicense(t *testing.T) {
 	dir := writeSD15(t)
 	out := filepath.Join(t.TempDir(), "README.md")
 	code, stdout, stderr := runCardCmd(t, dir, "--license", "foo", "--out", out)
-	assert.Equal(t, ExitProblems, code)
+	assert.Equal(t, ExitUsage, code)
 	assert.Empty(t, stdout)
-	assert.Contains(t, stderr, `README.md: line 3: license: "foo" is not a license id the Hub knows`)
-	assert.Contains(t, stderr, "1 problem; nothing written")
+	assert.Equal(t, `modelpub card: --license "foo" is not a license id the Hub knows (they are listed at `+
+		card.LicensesURL+"); for another license, use --license other --license-name NAME\n", stderr)
 	_, err := os.Stat(out)
 	assert.ErrorIs(t, err, os.ErrNotExist, "nothing written")
 
 	code, _, stderr = runCardCmd(t, dir, "--license", "MIT")
+	assert.Equal(t, ExitUsage, code)
+	assert.Contains(t, stderr, `did you mean --license mit?`)
+
+	code, _, stderr = runCardCmd(t, dir, "--base-model", "a/b/c/d")
 	assert.Equal(t, ExitProblems, code)
-	assert.Contains(t, stderr, `did you mean "mit"?`)
+	assert.Contains(t, stderr, "modelpub card: --base-model: is not a repo id")
+	for _, s := range []string{"README.md", "base_model", "line "} {
+		assert.NotContains(t, stderr, s)
+	}
+	assert.Contains(t, stderr, "modelpub card: 1 problem; nothing written")
 }
 
 func TestCardCommandMergesREADME(t *testing.T) {
@@ -117,15 +127,15 @@ func TestCardCommandBadREADME(t *testing.T) {
 	require.NoError(t, os.WriteFile(filepath.Join(dir, "README.md"), []byte("---\ntags:\n- 12\n---\nbody\n"), 0o644))
 	code, _, stderr = runCardCmd(t, dir)
 	assert.Equal(t, ExitProblems, code)
-	assert.Contains(t, stderr, "README.md: line 3: tags: 12 is a number")
+	assert.Contains(t, stderr, "modelpub card: "+filepath.Join(dir, "README.md")+": tags: 12 is a number",
+		"names the folder's README.md and the key, not a line of the merged card")
 }
 
 func TestCardCommandWarnings(t *testing.T) {
 	dir := writeSD15(t)
 	code, stdout, stderr := runCardCmd(t, dir, "--license", "other", "--license-name", "My License")
 	assert.Equal(t, ExitOK, code, stderr)
-	assert.Contains(t, stderr, "modelpub card: warning: README.md: line ")
-	assert.Contains(t, stderr, `license_name: "My License" should be a short lowercase id`)
+	assert.Contains(t, stderr, `modelpub card: warning: --license-name: "My License" should be a short lowercase id`)
 	assert.Contains(t, stdout, "license_name: My License\n")
 }
 

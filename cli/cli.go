@@ -10,10 +10,11 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"sort"
 	"strings"
 
-	"modelpub/core/pipeline"
+	"modelpub/core/folder"
 )
 
 // Exit codes shared by every command.
@@ -46,6 +47,17 @@ func Run(args []string, stdout, stderr io.Writer) int {
 	return run(args, so, se)
 }
 
+// IsCommand reports whether name runs a command (or help) rather than
+// naming a folder for the window.
+func IsCommand(name string) bool {
+	switch name {
+	case "help", "-h", "-help", "--help":
+		return true
+	}
+	_, ok := commands[name]
+	return ok
+}
+
 func run(args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
 		usage(stderr)
@@ -65,6 +77,18 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	c, ok := commands[name]
 	if !ok {
+		if looksLikePath(name) {
+			// main opens the window on existing paths; one is not there.
+			missing := name
+			for _, a := range args {
+				if _, err := os.Stat(a); err != nil {
+					missing = a
+					break
+				}
+			}
+			fmt.Fprintf(stderr, "modelpub: %s: no such file or folder (and no command of that name; see modelpub help)\n", folder.Printable(missing))
+			return ExitUsage
+		}
 		fmt.Fprintf(stderr, "modelpub: unknown command %q\n\n", name)
 		usage(stderr)
 		return ExitUsage
@@ -89,12 +113,24 @@ func usage(w io.Writer) {
 	sort.Strings(names)
 	var b strings.Builder
 	b.WriteString("Modelpub inspects, reshards and publishes Diffusers model folders.\n\n")
-	b.WriteString("usage:\n  modelpub                 open the desktop app\n  modelpub <command> [arguments]\n\ncommands:\n")
+	b.WriteString("usage:\n" +
+		"  modelpub                 open the desktop app\n" +
+		"  modelpub PATH            open the desktop app on the Diffusers folder PATH\n" +
+		"                           (a file inside one opens its folder)\n" +
+		"  modelpub <command> [arguments]\n" +
+		"                           run a command; no window, no display needed\n\ncommands:\n")
 	for _, n := range names {
 		fmt.Fprintf(&b, "  %-12s %s\n", n, commands[n].summary)
 	}
 	b.WriteString("  help         show this list, or \"help <command>\" for one command\n")
 	io.WriteString(w, b.String())
+}
+
+// looksLikePath reports whether an unknown first argument was meant as a
+// file or folder to open rather than a command.
+func looksLikePath(arg string) bool {
+	return strings.ContainsAny(arg, `/\`) || strings.HasPrefix(arg, ".") || strings.HasPrefix(arg, "~") ||
+		filepath.Ext(arg) != ""
 }
 
 // newFlagSet returns the flag set of command name; errors and usage go to
@@ -141,13 +177,4 @@ func parseInterleaved(fs *flag.FlagSet, args []string) ([]string, error) {
 // cleanly and leave nothing half-written.
 func interruptible() (context.Context, context.CancelFunc) {
 	return signal.NotifyContext(context.Background(), os.Interrupt)
-}
-
-// openFlag adds --allow-outside-links to a command that opens folders and
-// returns how to open them with it.
-func openFlag(fs *flag.FlagSet) func(ctx context.Context, dir string) (*pipeline.Pipeline, error) {
-	allow := fs.Bool("allow-outside-links", false, "")
-	return func(ctx context.Context, dir string) (*pipeline.Pipeline, error) {
-		return pipeline.OpenWith(ctx, dir, pipeline.OpenOptions{AllowOutsideLinks: *allow})
-	}
 }

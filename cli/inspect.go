@@ -112,13 +112,13 @@ func runInspect(args []string, stdout, stderr io.Writer) int {
 	defer stop()
 	p, err := open(ctx, pos[0])
 	if err != nil {
-		fmt.Fprintf(stderr, "modelpub inspect: %s\n", safeText(err))
+		fmt.Fprintf(stderr, "modelpub inspect: %s\n", errText(err))
 		return ExitUsage
 	}
 	rep := buildInspectReport(p)
 	if *asJSON {
 		if err := printJSON(stdout, rep); err != nil {
-			fmt.Fprintf(stderr, "modelpub inspect: %s\n", safeText(err))
+			fmt.Fprintf(stderr, "modelpub inspect: %s\n", errText(err))
 			return ExitUsage
 		}
 		return ExitOK
@@ -225,7 +225,7 @@ func printInspect(w io.Writer, rep inspectReport, listTensors bool) {
 				fmt.Fprintf(w, ": cannot be read: %s\n", safeText(ws.Error))
 				continue
 			}
-			fmt.Fprintf(w, ": %d tensors, %s parameters, %s (%s)\n", ws.Tensors, pipeline.FormatParameters(ws.Parameters),
+			fmt.Fprintf(w, ": %s, %s parameters, %s (%s)\n", count(ws.Tensors, "tensor", ""), pipeline.FormatParameters(ws.Parameters),
 				tensors.FormatSize(ws.DataBytes), pipeline.DTypeMix(ws.DTypeBytes))
 			if ws.Format == "bin" {
 				fmt.Fprintf(w, "    PyTorch pickle, read without running it; saved as safetensors\n")
@@ -238,7 +238,7 @@ func printInspect(w io.Writer, rep inspectReport, listTensors bool) {
 				for _, t := range sh.Tensors {
 					bytes += t.Bytes
 				}
-				fmt.Fprintf(w, "    %-42s %10s  %d tensors\n", p(sh.File), tensors.FormatSize(bytes), len(sh.Tensors))
+				fmt.Fprintf(w, "    %-42s %10s  %s\n", p(sh.File), tensors.FormatSize(bytes), count(len(sh.Tensors), "tensor", ""))
 				if listTensors {
 					for _, t := range sh.Tensors {
 						fmt.Fprintf(w, "      %-60s %-5s %v\n", p(t.Name), t.DType, t.Shape)
@@ -254,7 +254,7 @@ func printInspect(w io.Writer, rep inspectReport, listTensors bool) {
 		}
 	}
 	if len(rep.Warnings) > 0 {
-		fmt.Fprintf(w, "\n%d warnings\n", len(rep.Warnings))
+		fmt.Fprintf(w, "\n%s\n", count(len(rep.Warnings), "warning", ""))
 		for _, wn := range rep.Warnings {
 			fmt.Fprintf(w, "  - %s\n", safeText(wn.Message))
 		}

@@ -138,7 +138,7 @@ func serveLocalhub(ctx context.Context, args []string, stdout, stderr io.Writer)
 	}
 	tokens, err := parseTokens(tokenVals)
 	if err != nil {
-		fmt.Fprintf(stderr, "modelpub localhub: --token %v\n", err)
+		fmt.Fprintf(stderr, "modelpub localhub: --token %s\n", errText(err))
 		return ExitUsage
 	}
 	log := &lockedWriter{w: stderr}
@@ -149,14 +149,14 @@ func serveLocalhub(ctx context.Context, args []string, stdout, stderr io.Writer)
 	if *chunk != "" {
 		n, err := tensors.ParseSize(*chunk)
 		if err != nil {
-			fmt.Fprintf(stderr, "modelpub localhub: --chunk-size: %v\n", err)
+			fmt.Fprintf(stderr, "modelpub localhub: --chunk-size: %s\n", errText(err))
 			return ExitUsage
 		}
 		opts.ChunkSize = n
 	}
 	f, err := hubemu.ParseFaults(*faultSpec)
 	if err != nil {
-		fmt.Fprintf(stderr, "modelpub localhub: --faults: %v\n", err)
+		fmt.Fprintf(stderr, "modelpub localhub: --faults: %s\n", errText(err))
 		return ExitUsage
 	}
 	opts.Faults = f
@@ -171,13 +171,13 @@ func serveLocalhub(ctx context.Context, args []string, stdout, stderr io.Writer)
 
 	s, err := hubemu.New(opts)
 	if err != nil {
-		fmt.Fprintf(stderr, "modelpub localhub: %v\n", err)
+		fmt.Fprintf(stderr, "modelpub localhub: %s\n", errText(err))
 		return ExitUsage
 	}
 	url, err := s.Start(*addr)
 	if err != nil {
 		s.Close()
-		fmt.Fprintf(stderr, "modelpub localhub: %v\n", err)
+		fmt.Fprintf(stderr, "modelpub localhub: %s\n", errText(err))
 		return ExitUsage
 	}
 	fmt.Fprintf(stdout, "%s\nHF_ENDPOINT=%s\n", url, url)

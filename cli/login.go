@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strconv"
 	"strings"
 
 	"modelpub/core/auth"
@@ -44,11 +45,13 @@ the token and does not echo it; a pipe works too:
   modelpub login
   echo "$TOKEN" | modelpub login
 
-Create a token with write access at https://huggingface.co/settings/tokens.
-A token the Hub refuses is not kept. Without a usable keyring (no D-Bus
-session, no Secret Service, a locked keyring) nothing is kept, and the
-message says why; use HF_TOKEN or --token-stdin instead, or "hf auth login",
-whose token file modelpub reads. Modelpub never writes the token to a file.
+Create a token with write access at https://huggingface.co/settings/tokens
+(for another Hub, on that Hub; modelpub localhub takes the tokens given
+with its --token). A token the Hub refuses is not kept. Without a usable
+keyring (no D-Bus session bus, no Secret Service, a locked keyring)
+nothing is kept, and the message says why; use HF_TOKEN or --token-stdin
+instead, or "hf auth login", whose token file modelpub reads. Modelpub
+never writes the token to a file, and never starts a D-Bus session bus.
 
   --endpoint URL   the Hub (default: $HF_ENDPOINT, else https://huggingface.co)
 
@@ -86,6 +89,35 @@ Exit status: 0 success, 1 no token or the Hub refused it, 2 bad arguments.
 // stdin is where login and --token-stdin read a token; tests replace it.
 var stdin io.Reader = os.Stdin
 
+// userKeyring is the keyring login, logout and whoami use: nil is auth's
+// default (SystemKeyring); tests put go-keyring's mock here.
+var userKeyring auth.Keyring
+
+// tokenAdvice says where to get a token for ep. The Hub's hint names
+// ep/settings/tokens, a page only huggingface.co has: a local or
+// self-hosted Hub (modelpub localhub) has none.
+func tokenAdvice(ep, role string) string {
+	if auth.Account(ep) == auth.Account(auth.DefaultEndpoint) {
+		return "create a token" + role + " at https://huggingface.co/settings/tokens"
+	}
+	return "create a token" + role + " on that Hub (for modelpub localhub, a token it was started with, " +
+		"--token hf_…=USER; without --token it takes any hf_ token)"
+}
+
+// refusal says what the Hub answered to a refused token, without the hint
+// (see tokenAdvice) and the request id of a plain 401.
+func refusal(err error) string {
+	var he *hub.Error
+	if !errors.As(err, &he) {
+		return errText(err)
+	}
+	s := "HTTP " + strconv.Itoa(he.StatusCode)
+	if he.Message != "" {
+		s += ": " + strconv.Quote(he.Message)
+	}
+	return safeText(s)
+}
+
 // readTokenStdin reads a token from stdin: with a prompt on stderr and echo
 // off when stdin is a terminal.
 func readTokenStdin(stderr io.Writer) (string, error) {
@@ -100,7 +132,7 @@ func readTokenStdin(stderr io.Writer) (string, error) {
 func hubEndpoint(cmd, flag string, stderr io.Writer) (string, bool) {
 	ep := auth.Options{Endpoint: flag}.EndpointURL()
 	if _, err := hub.NewClient(hub.Options{Endpoint: ep}); err != nil {
-		fmt.Fprintf(stderr, "modelpub %s: --endpoint: %v\n", cmd, err)
+		fmt.Fprintf(stderr, "modelpub %s: --endpoint: %s\n", cmd, errText(err))
 		return "", false
 	}
 	return ep, true
@@ -137,12 +169,12 @@ func runLogin(args []string, stdout, stderr io.Writer) int {
 
 	token, err := readTokenStdin(stderr)
 	if err != nil {
-		fmt.Fprintf(stderr, "modelpub login: %v\n", err)
+		fmt.Fprintf(stderr, "modelpub login: %s\n", errText(err))
 		return ExitProblems
 	}
 	client, err := hub.NewClient(hub.Options{Endpoint: ep, Token: token, Version: Version})
 	if err != nil {
-		fmt.Fprintf(stderr, "modelpub login: %v\n", err)
+		fmt.Fprintf(stderr, "modelpub login: %s\n", errText(err))
 		return ExitProblems
 	}
 	ctx, stop := interruptible()
@@ -150,15 +182,15 @@ func runLogin(args []string, stdout, stderr io.Writer) int {
 	user, err := client.WhoAmI(ctx)
 	switch {
 	case errors.Is(err, hub.ErrUnauthorized):
-		fmt.Fprintf(stderr, "modelpub login: the Hub refused this token: %v\nNothing was stored.\n", err)
+		fmt.Fprintf(stderr, "modelpub login: %s refused this token (%s); %s. Nothing was stored.\n", host, refusal(err), tokenAdvice(ep, ""))
 		return ExitProblems
 	case err != nil:
-		fmt.Fprintf(stderr, "modelpub login: cannot check the token with %s: %v\nNothing was stored.\n", hub.RedactURL(ep), err)
+		fmt.Fprintf(stderr, "modelpub login: cannot check the token with %s: %s\nNothing was stored.\n", hub.RedactURL(ep), errText(err))
 		return ExitProblems
 	}
 
-	if err := auth.Store(auth.Options{Endpoint: ep}, token); err != nil {
-		fmt.Fprintf(stderr, "modelpub login: the Hub accepted the token for %s, but %s\n", folder.Printable(user.Name), safeText(err))
+	if err := auth.Store(auth.Options{Endpoint: ep, Keyring: userKeyring}, token); err != nil {
+		fmt.Fprintf(stderr, "modelpub login: the Hub accepted the token for %s, but it was not kept: %s\n", folder.Printable(user.Name), errText(err))
 		return ExitProblems
 	}
 	role := user.Auth.AccessToken.Role
@@ -167,7 +199,7 @@ func runLogin(args []string, stdout, stderr io.Writer) int {
 	}
 	fmt.Fprintf(stdout, "Logged in to %s as %s (token role: %s). The token is kept in the OS keyring.\n", host, folder.Printable(user.Name), folder.Printable(role))
 	if user.Auth.AccessToken.Role == "read" {
-		fmt.Fprintf(stderr, "modelpub login: note: this token can only read; publishing needs a write token (%s/settings/tokens)\n", hub.RedactURL(ep))
+		fmt.Fprintf(stderr, "modelpub login: note: this token can only read; publishing needs a write token: %s\n", tokenAdvice(ep, " with the write role"))
 	}
 	if strings.TrimSpace(os.Getenv("HF_TOKEN")) != "" {
 		fmt.Fprintln(stderr, "modelpub login: note: HF_TOKEN is set in this environment; modelpub uses it before the keyring")
@@ -186,8 +218,8 @@ func runLogout(args []string, stdout, stderr io.Writer) int {
 		return ExitUsage
 	}
 	code := ExitOK
-	if err := auth.Forget(auth.Options{Endpoint: ep}); err != nil {
-		fmt.Fprintf(stderr, "modelpub logout: %v\n", err)
+	if err := auth.Forget(auth.Options{Endpoint: ep, Keyring: userKeyring}); err != nil {
+		fmt.Fprintf(stderr, "modelpub logout: %s\n", errText(err))
 		code = ExitProblems
 	} else {
 		fmt.Fprintf(stdout, "Logged out of %s: the token was removed from the OS keyring.\n", auth.Account(ep))
@@ -232,18 +264,18 @@ func runWhoami(args []string, stdout, stderr io.Writer) int {
 	if !ok {
 		return ExitUsage
 	}
-	opts := auth.Options{Endpoint: ep, Prompt: stderr}
+	opts := auth.Options{Endpoint: ep, Prompt: stderr, Keyring: userKeyring}
 	if *tokenStdin {
 		opts.Stdin = stdin
 	}
 	tok, err := auth.Resolve(opts)
 	if err != nil {
-		fmt.Fprintf(stderr, "modelpub whoami: %v\n", err)
+		fmt.Fprintf(stderr, "modelpub whoami: %s\n", errText(err))
 		return ExitProblems
 	}
 	client, err := hub.NewClient(hub.Options{Endpoint: ep, Token: tok.Value(), Version: Version})
 	if err != nil {
-		fmt.Fprintf(stderr, "modelpub whoami: %v\n", err)
+		fmt.Fprintf(stderr, "modelpub whoami: %s\n", errText(err))
 		return ExitProblems
 	}
 	ctx, stop := interruptible()
@@ -251,10 +283,10 @@ func runWhoami(args []string, stdout, stderr io.Writer) int {
 	user, err := client.WhoAmI(ctx)
 	switch {
 	case errors.Is(err, hub.ErrUnauthorized):
-		fmt.Fprintf(stderr, "modelpub whoami: the Hub refused the token %v: %v\n", tok, err)
+		fmt.Fprintf(stderr, "modelpub whoami: %s refused the token %v: %s; %s\n", auth.Account(ep), tok, refusal(err), tokenAdvice(ep, ""))
 		return ExitProblems
 	case err != nil:
-		fmt.Fprintf(stderr, "modelpub whoami: %v\n", err)
+		fmt.Fprintf(stderr, "modelpub whoami: %s\n", errText(err))
 		return ExitProblems
 	}
 
@@ -266,7 +298,7 @@ func runWhoami(args []string, stdout, stderr io.Writer) int {
 	}
 	if *asJSON {
 		if err := printJSON(stdout, out); err != nil {
-			fmt.Fprintf(stderr, "modelpub whoami: %v\n", err)
+			fmt.Fprintf(stderr, "modelpub whoami: %s\n", errText(err))
 			return ExitProblems
 		}
 		return ExitOK

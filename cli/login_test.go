@@ -43,6 +43,9 @@ func loginHub(t *testing.T) string {
 	t.Cleanup(func() { srv.Close() })
 
 	keyring.MockInit()
+	oldKeyring := userKeyring
+	t.Cleanup(func() { userKeyring = oldKeyring })
+	userKeyring = auth.OSKeyring() // the mock
 	t.Setenv("HF_TOKEN", "")
 	t.Setenv("HF_ENDPOINT", "")
 	t.Setenv("HF_TOKEN_PATH", filepath.Join(t.TempDir(), "no-token"))
@@ -120,7 +123,7 @@ func TestLoginWhoamiLogout(t *testing.T) {
 	code, out, errb = runStdin(t, "", "logout", "--endpoint", url)
 	assert.Equal(t, ExitProblems, code)
 	assert.Empty(t, out)
-	assert.Contains(t, errb, "modelpub logout: auth: not logged in to "+host)
+	assert.Contains(t, errb, "modelpub logout: not logged in to "+host)
 
 	code, _, errb = runStdin(t, "", "whoami", "--endpoint", url)
 	assert.Equal(t, ExitProblems, code)
@@ -136,7 +139,7 @@ func TestLoginRefused(t *testing.T) {
 	code, out, errb := runStdin(t, wrongToken+"\n", "login", "--endpoint", url)
 	assert.Equal(t, ExitProblems, code)
 	assert.Empty(t, out)
-	assert.Contains(t, errb, "modelpub login: the Hub refused this token: ")
+	assert.Contains(t, errb, "modelpub login: "+auth.Account(url)+" refused this token (HTTP 401")
 	assert.Contains(t, errb, "Nothing was stored.")
 	v, _ := storedToken(t, url)
 	assert.Equal(t, aliceToken, v, "the previous token stays")
@@ -153,12 +156,12 @@ func TestLoginProblems(t *testing.T) {
 		keyring error // when set, the keyring fails with it
 	}{
 		{name: "empty stdin", args: []string{"login", "--endpoint", url}, code: ExitProblems,
-			stderr: []string{"modelpub login: auth: not a valid Hub token: the input is empty"}},
+			stderr: []string{"modelpub login: not a valid Hub token: the input is empty"}},
 		{name: "token with a space", input: "hf_abc def\n", args: []string{"login", "--endpoint", url}, code: ExitProblems,
 			stderr: []string{"whitespace"}},
 		{name: "no keyring", input: aliceToken, args: []string{"login", "--endpoint", url}, code: ExitProblems,
 			keyring: &exec.Error{Name: "dbus-launch", Err: exec.ErrNotFound},
-			stderr:  []string{"the Hub accepted the token for alice, but auth: cannot store the token in the OS keyring: no D-Bus session bus", "HF_TOKEN", "--token-stdin", "never writes the token to a plain file"}},
+			stderr:  []string{"the Hub accepted the token for alice, but it was not kept: cannot store the token in the OS keyring: no D-Bus session bus", "HF_TOKEN", "--token-stdin", "never writes the token to a plain file"}},
 		{name: "unreachable Hub", input: aliceToken, args: []string{"login", "--endpoint", "http://127.0.0.1:1"}, code: ExitProblems,
 			stderr: []string{"cannot check the token with http://127.0.0.1:1", "Nothing was stored."}},
 		{name: "bad endpoint", input: aliceToken, args: []string{"login", "--endpoint", "ftp://x"}, code: ExitUsage,
@@ -170,7 +173,7 @@ func TestLoginProblems(t *testing.T) {
 			stderr:  []string{"cannot remove the token from the OS keyring: no D-Bus session bus"}},
 		{name: "whoami without keyring", args: []string{"whoami", "--endpoint", url}, code: ExitProblems,
 			keyring: &exec.Error{Name: "dbus-launch", Err: exec.ErrNotFound},
-			stderr:  []string{"no Hub token for", "the OS keyring could not be read: no D-Bus session bus"}},
+			stderr:  []string{"no Hub token for", "set HF_TOKEN, or pass one with --token-stdin", "the OS keyring, where `modelpub login` keeps one, is not usable: no D-Bus session bus"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -196,7 +199,8 @@ func TestLoginReadOnlyToken(t *testing.T) {
 	code, out, errb := runStdin(t, carolToken, "login", "--endpoint", url)
 	require.Equal(t, ExitOK, code, errb)
 	assert.Contains(t, out, "as carol (token role: read)")
-	assert.Contains(t, errb, "this token can only read; publishing needs a write token ("+url+"/settings/tokens)")
+	assert.Contains(t, errb, "this token can only read; publishing needs a write token: create a token with the write role on that Hub")
+	assert.NotContains(t, errb, url+"/settings/tokens", "a local Hub has no token page")
 }
 
 func TestWhoamiSources(t *testing.T) {
@@ -222,7 +226,7 @@ func TestWhoamiSources(t *testing.T) {
 	code, out, errb = runStdin(t, "", "whoami", "--endpoint", url)
 	assert.Equal(t, ExitProblems, code)
 	assert.Empty(t, out)
-	assert.Contains(t, errb, "modelpub whoami: the Hub refused the token hf_…0000 (from HF_TOKEN): hub: whoami: unauthorized")
+	assert.Contains(t, errb, "modelpub whoami: "+auth.Account(url)+" refused the token hf_…0000 (from HF_TOKEN): HTTP 401")
 
 	code, _, errb = runStdin(t, "", "whoami", "--token-stdin", "--endpoint", url)
 	assert.Equal(t, ExitProblems, code)
@@ -255,5 +259,38 @@ func TestLoginHelp(t *testing.T) {
 		require.Equal(t, ExitOK, Run([]string{"help", name}, &out, &errb))
 		assert.Contains(t, out.String(), "usage: modelpub "+name+" [--endpoint URL]")
 		assert.Contains(t, out.String(), "Exit status:")
+	}
+}
+
+// A refused token gets advice that fits the Hub: huggingface.co's token
+// page for huggingface.co only; a local Hub (the emulator) has none.
+func TestRefusedTokenAdvice(t *testing.T) {
+	url := loginHub(t)
+	t.Setenv("HF_TOKEN", wrongToken)
+	for _, args := range [][]string{{"login", "--endpoint", url}, {"whoami", "--endpoint", url}} {
+		t.Run(args[0], func(t *testing.T) {
+			code, out, errb := runStdin(t, wrongToken, args...)
+			assert.Equal(t, ExitProblems, code)
+			assert.Empty(t, out)
+			assert.Contains(t, errb, auth.Account(url)+" refused")
+			assert.Contains(t, errb, `HTTP 401: "Invalid credentials`)
+			assert.Contains(t, errb, "create a token on that Hub (for modelpub localhub, a token it was started with, --token hf_…=USER")
+			assert.NotContains(t, errb, "/settings/tokens")
+			assert.NotContains(t, errb, "request id")
+			assert.NotContains(t, errb, "hub: ", "no package prefix")
+			assert.Equal(t, 1, strings.Count(strings.TrimSpace(errb), "\n")+1, "one line: %s", errb)
+		})
+	}
+
+	tests := []struct{ endpoint, want, notWant string }{
+		{"https://huggingface.co", "create a token at https://huggingface.co/settings/tokens", "on that Hub"},
+		{"https://huggingface.co/", "create a token at https://huggingface.co/settings/tokens", "on that Hub"},
+		{"https://hub.example.com", "create a token on that Hub", "settings/tokens"},
+		{"http://127.0.0.1:8765", "modelpub localhub", "settings/tokens"},
+	}
+	for _, tt := range tests {
+		got := tokenAdvice(tt.endpoint, "")
+		assert.Contains(t, got, tt.want, tt.endpoint)
+		assert.NotContains(t, got, tt.notWant, tt.endpoint)
 	}
 }

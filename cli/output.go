@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 	"sync"
 	"unicode/utf8"
 
@@ -166,4 +167,40 @@ func jsonSafe(b []byte) []byte {
 		return b
 	}
 	return append(out, b[start:]...)
+}
+
+// count is n and the noun, singular for one: "1 problem", "2 problems".
+// plural is the noun's plural, "" for noun+"s".
+func count(n int, noun, plural string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	if plural == "" {
+		plural = noun + "s"
+	}
+	return fmt.Sprintf("%d %s", n, plural)
+}
+
+// errPrefixes are the package names Modelpub's errors start with ("auth:
+// no Hub token", "hub: whoami: unauthorized"); a command's line already
+// starts with "modelpub CMD: ".
+var errPrefixes = []string{"auth: ", "card: ", "folder: ", "hub: ", "pipeline: ", "publish: ", "tensors: ", "torchbin: "}
+
+// errText is err's message for a command's line: errMessage, escaped by
+// safeText.
+func errText(err error) string { return safeText(errMessage(err)) }
+
+// errMessage is err's message without the package prefixes it starts
+// with.
+func errMessage(err error) string {
+	s := err.Error()
+	for again := true; again; {
+		again = false
+		for _, p := range errPrefixes {
+			if strings.HasPrefix(s, p) {
+				s, again = s[len(p):], true
+			}
+		}
+	}
+	return s
 }

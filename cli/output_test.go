@@ -115,7 +115,7 @@ func TestPrintReportEscapesMessages(t *testing.T) {
 	requireSafeOutput(t, out.String())
 	assert.Equal(t, `problem: unet: tensor a\x1b[2Jb\nvalid differs`+"\n"+
 		`warning: x\u202e: a\x1b[2Jb\nvalid`+"\n"+
-		"1 problems found\n", out.String())
+		"1 problem found\n", out.String())
 }
 
 // writeHostilePipeline writes a pipeline whose names would drive the

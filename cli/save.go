@@ -87,7 +87,7 @@ func runSave(args []string, stdout, stderr io.Writer) int {
 	if *maxSize != "" {
 		var err error
 		if opts.MaxShardSize, err = tensors.ParseSize(*maxSize); err != nil {
-			fmt.Fprintf(stderr, "modelpub save: --max-shard-size: %s\n", safeText(err))
+			fmt.Fprintf(stderr, "modelpub save: --max-shard-size: %s\n", errText(err))
 			return ExitUsage
 		}
 	}
@@ -95,7 +95,7 @@ func runSave(args []string, stdout, stderr io.Writer) int {
 	defer stop()
 	src, err := open(ctx, pos[0])
 	if err != nil {
-		fmt.Fprintf(stderr, "modelpub save: %s\n", safeText(err))
+		fmt.Fprintf(stderr, "modelpub save: %s\n", errText(err))
 		return ExitUsage
 	}
 	bar := newProgressBar(stderr)
@@ -106,7 +106,7 @@ func runSave(args []string, stdout, stderr io.Writer) int {
 		if errors.Is(err, context.Canceled) {
 			fmt.Fprintf(stderr, "modelpub save: interrupted; %s was not created (run the same save again to resume)\n", folder.Printable(pos[1]))
 		} else {
-			fmt.Fprintf(stderr, "modelpub save: %s\n", safeText(err))
+			fmt.Fprintf(stderr, "modelpub save: %s\n", errText(err))
 		}
 		return ExitUsage
 	}
@@ -127,7 +127,7 @@ func runSave(args []string, stdout, stderr io.Writer) int {
 			out.Validation, err = pipeline.Validate(ctx, dst, pipeline.ValidateOptions{Against: src})
 		}
 		if err != nil {
-			fmt.Fprintf(stderr, "modelpub save: saved, but the load-back check could not run: %s\n", safeText(err))
+			fmt.Fprintf(stderr, "modelpub save: saved, but the load-back check could not run: %s\n", errText(err))
 			return ExitProblems
 		}
 		if !out.Validation.OK() {
@@ -142,12 +142,15 @@ func runSave(args []string, stdout, stderr io.Writer) int {
 	if res.Kept > 0 {
 		fmt.Fprintf(stdout, "resumed: %s were kept from the interrupted save\n", tensors.FormatSize(res.Kept))
 	}
-	for _, l := range res.Lossy {
-		fmt.Fprintf(stdout, "warning: %s %s: tensor %q: %d values overflowed to ±inf, %d non-zero values became zero\n",
-			folder.Printable(l.Component), folder.Printable(l.Variant), l.Tensor, l.Overflow, l.Underflow)
-	}
 	if out.Validation != nil {
+		// The check reports every lossy variant tensor (those of a resumed
+		// save too), worded as validate words it.
 		printReport(stdout, out.Validation)
+	} else {
+		for _, l := range res.Lossy {
+			fmt.Fprintf(stdout, "warning: %s (%s variant): tensor %q: %d values overflowed to ±inf and %d non-zero values became zero\n",
+				folder.Printable(l.Component), folder.Printable(l.Variant), l.Tensor, l.Overflow, l.Underflow)
+		}
 	}
 	return code
 }
@@ -168,17 +171,17 @@ func runValidate(args []string, stdout, stderr io.Writer) int {
 	if *against != "" {
 		var err error
 		if opts.Against, err = open(ctx, *against); err != nil {
-			fmt.Fprintf(stderr, "modelpub validate: --against: %s\n", safeText(err))
+			fmt.Fprintf(stderr, "modelpub validate: --against: %s\n", errText(err))
 			return ExitUsage
 		}
 	}
 	p, err := open(ctx, pos[0])
 	if err != nil {
 		if errors.Is(err, pipeline.ErrMissingComponent) || errors.Is(err, pipeline.ErrModelIndex) {
-			fmt.Fprintf(stderr, "modelpub validate: %s\n", safeText(err))
+			fmt.Fprintf(stderr, "modelpub validate: %s\n", errText(err))
 			return ExitProblems // the folder would not load: a finding, not a failure to check
 		}
-		fmt.Fprintf(stderr, "modelpub validate: %s\n", safeText(err))
+		fmt.Fprintf(stderr, "modelpub validate: %s\n", errText(err))
 		return ExitUsage
 	}
 	bar := newProgressBar(stderr)
@@ -186,7 +189,7 @@ func runValidate(args []string, stdout, stderr io.Writer) int {
 	rep, err := pipeline.Validate(ctx, p, opts)
 	bar.done()
 	if err != nil {
-		fmt.Fprintf(stderr, "modelpub validate: %s\n", safeText(err))
+		fmt.Fprintf(stderr, "modelpub validate: %s\n", errText(err))
 		return ExitUsage
 	}
 	if *asJSON {
@@ -212,9 +215,13 @@ func printReport(w io.Writer, r *pipeline.Report) {
 	}
 	switch {
 	case !r.OK():
-		fmt.Fprintf(w, "%d problems found\n", len(r.Problems))
+		fmt.Fprintf(w, "%s found\n", count(len(r.Problems), "problem", ""))
 	case r.Tensors > 0:
-		fmt.Fprintf(w, "valid: %d tensors (%s) match the source\n", r.Tensors, tensors.FormatSize(r.Bytes))
+		verb := "match"
+		if r.Tensors == 1 {
+			verb = "matches"
+		}
+		fmt.Fprintf(w, "valid: %s (%s) %s the source\n", count(r.Tensors, "tensor", ""), tensors.FormatSize(r.Bytes), verb)
 	default:
 		fmt.Fprintln(w, "valid")
 	}

@@ -53,7 +53,7 @@ func runShard(args []string, stdout, stderr io.Writer) int {
 	src, dir := pos[0], pos[1]
 	max, err := tensors.ParseSize(*maxSize)
 	if err != nil {
-		fmt.Fprintf(stderr, "modelpub shard: --max-shard-size: %s\n", safeText(err))
+		fmt.Fprintf(stderr, "modelpub shard: --max-shard-size: %s\n", errText(err))
 		return ExitUsage
 	}
 	var to tensors.DType
@@ -75,7 +75,7 @@ func runShard(args []string, stdout, stderr io.Writer) int {
 
 	in, err := openWeights(src)
 	if err != nil {
-		fmt.Fprintf(stderr, "modelpub shard: %s\n", safeText(err))
+		fmt.Fprintf(stderr, "modelpub shard: %s\n", errText(err))
 		return ExitUsage
 	}
 	defer in.Close()
@@ -84,11 +84,11 @@ func runShard(args []string, stdout, stderr io.Writer) int {
 	}
 	ws, converted, err := in.writeTensors(to)
 	if err != nil {
-		fmt.Fprintf(stderr, "modelpub shard: %s\n", safeText(err))
+		fmt.Fprintf(stderr, "modelpub shard: %s\n", errText(err))
 		return ExitUsage
 	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
-		fmt.Fprintf(stderr, "modelpub shard: %s\n", safeText(err))
+		fmt.Fprintf(stderr, "modelpub shard: %s\n", errText(err))
 		return ExitUsage
 	}
 	bar := newProgressBar(stderr)
@@ -100,13 +100,13 @@ func runShard(args []string, stdout, stderr io.Writer) int {
 		if errors.Is(err, context.Canceled) {
 			fmt.Fprintln(stderr, "modelpub shard: interrupted; nothing was left half-written")
 		} else {
-			fmt.Fprintf(stderr, "modelpub shard: %s\n", safeText(err))
+			fmt.Fprintf(stderr, "modelpub shard: %s\n", errText(err))
 		}
 		return ExitUsage
 	}
 	for i, f := range res.Files {
-		fmt.Fprintf(stdout, "%s  %s  %d tensors\n", folder.Printable(filepath.Join(dir, f)),
-			tensors.FormatSize(res.Plan.Shards[i].Size), len(res.Plan.Shards[i].Tensors))
+		fmt.Fprintf(stdout, "%s  %s  %s\n", folder.Printable(filepath.Join(dir, f)),
+			tensors.FormatSize(res.Plan.Shards[i].Size), count(len(res.Plan.Shards[i].Tensors), "tensor", ""))
 	}
 	if res.IndexFile != "" {
 		fmt.Fprintf(stdout, "%s\n", folder.Printable(filepath.Join(dir, res.IndexFile)))

@@ -16,16 +16,17 @@ import (
 func init() {
 	register(command{
 		name:    "convert",
-		args:    "CHECKPOINT OUT [--type auto|sd15|sd15-inpaint] [--dtype f16|bf16|f32] [--variant fp16|bf16] [--max-shard-size SIZE] [--no-verify] [--json]",
-		summary: "convert a single-file checkpoint (.safetensors, .ckpt) into a Diffusers folder",
+		args:    "CHECKPOINT OUT [--type auto|sd15|sd15-inpaint|sdxl] [--dtype f16|bf16|f32] [--variant fp16|bf16] [--max-shard-size SIZE] [--no-verify] [--json]",
+		summary: "convert a single-file SD 1.5 or SDXL checkpoint (.safetensors, .ckpt) into a Diffusers folder",
 		help:    fmt.Sprintf(convertHelp, typeNames()),
 		run:     runConvert,
 	})
 }
 
-const convertHelp = `Converts a single-file Stable Diffusion checkpoint (the original layout:
-model.diffusion_model.*, first_stage_model.*, cond_stage_model.*) into a
-Diffusers pipeline folder at OUT, as diffusers' from_single_file followed by
+const convertHelp = `Converts a single-file Stable Diffusion 1.x or SDXL base checkpoint (the
+original layout: model.diffusion_model.*, first_stage_model.*,
+cond_stage_model.* or conditioner.embedders.*) into a Diffusers pipeline
+folder at OUT, as diffusers' from_single_file followed by
 save_pretrained would, without loading the model: every tensor is copied as
 a byte range of the checkpoint, so memory stays flat and the time is that of
 a copy. CHECKPOINT is a .safetensors file or a PyTorch pickle (.ckpt, .pt,
@@ -34,8 +35,10 @@ allow-list is refused). It is only read.
 
 The model type is detected from key names and shapes as diffusers detects
 it, and the reasons are printed. Keys diffusers drops (EMA copies, noise
-schedule buffers, CLIP's position_ids) are listed. Configs and the CLIP
-tokenizer are embedded: no network is used. Tensors keep the checkpoint's
+schedule buffers, CLIP's position_ids, OpenCLIP's logit_scale) are listed.
+SDXL's OpenCLIP text encoder has its fused q/k/v projections split (byte
+ranges) and its text_projection transposed, as diffusers does. Configs and
+CLIP tokenizers are embedded: no network is used. Tensors keep the checkpoint's
 dtype.
 
 OUT must not exist or be an empty folder. It is built in a hidden folder
@@ -206,7 +209,7 @@ func printConvert(w io.Writer, out convertOutput) {
 	}
 	fmt.Fprintf(w, "converted %s (%s):\n", folder.Printable(out.Dir), tensors.FormatSize(out.Bytes))
 	for _, c := range out.Components {
-		fmt.Fprintf(w, "  %-13s %-22s %5d tensors  %s  (from %s*)\n", c.Name, c.Class, c.Tensors, tensors.FormatSize(c.Bytes), c.Prefix)
+		fmt.Fprintf(w, "  %-14s %-27s %5d tensors  %s  (from %s*)\n", c.Name, c.Class, c.Tensors, tensors.FormatSize(c.Bytes), c.Prefix)
 	}
 	for _, l := range out.Lossy {
 		where := l.Component

@@ -35,8 +35,8 @@ func TestConvertCommand(t *testing.T) {
 		"  noise schedule buffer of the training code: the scheduler config describes the schedule: alphas_cumprod, alphas_cumprod_prev, betas, log_one_minus_alphas_cumprod and 8 more\n",
 		"  CLIP's position_ids buffer: transformers rebuilds it and does not save it: cond_stage_model.transformer.text_model.embeddings.position_ids\n",
 		"converted " + out + " (",
-		"  unet          UNet2DConditionModel     686 tensors",
-		"  text_encoder  CLIPTextModel            196 tensors",
+		"  unet           UNet2DConditionModel          686 tensors",
+		"  text_encoder   CLIPTextModel                 196 tensors",
 		"valid: loads as diffusers loads a pipeline folder\n",
 		"verified: 2260 tensors",
 	} {
@@ -128,4 +128,23 @@ func TestConvertHelp(t *testing.T) {
 	var stdout, stderr bytes.Buffer
 	assert.Equal(t, ExitOK, Run([]string{"help", "convert"}, &stdout, &stderr))
 	assert.Contains(t, stdout.String(), "auto (default), or one of: sd15, sd15-inpaint")
+}
+
+func TestConvertCommandSDXL(t *testing.T) {
+	dir := t.TempDir()
+	src := filepath.Join(dir, "sd_xl_base.safetensors")
+	converttest.WriteSafetensors(t, src, converttest.SDXL(converttest.Options{DType: tensors.F16}))
+	out := filepath.Join(dir, "out")
+	var stdout, stderr bytes.Buffer
+	require.Equal(t, ExitOK, Run([]string{"convert", src, out}, &stdout, &stderr), stderr.String())
+	for _, want := range []string{
+		"detected Stable Diffusion XL base (sdxl):\n",
+		"  conditioner.embedders.1.model.transformer.resblocks.9.mlp.c_proj.bias is present: SDXL base's second text encoder (OpenCLIP ViT-bigG)\n",
+		"  CLIP's contrastive logit scale, unused by the text encoder: conditioner.embedders.1.model.logit_scale\n",
+		"  text_encoder_2 CLIPTextModelWithProjection   517 tensors",
+		"verified: 2641 tensors",
+	} {
+		assert.Contains(t, stdout.String(), want)
+	}
+	assert.FileExists(t, filepath.Join(out, "tokenizer_2", "vocab.json"))
 }

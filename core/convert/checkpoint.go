@@ -61,7 +61,7 @@ func OpenCheckpoint(path string) (*Checkpoint, error) {
 	if err != nil {
 		return nil, err
 	}
-	var head [8]byte
+	var head [9]byte
 	n, err := f.ReadAt(head[:], 0)
 	st, serr := f.Stat()
 	f.Close()
@@ -72,12 +72,17 @@ func OpenCheckpoint(path string) (*Checkpoint, error) {
 		return nil, serr
 	}
 	c := &Checkpoint{Path: path, Size: st.Size()}
+	// A safetensors file starts with its header's length (8 bytes, little
+	// endian) and the header's "{"; the length's first byte can be 0x80, a
+	// pickle's first opcode, so the "{" is checked first.
+	isZip := n >= 4 && (string(head[:4]) == "PK\x03\x04" || string(head[:4]) == "PK\x05\x06")
+	isSafetensors := n == 9 && head[8] == '{'
 	switch {
-	case n >= 4 && (string(head[:4]) == "PK\x03\x04" || string(head[:4]) == "PK\x05\x06"), n >= 1 && head[0] == 0x80:
+	case isZip, !isSafetensors && n >= 1 && head[0] == 0x80:
 		if err := c.openTorch(); err != nil {
 			return nil, err
 		}
-	case n == 8:
+	case n >= 8:
 		sf, err := tensors.Open(path)
 		if err != nil {
 			return nil, err
@@ -171,4 +176,51 @@ func (c *Checkpoint) Close() error {
 		return c.tb.Close()
 	}
 	return nil
+}
+
+// planned streams the plan's tensor t from the checkpoint: the whole
+// source tensor, a range of its rows (a byte range), or its transpose
+// (streamed in bounded memory).
+func (c *Checkpoint) planned(t Tensor) (tensors.Source, error) {
+	st, ok := c.Tensor(t.Source)
+	if !ok {
+		return nil, fmt.Errorf("%s: tensor %q is gone", c.Path, t.Source)
+	}
+	switch {
+	case t.Rows[1] > 0:
+		return c.rows(st, t.Rows[0], t.Rows[1]), nil
+	case t.Transpose:
+		return c.transposed(st), nil
+	}
+	return c.Source(st), nil
+}
+
+// rows streams n rows (slices along the first dimension) of t from row r0.
+func (c *Checkpoint) rows(t SourceTensor, r0, n int64) tensors.Source {
+	rowBytes := t.Size / t.Shape[0]
+	if c.st != nil {
+		info, _ := c.st.Header.Tensor(t.Key)
+		info.Begin += r0 * rowBytes
+		info.End = info.Begin + n*rowBytes
+		return c.st.TensorSource(info)
+	}
+	bt, _ := c.tb.Tensor(t.Key)
+	view := bt
+	view.Shape = append([]int64{n}, bt.Shape[1:]...)
+	view.Offset = bt.Offset + r0*bt.Strides[0]
+	return c.tb.Source(view)
+}
+
+// transposed streams the matrix t as its transpose.
+func (c *Checkpoint) transposed(t SourceTensor) tensors.Source {
+	if c.st != nil {
+		info, _ := c.st.Header.Tensor(t.Key)
+		return &transposeSource{r: c.st, off: c.st.Header.DataStart + info.Begin,
+			a: t.Shape[0], b: t.Shape[1], es: int64(t.DType.Bits() / 8)}
+	}
+	bt, _ := c.tb.Tensor(t.Key)
+	view := bt
+	view.Shape = []int64{bt.Shape[1], bt.Shape[0]}
+	view.Strides = []int64{bt.Strides[1], bt.Strides[0]}
+	return c.tb.Source(view)
 }

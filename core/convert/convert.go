@@ -208,9 +208,7 @@ func (p *Plan) configFiles() ([]configFile, error) {
 			if err != nil || !ok {
 				return fmt.Errorf("embedded %s: not a JSON object", rel)
 			}
-			if p.recipe.edit != nil {
-				p.recipe.edit(rel, m, p)
-			}
+			p.recipe.edit(rel, m, p)
 			if data, err = tensors.MarshalPythonJSON(m); err != nil {
 				return fmt.Errorf("embedded %s: %w", rel, err)
 			}
@@ -351,15 +349,14 @@ func (w *writer) writeTensors(cp *ComponentPlan, variant string) ([]tensors.Writ
 	var ws []tensors.WriteTensor
 	var convs []conversion
 	for _, t := range cp.Tensors {
-		st, ok := w.c.Tensor(t.Source)
-		if !ok {
-			return nil, nil, fmt.Errorf("%s: tensor %q is gone", w.c.Path, t.Source)
-		}
 		to := t.DType
 		if variant != "" {
 			to = variantDType(t.SourceDType, vto)
 		}
-		data := w.c.Source(st)
+		data, err := w.c.planned(t)
+		if err != nil {
+			return nil, nil, err
+		}
 		if to != t.SourceDType {
 			cv, err := tensors.Convert(data, t.SourceDType, to)
 			if err != nil {

@@ -22,12 +22,13 @@ import (
 	"modelpub/core/torchbin"
 )
 
-// componentDirs maps pipelinetest's component names to the folders and
-// weights files of the output.
+// componentFiles maps the component names of the mapping tables to the
+// main weights files of the output.
 var componentFiles = map[string]string{
-	pipelinetest.UNet:        "unet/diffusion_pytorch_model.safetensors",
-	pipelinetest.VAE:         "vae/diffusion_pytorch_model.safetensors",
-	pipelinetest.TextEncoder: "text_encoder/model.safetensors",
+	converttest.UNet:         "unet/diffusion_pytorch_model.safetensors",
+	converttest.VAE:          "vae/diffusion_pytorch_model.safetensors",
+	converttest.TextEncoder:  "text_encoder/model.safetensors",
+	converttest.TextEncoder2: "text_encoder_2/model.safetensors",
 }
 
 func fileHash(t testing.TB, path string) [32]byte {
@@ -37,14 +38,21 @@ func fileHash(t testing.TB, path string) [32]byte {
 	return sha256.Sum256(b)
 }
 
-// checkMapped checks every output tensor against the mapping table: the
-// names of each component exactly the table's, each tensor's shape that of
-// the real diffusers model (pipelinetest), its dtype want (or the
-// checkpoint's when 0), its bytes the checkpoint's bytes of the key it maps
-// from (converted to want where it differs).
+// checkMapped checks every output tensor of an SD 1.5 conversion (see
+// checkModel).
 func checkMapped(t *testing.T, out string, rows []converttest.Row, src map[string]converttest.Tensor, want tensors.DType, inChannels int64) {
 	t.Helper()
-	shapes := converttest.DiffusersSpecs()
+	checkModel(t, out, converttest.SD15Model().Specs, rows, src, want, inChannels)
+}
+
+// checkModel checks every output tensor against the mapping table: the
+// names of each component exactly the table's, each tensor's shape that of
+// the real diffusers model (specs), its dtype want (or the checkpoint's
+// when 0), its bytes what diffusers makes of the checkpoint's bytes of the
+// key it maps from (converttest.Expected: the same bytes, a third of the
+// rows, the transpose; converted to want where it differs).
+func checkModel(t *testing.T, out string, shapes map[string]map[string]pipelinetest.Spec, rows []converttest.Row, src map[string]converttest.Tensor, want tensors.DType, inChannels int64) {
+	t.Helper()
 	for comp, file := range componentFiles {
 		if !slices.ContainsFunc(rows, func(r converttest.Row) bool { return r.Component == comp }) {
 			continue
@@ -78,12 +86,13 @@ func checkMapped(t *testing.T, out string, rows []converttest.Row, src map[strin
 			data := make([]byte, ti.Size())
 			_, err := f.ReadAt(data, f.Header.DataStart+ti.Begin)
 			require.NoError(t, err)
-			wantData := s.Data
+			wantData := converttest.Expected(r, s)
 			if wantDType != s.DType {
 				fn, ok := tensors.Converter(s.DType, wantDType)
 				require.True(t, ok)
-				wantData = make([]byte, tensors.OutputSize(s.DType, wantDType, len(s.Data)))
-				fn(wantData, s.Data)
+				conv := make([]byte, tensors.OutputSize(s.DType, wantDType, len(wantData)))
+				fn(conv, wantData)
+				wantData = conv
 			}
 			assert.True(t, bytes.Equal(wantData, data), "%s: bytes of %s differ from %s", comp, r.Diffusers, r.LDM)
 		}
@@ -278,7 +287,8 @@ func TestConvertDTypeAndVariant(t *testing.T) {
 	require.NoError(t, err)
 	checkMapped(t, out, rows, byName(ts), tensors.F16, 0)
 	assert.Equal(t, "float16", readJSON(t, filepath.Join(out, "text_encoder/config.json"))["torch_dtype"])
-	for comp, file := range componentFiles {
+	for _, comp := range []string{converttest.UNet, converttest.VAE, converttest.TextEncoder} {
+		file := componentFiles[comp]
 		vfile := strings.Replace(file, ".safetensors", ".bf16.safetensors", 1)
 		variantDir := filepath.Join(t.TempDir(), "v")
 		require.NoError(t, os.MkdirAll(filepath.Dir(filepath.Join(variantDir, file)), 0o755))
@@ -492,4 +502,86 @@ func TestVerifyFolderFindsDifferences(t *testing.T) {
 	assert.Contains(t, codes["missing-tensor"], "text_model.final_layer_norm.bias")
 	assert.Contains(t, codes["unexpected-tensor"], "text_model.final_layer_norm.scale")
 	assert.Len(t, rep.Problems, 4)
+}
+
+// TestConvertSDXL converts SDXL base checkpoints with the real key names
+// and shapes (scaled) and checks every output tensor against the mapping
+// diffusers' conversion makes (converttest/sdxl-mapping.tsv): the OpenCLIP
+// text encoder's fused q/k/v split into thirds and its text_projection
+// transposed.
+func TestConvertSDXL(t *testing.T) {
+	m := converttest.SDXLModel()
+	cases := []struct {
+		name    string
+		opts    converttest.Options
+		torch   *converttest.TorchOptions
+		convert Options
+		want    tensors.DType
+	}{
+		{name: "safetensors F16", opts: converttest.Options{DType: tensors.F16}},
+		{name: "ckpt F32 with EMA keys", opts: converttest.Options{Extras: true}, torch: &converttest.TorchOptions{Nested: true}},
+		{name: "BF16 converted to F32 with an fp16 variant", opts: converttest.Options{DType: tensors.BF16},
+			convert: Options{DType: tensors.F32, Variant: "fp16"}, want: tensors.F32},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			ts := converttest.SDXL(tc.opts)
+			src := filepath.Join(dir, "sdxl.safetensors")
+			if tc.torch != nil {
+				src = filepath.Join(dir, "sdxl.ckpt")
+				converttest.WriteTorch(t, src, ts, *tc.torch)
+			} else {
+				converttest.WriteSafetensors(t, src, ts)
+			}
+			out := filepath.Join(dir, "out")
+			res, err := Convert(context.Background(), src, out, tc.convert)
+			require.NoError(t, err)
+			assert.Equal(t, SDXL, res.Plan.Detection.Type)
+			checkModel(t, out, m.Specs, m.Mapping, byName(ts), tc.want, 0)
+			if tc.convert.Variant != "" {
+				for comp, file := range componentFiles {
+					vdir := filepath.Join(t.TempDir(), "v")
+					require.NoError(t, os.MkdirAll(filepath.Dir(filepath.Join(vdir, file)), 0o755))
+					require.NoError(t, os.Rename(filepath.Join(out, strings.Replace(file, ".safetensors", ".fp16.safetensors", 1)), filepath.Join(vdir, file)))
+					checkModel(t, vdir, m.Specs, filterRows(m.Mapping, comp), byName(ts), tensors.F16, 0)
+				}
+			}
+			assert.True(t, res.Verification.OK(), "%v", res.Verification.Problems)
+			sets := 1
+			if tc.convert.Variant != "" {
+				sets = 2
+			}
+			assert.Equal(t, sets*(1680+248+196+517), res.Verification.Tensors)
+
+			dropped := map[string]string{}
+			for _, d := range res.Plan.Dropped {
+				dropped[d.Name] = d.Reason
+			}
+			assert.Contains(t, dropped["conditioner.embedders.1.model.logit_scale"], "logit scale")
+			assert.Contains(t, dropped["conditioner.embedders.0.transformer.text_model.embeddings.position_ids"], "position_ids")
+
+			mi := readJSON(t, filepath.Join(out, "model_index.json"))
+			assert.Equal(t, "StableDiffusionXLPipeline", mi["_class_name"])
+			assert.Equal(t, []any{nil, nil}, mi["image_encoder"])
+			assert.Equal(t, []any{nil, nil}, mi["feature_extractor"])
+			assert.Equal(t, []any{"transformers", "CLIPTextModelWithProjection"}, mi["text_encoder_2"])
+			assert.Equal(t, []any{"diffusers", "EulerDiscreteScheduler"}, mi["scheduler"])
+			assert.Equal(t, true, mi["force_zeros_for_empty_prompt"])
+			wantDType := map[tensors.DType]string{tensors.F32: "float32", tensors.F16: "float16", tensors.BF16: "bfloat16"}
+			d := tc.opts.DType
+			if tc.want != 0 {
+				d = tc.want
+			} else if d == 0 {
+				d = tensors.F32
+			}
+			for _, te := range []string{"text_encoder", "text_encoder_2"} {
+				assert.Equal(t, wantDType[d], readJSON(t, filepath.Join(out, te, "config.json"))["torch_dtype"], te)
+			}
+			assert.Equal(t, 0.13025, readJSON(t, filepath.Join(out, "vae/config.json"))["scaling_factor"])
+			for _, f := range []string{"tokenizer/vocab.json", "tokenizer_2/special_tokens_map.json", "tokenizer_2/merges.txt"} {
+				assert.Equal(t, fileHash(t, filepath.Join("configs/sdxl", f)), fileHash(t, filepath.Join(out, f)), f)
+			}
+		})
+	}
 }

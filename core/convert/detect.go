@@ -15,11 +15,13 @@ const (
 	SD15Inpaint Type = "sd15-inpaint" // SD 1.x inpainting (9-channel UNet input): StableDiffusionInpaintPipeline
 )
 
+// SDXL is Stable Diffusion XL base: StableDiffusionXLPipeline.
+const SDXL Type = "sdxl"
+
 // Types recognised by Detect that Convert does not write (yet).
 const (
 	SD2         Type = "sd2"
 	SD2Inpaint  Type = "sd2-inpaint"
-	SDXL        Type = "sdxl"
 	SDXLRefiner Type = "sdxl-refiner"
 	SDXLInpaint Type = "sdxl-inpaint"
 	Playground  Type = "playground-v2.5"
@@ -77,6 +79,9 @@ const (
 	keyAnimateDiff2 = "mid_block.motion_modules.0.temporal_transformer.norm.bias"
 	keyCLIP         = "cond_stage_model.transformer.text_model.embeddings.position_embedding.weight"
 	keyVAE          = "first_stage_model.encoder.conv_in.weight"
+	keyCLIPXL       = "conditioner.embedders.0.transformer.text_model.embeddings.position_embedding.weight"
+	keyOpenCLIPXL   = "conditioner.embedders.1.model.positional_embedding"
+	keyAddEmbedding = "model.diffusion_model.label_emb.0.0.weight"
 )
 
 // Flux checkpoints (black-forest-labs' layout), with or without the
@@ -230,6 +235,15 @@ func signatures(t Type) []signature {
 				return ""
 			}},
 			{keyCLIP, "the CLIP ViT-L/14 text encoder", nil},
+			{keyVAE, "the VAE", nil},
+		}
+	case SDXL:
+		return []signature{
+			{keyXLBase, "OpenCLIP ViT-bigG, SDXL base's second text encoder", nil},
+			{keyCLIPXL, "CLIP ViT-L/14, SDXL's first text encoder", nil},
+			{keyOpenCLIPXL, "OpenCLIP ViT-bigG's position embedding", nil},
+			{keyInpainting, "the UNet's conv_in, 4 input channels", unetIn(4)},
+			{keyAddEmbedding, "the UNet's add_embedding (text_time conditioning)", nil},
 			{keyVAE, "the VAE", nil},
 		}
 	}

@@ -229,3 +229,57 @@ func twoInts(a, b string) (int, int, bool) {
 	}
 	return x, y, true
 }
+
+// openCLIPLayers is DIFFUSERS_TO_LDM_MAPPING["openclip"]["layers"],
+// original → diffusers; text_projection is transposed
+// (convert_open_clip_checkpoint: ".T.contiguous()").
+var openCLIPLayers = map[string]string{
+	"positional_embedding":   "text_model.embeddings.position_embedding.weight",
+	"token_embedding.weight": "text_model.embeddings.token_embedding.weight",
+	"ln_final.weight":        "text_model.final_layer_norm.weight",
+	"ln_final.bias":          "text_model.final_layer_norm.bias",
+	"text_projection":        "text_projection.weight",
+}
+
+// openCLIPBlock are the renames inside a resblock
+// (DIFFUSERS_TO_LDM_MAPPING["openclip"]["transformer"]).
+var openCLIPBlock = map[string]string{
+	"ln_1": "layer_norm1", "ln_2": "layer_norm2", "mlp.c_fc": "mlp.fc1", "mlp.c_proj": "mlp.fc2", "attn.out_proj": "self_attn.out_proj",
+}
+
+// openCLIPPieces maps a key of an OpenCLIP text tower (prefix removed) as
+// convert_open_clip_checkpoint does: the layers above; transformer.resblocks.{i}
+// renamed into text_model.encoder.layers.{i}, attn.in_proj_weight and
+// in_proj_bias split into q_proj, k_proj and v_proj by thirds of their rows.
+func openCLIPPieces(key string) ([]piece, bool) {
+	if n, ok := openCLIPLayers[key]; ok {
+		return []piece{{name: n, transpose: key == "text_projection"}}, true
+	}
+	rest, ok := strings.CutPrefix(key, "transformer.resblocks.")
+	if !ok {
+		return nil, false
+	}
+	num, rest, ok := strings.Cut(rest, ".")
+	i, err := strconv.Atoi(num)
+	if !ok || err != nil || i < 0 || num != strconv.Itoa(i) {
+		return nil, false
+	}
+	p := fmt.Sprintf("text_model.encoder.layers.%d.", i)
+	switch rest {
+	case "attn.in_proj_weight", "attn.in_proj_bias":
+		param := strings.TrimPrefix(rest, "attn.in_proj_")
+		var out []piece
+		for j, code := range []string{"q", "k", "v"} {
+			out = append(out, piece{name: p + "self_attn." + code + "_proj." + param, part: j, parts: 3})
+		}
+		return out, true
+	}
+	module, param, ok := splitParam(rest)
+	if !ok {
+		return nil, false
+	}
+	if n, ok := openCLIPBlock[module]; ok {
+		return []piece{{name: p + n + "." + param}}, true
+	}
+	return nil, false
+}

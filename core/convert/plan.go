@@ -45,9 +45,14 @@ type Tensor struct {
 	DType, SourceDType tensors.DType
 	Shape              []int64
 	// SourceShape is the checkpoint's shape when it differs: a 1×1
-	// convolution weight [o, i, 1, 1] stored as the linear weight [o, i].
-	// The bytes are the same.
+	// convolution weight [o, i, 1, 1] stored as the linear weight [o, i]
+	// (the same bytes), a part of a fused projection, a transposed matrix.
 	SourceShape []int64
+	// Rows, when Rows[1] > 0, takes Rows[1] rows (first-dimension slices)
+	// of the checkpoint tensor from row Rows[0]: one byte range.
+	Rows [2]int64
+	// Transpose writes the checkpoint's [a, b] matrix as [b, a].
+	Transpose bool
 }
 
 // Dropped is a checkpoint key the conversion leaves out, as diffusers
@@ -185,43 +190,39 @@ func Build(c *Checkpoint, d *Detection, to tensors.DType, variant string) (*Plan
 				continue
 			}
 		}
-		name, linear, ok := cr.rename(key)
+		pieces, ok := cr.rename(key)
 		if !ok {
 			unmapped = append(unmapped, t.Name)
 			continue
 		}
-		pos, ok := expected[ci][name]
-		if !ok {
-			unmapped = append(unmapped, fmt.Sprintf("%s (→ %s)", t.Name, name))
-			continue
-		}
-		if filled[ci][pos] != nil {
-			dupes = append(dupes, fmt.Sprintf("%s and %s (→ %s)", from[ci][pos], t.Name, name))
-			continue
-		}
-		out := &Tensor{Name: name, Source: t.Name, DType: t.DType, SourceDType: t.DType, Shape: t.Shape}
-		if linear && len(t.Shape) > 2 {
-			// diffusers takes [:, :, 0, 0] (or [:, :, 0]): the same bytes
-			// when the trailing dimensions are 1, a strided slice
-			// otherwise, which no real checkpoint has.
-			if slices.ContainsFunc(t.Shape[2:], func(s int64) bool { return s != 1 }) {
-				badShape = append(badShape, fmt.Sprintf("%s is %v: a 1×1 convolution weight ([out, in, 1, 1]) was expected", t.Name, t.Shape))
+		for _, pc := range pieces {
+			pos, ok := expected[ci][pc.name]
+			if !ok {
+				unmapped = append(unmapped, fmt.Sprintf("%s (→ %s)", t.Name, pc.name))
 				continue
 			}
-			out.SourceShape, out.Shape = t.Shape, slices.Clone(t.Shape[:2])
-		}
-		if convertible(t.DType) && to != 0 && to != t.DType {
-			if _, ok := tensors.Converter(t.DType, to); !ok {
-				return nil, fmt.Errorf("%w: --dtype %s: %s is %s and cannot be converted to %s", ErrOptions, to, t.Name, t.DType, to)
+			if filled[ci][pos] != nil {
+				dupes = append(dupes, fmt.Sprintf("%s and %s (→ %s)", from[ci][pos], t.Name, pc.name))
+				continue
 			}
-			out.DType = to
-		}
-		if vd := variantDType(t.DType, vto); vd != t.DType {
-			if _, ok := tensors.Converter(t.DType, vd); !ok {
-				return nil, fmt.Errorf("%w: variant %s: %s is %s and cannot be converted to %s", ErrOptions, variant, t.Name, t.DType, vd)
+			out, why := planPiece(t, pc)
+			if why != "" {
+				badShape = append(badShape, why)
+				continue
 			}
+			if convertible(t.DType) && to != 0 && to != t.DType {
+				if _, ok := tensors.Converter(t.DType, to); !ok {
+					return nil, fmt.Errorf("%w: --dtype %s: %s is %s and cannot be converted to %s", ErrOptions, to, t.Name, t.DType, to)
+				}
+				out.DType = to
+			}
+			if vd := variantDType(t.DType, vto); vd != t.DType {
+				if _, ok := tensors.Converter(t.DType, vd); !ok {
+					return nil, fmt.Errorf("%w: variant %s: %s is %s and cannot be converted to %s", ErrOptions, variant, t.Name, t.DType, vd)
+				}
+			}
+			filled[ci][pos], from[ci][pos] = out, t.Name
 		}
-		filled[ci][pos], from[ci][pos] = out, t.Name
 	}
 	for _, name := range c.OutsideStateDict {
 		p.Dropped = append(p.Dropped, Dropped{name, "outside the checkpoint's state_dict, which is all diffusers reads"})
@@ -259,6 +260,36 @@ func Build(c *Checkpoint, d *Detection, to tensors.DType, variant string) (*Plan
 		return nil, &PlanError{Path: c.Path, Type: d.Name, problems: errs, errs: planSentinels(len(unmapped)+len(dupes) > 0, len(badShape) > 0, anyMissing)}
 	}
 	return p, nil
+}
+
+// planPiece plans the output tensor pc of checkpoint tensor t, or says
+// why t's shape does not allow it.
+func planPiece(t SourceTensor, pc piece) (*Tensor, string) {
+	out := &Tensor{Name: pc.name, Source: t.Name, DType: t.DType, SourceDType: t.DType, Shape: t.Shape}
+	switch {
+	case pc.linear && len(t.Shape) > 2:
+		// diffusers takes [:, :, 0, 0] (or [:, :, 0]): the same bytes
+		// when the trailing dimensions are 1, a strided slice otherwise,
+		// which no real checkpoint has.
+		if slices.ContainsFunc(t.Shape[2:], func(s int64) bool { return s != 1 }) {
+			return nil, fmt.Sprintf("%s is %v: a 1×1 convolution weight ([out, in, 1, 1]) was expected", t.Name, t.Shape)
+		}
+		out.SourceShape, out.Shape = t.Shape, slices.Clone(t.Shape[:2])
+	case pc.parts > 0:
+		if len(t.Shape) == 0 || t.Shape[0]%int64(pc.parts) != 0 {
+			return nil, fmt.Sprintf("%s is %v: its first dimension does not split into %d", t.Name, t.Shape, pc.parts)
+		}
+		n := t.Shape[0] / int64(pc.parts)
+		out.SourceShape, out.Shape = t.Shape, append([]int64{n}, t.Shape[1:]...)
+		out.Rows = [2]int64{int64(pc.part) * n, n}
+	case pc.transpose:
+		if len(t.Shape) != 2 {
+			return nil, fmt.Sprintf("%s is %v: a matrix was expected", t.Name, t.Shape)
+		}
+		out.SourceShape, out.Shape = t.Shape, []int64{t.Shape[1], t.Shape[0]}
+		out.Transpose = true
+	}
+	return out, ""
 }
 
 // PlanError lists everything that keeps a checkpoint from mapping onto its

@@ -29,10 +29,13 @@ type recipe struct {
 	dir string
 	// components builds the components from the configs.
 	components func(cfg fs.FS) ([]*componentRecipe, error)
-	// edit changes a config (model_index.json, <component>/config.json,
-	// scheduler/scheduler_config.json; rel is its path) before it is
-	// written.
-	edit func(rel string, v map[string]any, p *Plan)
+	// nullComponents are set to [null, null] in model_index.json: what the
+	// pipeline registers as None after from_single_file.
+	nullComponents []string
+	// indexFlags are set in model_index.json.
+	indexFlags map[string]any
+	// unetInChannels, if not 0, replaces the UNet config's in_channels.
+	unetInChannels int
 }
 
 // componentRecipe is how the tensors of one component are found and named.
@@ -42,10 +45,9 @@ type componentRecipe struct {
 	class   string
 	base    string // weights file base name
 	prefix  string // the component's keys in the checkpoint
-	// rename maps a key (prefix removed) to its diffusers name; linear
-	// marks a 1×1 convolution weight that diffusers stores as a linear
-	// one (trailing 1-dimensions dropped).
-	rename func(key string) (name string, linear, ok bool)
+	// rename maps a key (prefix removed) to the diffusers tensors made
+	// from it: usually one, renamed; three for a fused q/k/v projection.
+	rename func(key string) ([]piece, bool)
 	// drop gives the reason diffusers drops a key under prefix (prefix
 	// removed), or "".
 	drop func(key string) string
@@ -53,9 +55,47 @@ type componentRecipe struct {
 	names []string
 }
 
+// piece is one diffusers tensor made from a checkpoint tensor.
+type piece struct {
+	name string
+	// linear marks a 1×1 convolution weight that diffusers stores as a
+	// linear one (trailing 1-dimensions dropped: the same bytes).
+	linear bool
+	// part of parts: a fused projection split along its first dimension
+	// (rows part·n/parts to (part+1)·n/parts: a byte range); parts is 0
+	// for the whole tensor.
+	part, parts int
+	// transpose swaps the two dimensions of a matrix.
+	transpose bool
+}
+
+func one(name string, linear, ok bool) ([]piece, bool) {
+	if !ok {
+		return nil, false
+	}
+	return []piece{{name: name, linear: linear}}, true
+}
+
+// sd15Nulls: StableDiffusionPipeline.from_single_file does not load the
+// safety checker (SINGLE_FILE_OPTIONAL_COMPONENTS) and the pipeline's
+// optional image encoder (IP-Adapter, diffusers ≥ 0.24) is not in the
+// reference model_index.json, so both are registered as None and saved as
+// [null, null]; requires_safety_checker keeps the pipeline's default, true.
+var (
+	sd15Nulls = []string{"safety_checker", "image_encoder"}
+	sd15Flags = map[string]any{"requires_safety_checker": true}
+	// sdxlNulls: StableDiffusionXLPipeline's optional image encoder and
+	// feature extractor (diffusers ≥ 0.24).
+	sdxlNulls = []string{"image_encoder", "feature_extractor"}
+)
+
 var recipes = []*recipe{
-	{typ: SD15, pipelineClass: "StableDiffusionPipeline", dir: "configs/sd15", components: sd15Components, edit: sd15Edit},
-	{typ: SD15Inpaint, pipelineClass: "StableDiffusionInpaintPipeline", dir: "configs/sd15", components: sd15Components, edit: sd15Edit},
+	{typ: SD15, pipelineClass: "StableDiffusionPipeline", dir: "configs/sd15", components: sd15Components,
+		nullComponents: sd15Nulls, indexFlags: sd15Flags},
+	{typ: SD15Inpaint, pipelineClass: "StableDiffusionInpaintPipeline", dir: "configs/sd15", components: sd15Components,
+		nullComponents: sd15Nulls, indexFlags: sd15Flags, unetInChannels: 9},
+	{typ: SDXL, pipelineClass: "StableDiffusionXLPipeline", dir: "configs/sdxl", components: sdxlComponents,
+		nullComponents: sdxlNulls},
 }
 
 func recipeFor(t Type) *recipe {
@@ -117,9 +157,66 @@ func sd15Components(cfg fs.FS) ([]*componentRecipe, error) {
 		{
 			name: "text_encoder", library: "transformers", class: "CLIPTextModel", base: "model",
 			prefix: "cond_stage_model.transformer.",
-			rename: func(key string) (string, bool, bool) { return key, false, true },
+			rename: func(key string) ([]piece, bool) { return one(key, false, true) },
 			drop:   dropPositionIDs,
 			names:  clipNames,
+		},
+	}, nil
+}
+
+// sdxlComponents are SDXL base's UNet, VAE, CLIP ViT-L text encoder and
+// OpenCLIP ViT-bigG text encoder with projection, mapped as diffusers'
+// convert_ldm_unet_checkpoint, convert_ldm_vae_checkpoint,
+// convert_ldm_clip_checkpoint and convert_open_clip_checkpoint map them.
+func sdxlComponents(cfg fs.FS) ([]*componentRecipe, error) {
+	var uc unetConfig
+	var vc vaeConfig
+	var cc, cc2 clipConfig
+	for rel, v := range map[string]any{"unet/config.json": &uc, "vae/config.json": &vc, "text_encoder/config.json": &cc, "text_encoder_2/config.json": &cc2} {
+		if err := readConfig(cfg, rel, v); err != nil {
+			return nil, err
+		}
+	}
+	unetNames, err := uc.names()
+	if err != nil {
+		return nil, err
+	}
+	vaeNames, err := vc.names()
+	if err != nil {
+		return nil, err
+	}
+	clipNames, err := cc.names(false)
+	if err != nil {
+		return nil, err
+	}
+	clip2Names, err := cc2.names(true)
+	if err != nil {
+		return nil, err
+	}
+	return []*componentRecipe{
+		ldmUNet(&uc, unetNames),
+		ldmVAE(&vc, vaeNames),
+		{
+			name: "text_encoder", library: "transformers", class: "CLIPTextModel", base: "model",
+			prefix: "conditioner.embedders.0.transformer.",
+			rename: func(key string) ([]piece, bool) { return one(key, false, true) },
+			drop:   dropPositionIDs,
+			names:  clipNames,
+		},
+		{
+			name: "text_encoder_2", library: "transformers", class: "CLIPTextModelWithProjection", base: "model",
+			prefix: "conditioner.embedders.1.model.",
+			rename: openCLIPPieces,
+			drop: func(key string) string {
+				switch {
+				case key == "logit_scale":
+					return "CLIP's contrastive logit scale, unused by the text encoder"
+				case !strings.HasPrefix(key, "transformer.") && openCLIPLayers[key] == "":
+					return "not read by diffusers' convert_open_clip_checkpoint"
+				}
+				return ""
+			},
+			names: clip2Names,
 		},
 	}, nil
 }
@@ -128,9 +225,9 @@ func ldmUNet(uc *unetConfig, names []string) *componentRecipe {
 	return &componentRecipe{
 		name: "unet", library: "diffusers", class: "UNet2DConditionModel", base: "diffusion_pytorch_model",
 		prefix: "model.diffusion_model.",
-		rename: func(key string) (string, bool, bool) {
+		rename: func(key string) ([]piece, bool) {
 			n, ok := unetLDMName(key, uc.LayersPerBlock)
-			return n, false, ok
+			return one(n, false, ok)
 		},
 		names: names,
 	}
@@ -140,7 +237,7 @@ func ldmVAE(vc *vaeConfig, names []string) *componentRecipe {
 	return &componentRecipe{
 		name: "vae", library: "diffusers", class: "AutoencoderKL", base: "diffusion_pytorch_model",
 		prefix: "first_stage_model.",
-		rename: func(key string) (string, bool, bool) { return vaeLDMName(key, len(vc.UpBlockTypes)) },
+		rename: func(key string) ([]piece, bool) { return one(vaeLDMName(key, len(vc.UpBlockTypes))) },
 		drop: func(key string) string {
 			if strings.HasPrefix(key, "loss.") {
 				return "the VAE's training loss (discriminator, LPIPS), not part of AutoencoderKL"
@@ -161,28 +258,36 @@ func dropPositionIDs(key string) string {
 	return ""
 }
 
-// sd15Edit makes the configs what StableDiffusionPipeline.from_single_file
-// followed by save_pretrained writes: model_index.json without the safety
-// checker (from_single_file does not load it: SINGLE_FILE_OPTIONAL_COMPONENTS)
-// and with the optional image encoder unset, both [null, null]; the
-// pipeline's requires_safety_checker left at its default, true; the text
-// encoder's torch_dtype the dtype its weights are written in; the
-// inpainting UNet's 9 input channels.
-func sd15Edit(rel string, v map[string]any, p *Plan) {
-	switch rel {
-	case "model_index.json":
-		v["_class_name"] = p.recipe.pipelineClass
-		v["safety_checker"] = []any{nil, nil}
-		v["image_encoder"] = []any{nil, nil}
-		v["requires_safety_checker"] = true
-	case "unet/config.json":
-		if p.Detection.Type == SD15Inpaint {
-			v["in_channels"] = 9
+// edit makes the configs what the pipeline's from_single_file followed by
+// save_pretrained writes: model_index.json with the pipeline class, the
+// components from_single_file leaves unset as [null, null] and the
+// pipeline's flags; each transformers model's torch_dtype the dtype its
+// weights are written in (save_pretrained records it); the inpainting
+// UNet's 9 input channels.
+func (r *recipe) edit(rel string, v map[string]any, p *Plan) {
+	if rel == "model_index.json" {
+		v["_class_name"] = r.pipelineClass
+		for _, name := range r.nullComponents {
+			v[name] = []any{nil, nil}
 		}
-	case "text_encoder/config.json":
-		if d := p.Component("text_encoder").mainFloatDType(); d != 0 {
+		for k, val := range r.indexFlags {
+			v[k] = val
+		}
+		return
+	}
+	dir, file := path.Split(rel)
+	if file != "config.json" {
+		return
+	}
+	c := p.Component(strings.TrimSuffix(dir, "/"))
+	switch {
+	case c == nil:
+	case c.Library == "transformers":
+		if d := c.mainFloatDType(); d != 0 {
 			v["torch_dtype"] = torchDTypeName(d)
 		}
+	case c.Name == "unet" && r.unetInChannels != 0:
+		v["in_channels"] = r.unetInChannels
 	}
 }
 

@@ -176,11 +176,10 @@ func (v *verifier) compareSet(ctx context.Context, ch setCheck) error {
 			v.problem("tensor-type", cp.Name, "%s: tensor %q is %s %v, expected %s %v (from %s)", label, pt.Name, dt.DType, dt.Shape, want, pt.Shape, pt.Source)
 			continue
 		}
-		st, ok := v.c.Tensor(pt.Source)
-		if !ok {
-			return fmt.Errorf("%s: tensor %q is gone", v.c.Path, pt.Source)
+		src, err := v.c.planned(pt)
+		if err != nil {
+			return err
 		}
-		src := v.c.Source(st)
 		converted := want != pt.SourceDType
 		if converted {
 			cv, err := tensors.Convert(src, pt.SourceDType, want)

@@ -39,23 +39,29 @@ const Scale = 0.0004
 //go:embed sd15-mapping.tsv
 var sd15Mapping string
 
-// Row is one line of the mapping table: what diffusers makes of an original
-// SD 1.5 key.
+//go:embed sdxl-mapping.tsv
+var sdxlMapping string
+
+// Row is one line of a mapping table: what diffusers makes of an original
+// key.
 type Row struct {
 	LDM string // the checkpoint key
-	// Component is "unet", "vae" or "text_encoder", or "-" for a key
-	// diffusers drops.
+	// Component is the diffusers component ("unet", "vae", "text_encoder",
+	// "text_encoder_2"), or "-" for a key diffusers drops.
 	Component string
 	Diffusers string // the diffusers name (for a dropped key: why)
-	// Reshape marks a weight the checkpoint holds as a [out, in, 1, 1]
-	// convolution and diffusers as the [out, in] linear weight.
+	// Op is how the checkpoint holds the tensor: "-" as diffusers does,
+	// "1x1" as a [out, in, 1, 1] convolution of the [out, in] linear
+	// weight, "T" transposed, "rows0/3", "rows1/3", "rows2/3" as that
+	// third of the rows of a fused q/k/v tensor.
+	Op string
+	// Reshape is Op == "1x1".
 	Reshape bool
 }
 
-// SD15Mapping returns the mapping table of an SD 1.5 checkpoint.
-func SD15Mapping() []Row {
+func parseMapping(table string) []Row {
 	var rows []Row
-	sc := bufio.NewScanner(strings.NewReader(sd15Mapping))
+	sc := bufio.NewScanner(strings.NewReader(table))
 	for sc.Scan() {
 		line := sc.Text()
 		if line == "" || strings.HasPrefix(line, "#") {
@@ -63,12 +69,18 @@ func SD15Mapping() []Row {
 		}
 		p := strings.Split(line, "\t")
 		if len(p) != 4 {
-			panic("converttest: bad line in sd15-mapping.tsv: " + line)
+			panic("converttest: bad mapping line: " + line)
 		}
-		rows = append(rows, Row{LDM: p[0], Component: p[1], Diffusers: p[2], Reshape: p[3] == "1x1"})
+		rows = append(rows, Row{LDM: p[0], Component: p[1], Diffusers: p[2], Op: p[3], Reshape: p[3] == "1x1"})
 	}
 	return rows
 }
+
+// SD15Mapping returns the mapping table of an SD 1.5 checkpoint.
+func SD15Mapping() []Row { return parseMapping(sd15Mapping) }
+
+// SDXLMapping returns the mapping table of an SDXL base checkpoint.
+func SDXLMapping() []Row { return parseMapping(sdxlMapping) }
 
 // Tensor is a tensor of a test checkpoint, with its bytes.
 type Tensor struct {
@@ -161,45 +173,97 @@ var ScheduleBuffers = []string{"betas", "alphas_cumprod", "alphas_cumprod_prev",
 	"sqrt_recipm1_alphas_cumprod", "posterior_variance", "posterior_log_variance_clipped",
 	"posterior_mean_coef1", "posterior_mean_coef2"}
 
-// DiffusersSpecs maps each diffusers tensor name of SD 1.5 (at Scale) to
-// its spec, per component.
-func DiffusersSpecs() map[string]map[string]pipelinetest.Spec {
+// Model is an architecture's mapping table and diffusers specs.
+type Model struct {
+	Mapping []Row
+	// Specs maps each diffusers tensor name to its spec (at Scale), per
+	// component.
+	Specs map[string]map[string]pipelinetest.Spec
+}
+
+func specMap(specs map[string][]pipelinetest.Spec) map[string]map[string]pipelinetest.Spec {
 	out := map[string]map[string]pipelinetest.Spec{}
-	for _, comp := range []string{pipelinetest.UNet, pipelinetest.VAE, pipelinetest.TextEncoder} {
+	for comp, list := range specs {
 		out[comp] = map[string]pipelinetest.Spec{}
-		for _, s := range pipelinetest.SD15TensorSpecs(comp, Scale) {
+		for _, s := range list {
 			out[comp][s.Name] = s
 		}
 	}
 	return out
 }
 
+// SD15Model is Stable Diffusion 1.5.
+func SD15Model() Model {
+	return Model{Mapping: SD15Mapping(), Specs: specMap(map[string][]pipelinetest.Spec{
+		UNet:        pipelinetest.SD15TensorSpecs(pipelinetest.UNet, Scale),
+		VAE:         pipelinetest.SD15TensorSpecs(pipelinetest.VAE, Scale),
+		TextEncoder: pipelinetest.SD15TensorSpecs(pipelinetest.TextEncoder, Scale),
+	})}
+}
+
+// SDXLModel is Stable Diffusion XL base.
+func SDXLModel() Model {
+	specs := map[string][]pipelinetest.Spec{}
+	for _, c := range []string{UNet, VAE, TextEncoder, TextEncoder2} {
+		specs[c] = SDXLTensorSpecs(c, Scale)
+	}
+	return Model{Mapping: SDXLMapping(), Specs: specMap(specs)}
+}
+
+// DiffusersSpecs maps each diffusers tensor name of SD 1.5 (at Scale) to
+// its spec, per component.
+func DiffusersSpecs() map[string]map[string]pipelinetest.Spec { return SD15Model().Specs }
+
 // ConvInKey is the UNet's first convolution in the original layout.
 const ConvInKey = "model.diffusion_model.input_blocks.0.0.weight"
 
-// SD15 builds an original-layout SD 1.5 checkpoint from the mapping table:
-// the keys of its LDM column, each with the shape of the diffusers tensor
-// it maps to (plus the trailing 1×1 of the VAE's attention convolutions),
-// CLIP's position_ids as an I64 [1, 77] buffer.
-func SD15(o Options) []Tensor {
+// SD15 builds an original-layout SD 1.5 checkpoint (see Build).
+func SD15(o Options) []Tensor { return Build(SD15Model(), o) }
+
+// SDXL builds an original-layout SDXL base checkpoint (see Build).
+func SDXL(o Options) []Tensor { return Build(SDXLModel(), o) }
+
+// Build builds an original-layout checkpoint from m's mapping table: the
+// keys of its LDM column, each with the shape the diffusers tensors it maps
+// to imply (a 1×1 convolution's trailing 1s, a transposed matrix, the three
+// parts of a fused q/k/v tensor stacked), seeded values; CLIP's
+// position_ids as an I64 [1, 77] buffer, OpenCLIP's logit_scale as a
+// scalar.
+func Build(m Model, o Options) []Tensor {
 	d := o.DType
 	if d == 0 {
 		d = tensors.F32
 	}
-	specs := DiffusersSpecs()
 	var ts []Tensor
-	for _, r := range SD15Mapping() {
-		if r.Component == "-" {
-			ts = append(ts, Int(r.LDM, tensors.I64, []int64{1, 77}))
+	seen := map[string]bool{}
+	for _, r := range m.Mapping {
+		if seen[r.LDM] {
 			continue
 		}
-		spec, ok := specs[r.Component][r.Diffusers]
+		seen[r.LDM] = true
+		if r.Component == "-" {
+			switch r.Diffusers {
+			case "position-ids":
+				ts = append(ts, Int(r.LDM, tensors.I64, []int64{1, 77}))
+			case "logit-scale":
+				ts = append(ts, Float(r.LDM, d, nil))
+			default:
+				panic("converttest: unknown dropped key class " + r.Diffusers)
+			}
+			continue
+		}
+		spec, ok := m.Specs[r.Component][r.Diffusers]
 		if !ok {
 			panic(fmt.Sprintf("converttest: %s: no diffusers tensor %s", r.Component, r.Diffusers))
 		}
 		shape := append([]int64(nil), spec.Shape...)
-		if r.Reshape {
+		switch {
+		case r.Op == "1x1":
 			shape = append(shape, 1, 1)
+		case r.Op == "T":
+			shape = []int64{shape[1], shape[0]}
+		case strings.HasPrefix(r.Op, "rows"):
+			shape[0] *= 3
 		}
 		if r.LDM == ConvInKey && o.InChannels != 0 {
 			shape[1] = o.InChannels
@@ -219,6 +283,29 @@ func SD15(o Options) []Tensor {
 		ts = o.Edit(ts)
 	}
 	return ts
+}
+
+// Expected returns the bytes diffusers' conversion gives the diffusers
+// tensor of row r, from the checkpoint tensor src: src's bytes, a third of
+// its rows, or its transpose (computed here, element by element).
+func Expected(r Row, src Tensor) []byte {
+	es := int64(src.DType.Bits() / 8)
+	switch {
+	case r.Op == "T":
+		a, b := src.Shape[0], src.Shape[1]
+		out := make([]byte, len(src.Data))
+		for i := range a {
+			for j := range b {
+				copy(out[(j*a+i)*es:(j*a+i+1)*es], src.Data[(i*b+j)*es:(i*b+j+1)*es])
+			}
+		}
+		return out
+	case strings.HasPrefix(r.Op, "rows"):
+		part := int64(r.Op[4] - '0')
+		n := int64(len(src.Data)) / 3
+		return src.Data[part*n : (part+1)*n]
+	}
+	return src.Data
 }
 
 // WriteSafetensors writes ts as a safetensors file.

@@ -27,8 +27,9 @@ const (
 	EnvSelect = "MODELPUB_SELECT"
 )
 
-// Run opens the main window and blocks until it is closed.
-func Run() {
+// Run opens the main window and blocks until it is closed. Given a path
+// (a folder, or a file inside one) it opens that folder, else EnvOpen's.
+func Run(path string) {
 	a := app.NewWithID(AppID)
 	icon := fyne.NewStaticResource("icon.png", assets.IconPNG)
 	a.SetIcon(icon)
@@ -53,7 +54,10 @@ func Run() {
 	if tab := os.Getenv(EnvTab); tab != "" && !u.selectTab(tab) {
 		fyne.LogError("no tab called "+tab, nil)
 	}
-	if path := os.Getenv(EnvOpen); path != "" {
+	if path == "" {
+		path = os.Getenv(EnvOpen)
+	}
+	if path != "" {
 		u.revealOnOpen = os.Getenv(EnvSelect)
 		u.OpenPath(path)
 	}

@@ -292,3 +292,33 @@ func TestDesktopEntryPassesFiles(t *testing.T) {
 	}
 	assert.Equal(t, "Exec=modelpub %F", "Exec=modelpub"+params)
 }
+
+// kill (SIGTERM) stops localhub as Ctrl-C does: its temporary data goes.
+func TestLocalhubStopsOnSIGTERM(t *testing.T) {
+	if runtime.GOOS == "windows" {
+		t.Skip("no SIGTERM")
+	}
+	cmd := exec.Command(binary(t), "localhub", "--addr", "127.0.0.1:0", "--quiet")
+	cmd.Env = os.Environ()
+	stderr, err := cmd.StderrPipe()
+	require.NoError(t, err)
+	require.NoError(t, cmd.Start())
+	t.Cleanup(func() { cmd.Process.Kill() })
+	lines := bufio.NewScanner(stderr)
+	data := ""
+	for data == "" && lines.Scan() {
+		if rest, ok := strings.CutPrefix(lines.Text(), "localhub: data in "); ok {
+			data, _, _ = strings.Cut(rest, " (temporary")
+		}
+	}
+	require.NotEmpty(t, data, "localhub did not say where its data is")
+	require.DirExists(t, data)
+	var rest []string
+	require.NoError(t, cmd.Process.Signal(syscall.SIGTERM))
+	for lines.Scan() {
+		rest = append(rest, lines.Text())
+	}
+	require.NoError(t, cmd.Wait())
+	assert.Contains(t, rest, "localhub: stopped")
+	assert.NoDirExists(t, data)
+}

@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"syscall"
 
 	"modelpub/core/folder"
 )
@@ -173,8 +174,9 @@ func parseInterleaved(fs *flag.FlagSet, args []string) ([]string, error) {
 	}
 }
 
-// interruptible is a context cancelled by Ctrl-C, so long commands stop
-// cleanly and leave nothing half-written.
+// interruptible is a context cancelled by Ctrl-C or SIGTERM (kill, a
+// service manager stopping localhub), so long commands stop cleanly and
+// leave nothing half-written, and localhub removes its temporary data.
 func interruptible() (context.Context, context.CancelFunc) {
-	return signal.NotifyContext(context.Background(), os.Interrupt)
+	return signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 }

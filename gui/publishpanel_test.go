@@ -45,9 +45,12 @@ func startTestHub(t *testing.T) *hubemu.Server {
 }
 
 // testHubConfig points the panel at endpoint with nothing from the
-// environment: no HF_TOKEN, no token file, a fresh cache.
+// environment: no HF_TOKEN, no token file, a fresh cache, and go-keyring
+// as it is (OSKeyring), which after keyring.MockInit is its in-memory
+// mock. The default, auth.SystemKeyring, is the real Secret Service and
+// refuses without a D-Bus session bus, as on CI.
 func testHubConfig(t *testing.T, endpoint string) *hubConfig {
-	return &hubConfig{Endpoint: endpoint, Getenv: func(string) string { return "" }, Home: t.TempDir(),
+	return &hubConfig{Endpoint: endpoint, Keyring: auth.OSKeyring(), Getenv: func(string) string { return "" }, Home: t.TempDir(),
 		CacheDir: t.TempDir(), Version: "test",
 		Retry: hub.RetryPolicy{MaxRetries: 2, BaseWait: 5 * time.Millisecond, MaxWait: 20 * time.Millisecond}}
 }

@@ -46,7 +46,8 @@ func binary(t *testing.T) string {
 			return
 		}
 		built.path = filepath.Join(dir, "modelpub")
-		out, err := exec.Command(filepath.Join(runtime.GOROOT(), "bin", "go"), "build", "-o", built.path, ".").CombinedOutput()
+		// go test puts its own go first in PATH.
+		out, err := exec.Command("go", "build", "-o", built.path, ".").CombinedOutput()
 		if err != nil {
 			built.err = fmt.Errorf("go build: %v\n%s", err, out)
 		}

@@ -72,6 +72,11 @@ func isPipelineModule(library string) bool {
 // (diffusion_pytorch_model.*, model.*, pytorch_model.*).
 var weightBases = map[string]bool{"diffusion_pytorch_model": true, "model": true, "pytorch_model": true}
 
+// IsWeightsBase reports whether base is a weights file name diffusers or
+// transformers loads ("diffusion_pytorch_model", "model", "pytorch_model"):
+// a root-level "v1-5-pruned.safetensors" is a checkpoint, not weights.
+func IsWeightsBase(base string) bool { return weightBases[base] }
+
 // configFiles are the JSON files that configure a component; tokenizerFiles
 // are carried with a tokenizer.
 var configFiles = map[string]bool{

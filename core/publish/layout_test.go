@@ -13,6 +13,7 @@ import (
 
 	"modelpub/core/hub"
 	"modelpub/core/hub/hubemu"
+	"modelpub/core/pipeline"
 	"modelpub/core/pipeline/pipelinetest"
 	"modelpub/core/publish"
 	"modelpub/core/tensors"
@@ -21,9 +22,11 @@ import (
 // isWeights recognises weights and index files as diffusers names them.
 func isWeights(p string) bool {
 	name := path.Base(p)
-	_, w := tensors.ParseWeightsFileName(name)
-	_, ix := tensors.ParseIndexFileName(name)
-	return w || ix
+	if w, ok := tensors.ParseWeightsFileName(name); ok {
+		return pipeline.IsWeightsBase(w.Base)
+	}
+	ix, ok := tensors.ParseIndexFileName(name)
+	return ok && pipeline.IsWeightsBase(ix.Base)
 }
 
 // weightsOf returns the weight files among paths, sorted.
@@ -70,7 +73,9 @@ func layoutA(t *testing.T, srv *hubemu.Server, o publish.Options) *publish.Resul
 	id, err := hub.ParseRepoID(o.Repo)
 	require.NoError(t, err)
 	_, err = client(t, srv).Commit(ctx, id, "main", hub.CommitOptions{Summary: "a sample"},
-		[]hub.Operation{hub.AddBytes("samples/x.png", []byte("\x89PNG\r\n\x1a\n"))})
+		[]hub.Operation{hub.AddBytes("samples/x.png", []byte("\x89PNG\r\n\x1a\n")),
+			// a root single-file checkpoint: not a loader's weights, so not stale
+			hub.AddBytes("v1-5-pruned-emaonly.safetensors", []byte("\x08\x00\x00\x00\x00\x00\x00\x00{}      "))})
 	require.NoError(t, err)
 	return a
 }
@@ -153,6 +158,7 @@ func TestRepublishWithAnotherLayout(t *testing.T) {
 	tree = remoteTree(t, srv, "alice/relayout", "main")
 	assert.Equal(t, b, weightsOf(tree), "the Hub's weight files are exactly layout B's")
 	assert.Contains(t, tree, "samples/x.png", "another client's file survives")
+	assert.Contains(t, tree, "v1-5-pruned-emaonly.safetensors", "a root checkpoint is not stale weights")
 	assert.Contains(t, planPaths(res, publish.ChangeKept), "samples/x.png")
 	assert.Empty(t, res.Warnings)
 	var stale []string
@@ -167,8 +173,8 @@ func TestRepublishWithAnotherLayout(t *testing.T) {
 	assert.Equal(t, stale, got.lines["deletedFile"])
 	assert.Empty(t, got.lines["lfsFile"], "B's files were sent by the --no-delete run")
 	assert.Zero(t, got.lfsBytes)
-	assert.Equal(t, publish.Summary{Unchanged: len(res.Files), Deleted: len(stale), Kept: 2}, res.Summary,
-		"samples/x.png and .gitattributes kept")
+	assert.Equal(t, publish.Summary{Unchanged: len(res.Files), Deleted: len(stale), Kept: 3}, res.Summary,
+		"samples/x.png, the root checkpoint and .gitattributes kept")
 
 	// --delete-extra: the sample image goes too; .gitattributes never.
 	o.DeleteExtra = true
@@ -179,8 +185,8 @@ func TestRepublishWithAnotherLayout(t *testing.T) {
 	assert.NotContains(t, tree, "samples/x.png")
 	assert.Contains(t, tree, ".gitattributes")
 	assert.Equal(t, b, weightsOf(tree))
-	assert.Equal(t, []string{"samples/x.png"}, receivedBy(srv).lines["deletedFile"])
-	assert.Equal(t, 1, res.Summary.Deleted)
+	assert.Equal(t, []string{"samples/x.png", "v1-5-pruned-emaonly.safetensors"}, receivedBy(srv).lines["deletedFile"])
+	assert.Equal(t, 2, res.Summary.Deleted)
 }
 
 func contains(s []string, v string) bool {
@@ -283,7 +289,7 @@ func TestDryRunNamesTheDeletions(t *testing.T) {
 			assert.Contains(t, e.Why, "not in the published layout", e.Path)
 		}
 	}
-	assert.Equal(t, []string{".gitattributes", "samples/x.png"}, planPaths(dry, publish.ChangeKept))
+	assert.Equal(t, []string{".gitattributes", "samples/x.png", "v1-5-pruned-emaonly.safetensors"}, planPaths(dry, publish.ChangeKept))
 	assert.NotEmpty(t, planPaths(dry, publish.ChangeUnchanged), "files of A that B keeps as they are")
 	assert.NotEmpty(t, planPaths(dry, publish.ChangeNew), "B's single files")
 	var toSend int64

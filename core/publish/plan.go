@@ -166,8 +166,8 @@ func parseWeights(p string) (weightsFile, bool) {
 // published layout decides.
 func (sc scope) stale(p string) (weightsFile, bool) {
 	w, ok := parseWeights(p)
-	if !ok {
-		return w, false
+	if !ok || !pipeline.IsWeightsBase(w.base) {
+		return w, false // a root checkpoint (v1-5-pruned.safetensors) is not a loader's weights
 	}
 	_, in := sc[w.dir]
 	return w, in

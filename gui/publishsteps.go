@@ -1,0 +1,234 @@
+package gui
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"fyne.io/fyne/v2"
+	"fyne.io/fyne/v2/theme"
+	"fyne.io/fyne/v2/widget"
+
+	"modelpub/core/publish"
+)
+
+// stepState is how far a step of the job got.
+type stepState int
+
+const (
+	stepPending stepState = iota
+	stepRunning
+	stepDone
+	stepFailed
+	stepSkipped // not part of this run (a dry run has no check, upload or commit)
+)
+
+// stepTitles describe the steps of publish.Steps.
+var stepTitles = map[publish.Step]string{
+	publish.StepCheck:    "Check the token and the namespace",
+	publish.StepStage:    "Save the folder in the chosen form",
+	publish.StepValidate: "Validate the saved copy against the folder",
+	publish.StepCard:     "Write the model card",
+	publish.StepUpload:   "Upload the files",
+	publish.StepCommit:   "Commit",
+}
+
+// dryRunSkips are the steps a dry run does not take.
+var dryRunSkips = map[publish.Step]bool{publish.StepCheck: true, publish.StepUpload: true, publish.StepCommit: true}
+
+// publishProgress is the state of a running job, as shown.
+type publishProgress struct {
+	states       []stepState // one per publish.Steps
+	current      int         // index of the running (or last) step; -1 before the first
+	phase        string      // the upload's sub-phase: scan, preupload, hash, upload, commit
+	message      string
+	file         string
+	bytes, total int64
+	rate         float64
+	eta          time.Duration
+	cancelled    bool
+}
+
+// phaseTexts describe the upload's sub-phases.
+var phaseTexts = map[string]string{
+	"scan":      "Listing the files to upload",
+	"preupload": "Asking the Hub which files it needs",
+	"hash":      "Hashing the files",
+	"upload":    "Uploading",
+	"commit":    "Committing",
+}
+
+// publishTracker folds the job's events into a publishProgress. The job
+// calls it one event at a time, from its goroutine.
+type publishTracker struct{ p publishProgress }
+
+func newPublishTracker(dry bool) *publishTracker {
+	t := &publishTracker{p: publishProgress{states: make([]stepState, len(publish.Steps)), current: -1}}
+	for i, s := range publish.Steps {
+		if dry && dryRunSkips[s] {
+			t.p.states[i] = stepSkipped
+		}
+	}
+	return t
+}
+
+// snapshot returns a copy the UI goroutine may keep.
+func (t *publishTracker) snapshot() publishProgress {
+	p := t.p
+	p.states = append([]stepState(nil), t.p.states...)
+	return p
+}
+
+// event records e and returns the new state.
+func (t *publishTracker) event(e publish.Event) publishProgress {
+	p := &t.p
+	if e.Step == publish.StepDone {
+		for i, s := range p.states {
+			if s == stepRunning || s == stepPending {
+				p.states[i] = stepDone
+			}
+		}
+		p.message, p.file, p.bytes, p.rate, p.eta = e.Message, "", p.total, 0, 0
+		return t.snapshot()
+	}
+	idx := stepIndex(e.Step)
+	if idx < 0 {
+		return t.snapshot()
+	}
+	if idx != p.current {
+		for i := 0; i < idx; i++ {
+			if p.states[i] == stepRunning || p.states[i] == stepPending {
+				p.states[i] = stepDone
+			}
+		}
+		p.current = idx
+		p.phase, p.message, p.file, p.bytes, p.total, p.rate, p.eta = "", "", "", 0, 0, 0, 0
+	}
+	if e.Phase != "" && e.Phase != p.phase {
+		p.phase = e.Phase
+		if text, ok := phaseTexts[e.Phase]; ok && e.Message == "" {
+			p.message = text
+		}
+	}
+	p.states[idx] = stepRunning
+	if e.Done {
+		p.states[idx] = stepDone
+	}
+	if e.Message != "" {
+		p.message = e.Message
+	}
+	if e.File != "" {
+		p.file = e.File
+	}
+	if e.Total > 0 || e.Bytes > 0 {
+		p.bytes, p.total, p.rate, p.eta = e.Bytes, e.Total, e.Rate, e.ETA
+	}
+	return t.snapshot()
+}
+
+// finish records the job's end: the failed step, or a cancellation.
+func (t *publishTracker) finish(err error) publishProgress {
+	p := &t.p
+	if err == nil {
+		return t.snapshot()
+	}
+	failed := p.current
+	var se *publish.StepError
+	if errors.As(err, &se) {
+		if i := stepIndex(se.Step); i >= 0 {
+			failed = i
+		}
+	}
+	if failed < 0 {
+		failed = 0
+		for failed < len(p.states)-1 && p.states[failed] == stepSkipped {
+			failed++
+		}
+	}
+	for i := range p.states {
+		if p.states[i] == stepRunning {
+			p.states[i] = stepPending
+		}
+	}
+	p.states[failed] = stepFailed
+	p.current = failed
+	p.cancelled = errors.Is(err, context.Canceled)
+	p.rate, p.eta = 0, 0
+	return t.snapshot()
+}
+
+func stepIndex(s publish.Step) int {
+	for i, st := range publish.Steps {
+		if st == s {
+			return i
+		}
+	}
+	return -1
+}
+
+// showProgress shows a state of the job.
+func (pp *publishPanel) showProgress(s publishProgress) {
+	pp.shown = s
+	for i, st := range s.states {
+		pp.stepIcons[i].SetResource(stepIcon(st, s.cancelled))
+		title := stepTitles[publish.Steps[i]]
+		if publish.Steps[i] == publish.StepCommit && pp.mode.Selected == modePR {
+			title = "Open the pull request"
+		}
+		switch st {
+		case stepSkipped:
+			title += " (not in a dry run)"
+		case stepFailed:
+			if s.cancelled {
+				title += " (cancelled)"
+			} else {
+				title += " (failed)"
+			}
+		}
+		pp.stepLabels[i].SetText(title)
+		imp := widget.MediumImportance
+		if st == stepSkipped || st == stepPending {
+			imp = widget.LowImportance
+		}
+		if pp.stepLabels[i].Importance != imp {
+			pp.stepLabels[i].Importance = imp
+			pp.stepLabels[i].Refresh()
+		}
+	}
+	if s.total > 0 {
+		pp.bar.SetValue(float64(s.bytes) / float64(s.total))
+	} else {
+		pp.bar.SetValue(0)
+	}
+	switch {
+	case s.total > 0 || s.bytes > 0:
+		pp.bytesText.SetText(byteProgress(s.bytes, s.total, s.rate, s.eta))
+	default:
+		pp.bytesText.SetText(s.message)
+	}
+	if s.file != "" {
+		pp.fileText.SetText(s.file)
+	} else if s.total > 0 || s.bytes > 0 {
+		pp.fileText.SetText(s.message)
+	} else {
+		pp.fileText.SetText("")
+	}
+}
+
+// stepIcon is the icon of a step's state.
+func stepIcon(st stepState, cancelled bool) fyne.Resource {
+	switch st {
+	case stepRunning:
+		return theme.NewPrimaryThemedResource(theme.MediaPlayIcon())
+	case stepDone:
+		return theme.NewSuccessThemedResource(theme.ConfirmIcon())
+	case stepFailed:
+		if cancelled {
+			return theme.NewWarningThemedResource(theme.CancelIcon())
+		}
+		return theme.NewErrorThemedResource(theme.ErrorIcon())
+	case stepSkipped:
+		return theme.NewDisabledResource(theme.ContentRemoveIcon())
+	}
+	return theme.NewDisabledResource(theme.RadioButtonIcon())
+}

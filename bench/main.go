@@ -2,7 +2,8 @@
 // as a ratio to a reference measured in the same run ("make bench").
 //
 // It generates its inputs (a folder holding 4 GB of safetensors, a 2 GB F32
-// file, the full-size synthetic SD-1.5 pipeline) under -dir, keeps them there for the next run, and runs the modelpub
+// file, the full-size synthetic SD-1.5 pipeline, a 2.1 GB SD 1.5 single-file
+// checkpoint) under -dir, keeps them there for the next run, and runs the modelpub
 // binary under GNU time to read peak memory.
 package main
 
@@ -31,7 +32,7 @@ func main() {
 	bin := flag.String("bin", "bin/modelpub", "the modelpub binary to measure")
 	dir := flag.String("dir", "", "folder for the generated inputs (default: a folder under the system temp dir, kept between runs)")
 	runs := flag.Int("runs", 5, "timed runs per measurement; the median is reported")
-	only := flag.String("only", "", "run only these groups, comma-separated: kernel, listing, files, pipelines")
+	only := flag.String("only", "", "run only these groups, comma-separated: kernel, listing, files, pipelines, hub, convert")
 	flag.Parse()
 	if *dir == "" {
 		*dir = filepath.Join(os.TempDir(), "modelpub-bench")
@@ -45,7 +46,7 @@ func main() {
 	groups := []struct {
 		name string
 		run  func()
-	}{{"kernel", b.kernel}, {"listing", b.listing}, {"files", b.reshardAndConvert}, {"pipelines", b.pipelines}, {"hub", b.hub}}
+	}{{"kernel", b.kernel}, {"listing", b.listing}, {"files", b.reshardAndConvert}, {"pipelines", b.pipelines}, {"hub", b.hub}, {"convert", b.convertCheckpoint}}
 	for _, g := range groups {
 		if *only == "" || slices.Contains(strings.Split(*only, ","), g.name) {
 			g.run()

@@ -358,7 +358,7 @@ func (w *writer) writeTensors(cp *ComponentPlan, variant string) ([]tensors.Writ
 			return nil, nil, err
 		}
 		if to != t.SourceDType {
-			cv, err := tensors.Convert(data, t.SourceDType, to)
+			cv, err := convertSource(data, t.SourceDType, to)
 			if err != nil {
 				return nil, nil, fmt.Errorf("%s: %w", t.Source, err)
 			}

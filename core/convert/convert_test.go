@@ -88,17 +88,25 @@ func checkModel(t *testing.T, out string, shapes map[string]map[string]pipelinet
 			require.NoError(t, err)
 			wantData := converttest.Expected(r, s)
 			if wantDType != s.DType {
-				fn, ok := tensors.Converter(s.DType, wantDType)
-				require.True(t, ok)
-				conv := make([]byte, tensors.OutputSize(s.DType, wantDType, len(wantData)))
-				fn(conv, wantData)
-				wantData = conv
+				wantData = convertBytes(t, wantData, s.DType, wantDType)
 			}
 			assert.True(t, bytes.Equal(wantData, data), "%s: bytes of %s differ from %s", comp, r.Diffusers, r.LDM)
 		}
 		assert.ElementsMatch(t, expected, got, "%s: tensor names", comp)
 		f.Close()
 	}
+}
+
+// convertBytes converts elements with core/tensors' kernels, through F32
+// when there is no direct one (F16 → BF16: widening F16 is exact).
+func convertBytes(t *testing.T, b []byte, from, to tensors.DType) []byte {
+	t.Helper()
+	if fn, ok := tensors.Converter(from, to); ok {
+		out := make([]byte, tensors.OutputSize(from, to, len(b)))
+		fn(out, b)
+		return out
+	}
+	return convertBytes(t, convertBytes(t, b, from, tensors.F32), tensors.F32, to)
 }
 
 func byName(ts []converttest.Tensor) map[string]converttest.Tensor {
@@ -297,6 +305,20 @@ func TestConvertDTypeAndVariant(t *testing.T) {
 	}
 	assert.True(t, res.Verification.OK(), "%v", res.Verification.Problems)
 	assert.Empty(t, res.Lossy, "seeded values fit in F16 and BF16")
+
+	// An F16 checkpoint with a bf16 variant: F16 widens exactly to F32,
+	// then rounds to BF16.
+	src16 := filepath.Join(dir, "m16.safetensors")
+	ts16 := converttest.SD15(converttest.Options{DType: tensors.F16})
+	converttest.WriteSafetensors(t, src16, ts16)
+	out16 := filepath.Join(dir, "out16")
+	res, err = Convert(context.Background(), src16, out16, Options{Variant: "bf16"})
+	require.NoError(t, err)
+	vdir := filepath.Join(t.TempDir(), "v")
+	require.NoError(t, os.MkdirAll(filepath.Join(vdir, "vae"), 0o755))
+	require.NoError(t, os.Rename(filepath.Join(out16, "vae/diffusion_pytorch_model.bf16.safetensors"), filepath.Join(vdir, componentFiles[converttest.VAE])))
+	checkMapped(t, vdir, filterRows(rows, converttest.VAE), byName(ts16), tensors.BF16, 0)
+	assert.True(t, res.Verification.OK(), "%v", res.Verification.Problems)
 
 	_, err = Convert(context.Background(), src, filepath.Join(dir, "out2"), Options{Variant: "fp8"})
 	assert.ErrorIs(t, err, ErrOptions)

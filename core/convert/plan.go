@@ -211,13 +211,13 @@ func Build(c *Checkpoint, d *Detection, to tensors.DType, variant string) (*Plan
 				continue
 			}
 			if convertible(t.DType) && to != 0 && to != t.DType {
-				if _, ok := tensors.Converter(t.DType, to); !ok {
+				if !canConvert(t.DType, to) {
 					return nil, fmt.Errorf("%w: --dtype %s: %s is %s and cannot be converted to %s", ErrOptions, to, t.Name, t.DType, to)
 				}
 				out.DType = to
 			}
 			if vd := variantDType(t.DType, vto); vd != t.DType {
-				if _, ok := tensors.Converter(t.DType, vd); !ok {
+				if !canConvert(t.DType, vd) {
 					return nil, fmt.Errorf("%w: variant %s: %s is %s and cannot be converted to %s", ErrOptions, variant, t.Name, t.DType, vd)
 				}
 			}
@@ -344,4 +344,29 @@ func dropReason(name string, d *Detection) string {
 		return "CLIP's contrastive logit scale, unused by the text encoder"
 	}
 	return "not part of the components diffusers converts for " + d.Name
+}
+
+// canConvert reports whether floats of dtype from can be written as to:
+// directly, or through F32 (F16 → BF16: F16 widens to F32 exactly, so the
+// result is the round-to-nearest-even conversion of the F16 value).
+func canConvert(from, to tensors.DType) bool {
+	if _, ok := tensors.Converter(from, to); ok {
+		return true
+	}
+	_, up := tensors.Converter(from, tensors.F32)
+	_, down := tensors.Converter(tensors.F32, to)
+	return up && down
+}
+
+// convertSource streams src (elements of dtype from) as elements of to; the
+// returned Converted counts the values the last step lost.
+func convertSource(src tensors.Source, from, to tensors.DType) (*tensors.Converted, error) {
+	if _, ok := tensors.Converter(from, to); ok {
+		return tensors.Convert(src, from, to)
+	}
+	wide, err := tensors.Convert(src, from, tensors.F32)
+	if err != nil {
+		return nil, err
+	}
+	return tensors.Convert(wide, tensors.F32, to)
 }

@@ -168,7 +168,7 @@ func (v *verifier) compareSet(ctx context.Context, ch setCheck) error {
 		case ch.to != 0:
 			want = variantDType(pt.SourceDType, ch.to)
 		case v.anyDType && convertible(pt.SourceDType) && convertible(dt.DType):
-			if _, ok := tensors.Converter(pt.SourceDType, dt.DType); ok {
+			if canConvert(pt.SourceDType, dt.DType) {
 				want = dt.DType
 			}
 		}
@@ -182,7 +182,7 @@ func (v *verifier) compareSet(ctx context.Context, ch setCheck) error {
 		}
 		converted := want != pt.SourceDType
 		if converted {
-			cv, err := tensors.Convert(src, pt.SourceDType, want)
+			cv, err := convertSource(src, pt.SourceDType, want)
 			if err != nil {
 				return fmt.Errorf("%s: %w", pt.Source, err)
 			}

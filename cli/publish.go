@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"strings"
@@ -168,7 +169,7 @@ func runPublish(args []string, stdout, stderr io.Writer) int {
 	}
 	tok, err := auth.Resolve(ao)
 	if err != nil && !o.DryRun {
-		fmt.Fprintf(stderr, "modelpub publish: %v\n", err)
+		fmt.Fprintf(stderr, "modelpub publish: %s\n", errText(err))
 		return ExitProblems
 	}
 	o.Token = tok.Value()
@@ -184,7 +185,11 @@ func runPublish(args []string, stdout, stderr io.Writer) int {
 		if *asJSON {
 			out.writeJSON(map[string]any{"step": "error", "error": err.Error()})
 		}
-		fmt.Fprintf(stderr, "modelpub publish: %s\n", safeText(err))
+		msg := errText(err)
+		if se := (*publish.StepError)(nil); errors.As(err, &se) {
+			msg = fmt.Sprintf("%s: %s", se.Step, errText(se.Err)) // "check: whoami: …", not "publish: check: hub: …"
+		}
+		fmt.Fprintf(stderr, "modelpub publish: %s\n", msg)
 		if ctx.Err() != nil {
 			fmt.Fprintln(stderr, "modelpub publish: interrupted; run the same command again to resume")
 		}

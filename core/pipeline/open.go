@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path"
 	"path/filepath"
@@ -537,6 +538,10 @@ func (p *Pipeline) readWeightSet(c *Component, cdir, prefix string, set *WeightS
 		st, err := p.root.Stat(path)
 		if err == nil && !st.Mode().IsRegular() {
 			err = &folder.Error{Path: path, Err: folder.ErrNotRegular}
+		}
+		if errors.Is(err, fs.ErrNotExist) && set.Index != "" {
+			set.Err = fmt.Errorf("%s is missing: %s names it (%w)", prefix+name, set.Index, tensors.ErrMissingShard)
+			return
 		}
 		if err != nil {
 			set.Err = fmt.Errorf("%s: %w", prefix+name, err)

@@ -18,6 +18,7 @@ import (
 
 	"modelpub/core/folder"
 	"modelpub/core/pipeline/pipelinetest"
+	"modelpub/core/tensors"
 )
 
 // within5s fails the test when fn hangs (a FIFO opened for reading would).
@@ -212,4 +213,22 @@ func TestSaveSeesTheSourceThroughABindMount(t *testing.T) {
 	_, err = Save(context.Background(), p, dst, SaveOptions{Overwrite: true})
 	assert.ErrorIs(t, err, ErrInsideSource)
 	assert.Equal(t, before, treeHashes(t, src), "the source is untouched")
+}
+
+// A shard the index names but the folder lacks is named as missing, not as
+// a raw stat error.
+func TestMissingShardIsNamed(t *testing.T) {
+	src := filepath.Join(t.TempDir(), "sd15")
+	_, err := pipelinetest.WriteSD15(context.Background(), src, pipelinetest.Options{Scale: 0.001, Seed: 2, MaxShardSize: 200 << 10})
+	require.NoError(t, err)
+	shards, err := filepath.Glob(filepath.Join(src, "unet", "diffusion_pytorch_model-*-of-*.safetensors"))
+	require.NoError(t, err)
+	require.NotEmpty(t, shards)
+	require.NoError(t, os.Remove(shards[len(shards)-1]))
+	p, err := Open(context.Background(), src)
+	require.NoError(t, err)
+	main := p.Component("unet").Main()
+	require.Error(t, main.Err)
+	assert.ErrorIs(t, main.Err, tensors.ErrMissingShard)
+	assert.Equal(t, "unet/"+filepath.Base(shards[len(shards)-1])+" is missing: diffusion_pytorch_model.safetensors.index.json names it (shard file named by the index is missing)", main.Err.Error())
 }

@@ -29,7 +29,7 @@ import "os" // and nothing else: see the package comment
 // decides before cli registers them. A test of package cli checks that
 // each command cli registers is here; main has the last word (cli.IsCommand).
 var Commands = []string{
-	"card", "convert", "inspect", "localhub", "login", "logout", "publish", "save", "shard", "validate", "version", "whoami",
+	"card", "convert", "demo", "inspect", "localhub", "login", "logout", "publish", "save", "shard", "validate", "version", "whoami",
 	"help", "-h", "-help", "--help",
 }
 

@@ -299,6 +299,12 @@ func (e *PolicyError) OnlyLinks() bool {
 
 // OpenWith is Open with options.
 func OpenWith(ctx context.Context, dir string, opts OpenOptions) (*Pipeline, error) {
+	// Paths are absolute from here on: the file policy reads a relative
+	// path as relative to the folder, not to the working directory.
+	dir, err := filepath.Abs(dir)
+	if err != nil {
+		return nil, err
+	}
 	st, err := os.Stat(dir)
 	if err != nil {
 		return nil, err
@@ -574,13 +580,11 @@ func (p *Pipeline) readWeightSet(c *Component, cdir, prefix string, set *WeightS
 		add(set.Files[0], h)
 		return
 	}
-	ss, err := tensors.OpenShardedSet(filepath.Join(cdir, set.Index))
-	if err != nil {
+	// One shard's header at a time (a set of a million tensors has
+	// headers of 100 MB), in the order of set.Files.
+	if err := tensors.ReadShardedSet(filepath.Join(cdir, set.Index), add); err != nil {
+		set.Tensors, set.DataBytes, set.Parameters, set.DTypeBytes = nil, 0, 0, map[string]int64{}
 		set.Err = err
-		return
-	}
-	for _, f := range set.Files {
-		add(f, ss.Shards[f])
 	}
 }
 

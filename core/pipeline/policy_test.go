@@ -232,3 +232,22 @@ func TestMissingShardIsNamed(t *testing.T) {
 	assert.ErrorIs(t, main.Err, tensors.ErrMissingShard)
 	assert.Equal(t, "unet/"+filepath.Base(shards[len(shards)-1])+" is missing: diffusion_pytorch_model.safetensors.index.json names it (shard file named by the index is missing)", main.Err.Error())
 }
+
+// A folder named by a path relative to the working directory opens, saves
+// and validates as one named by an absolute path.
+func TestOpenARelativePath(t *testing.T) {
+	base := t.TempDir()
+	_, err := pipelinetest.WriteSD15(context.Background(), filepath.Join(base, "sd15"), pipelinetest.Options{Scale: 0.001, Seed: 3})
+	require.NoError(t, err)
+	t.Chdir(base)
+	p, err := Open(context.Background(), "sd15")
+	require.NoError(t, err)
+	assert.Equal(t, filepath.Join(base, "sd15"), p.Dir)
+	_, err = Save(context.Background(), p, "out", SaveOptions{Variant: "fp16"})
+	require.NoError(t, err)
+	out, err := Open(context.Background(), "out")
+	require.NoError(t, err)
+	r, err := Validate(context.Background(), out, ValidateOptions{Against: p})
+	require.NoError(t, err)
+	assert.True(t, r.OK(), "%v", r.Problems)
+}

@@ -16,8 +16,8 @@ import (
 func init() {
 	register(command{
 		name:    "convert",
-		args:    "CHECKPOINT OUT [--type auto|sd15|sd15-inpaint|sdxl] [--dtype f16|bf16|f32] [--variant fp16|bf16] [--max-shard-size SIZE] [--no-verify] [--json]",
-		summary: "convert a single-file SD 1.5 or SDXL checkpoint (.safetensors, .ckpt) into a Diffusers folder",
+		args:    "CHECKPOINT OUT [--type auto|sd15|sd15-inpaint|sdxl|flux-dev|flux-schnell] [--dtype f16|bf16|f32] [--variant fp16|bf16] [--max-shard-size SIZE] [--no-verify] [--json]",
+		summary: "convert a single-file SD 1.5, SDXL or FLUX.1 checkpoint (.safetensors, .ckpt) into a Diffusers folder",
 		help:    fmt.Sprintf(convertHelp, typeNames()),
 		run:     runConvert,
 	})
@@ -26,7 +26,8 @@ func init() {
 const convertHelp = `Converts a single-file Stable Diffusion 1.x or SDXL base checkpoint (the
 original layout: model.diffusion_model.*, first_stage_model.*,
 cond_stage_model.* or conditioner.embedders.*) into a Diffusers pipeline
-folder at OUT, as diffusers' from_single_file followed by
+folder at OUT, or a FLUX.1 dev or schnell transformer checkpoint
+(double_blocks.*, single_blocks.*) into a FluxTransformer2DModel folder, as diffusers' from_single_file followed by
 save_pretrained would, without loading the model: every tensor is copied as
 a byte range of the checkpoint, so memory stays flat and the time is that of
 a copy. CHECKPOINT is a .safetensors file or a PyTorch pickle (.ckpt, .pt,
@@ -37,7 +38,8 @@ The model type is detected from key names and shapes as diffusers detects
 it, and the reasons are printed. Keys diffusers drops (EMA copies, noise
 schedule buffers, CLIP's position_ids, OpenCLIP's logit_scale) are listed.
 SDXL's OpenCLIP text encoder has its fused q/k/v projections split (byte
-ranges) and its text_projection transposed, as diffusers does. Configs and
+ranges) and its text_projection transposed; Flux's fused projections are
+split and its final modulation's halves swapped, as diffusers does. Configs and
 CLIP tokenizers are embedded: no network is used. Tensors keep the checkpoint's
 dtype.
 
@@ -62,6 +64,7 @@ checkpoint).
 
 type convertComponent struct {
 	Name    string `json:"name"`
+	Dir     string `json:"dir"`
 	Library string `json:"library"`
 	Class   string `json:"class"`
 	Prefix  string `json:"source_prefix"`
@@ -159,7 +162,7 @@ func runConvert(args []string, stdout, stderr io.Writer) int {
 		out.Dropped = []convert.Dropped{}
 	}
 	for _, c := range res.Plan.Components {
-		out.Components = append(out.Components, convertComponent{Name: c.Name, Library: c.Library, Class: c.Class,
+		out.Components = append(out.Components, convertComponent{Name: c.Name, Dir: c.Dir, Library: c.Library, Class: c.Class,
 			Prefix: c.Prefix, Tensors: len(c.Tensors), Bytes: c.Bytes()})
 	}
 	if *asJSON {
@@ -208,8 +211,14 @@ func printConvert(w io.Writer, out convertOutput) {
 		}
 	}
 	fmt.Fprintf(w, "converted %s (%s):\n", folder.Printable(out.Dir), tensors.FormatSize(out.Bytes))
+	single := false
 	for _, c := range out.Components {
-		fmt.Fprintf(w, "  %-14s %-27s %5d tensors  %s  (from %s*)\n", c.Name, c.Class, c.Tensors, tensors.FormatSize(c.Bytes), c.Prefix)
+		from := c.Prefix + "*"
+		if c.Prefix == "" {
+			from = "the top-level keys"
+		}
+		fmt.Fprintf(w, "  %-14s %-27s %5d tensors  %s  (from %s)\n", c.Name, c.Class, c.Tensors, tensors.FormatSize(c.Bytes), from)
+		single = single || c.Dir == ""
 	}
 	for _, l := range out.Lossy {
 		where := l.Component
@@ -223,7 +232,11 @@ func printConvert(w io.Writer, out convertOutput) {
 		for _, p := range out.Validation.Warnings {
 			fmt.Fprintf(w, "warning: %s\n", safeText(p.Message))
 		}
-		fmt.Fprintln(w, "valid: loads as diffusers loads a pipeline folder")
+		if single {
+			fmt.Fprintln(w, "valid: loads as diffusers loads a model folder")
+		} else {
+			fmt.Fprintln(w, "valid: loads as diffusers loads a pipeline folder")
+		}
 	}
 	if v := out.Verification; v != nil {
 		fmt.Fprintf(w, "verified: %d tensors (%s) match the checkpoint bit for bit (converted ones: its exact conversion)\n", v.Tensors, tensors.FormatSize(v.Bytes))

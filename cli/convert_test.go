@@ -148,3 +148,24 @@ func TestConvertCommandSDXL(t *testing.T) {
 	}
 	assert.FileExists(t, filepath.Join(out, "tokenizer_2", "vocab.json"))
 }
+
+func TestConvertCommandFlux(t *testing.T) {
+	dir := t.TempDir()
+	src := filepath.Join(dir, "flux1-schnell.safetensors")
+	converttest.WriteSafetensors(t, src, converttest.Flux(false, converttest.Options{DType: tensors.BF16}))
+	out := filepath.Join(dir, "out")
+	var stdout, stderr bytes.Buffer
+	require.Equal(t, ExitOK, Run([]string{"convert", src, out}, &stdout, &stderr), stderr.String())
+	for _, want := range []string{
+		"detected FLUX.1 schnell (transformer) (flux-schnell):\n",
+		"  guidance_in.in_layer.bias is absent: no guidance embedder, which is FLUX.1 schnell\n",
+		"  transformer    FluxTransformer2DModel       1156 tensors",
+		"(from the top-level keys)",
+		"valid: loads as diffusers loads a model folder\n",
+		"verified: 1156 tensors",
+	} {
+		assert.Contains(t, stdout.String(), want)
+	}
+	assert.FileExists(t, filepath.Join(out, "config.json"))
+	assert.FileExists(t, filepath.Join(out, "diffusion_pytorch_model.safetensors"))
+}

@@ -1,6 +1,7 @@
 package convert
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"slices"
@@ -187,8 +188,14 @@ func (c *Checkpoint) planned(t Tensor) (tensors.Source, error) {
 		return nil, fmt.Errorf("%s: tensor %q is gone", c.Path, t.Source)
 	}
 	switch {
-	case t.Rows[1] > 0:
-		return c.rows(st, t.Rows[0], t.Rows[1]), nil
+	case len(t.Rows) == 1:
+		return c.rows(st, t.Rows[0][0], t.Rows[0][1]), nil
+	case len(t.Rows) > 1:
+		var parts []tensors.Source
+		for _, r := range t.Rows {
+			parts = append(parts, c.rows(st, r[0], r[1]))
+		}
+		return concatSource(parts), nil
 	case t.Transpose:
 		return c.transposed(st), nil
 	}
@@ -223,4 +230,24 @@ func (c *Checkpoint) transposed(t SourceTensor) tensors.Source {
 	view.Shape = []int64{bt.Shape[1], bt.Shape[0]}
 	view.Strides = []int64{bt.Strides[1], bt.Strides[0]}
 	return c.tb.Source(view)
+}
+
+// concatSource streams its sources one after the other.
+type concatSource []tensors.Source
+
+func (s concatSource) Size() int64 {
+	var n int64
+	for _, p := range s {
+		n += p.Size()
+	}
+	return n
+}
+
+func (s concatSource) CopyTo(ctx context.Context, w io.Writer) error {
+	for _, p := range s {
+		if err := p.CopyTo(ctx, w); err != nil {
+			return err
+		}
+	}
+	return nil
 }

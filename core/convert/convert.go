@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"path"
 	"path/filepath"
 	"sort"
 	"sync"
@@ -287,7 +288,7 @@ func (w *writer) run(ctx context.Context, files []configFile) error {
 // component writes the main weights of cp and, with a variant, the
 // converted ones.
 func (w *writer) component(ctx context.Context, cp *ComponentPlan) error {
-	dir := filepath.Join(w.stage, cp.Name)
+	dir := filepath.Join(w.stage, cp.Dir)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
@@ -307,7 +308,7 @@ func (w *writer) component(ctx context.Context, cp *ComponentPlan) error {
 		if err != nil {
 			return err
 		}
-		label := cp.Name + "/" + tensors.WeightsFileName(cp.Base, variant)
+		label := path.Join(cp.Dir, tensors.WeightsFileName(cp.Base, variant))
 		before := w.done
 		res, err := tensors.WriteSharded(ctx, dir, ws, tensors.ShardedOptions{
 			MaxShardSize: max, Base: cp.Base, Variant: variant,
@@ -317,10 +318,10 @@ func (w *writer) component(ctx context.Context, cp *ComponentPlan) error {
 			return err
 		}
 		for _, f := range res.Files {
-			w.res.Files = append(w.res.Files, cp.Name+"/"+f)
+			w.res.Files = append(w.res.Files, path.Join(cp.Dir, f))
 		}
 		if res.IndexFile != "" {
-			w.res.Files = append(w.res.Files, cp.Name+"/"+res.IndexFile)
+			w.res.Files = append(w.res.Files, path.Join(cp.Dir, res.IndexFile))
 		}
 		w.res.Bytes += res.Bytes
 		w.done += res.Bytes

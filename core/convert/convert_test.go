@@ -29,6 +29,7 @@ var componentFiles = map[string]string{
 	converttest.VAE:          "vae/diffusion_pytorch_model.safetensors",
 	converttest.TextEncoder:  "text_encoder/model.safetensors",
 	converttest.TextEncoder2: "text_encoder_2/model.safetensors",
+	converttest.Transformer:  "diffusion_pytorch_model.safetensors", // a single model folder
 }
 
 func fileHash(t testing.TB, path string) [32]byte {
@@ -562,7 +563,8 @@ func TestConvertSDXL(t *testing.T) {
 			assert.Equal(t, SDXL, res.Plan.Detection.Type)
 			checkModel(t, out, m.Specs, m.Mapping, byName(ts), tc.want, 0)
 			if tc.convert.Variant != "" {
-				for comp, file := range componentFiles {
+				for _, comp := range []string{converttest.UNet, converttest.VAE, converttest.TextEncoder, converttest.TextEncoder2} {
+					file := componentFiles[comp]
 					vdir := filepath.Join(t.TempDir(), "v")
 					require.NoError(t, os.MkdirAll(filepath.Dir(filepath.Join(vdir, file)), 0o755))
 					require.NoError(t, os.Rename(filepath.Join(out, strings.Replace(file, ".safetensors", ".fp16.safetensors", 1)), filepath.Join(vdir, file)))
@@ -604,6 +606,61 @@ func TestConvertSDXL(t *testing.T) {
 			for _, f := range []string{"tokenizer/vocab.json", "tokenizer_2/special_tokens_map.json", "tokenizer_2/merges.txt"} {
 				assert.Equal(t, fileHash(t, filepath.Join("configs/sdxl", f)), fileHash(t, filepath.Join(out, f)), f)
 			}
+		})
+	}
+}
+
+// TestConvertFlux converts FLUX.1 transformer checkpoints (the published
+// architecture, scaled) into a FluxTransformer2DModel folder and checks
+// every output tensor against the mapping of diffusers'
+// convert_flux_transformer_checkpoint_to_diffusers
+// (converttest/flux-mapping.tsv): fused q/k/v split in thirds, a single
+// block's linear1 split into q, k, v and the MLP, the final modulation's
+// halves swapped.
+func TestConvertFlux(t *testing.T) {
+	cases := []struct {
+		name     string
+		guidance bool
+		prefix   string
+		dtype    tensors.DType
+		want     Type
+	}{
+		{"dev, BF16, with a bundled VAE key", true, "", tensors.BF16, FluxDev},
+		{"schnell, F16, under model.diffusion_model", false, "model.diffusion_model.", tensors.F16, FluxSchnell},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			m := converttest.FluxModel(tc.guidance)
+			ts := converttest.Flux(tc.guidance, converttest.Options{DType: tc.dtype, Edit: func(ts []converttest.Tensor) []converttest.Tensor {
+				for i := range ts {
+					ts[i].Name = tc.prefix + ts[i].Name
+				}
+				return append(ts, converttest.Float("vae.decoder.conv_in.weight", tc.dtype, []int64{4, 4}))
+			}})
+			src := filepath.Join(t.TempDir(), "flux.safetensors")
+			converttest.WriteSafetensors(t, src, ts)
+			out := filepath.Join(t.TempDir(), "out")
+			res, err := Convert(context.Background(), src, out, Options{})
+			require.NoError(t, err)
+			assert.Equal(t, tc.want, res.Plan.Detection.Type)
+
+			byLDM := map[string]converttest.Tensor{}
+			for _, c := range ts {
+				byLDM[strings.TrimPrefix(c.Name, tc.prefix)] = c
+			}
+			checkModel(t, out, m.Specs, m.Mapping, byLDM, 0, 0)
+			assert.True(t, res.Verification.OK(), "%v", res.Verification.Problems)
+			assert.Equal(t, len(m.Specs[converttest.Transformer]), res.Verification.Tensors)
+			assert.NoFileExists(t, filepath.Join(out, "model_index.json"))
+			assert.ElementsMatch(t, []string{"config.json", "diffusion_pytorch_model.safetensors"}, res.Files)
+
+			cfg := readJSON(t, filepath.Join(out, "config.json"))
+			assert.Equal(t, "FluxTransformer2DModel", cfg["_class_name"])
+			assert.Equal(t, tc.guidance, cfg["guidance_embeds"])
+			assert.NotContains(t, cfg, "quantization_config")
+			assert.Equal(t, 19.0, cfg["num_layers"])
+			require.Len(t, res.Plan.Dropped, 1)
+			assert.Equal(t, "vae.decoder.conv_in.weight", res.Plan.Dropped[0].Name)
 		})
 	}
 }

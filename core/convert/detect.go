@@ -15,8 +15,15 @@ const (
 	SD15Inpaint Type = "sd15-inpaint" // SD 1.x inpainting (9-channel UNet input): StableDiffusionInpaintPipeline
 )
 
-// SDXL is Stable Diffusion XL base: StableDiffusionXLPipeline.
-const SDXL Type = "sdxl"
+// More types Convert writes.
+const (
+	// SDXL is Stable Diffusion XL base: StableDiffusionXLPipeline.
+	SDXL Type = "sdxl"
+	// FluxDev and FluxSchnell are the FLUX.1 transformers (with and
+	// without a guidance embedder): a FluxTransformer2DModel folder.
+	FluxDev     Type = "flux-dev"
+	FluxSchnell Type = "flux-schnell"
+)
 
 // Types recognised by Detect that Convert does not write (yet).
 const (
@@ -30,7 +37,8 @@ const (
 	Cascade     Type = "stable-cascade"
 	SD3         Type = "sd3"
 	AnimateDiff Type = "animatediff"
-	Flux        Type = "flux"
+	FluxFill    Type = "flux-fill"
+	FluxDepth   Type = "flux-depth"
 )
 
 // Types lists the types Convert writes, for --type.
@@ -93,7 +101,8 @@ var typeNames = map[Type]string{
 	SD2: "Stable Diffusion 2.x", SD2Inpaint: "Stable Diffusion 2.x inpainting",
 	SDXL: "Stable Diffusion XL base", SDXLRefiner: "Stable Diffusion XL refiner", SDXLInpaint: "Stable Diffusion XL inpainting",
 	Playground: "Playground v2.5", Upscale: "Stable Diffusion x4 upscaler", ControlNet: "a ControlNet",
-	Cascade: "Stable Cascade", SD3: "Stable Diffusion 3", AnimateDiff: "an AnimateDiff motion module", Flux: "Flux",
+	Cascade: "Stable Cascade", SD3: "Stable Diffusion 3", AnimateDiff: "an AnimateDiff motion module",
+	FluxDev: "FLUX.1 dev (transformer)", FluxSchnell: "FLUX.1 schnell (transformer)", FluxFill: "FLUX.1 Fill", FluxDepth: "FLUX.1 Depth",
 }
 
 // Detect names the checkpoint's model type from its keys and shapes, as
@@ -196,7 +205,23 @@ func detectType(c *Checkpoint, d *Detection) Type {
 	case has(keyAnimateDiff, "an AnimateDiff motion module"), has(keyAnimateDiff2, "an AnimateDiff v2 motion module"):
 		return AnimateDiff
 	case has(keysFlux[0], "Flux's double-stream blocks"), has(keysFlux[1], "Flux's double-stream blocks"):
-		return Flux
+		p := fluxPrefix(c)
+		if !c.Has(p + "guidance_in.in_layer.bias") {
+			d.Reasons = append(d.Reasons, fmt.Sprintf("%sguidance_in.in_layer.bias is absent: no guidance embedder, which is FLUX.1 schnell", p))
+			return FluxSchnell
+		}
+		d.Reasons = append(d.Reasons, fmt.Sprintf("%sguidance_in.in_layer.bias is present: a guidance embedder, as FLUX.1 dev has", p))
+		if s, ok := shapeOf(c, p+"img_in.weight"); ok && len(s) == 2 {
+			switch s[1] {
+			case 384:
+				d.Reasons = append(d.Reasons, fmt.Sprintf("%simg_in.weight takes 384 channels: FLUX.1 Fill", p))
+				return FluxFill
+			case 128:
+				d.Reasons = append(d.Reasons, fmt.Sprintf("%simg_in.weight takes 128 channels: FLUX.1 Depth", p))
+				return FluxDepth
+			}
+		}
+		return FluxDev
 	}
 	if c.Has(keyInpainting) || c.Has(keyCLIP) || c.Has(keyVAE) {
 		return SD15 // to be confirmed by its signature
@@ -209,9 +234,11 @@ type signature struct {
 	key   string
 	what  string
 	check func(shape []int64) string // "" when the shape fits, else what is wrong
+	// absent: the type is recognised by the key's absence.
+	absent bool
 }
 
-func signatures(t Type) []signature {
+func signatures(c *Checkpoint, t Type) []signature {
 	unetIn := func(ch int64) func([]int64) string {
 		return func(s []int64) string {
 			if len(s) != 4 || s[1] != ch {
@@ -227,24 +254,41 @@ func signatures(t Type) []signature {
 			ch = 9
 		}
 		return []signature{
-			{keyInpainting, fmt.Sprintf("the UNet's conv_in, %d input channels", ch), unetIn(ch)},
-			{keyV2, "the cross-attention on CLIP ViT-L/14's text embeddings (768 wide in SD 1.x; 1024 would be SD 2.x)", func(s []int64) string {
+			{key: keyInpainting, what: fmt.Sprintf("the UNet's conv_in, %d input channels", ch), check: unetIn(ch)},
+			{key: keyV2, what: "the cross-attention on CLIP ViT-L/14's text embeddings (768 wide in SD 1.x; 1024 would be SD 2.x)", check: func(s []int64) string {
 				if len(s) != 2 || s[1] == 1024 {
 					return fmt.Sprintf("is %v, want [*, 768]", s)
 				}
 				return ""
 			}},
-			{keyCLIP, "the CLIP ViT-L/14 text encoder", nil},
-			{keyVAE, "the VAE", nil},
+			{key: keyCLIP, what: "the CLIP ViT-L/14 text encoder"},
+			{key: keyVAE, what: "the VAE"},
 		}
+	case FluxDev, FluxSchnell:
+		p := fluxPrefix(c)
+		sigs := []signature{
+			{key: p + "double_blocks.0.img_attn.norm.key_norm.scale", what: "Flux's double-stream blocks"},
+			{key: p + "img_in.weight", what: "the image input projection: 64 channels (16 latent channels in 2×2 patches)", check: func(s []int64) string {
+				if len(s) != 2 || s[1] != 64 {
+					return fmt.Sprintf("is %v, want [*, 64]", s)
+				}
+				return ""
+			}},
+			{key: p + "final_layer.adaLN_modulation.1.weight", what: "the final layer's modulation"},
+		}
+		g := signature{key: p + "guidance_in.in_layer.bias", what: "the guidance embedder of FLUX.1 dev"}
+		if t == FluxSchnell {
+			g = signature{key: p + "guidance_in.in_layer.bias", what: "FLUX.1 schnell has no guidance embedder", absent: true}
+		}
+		return append(sigs, g)
 	case SDXL:
 		return []signature{
-			{keyXLBase, "OpenCLIP ViT-bigG, SDXL base's second text encoder", nil},
-			{keyCLIPXL, "CLIP ViT-L/14, SDXL's first text encoder", nil},
-			{keyOpenCLIPXL, "OpenCLIP ViT-bigG's position embedding", nil},
-			{keyInpainting, "the UNet's conv_in, 4 input channels", unetIn(4)},
-			{keyAddEmbedding, "the UNet's add_embedding (text_time conditioning)", nil},
-			{keyVAE, "the VAE", nil},
+			{key: keyXLBase, what: "OpenCLIP ViT-bigG, SDXL base's second text encoder"},
+			{key: keyCLIPXL, what: "CLIP ViT-L/14, SDXL's first text encoder"},
+			{key: keyOpenCLIPXL, what: "OpenCLIP ViT-bigG's position embedding"},
+			{key: keyInpainting, what: "the UNet's conv_in, 4 input channels", check: unetIn(4)},
+			{key: keyAddEmbedding, what: "the UNet's add_embedding (text_time conditioning)"},
+			{key: keyVAE, what: "the VAE"},
 		}
 	}
 	return nil
@@ -254,8 +298,16 @@ func signatures(t Type) []signature {
 // fits; a key missing or of the wrong shape makes the type not match.
 func checkSignature(c *Checkpoint, t Type, d *Detection) error {
 	var bad []string
-	for _, s := range signatures(t) {
+	for _, s := range signatures(c, t) {
 		shape, ok := shapeOf(c, s.key)
+		if s.absent {
+			if ok {
+				bad = append(bad, fmt.Sprintf("%s is present (%s)", s.key, s.what))
+			} else if !slices.ContainsFunc(d.Reasons, func(r string) bool { return strings.HasPrefix(r, s.key+" ") }) {
+				d.Reasons = append(d.Reasons, fmt.Sprintf("%s is absent: %s", s.key, s.what))
+			}
+			continue
+		}
 		if !ok {
 			bad = append(bad, fmt.Sprintf("%s (%s) is missing", s.key, s.what))
 			continue

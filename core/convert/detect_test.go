@@ -42,6 +42,10 @@ func TestDetect(t *testing.T) {
 		}
 		return out
 	}
+	flux := func(prefix string) map[string][]int64 {
+		return map[string][]int64{prefix + "double_blocks.0.img_attn.norm.key_norm.scale": {8}, prefix + "img_in.weight": {8, 64},
+			prefix + "final_layer.adaLN_modulation.1.weight": {16, 8}}
+	}
 	cases := []struct {
 		name     string
 		keys     map[string][]int64
@@ -51,11 +55,16 @@ func TestDetect(t *testing.T) {
 	}{
 		{"SD 1.x", sd1, SD15, nil, []string{keyInpainting + " is [8 4 3 3]", keyCLIP}},
 		{"SD 1.x inpainting", with(sd1, keyInpainting, []int64{8, 9, 3, 3}), SD15Inpaint, nil, []string{"9 input channels"}},
-		{"SD 2.x", with(sd1, keyV2, []int64{8, 1024}), "", ErrUnsupportedType, []string{"Stable Diffusion 2.x", "ends in 1024", "modelpub converts sd15, sd15-inpaint, sdxl"}},
+		{"SD 2.x", with(sd1, keyV2, []int64{8, 1024}), "", ErrUnsupportedType, []string{"Stable Diffusion 2.x", "ends in 1024", "modelpub converts sd15, sd15-inpaint, sdxl, flux-dev, flux-schnell"}},
 		{"SD 2.x inpainting", with(with(sd1, keyV2, []int64{8, 1024}), keyInpainting, []int64{8, 9, 3, 3}), "", ErrUnsupportedType, []string{"Stable Diffusion 2.x inpainting"}},
 		{"SDXL refiner", map[string][]int64{keyXLRefiner: {8}}, "", ErrUnsupportedType, []string{"Stable Diffusion XL refiner", keyXLRefiner}},
 		{"SD 3", map[string][]int64{keySD3: {8}}, "", ErrUnsupportedType, []string{"Stable Diffusion 3"}},
-		{"Flux", map[string][]int64{keysFlux[0]: {8}}, "", ErrUnsupportedType, []string{"Flux"}},
+		{"FLUX.1 schnell", flux(""), FluxSchnell, nil, []string{"guidance_in.in_layer.bias is absent", "img_in.weight is [8 64]"}},
+		{"FLUX.1 dev under model.diffusion_model", with(flux("model.diffusion_model."), "model.diffusion_model.guidance_in.in_layer.bias", []int64{8}),
+			FluxDev, nil, []string{"model.diffusion_model.guidance_in.in_layer.bias is present"}},
+		{"FLUX.1 Fill", with(with(flux(""), "guidance_in.in_layer.bias", []int64{8}), "img_in.weight", []int64{8, 384}), "", ErrUnsupportedType, []string{"FLUX.1 Fill", "384 channels"}},
+		{"Flux without its final layer", with(flux(""), "final_layer.adaLN_modulation.1.weight", nil), "", ErrUnknownArchitecture,
+			[]string{"final_layer.adaLN_modulation.1.weight (the final layer's modulation) is missing"}},
 		{"ControlNet", map[string][]int64{keyControlNet: {8, 8}}, "", ErrUnsupportedType, []string{"ControlNet"}},
 		{"SD 1.x without its VAE", with(sd1, keyVAE, nil), "", ErrUnknownArchitecture, []string{keyVAE + " (the VAE) is missing"}},
 		{"SD 1.x with a 3-channel UNet", with(sd1, keyInpainting, []int64{8, 3, 3, 3}), "", ErrUnknownArchitecture, []string{"want [*, 4, 3, 3]"}},
@@ -101,6 +110,12 @@ func TestDetectAs(t *testing.T) {
 	assert.Contains(t, err.Error(), "9 input channels")
 	_, err = DetectAs(c, SD2)
 	assert.ErrorIs(t, err, ErrOptions)
+
+	dev := signatureCheckpoint(t, map[string][]int64{"double_blocks.0.img_attn.norm.key_norm.scale": {8}, "img_in.weight": {8, 64},
+		"final_layer.adaLN_modulation.1.weight": {16, 8}, "guidance_in.in_layer.bias": {8}})
+	_, err = DetectAs(dev, FluxSchnell)
+	require.ErrorIs(t, err, ErrTypeMismatch)
+	assert.Contains(t, err.Error(), "guidance_in.in_layer.bias is present (FLUX.1 schnell has no guidance embedder)")
 }
 
 // Checkpoints whose keys do not all fit the diffusers models are refused,

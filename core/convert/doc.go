@@ -1,8 +1,26 @@
-// Package convert turns a single-file Stable Diffusion checkpoint (the
-// original layout: model.diffusion_model.*, first_stage_model.*,
-// cond_stage_model.transformer.*) into a Diffusers pipeline folder, as
+// Package convert turns a single-file checkpoint into a Diffusers folder, as
 // diffusers' from_single_file followed by save_pretrained would, without
-// loading the model: every output tensor is a byte range of the checkpoint.
+// loading the model: every output tensor is a byte range of the checkpoint
+// (or a few of them), the rare real transform (a transpose) streamed in
+// bounded memory.
+//
+// # Types
+//
+//   - sd15, sd15-inpaint: Stable Diffusion 1.x in the original layout
+//     (model.diffusion_model.*, first_stage_model.*,
+//     cond_stage_model.transformer.*): a StableDiffusionPipeline or
+//     StableDiffusionInpaintPipeline folder (unet, vae, text_encoder,
+//     tokenizer, scheduler, feature_extractor).
+//   - sdxl: SDXL base (conditioner.embedders.0/1.*): a
+//     StableDiffusionXLPipeline folder, the OpenCLIP ViT-bigG text encoder's
+//     fused q/k/v split by rows and its text_projection transposed.
+//   - flux-dev, flux-schnell: a FLUX.1 transformer (double_blocks.*,
+//     single_blocks.*, with or without "model.diffusion_model."): a
+//     FluxTransformer2DModel folder (config.json and weights), its fused
+//     projections split by rows, its final modulation's halves swapped.
+//
+// Configs and tokenizers of the reference repositories are embedded
+// (configs/*, with their provenance), so nothing is downloaded.
 //
 // # Steps
 //

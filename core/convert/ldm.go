@@ -270,7 +270,7 @@ func openCLIPPieces(key string) ([]piece, bool) {
 		param := strings.TrimPrefix(rest, "attn.in_proj_")
 		var out []piece
 		for j, code := range []string{"q", "k", "v"} {
-			out = append(out, piece{name: p + "self_attn." + code + "_proj." + param, part: j, parts: 3})
+			out = append(out, piece{name: p + "self_attn." + code + "_proj." + param, from: j, to: j + 1, of: 3})
 		}
 		return out, true
 	}
@@ -280,6 +280,107 @@ func openCLIPPieces(key string) ([]piece, bool) {
 	}
 	if n, ok := openCLIPBlock[module]; ok {
 		return []piece{{name: p + n + "." + param}}, true
+	}
+	return nil, false
+}
+
+// fluxLayers are convert_flux_transformer_checkpoint_to_diffusers' plain
+// renames (module → module; weight and bias alike).
+var fluxLayers = map[string]string{
+	"time_in.in_layer":      "time_text_embed.timestep_embedder.linear_1",
+	"time_in.out_layer":     "time_text_embed.timestep_embedder.linear_2",
+	"vector_in.in_layer":    "time_text_embed.text_embedder.linear_1",
+	"vector_in.out_layer":   "time_text_embed.text_embedder.linear_2",
+	"guidance_in.in_layer":  "time_text_embed.guidance_embedder.linear_1",
+	"guidance_in.out_layer": "time_text_embed.guidance_embedder.linear_2",
+	"txt_in":                "context_embedder",
+	"img_in":                "x_embedder",
+	"final_layer.linear":    "proj_out",
+}
+
+// fluxDouble and fluxSingle are the renames inside double_blocks.{i} and
+// single_blocks.{i} (the RMS norms' "scale" becomes "weight").
+var (
+	fluxDouble = map[string]string{
+		"img_mod.lin.weight": "norm1.linear.weight", "img_mod.lin.bias": "norm1.linear.bias",
+		"txt_mod.lin.weight": "norm1_context.linear.weight", "txt_mod.lin.bias": "norm1_context.linear.bias",
+		"img_attn.norm.query_norm.scale": "attn.norm_q.weight", "img_attn.norm.key_norm.scale": "attn.norm_k.weight",
+		"txt_attn.norm.query_norm.scale": "attn.norm_added_q.weight", "txt_attn.norm.key_norm.scale": "attn.norm_added_k.weight",
+		"img_mlp.0.weight": "ff.net.0.proj.weight", "img_mlp.0.bias": "ff.net.0.proj.bias",
+		"img_mlp.2.weight": "ff.net.2.weight", "img_mlp.2.bias": "ff.net.2.bias",
+		"txt_mlp.0.weight": "ff_context.net.0.proj.weight", "txt_mlp.0.bias": "ff_context.net.0.proj.bias",
+		"txt_mlp.2.weight": "ff_context.net.2.weight", "txt_mlp.2.bias": "ff_context.net.2.bias",
+		"img_attn.proj.weight": "attn.to_out.0.weight", "img_attn.proj.bias": "attn.to_out.0.bias",
+		"txt_attn.proj.weight": "attn.to_add_out.weight", "txt_attn.proj.bias": "attn.to_add_out.bias",
+	}
+	fluxSingle = map[string]string{
+		"modulation.lin.weight": "norm.linear.weight", "modulation.lin.bias": "norm.linear.bias",
+		"norm.query_norm.scale": "attn.norm_q.weight", "norm.key_norm.scale": "attn.norm_k.weight",
+		"linear2.weight": "proj_out.weight", "linear2.bias": "proj_out.bias",
+	}
+)
+
+// fluxPieces maps a key of a Flux transformer (black-forest-labs' layout,
+// "model.diffusion_model." removed) as convert_flux_transformer_checkpoint_to_diffusers
+// does: the renames above; a double block's img_attn.qkv and txt_attn.qkv
+// split by thirds into to_q/to_k/to_v and add_q_proj/add_k_proj/add_v_proj;
+// a single block's linear1 split into to_q, to_k, to_v (inner_dim rows
+// each) and proj_mlp (mlp_ratio 4: the other 4·inner_dim), that is by
+// sevenths; final_layer.adaLN_modulation.1 made norm_out.linear with its
+// halves swapped (swap_scale_shift).
+func fluxPieces(key string) ([]piece, bool) {
+	module, param, ok := splitParam(key)
+	if !ok && !strings.HasSuffix(key, ".scale") {
+		return nil, false
+	}
+	if n, ok := fluxLayers[module]; ok {
+		return []piece{{name: n + "." + param}}, true
+	}
+	if module == "final_layer.adaLN_modulation.1" {
+		return []piece{{name: "norm_out.linear." + param, swap: true}}, true
+	}
+	for _, blocks := range []struct {
+		head, out string
+		renames   map[string]string
+	}{{"double_blocks", "transformer_blocks", fluxDouble}, {"single_blocks", "single_transformer_blocks", fluxSingle}} {
+		rest, ok := strings.CutPrefix(key, blocks.head+".")
+		if !ok {
+			continue
+		}
+		num, rest, ok := strings.Cut(rest, ".")
+		i, err := strconv.Atoi(num)
+		if !ok || err != nil || i < 0 || num != strconv.Itoa(i) {
+			return nil, false
+		}
+		p := fmt.Sprintf("%s.%d.", blocks.out, i)
+		if n, ok := blocks.renames[rest]; ok {
+			return []piece{{name: p + n}}, true
+		}
+		m, param, ok := splitParam(rest)
+		if !ok {
+			return nil, false
+		}
+		var names []string
+		switch {
+		case blocks.head == "double_blocks" && m == "img_attn.qkv":
+			names = []string{"attn.to_q", "attn.to_k", "attn.to_v"}
+		case blocks.head == "double_blocks" && m == "txt_attn.qkv":
+			names = []string{"attn.add_q_proj", "attn.add_k_proj", "attn.add_v_proj"}
+		case blocks.head == "single_blocks" && m == "linear1":
+			return []piece{
+				{name: p + "attn.to_q." + param, from: 0, to: 1, of: 7},
+				{name: p + "attn.to_k." + param, from: 1, to: 2, of: 7},
+				{name: p + "attn.to_v." + param, from: 2, to: 3, of: 7},
+				{name: p + "proj_mlp." + param, from: 3, to: 7, of: 7},
+			}, true
+		default:
+			return nil, false
+		}
+		var out []piece
+		for j, n := range names {
+			out = append(out, piece{name: p + n + "." + param, from: j, to: j + 1, of: 3})
+		}
+		return out, true
 	}
 	return nil, false
 }

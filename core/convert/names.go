@@ -298,3 +298,69 @@ func (l *nameList) attention(p string) {
 	l.add(p + ".to_v.weight")
 	l.wb(p + ".to_out.0")
 }
+
+// fluxConfig holds the fields of a FluxTransformer2DModel config.json that
+// decide its tensor names.
+type fluxConfig struct {
+	NumLayers       int  `json:"num_layers"`
+	NumSingleLayers int  `json:"num_single_layers"`
+	GuidanceEmbeds  bool `json:"guidance_embeds"`
+}
+
+// names lists the tensors of a FluxTransformer2DModel: time_text_embed
+// (timestep_embedder, guidance_embedder when guidance_embeds, text_embedder),
+// context_embedder, x_embedder, transformer_blocks (norm1, norm1_context,
+// attn, ff, ff_context), single_transformer_blocks (norm, proj_mlp,
+// proj_out, attn), norm_out, proj_out. FluxAttention registers norm_q,
+// norm_k, to_q, to_k, to_v, to_out.0, then for the joint blocks
+// norm_added_q, norm_added_k, add_q_proj, add_k_proj, add_v_proj,
+// to_add_out; its RMS norms have a weight only.
+func (c *fluxConfig) names() ([]string, error) {
+	if c.NumLayers <= 0 || c.NumSingleLayers <= 0 {
+		return nil, fmt.Errorf("transformer config: num_layers %d, num_single_layers %d", c.NumLayers, c.NumSingleLayers)
+	}
+	var l nameList
+	l.wb("time_text_embed.timestep_embedder.linear_1")
+	l.wb("time_text_embed.timestep_embedder.linear_2")
+	if c.GuidanceEmbeds {
+		l.wb("time_text_embed.guidance_embedder.linear_1")
+		l.wb("time_text_embed.guidance_embedder.linear_2")
+	}
+	l.wb("time_text_embed.text_embedder.linear_1")
+	l.wb("time_text_embed.text_embedder.linear_2")
+	l.wb("context_embedder")
+	l.wb("x_embedder")
+	for i := range c.NumLayers {
+		p := fmt.Sprintf("transformer_blocks.%d.", i)
+		l.wb(p + "norm1.linear")
+		l.wb(p + "norm1_context.linear")
+		l.add(p + "attn.norm_q.weight")
+		l.add(p + "attn.norm_k.weight")
+		for _, m := range []string{"to_q", "to_k", "to_v", "to_out.0"} {
+			l.wb(p + "attn." + m)
+		}
+		l.add(p + "attn.norm_added_q.weight")
+		l.add(p + "attn.norm_added_k.weight")
+		for _, m := range []string{"add_q_proj", "add_k_proj", "add_v_proj", "to_add_out"} {
+			l.wb(p + "attn." + m)
+		}
+		l.wb(p + "ff.net.0.proj")
+		l.wb(p + "ff.net.2")
+		l.wb(p + "ff_context.net.0.proj")
+		l.wb(p + "ff_context.net.2")
+	}
+	for i := range c.NumSingleLayers {
+		p := fmt.Sprintf("single_transformer_blocks.%d.", i)
+		l.wb(p + "norm.linear")
+		l.wb(p + "proj_mlp")
+		l.wb(p + "proj_out")
+		l.add(p + "attn.norm_q.weight")
+		l.add(p + "attn.norm_k.weight")
+		for _, m := range []string{"to_q", "to_k", "to_v"} {
+			l.wb(p + "attn." + m)
+		}
+	}
+	l.wb("norm_out.linear")
+	l.wb("proj_out")
+	return l, nil
+}

@@ -27,7 +27,10 @@ type Plan struct {
 
 // ComponentPlan is one model component of the output.
 type ComponentPlan struct {
-	Name    string `json:"name"`
+	Name string `json:"name"`
+	// Dir is the component's folder in the output; "" for a single model
+	// folder (its config.json and weights at the root).
+	Dir     string `json:"dir"`
 	Library string `json:"library"`
 	Class   string `json:"class"`
 	Base    string `json:"-"` // weights file base name
@@ -48,9 +51,10 @@ type Tensor struct {
 	// convolution weight [o, i, 1, 1] stored as the linear weight [o, i]
 	// (the same bytes), a part of a fused projection, a transposed matrix.
 	SourceShape []int64
-	// Rows, when Rows[1] > 0, takes Rows[1] rows (first-dimension slices)
-	// of the checkpoint tensor from row Rows[0]: one byte range.
-	Rows [2]int64
+	// Rows, if not empty, are ranges of rows (first-dimension slices) of
+	// the checkpoint tensor, each a first row and a count, written one
+	// after the other: one byte range each.
+	Rows [][2]int64
 	// Transpose writes the checkpoint's [a, b] matrix as [b, a].
 	Transpose bool
 }
@@ -66,6 +70,16 @@ type Dropped struct {
 func (p *Plan) Component(name string) *ComponentPlan {
 	for _, c := range p.Components {
 		if c.Name == name {
+			return c
+		}
+	}
+	return nil
+}
+
+// componentAt returns the component written in folder dir, or nil.
+func (p *Plan) componentAt(dir string) *ComponentPlan {
+	for _, c := range p.Components {
+		if c.Dir == dir {
 			return c
 		}
 	}
@@ -158,7 +172,7 @@ func Build(c *Checkpoint, d *Detection, to tensors.DType, variant string) (*Plan
 	if variant != "" && !ok {
 		return nil, fmt.Errorf("%w: variant %q: use fp16 or bf16", ErrOptions, variant)
 	}
-	comps, err := r.components(r.configFS())
+	comps, err := r.components(r.configFS(), c)
 	if err != nil {
 		return nil, err
 	}
@@ -173,7 +187,11 @@ func Build(c *Checkpoint, d *Detection, to tensors.DType, variant string) (*Plan
 		}
 		filled[i] = make([]*Tensor, len(cr.names))
 		from[i] = make([]string, len(cr.names))
-		p.Components = append(p.Components, &ComponentPlan{Name: cr.name, Library: cr.library, Class: cr.class, Base: cr.base, Prefix: cr.prefix})
+		dir := cr.name
+		if r.single {
+			dir = ""
+		}
+		p.Components = append(p.Components, &ComponentPlan{Name: cr.name, Dir: dir, Library: cr.library, Class: cr.class, Base: cr.base, Prefix: cr.prefix})
 	}
 	var unmapped, badShape, dupes []string
 	for _, t := range c.Tensors {
@@ -275,13 +293,22 @@ func planPiece(t SourceTensor, pc piece) (*Tensor, string) {
 			return nil, fmt.Sprintf("%s is %v: a 1×1 convolution weight ([out, in, 1, 1]) was expected", t.Name, t.Shape)
 		}
 		out.SourceShape, out.Shape = t.Shape, slices.Clone(t.Shape[:2])
-	case pc.parts > 0:
-		if len(t.Shape) == 0 || t.Shape[0]%int64(pc.parts) != 0 {
-			return nil, fmt.Sprintf("%s is %v: its first dimension does not split into %d", t.Name, t.Shape, pc.parts)
+	case pc.of > 0 || pc.swap:
+		of := int64(pc.of)
+		if pc.swap {
+			of = 2
 		}
-		n := t.Shape[0] / int64(pc.parts)
+		if len(t.Shape) == 0 || t.Shape[0]%of != 0 {
+			return nil, fmt.Sprintf("%s is %v: its first dimension does not split into %d", t.Name, t.Shape, of)
+		}
+		unit := t.Shape[0] / of
+		if pc.swap {
+			out.Rows = [][2]int64{{unit, unit}, {0, unit}}
+			break
+		}
+		n := unit * int64(pc.to-pc.from)
 		out.SourceShape, out.Shape = t.Shape, append([]int64{n}, t.Shape[1:]...)
-		out.Rows = [2]int64{int64(pc.part) * n, n}
+		out.Rows = [][2]int64{{int64(pc.from) * unit, n}}
 	case pc.transpose:
 		if len(t.Shape) != 2 {
 			return nil, fmt.Sprintf("%s is %v: a matrix was expected", t.Name, t.Shape)

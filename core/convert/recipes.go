@@ -27,8 +27,14 @@ type recipe struct {
 	// dir holds the type's configs in the configs FS, laid out as the
 	// pipeline folder.
 	dir string
-	// components builds the components from the configs.
-	components func(cfg fs.FS) ([]*componentRecipe, error)
+	// components builds the components from the configs (and, where the
+	// layout varies, the checkpoint's keys).
+	components func(cfg fs.FS, c *Checkpoint) ([]*componentRecipe, error)
+	// single writes one model folder (config.json and weights at the
+	// root) rather than a pipeline: the checkpoint holds one model.
+	single bool
+	// editConfig, if set, edits the configs further.
+	editConfig func(rel string, v map[string]any, p *Plan)
 	// nullComponents are set to [null, null] in model_index.json: what the
 	// pipeline registers as None after from_single_file.
 	nullComponents []string
@@ -61,10 +67,14 @@ type piece struct {
 	// linear marks a 1×1 convolution weight that diffusers stores as a
 	// linear one (trailing 1-dimensions dropped: the same bytes).
 	linear bool
-	// part of parts: a fused projection split along its first dimension
-	// (rows part·n/parts to (part+1)·n/parts: a byte range); parts is 0
-	// for the whole tensor.
-	part, parts int
+	// from, to, of: a fused projection split along its first dimension,
+	// rows from·n/of to to·n/of of its n rows (a byte range); of is 0 for
+	// the whole tensor.
+	from, to, of int
+	// swap exchanges the two halves of the rows (diffusers'
+	// swap_scale_shift: [shift; scale] becomes [scale; shift]): two byte
+	// ranges.
+	swap bool
 	// transpose swaps the two dimensions of a matrix.
 	transpose bool
 }
@@ -89,6 +99,10 @@ var (
 	sdxlNulls = []string{"image_encoder", "feature_extractor"}
 )
 
+// fluxRepos are the repositories diffusers takes Flux configs from
+// (DIFFUSERS_DEFAULT_PIPELINE_PATHS).
+var fluxRepos = map[Type]string{FluxDev: "black-forest-labs/FLUX.1-dev", FluxSchnell: "black-forest-labs/FLUX.1-schnell"}
+
 var recipes = []*recipe{
 	{typ: SD15, pipelineClass: "StableDiffusionPipeline", dir: "configs/sd15", components: sd15Components,
 		nullComponents: sd15Nulls, indexFlags: sd15Flags},
@@ -96,6 +110,64 @@ var recipes = []*recipe{
 		nullComponents: sd15Nulls, indexFlags: sd15Flags, unetInChannels: 9},
 	{typ: SDXL, pipelineClass: "StableDiffusionXLPipeline", dir: "configs/sdxl", components: sdxlComponents,
 		nullComponents: sdxlNulls},
+	{typ: FluxDev, dir: "configs/flux", components: fluxComponents, single: true, editConfig: fluxEdit},
+	{typ: FluxSchnell, dir: "configs/flux", components: fluxComponents, single: true, editConfig: fluxEdit},
+}
+
+// fluxComponents is the Flux transformer, mapped as diffusers'
+// convert_flux_transformer_checkpoint_to_diffusers maps it. Its keys carry
+// "model.diffusion_model." or nothing; without a prefix, keys that are not
+// the transformer's (a bundled VAE or text encoder) are dropped.
+func fluxComponents(cfg fs.FS, c *Checkpoint) ([]*componentRecipe, error) {
+	var fc fluxConfig
+	if err := readConfig(cfg, "config.json", &fc); err != nil {
+		return nil, err
+	}
+	fc.GuidanceEmbeds = c != nil && (c.Has(fluxPrefix(c) + "guidance_in.in_layer.bias"))
+	names, err := fc.names()
+	if err != nil {
+		return nil, err
+	}
+	prefix := ""
+	if c != nil {
+		prefix = fluxPrefix(c)
+	}
+	return []*componentRecipe{{
+		name: "transformer", library: "diffusers", class: "FluxTransformer2DModel", base: "diffusion_pytorch_model",
+		prefix: prefix, rename: fluxPieces, names: names,
+		drop: func(key string) string {
+			head, _, _ := strings.Cut(key, ".")
+			switch head {
+			case "time_in", "vector_in", "guidance_in", "txt_in", "img_in", "double_blocks", "single_blocks", "final_layer":
+				return ""
+			}
+			return "not part of the Flux transformer (a bundled VAE or text encoder is not converted)"
+		},
+	}}, nil
+}
+
+// fluxPrefix is where a Flux checkpoint's transformer keys are.
+func fluxPrefix(c *Checkpoint) string {
+	if c.Has(keysFlux[1]) {
+		return "model.diffusion_model."
+	}
+	return ""
+}
+
+// fluxEdit makes the transformer config what FluxTransformer2DModel's
+// from_single_file (config from the type's reference repository) followed
+// by save_pretrained writes: guidance_embeds as the checkpoint has a
+// guidance embedder (FLUX.1-dev) or not (FLUX.1-schnell), the repository
+// as _name_or_path, and no quantization_config (the embedded file comes
+// from a 4-bit quantized copy of FLUX.1-schnell; the weights written here
+// are the checkpoint's).
+func fluxEdit(rel string, v map[string]any, p *Plan) {
+	if rel != "config.json" {
+		return
+	}
+	delete(v, "quantization_config")
+	v["guidance_embeds"] = p.Detection.Type == FluxDev
+	v["_name_or_path"] = fluxRepos[p.Detection.Type]
 }
 
 func recipeFor(t Type) *recipe {
@@ -130,7 +202,7 @@ func readConfig(cfg fs.FS, rel string, v any) error {
 // sd15Components are SD 1.x's UNet, VAE and CLIP text encoder, mapped as
 // diffusers' convert_ldm_unet_checkpoint, convert_ldm_vae_checkpoint and
 // convert_ldm_clip_checkpoint map them.
-func sd15Components(cfg fs.FS) ([]*componentRecipe, error) {
+func sd15Components(cfg fs.FS, _ *Checkpoint) ([]*componentRecipe, error) {
 	var uc unetConfig
 	var vc vaeConfig
 	var cc clipConfig
@@ -168,7 +240,7 @@ func sd15Components(cfg fs.FS) ([]*componentRecipe, error) {
 // OpenCLIP ViT-bigG text encoder with projection, mapped as diffusers'
 // convert_ldm_unet_checkpoint, convert_ldm_vae_checkpoint,
 // convert_ldm_clip_checkpoint and convert_open_clip_checkpoint map them.
-func sdxlComponents(cfg fs.FS) ([]*componentRecipe, error) {
+func sdxlComponents(cfg fs.FS, _ *Checkpoint) ([]*componentRecipe, error) {
 	var uc unetConfig
 	var vc vaeConfig
 	var cc, cc2 clipConfig
@@ -265,6 +337,9 @@ func dropPositionIDs(key string) string {
 // weights are written in (save_pretrained records it); the inpainting
 // UNet's 9 input channels.
 func (r *recipe) edit(rel string, v map[string]any, p *Plan) {
+	if r.editConfig != nil {
+		r.editConfig(rel, v, p)
+	}
 	if rel == "model_index.json" {
 		v["_class_name"] = r.pipelineClass
 		for _, name := range r.nullComponents {
@@ -279,7 +354,7 @@ func (r *recipe) edit(rel string, v map[string]any, p *Plan) {
 	if file != "config.json" {
 		return
 	}
-	c := p.Component(strings.TrimSuffix(dir, "/"))
+	c := p.componentAt(strings.TrimSuffix(dir, "/"))
 	switch {
 	case c == nil:
 	case c.Library == "transformers":

@@ -92,7 +92,7 @@ type setCheck struct {
 func (v *verifier) run(ctx context.Context) (*pipeline.Report, error) {
 	var checks []setCheck
 	for _, cp := range v.plan.Components {
-		comp := v.p.Component(cp.Name)
+		comp := v.p.Component(cp.Dir)
 		if comp == nil || comp.Missing || comp.Null {
 			v.problem("missing-component", cp.Name, "%s: the component is missing", cp.Name)
 			continue
@@ -188,7 +188,7 @@ func (v *verifier) compareSet(ctx context.Context, ch setCheck) error {
 			}
 			src = cv
 		}
-		f, err := v.open(filepath.Join(v.p.Dir, cp.Name, dt.File))
+		f, err := v.open(filepath.Join(v.p.Dir, cp.Dir, dt.File))
 		if err != nil {
 			return err
 		}
@@ -204,7 +204,7 @@ func (v *verifier) compareSet(ctx context.Context, ch setCheck) error {
 			if converted {
 				what = "is not the exact " + want.String() + " conversion of"
 			}
-			v.problem("tensor-data", filepath.ToSlash(filepath.Join(cp.Name, dt.File)), "%s: tensor %q %s %s (first difference at byte %d of the tensor)",
+			v.problem("tensor-data", filepath.ToSlash(filepath.Join(cp.Dir, dt.File)), "%s: tensor %q %s %s (first difference at byte %d of the tensor)",
 				label, pt.Name, what, pt.Source, cw.mismatch)
 		}
 		v.r.Tensors++

@@ -42,6 +42,9 @@ var sd15Mapping string
 //go:embed sdxl-mapping.tsv
 var sdxlMapping string
 
+//go:embed flux-mapping.tsv
+var fluxMapping string
+
 // Row is one line of a mapping table: what diffusers makes of an original
 // key.
 type Row struct {
@@ -201,6 +204,35 @@ func SD15Model() Model {
 	})}
 }
 
+// FluxModel is a FLUX.1 transformer: dev (guidance true) or schnell.
+func FluxModel(guidance bool) Model {
+	var rows []Row
+	for _, r := range parseMapping(fluxMapping) {
+		if guidance || !strings.HasPrefix(r.LDM, "guidance_in.") {
+			rows = append(rows, r)
+		}
+	}
+	return Model{Mapping: rows, Specs: specMap(map[string][]pipelinetest.Spec{Transformer: FluxTensorSpecs(guidance, Scale)})}
+}
+
+// Flux builds a FLUX.1 transformer checkpoint (see Build).
+func Flux(guidance bool, o Options) []Tensor { return Build(FluxModel(guidance), o) }
+
+// rowRange parses an op "rows{a}/{of}" or "rows{a}-{b}/{of}".
+func rowRange(op string) (from, to, of int64, ok bool) {
+	spec, found := strings.CutPrefix(op, "rows")
+	if !found {
+		return 0, 0, 0, false
+	}
+	if _, err := fmt.Sscanf(spec, "%d-%d/%d", &from, &to, &of); err == nil {
+		return from, to, of, true
+	}
+	if _, err := fmt.Sscanf(spec, "%d/%d", &from, &of); err == nil {
+		return from, from + 1, of, true
+	}
+	panic("converttest: bad op " + op)
+}
+
 // SDXLModel is Stable Diffusion XL base.
 func SDXLModel() Model {
 	specs := map[string][]pipelinetest.Spec{}
@@ -263,7 +295,8 @@ func Build(m Model, o Options) []Tensor {
 		case r.Op == "T":
 			shape = []int64{shape[1], shape[0]}
 		case strings.HasPrefix(r.Op, "rows"):
-			shape[0] *= 3
+			from, to, of, _ := rowRange(r.Op)
+			shape[0] = shape[0] * of / (to - from)
 		}
 		if r.LDM == ConvInKey && o.InChannels != 0 {
 			shape[1] = o.InChannels
@@ -287,7 +320,8 @@ func Build(m Model, o Options) []Tensor {
 
 // Expected returns the bytes diffusers' conversion gives the diffusers
 // tensor of row r, from the checkpoint tensor src: src's bytes, a third of
-// its rows, or its transpose (computed here, element by element).
+// its rows, its halves swapped, or its transpose (computed here, element by
+// element).
 func Expected(r Row, src Tensor) []byte {
 	es := int64(src.DType.Bits() / 8)
 	switch {
@@ -301,9 +335,12 @@ func Expected(r Row, src Tensor) []byte {
 		}
 		return out
 	case strings.HasPrefix(r.Op, "rows"):
-		part := int64(r.Op[4] - '0')
-		n := int64(len(src.Data)) / 3
-		return src.Data[part*n : (part+1)*n]
+		from, to, of, _ := rowRange(r.Op)
+		unit := int64(len(src.Data)) / of
+		return src.Data[from*unit : to*unit]
+	case r.Op == "swap":
+		half := len(src.Data) / 2
+		return append(append([]byte(nil), src.Data[half:]...), src.Data[:half]...)
 	}
 	return src.Data
 }

@@ -40,3 +40,14 @@ func TestSDXLSpecsMatchTheRealFiles(t *testing.T) {
 		}
 	}
 }
+
+// At scale 1 the Flux specs have the published parameter counts of the
+// FLUX.1 transformers: 11,901,408,320 for dev; schnell lacks the guidance
+// embedder (256·3072 + 3072 + 3072·3072 + 3072 parameters).
+func TestFluxSpecsMatchTheRealModels(t *testing.T) {
+	dev := FluxTensorSpecs(true, 1)
+	assert.Equal(t, int64(11_901_408_320), pipelinetest.Parameters(dev))
+	assert.Len(t, dev, 1160) // 780 in the original layout: fused q/k/v, MLP in linear1
+	schnell := FluxTensorSpecs(false, 1)
+	assert.Equal(t, int64(11_901_408_320-(256*3072+3072+3072*3072+3072)), pipelinetest.Parameters(schnell))
+}

@@ -142,7 +142,13 @@ func runConvert(args []string, stdout, stderr io.Writer) int {
 	ctx, stop := interruptible()
 	defer stop()
 	bar := newProgressBar(stderr)
-	opts.Progress = func(p convert.Progress) { bar.update(p.Done, p.Total) }
+	opts.Progress = func(p convert.Progress) {
+		tail := "  writing"
+		if p.Step == "verify" {
+			tail = "  verifying"
+		}
+		bar.updateWith(p.Done, p.Total, tail)
+	}
 	res, err := convert.Convert(ctx, pos[0], pos[1], opts)
 	bar.done()
 	if err != nil {

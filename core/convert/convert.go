@@ -292,11 +292,11 @@ func (w *writer) component(ctx context.Context, cp *ComponentPlan) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
-	max := w.opts.MaxShardSize
-	if max == 0 {
-		max = diffusersMaxShardSize
+	shardMax := w.opts.MaxShardSize
+	if shardMax == 0 {
+		shardMax = diffusersMaxShardSize
 		if cp.Library == "transformers" {
-			max = transformersMaxShardSize
+			shardMax = transformersMaxShardSize
 		}
 	}
 	sets := []string{""}
@@ -311,7 +311,7 @@ func (w *writer) component(ctx context.Context, cp *ComponentPlan) error {
 		label := path.Join(cp.Dir, tensors.WeightsFileName(cp.Base, variant))
 		before := w.done
 		res, err := tensors.WriteSharded(ctx, dir, ws, tensors.ShardedOptions{
-			MaxShardSize: max, Base: cp.Base, Variant: variant,
+			MaxShardSize: shardMax, Base: cp.Base, Variant: variant,
 			Progress: func(done, _ int64) { w.progress("write", label, before+done, w.total) },
 		})
 		if err != nil {
@@ -325,7 +325,7 @@ func (w *writer) component(ctx context.Context, cp *ComponentPlan) error {
 		}
 		w.res.Bytes += res.Bytes
 		w.done += res.Bytes
-		w.total = max64(w.total, w.done)
+		w.total = max(w.total, w.done)
 		for _, cv := range convs {
 			if st := cv.c.Stats(); st.Overflow > 0 || st.Underflow > 0 {
 				w.res.Lossy = append(w.res.Lossy, LossyTensor{Component: cp.Name, Tensor: cv.name, Variant: variant, ConvStats: st})
@@ -334,8 +334,6 @@ func (w *writer) component(ctx context.Context, cp *ComponentPlan) error {
 	}
 	return nil
 }
-
-func max64(a, b int64) int64 { return max(a, b) }
 
 type conversion struct {
 	name string

@@ -5,7 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
+	"strings"
 
+	"modelpub/core/convert"
 	"modelpub/core/folder"
 	"modelpub/core/pipeline"
 	"modelpub/core/tensors"
@@ -168,7 +172,13 @@ func runValidate(args []string, stdout, stderr io.Writer) int {
 	ctx, stop := interruptible()
 	defer stop()
 	opts := pipeline.ValidateOptions{Strict: *strict}
-	if *against != "" {
+	// --against a single-file checkpoint: the folder is checked alone, then
+	// every tensor against the checkpoint bytes it was converted from.
+	checkpoint := ""
+	if st, err := os.Stat(*against); *against != "" && err == nil && st.Mode().IsRegular() && isCheckpointName(*against) {
+		checkpoint = *against
+	}
+	if *against != "" && checkpoint == "" {
 		var err error
 		if opts.Against, err = open(ctx, *against); err != nil {
 			fmt.Fprintf(stderr, "modelpub validate: --against: %s\n", errText(err))
@@ -187,6 +197,14 @@ func runValidate(args []string, stdout, stderr io.Writer) int {
 	bar := newProgressBar(stderr)
 	opts.Progress = bar.update
 	rep, err := pipeline.Validate(ctx, p, opts)
+	if err == nil && checkpoint != "" {
+		var conv *pipeline.Report
+		if conv, err = convert.VerifyFolder(ctx, checkpoint, p, "", bar.update); err == nil {
+			rep.Problems = append(rep.Problems, conv.Problems...)
+			rep.Warnings = append(rep.Warnings, conv.Warnings...)
+			rep.Tensors, rep.Bytes = conv.Tensors, conv.Bytes
+		}
+	}
 	bar.done()
 	if err != nil {
 		fmt.Fprintf(stderr, "modelpub validate: %s\n", errText(err))
@@ -225,4 +243,14 @@ func printReport(w io.Writer, r *pipeline.Report) {
 	default:
 		fmt.Fprintln(w, "valid")
 	}
+}
+
+// isCheckpointName reports a weights file name that validate --against
+// takes as a single-file checkpoint (any other file stands for its folder).
+func isCheckpointName(path string) bool {
+	switch strings.ToLower(filepath.Ext(path)) {
+	case ".safetensors", ".ckpt", ".pt", ".pth", ".bin":
+		return true
+	}
+	return false
 }

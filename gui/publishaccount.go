@@ -40,6 +40,10 @@ func (c hubConfig) authOptions() auth.Options {
 // endpoint is the Hub's base URL, without a trailing slash.
 func (c hubConfig) endpoint() string { return c.authOptions().EndpointURL() }
 
+// pageURL is the Hub's base URL to show or open: the endpoint without
+// any user information, query or fragment (hub.RedactURL).
+func (c hubConfig) pageURL() string { return hub.RedactURL(c.endpoint()) }
+
 // host names the Hub for people: "huggingface.co", "127.0.0.1:8765".
 func (c hubConfig) host() string { return auth.Account(c.endpoint()) }
 
@@ -113,6 +117,7 @@ func (pp *publishPanel) setAccount(tok auth.Token, acct *publish.Account, err er
 			widget.DangerImportance)
 	}
 	pp.update()
+	pp.scheduleRemote()
 }
 
 // showAccount shows who is logged in and fills the namespace picker.
@@ -138,7 +143,7 @@ func (pp *publishPanel) showAccount() {
 	if a.Role == "read" {
 		imp = widget.DangerImportance
 		text += fmt.Sprintf(" This token is read-only: it cannot publish. Create one with the write role at "+
-			"%s/settings/tokens and log in with it.", pp.cfg.endpoint())
+			"%s/settings/tokens and log in with it.", pp.cfg.pageURL())
 	}
 	pp.setAccountText(text, imp)
 	prev := pp.namespace.Selected
@@ -182,7 +187,7 @@ func (pp *publishPanel) showLogin() {
 	}
 	item := widget.NewFormItem("Token", entry)
 	item.HintText = fmt.Sprintf("A token with the write role, from %s/settings/tokens. It is kept in the OS keyring.",
-		pp.cfg.endpoint())
+		pp.cfg.pageURL())
 	d := dialog.NewForm("Log in to "+pp.cfg.host(), "Log in", "Cancel", []*widget.FormItem{item}, func(ok bool) {
 		if ok {
 			pp.login(entry.Text)
@@ -202,7 +207,7 @@ func (pp *publishPanel) login(raw string) {
 	if err != nil {
 		pp.e.showProblem("Not a Hub token", "What was pasted is not a token: it is empty, or has spaces or "+
 			"control characters inside.", fmt.Sprintf("Copy the token again from %s/settings/tokens "+
-			"(it starts with hf_) and log in again.", pp.cfg.endpoint()))
+			"(it starts with hf_) and log in again.", pp.cfg.pageURL()))
 		return
 	}
 	pp.checked = true
@@ -230,9 +235,9 @@ func (pp *publishPanel) loggedIn(token string, acct *publish.Account, err, store
 		pp.showAccount() // as before the attempt
 		pp.update()
 		title, next := "The Hub refused the token", fmt.Sprintf("Copy the token again from %s/settings/tokens, "+
-			"or create a new one with the write role, and log in with it.", pp.cfg.endpoint())
+			"or create a new one with the write role, and log in with it.", pp.cfg.pageURL())
 		if !errors.Is(err, hub.ErrUnauthorized) {
-			title, next = publishErrorText(err, pp.cfg.endpoint())
+			title, next = publishErrorText(err, pp.cfg.pageURL())
 		}
 		pp.e.showProblem(title, "Logging in to "+pp.cfg.host()+" failed: "+err.Error(), next)
 		return
@@ -331,4 +336,5 @@ func (pp *publishPanel) loggedOut() {
 	pp.token, pp.account = auth.Token{}, nil
 	pp.showAccount()
 	pp.update()
+	pp.scheduleRemote()
 }

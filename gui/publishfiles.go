@@ -1,29 +1,262 @@
 package gui
 
 import (
+	"fmt"
+	"strings"
+
+	"fyne.io/fyne/v2"
+	"fyne.io/fyne/v2/theme"
 	"fyne.io/fyne/v2/widget"
 
 	"modelpub/core/publish"
 )
 
-// fileColumns are the headings of the table of uploaded files.
-var fileColumns = []string{"File", "Size", "Upload"}
+// The Files table lists what the Hub holds for the target and, after a
+// dry run or a publish, the plan: every path of the published layout and
+// every file only on the Hub, each with a badge (new, changed, unchanged,
+// will be deleted, only on the Hub) and the bytes to send. It fills the
+// lower half of the panel's right side, its File column as wide as the
+// others leave; selecting a row shows the whole path and why.
+
+// The columns of the files table.
+const (
+	colChange = iota
+	colPath
+	colSize
+	colBytes
+	numFileColumns
+)
+
+// fileColumnWidths are the widths of the columns but the path's, which
+// takes the rest (at least minPathWidth).
+var fileColumnWidths = [numFileColumns]float32{colChange: 128, colSize: 84, colBytes: 84}
+
+const minPathWidth = 160
+
+// changeOnHub is the badge of a file the Hub holds before any plan: it is
+// not compared yet.
+const changeOnHub publish.Change = ""
+
+// fileRows are the table's rows: the plan when there is one for the chosen
+// target, else the Hub's files.
+func (pp *publishPanel) fileRows() []publish.PlanEntry {
+	if pp.plan != nil {
+		return pp.plan
+	}
+	if pp.remote == nil {
+		return nil
+	}
+	rows := make([]publish.PlanEntry, len(pp.remote.Files))
+	for i, f := range pp.remote.Files {
+		rows[i] = publish.PlanEntry{Path: f.Path, Size: f.Size, LFS: f.LFSOID != "", Change: changeOnHub}
+	}
+	return rows
+}
 
 func (pp *publishPanel) newFilesTable() *widget.Table {
-	return newTextTable(fileColumns, []float32{300, 90, 70}, func(col int) bool { return col == 1 }, func() int { return len(pp.files) },
-		func(row, col int) string { return fileCell(pp.files[row], col) })
+	t := widget.NewTableWithHeaders(
+		func() (int, int) { return len(pp.rows), numFileColumns },
+		func() fyne.CanvasObject {
+			l := widget.NewLabel("")
+			l.Truncation = fyne.TextTruncateEllipsis
+			return l
+		},
+		func(id widget.TableCellID, o fyne.CanvasObject) {
+			l := o.(*widget.Label)
+			if id.Row >= len(pp.rows) {
+				l.SetText("")
+				return
+			}
+			text, imp := fileCell(pp.rows[id.Row], id.Col, pp.planDone)
+			l.Alignment = fyne.TextAlignLeading
+			if id.Col == colSize || id.Col == colBytes {
+				l.Alignment = fyne.TextAlignTrailing
+			}
+			bold := id.Col == colChange
+			if l.Importance != imp || l.TextStyle.Bold != bold {
+				l.Importance, l.TextStyle.Bold = imp, bold
+				l.Refresh()
+			}
+			l.SetText(text)
+		})
+	t.ShowHeaderColumn = false
+	t.CreateHeader = func() fyne.CanvasObject {
+		return widget.NewLabelWithStyle("", fyne.TextAlignLeading, fyne.TextStyle{Bold: true})
+	}
+	t.UpdateHeader = func(id widget.TableCellID, o fyne.CanvasObject) {
+		if id.Col >= 0 {
+			o.(*widget.Label).SetText(pp.fileHeading(id.Col))
+		}
+	}
+	for col, w := range fileColumnWidths {
+		if col != colPath {
+			t.SetColumnWidth(col, w)
+		}
+	}
+	t.SetColumnWidth(colPath, 300)
+	t.OnSelected = func(id widget.TableCellID) {
+		if id.Row >= 0 && id.Row < len(pp.rows) {
+			pp.fileDetail.SetText(fileDetail(pp.rows[id.Row], pp.planDone))
+		}
+	}
+	return t
 }
 
-// fileCell is the text of column col for an uploaded file.
-func fileCell(f publish.FileInfo, col int) string {
+// fileHeading is the heading of column col.
+func (pp *publishPanel) fileHeading(col int) string {
 	switch col {
-	case 0:
-		return f.Path
-	case 1:
-		return formatSize(f.Size)
+	case colChange:
+		return "Change"
+	case colPath:
+		return "File"
+	case colSize:
+		return "Size"
 	}
-	if f.LFS {
-		return "LFS"
+	if pp.planDone {
+		return "Sent"
 	}
-	return "regular"
+	return "To send"
 }
+
+// badge is the text and colour of a change; done says the publish is over
+// (deleted, not "will be deleted").
+func badge(c publish.Change, done bool) (string, widget.Importance) {
+	switch c {
+	case publish.ChangeNew:
+		return "new", widget.SuccessImportance
+	case publish.ChangeChanged:
+		return "changed", widget.WarningImportance
+	case publish.ChangeUnchanged:
+		return "unchanged", widget.LowImportance
+	case publish.ChangeDeleted:
+		if done {
+			return "deleted", widget.DangerImportance
+		}
+		return "will be deleted", widget.DangerImportance
+	case publish.ChangeKept:
+		return "only on the Hub", widget.HighImportance
+	case publish.ChangeIgnored:
+		return "ignored", widget.LowImportance
+	case publish.ChangeUnknown:
+		return "not compared", widget.MediumImportance
+	case changeOnHub:
+		return "on the Hub", widget.MediumImportance
+	}
+	return string(c), widget.MediumImportance
+}
+
+// fileCell is the text and colour of column col for row e.
+func fileCell(e publish.PlanEntry, col int, done bool) (string, widget.Importance) {
+	switch col {
+	case colChange:
+		return badge(e.Change, done)
+	case colPath:
+		return e.Path, widget.MediumImportance
+	case colSize:
+		return formatSize(e.Size), widget.MediumImportance
+	}
+	switch e.Change {
+	case publish.ChangeNew, publish.ChangeChanged, publish.ChangeUnknown:
+		if e.Bytes == 0 && done {
+			return "stored", widget.LowImportance // the Hub had the content already
+		}
+		return formatSize(e.Bytes), widget.MediumImportance
+	}
+	return "–", widget.LowImportance
+}
+
+// fileDetail says all about a row: the whole path, its size, how it is
+// stored, what happens to it and why.
+func fileDetail(e publish.PlanEntry, done bool) string {
+	what, _ := badge(e.Change, done)
+	stored := "a regular file"
+	if e.LFS {
+		stored = "an LFS file"
+	}
+	s := fmt.Sprintf("%s: %s, %s, %s", e.Path, what, formatSize(e.Size), stored)
+	if e.Why != "" {
+		s += ": " + appWords(e.Why)
+	}
+	return s + "."
+}
+
+// flagWords turns the command line's words in core/publish's texts into
+// the panel's.
+var flagWords = strings.NewReplacer(
+	"--no-delete", "“Delete nothing”",
+	"--delete-extra", "“Delete other files on the Hub”")
+
+// appWords says s with the panel's words for the command line's options.
+func appWords(s string) string { return flagWords.Replace(s) }
+
+// planText counts a plan for people: "1.28 KB to send: 1 new, 0 changed,
+// 18 unchanged, 6 will be deleted, 1 only on the Hub (kept)".
+func planText(s publish.Summary) string {
+	if s.Unknown > 0 {
+		return fmt.Sprintf("%s (%s) to send: not compared with the Hub, as no account is logged in",
+			plural(s.Unknown, "file", "files"), formatSize(s.Bytes))
+	}
+	parts := []string{fmt.Sprintf("%d new", s.New), fmt.Sprintf("%d changed", s.Changed),
+		fmt.Sprintf("%d unchanged", s.Unchanged), fmt.Sprintf("%d will be deleted", s.Deleted)}
+	if s.Kept > 0 {
+		parts = append(parts, fmt.Sprintf("%d only on the Hub (kept)", s.Kept))
+	}
+	if s.Ignored > 0 {
+		parts = append(parts, fmt.Sprintf("%d ignored by the repository's .gitignore", s.Ignored))
+	}
+	return formatSize(s.Bytes) + " to send: " + strings.Join(parts, ", ")
+}
+
+// showFiles fills the table and says what it shows.
+func (pp *publishPanel) showFiles() {
+	pp.rows = pp.fileRows()
+	pp.table.UnselectAll()
+	pp.fileDetail.SetText("")
+	pp.table.Refresh()
+	pp.table.ScrollToTop()
+	pp.filesText.SetText(pp.filesSummary())
+}
+
+// filesSummary says in a line what the table shows.
+func (pp *publishPanel) filesSummary() string {
+	switch {
+	case pp.plan != nil && pp.planDone:
+		return "published: " + pp.planSummary.String()
+	case pp.plan != nil:
+		return "plan: " + planText(pp.planSummary)
+	case pp.remote != nil && !pp.remote.Exists:
+		return "none on the Hub yet: every file is new"
+	case pp.remote != nil:
+		var size int64
+		for _, f := range pp.remote.Files {
+			size += f.Size
+		}
+		return fmt.Sprintf("on the Hub (%s): %s, %s; Dry run compares them with the folder",
+			pp.remote.Base, plural(len(pp.remote.Files), "file", "files"), formatSize(size))
+	}
+	return "Dry run lists them"
+}
+
+// fillWidth lays out the files table over the whole of its container, its
+// File column as wide as the other columns and the dividers leave.
+type fillWidth struct {
+	t    *widget.Table
+	path float32 // the File column's width, as last set
+}
+
+func (f *fillWidth) Layout(objects []fyne.CanvasObject, size fyne.Size) {
+	w := size.Width - float32(numFileColumns)*f.t.Theme().Size(theme.SizeNamePadding)
+	for col, cw := range fileColumnWidths {
+		if col != colPath {
+			w -= cw
+		}
+	}
+	f.path = max(w, minPathWidth)
+	f.t.SetColumnWidth(colPath, f.path)
+	for _, o := range objects {
+		o.Move(fyne.NewPos(0, 0))
+		o.Resize(size)
+	}
+}
+
+func (f *fillWidth) MinSize([]fyne.CanvasObject) fyne.Size { return f.t.MinSize() }

@@ -31,14 +31,19 @@ const (
 )
 
 // publishPanel publishes the open folder to the Hub: the account (the
-// token kept in the OS keyring), the target repository and how to commit,
-// then a Dry run or a Publish with per-step progress, and the commit or
-// pull request at the end.
+// token kept in the OS keyring), the target repository, how to commit and
+// what to delete on the Hub; beside them the target as the Hub holds it,
+// then a Dry run or a Publish with per-step progress, and under them the
+// files: the Hub's, then the plan with a badge per path.
 type publishPanel struct {
 	e     *env
 	cards *cardPanel
 	cfg   hubConfig
 	p     *pipeline.Pipeline
+
+	// The Hub: publish.ReadRemote and publish.Run, which tests wrap.
+	readRemote func(context.Context, publish.Options) (*publish.Remote, error)
+	runJob     func(context.Context, publish.Options) (*publish.Result, error)
 
 	// The account: the token and what it may do. session is a token the
 	// keyring could not keep, held in memory until the app quits.
@@ -49,43 +54,67 @@ type publishPanel struct {
 	noKeyring  string // why the OS keyring cannot be used, when it cannot
 	accountGen int    // counts account checks, logins and logouts; a stale answer is dropped
 
+	// The target as the Hub holds it (see publishremote.go).
+	remote         *publish.Remote
+	remoteErr      error
+	remoteFor      string // the remoteKey remote, remoteErr or the read on its way are for
+	remoteReading  bool
+	remoteGen      int                // counts reads; a stale answer is dropped
+	remoteStop     context.CancelFunc // cancels the read on its way
+	remoteDebounce *debouncer
+
 	// The job.
 	running    bool
 	cancelling bool
 	stop       context.CancelFunc
 	runGen     int
-	idle       []func() // OnIdle callbacks waiting for the job's end
-	files      []publish.FileInfo
+	idle       []func()        // OnIdle callbacks waiting for the job's end
 	shown      publishProgress // the state last shown, for tests
+
+	// The plan of the last dry run or publish, while the target and the
+	// choices it was made with stay.
+	plan        []publish.PlanEntry
+	planSummary publish.Summary
+	planDone    bool                // a publish's: what was done, not what would be
+	planTarget  string              // the targetID it was made for
+	rows        []publish.PlanEntry // what the files table shows
 
 	accountText *widget.Label
 	loginBtn    *widget.Button
 	logoutBtn   *widget.Button
 
-	namespace   *widget.Select
-	repoName    *widget.Entry
-	targetHint  *widget.Label
-	private     *widget.Check
-	mode        *widget.RadioGroup
-	branch      *widget.Entry
-	message     *widget.Entry
-	description *widget.Entry
-	output      *widget.Label
+	namespace    *widget.Select
+	repoName     *widget.Entry
+	targetHint   *widget.Label
+	private      *widget.Check
+	mode         *widget.RadioGroup
+	branch       *widget.Entry
+	message      *widget.Entry
+	description  *widget.Entry
+	deleteExtra  *widget.Check
+	noDelete     *widget.Check
+	noDeleteWarn *widget.Label
+	output       *widget.Label
 
 	dryRunBtn  *widget.Button
 	publishBtn *widget.Button
 	cancelBtn  *widget.Button
 
+	hubText    *widget.Label
+	hubLink    *widget.Hyperlink
 	stepIcons  []*widget.Icon
 	stepLabels []*widget.Label
 	bar        *widget.ProgressBar
 	bytesText  *widget.Label
 	fileText   *widget.Label
 	status     *widget.Label
+	warnings   *widget.Label
 	link       *widget.Hyperlink
+	filesText  *widget.Label
 	table      *widget.Table
+	fileDetail *widget.Label
 	left       *fyne.Container // the settings; laid out again when the target hint shows or hides
-	right      *fyne.Container // the progress; laid out again when the link or the table shows or hides
+	right      *fyne.Container // the Hub and the progress; laid out again when a link or the warnings show or hide
 	content    fyne.CanvasObject
 
 	// The dialogs last shown, for tests.
@@ -95,7 +124,8 @@ type publishPanel struct {
 }
 
 func newPublishPanel(e *env, cards *cardPanel) *publishPanel {
-	pp := &publishPanel{e: e, cards: cards}
+	pp := &publishPanel{e: e, cards: cards, readRemote: publish.ReadRemote, runJob: publish.Run,
+		remoteDebounce: &debouncer{delay: remoteDelay, do: e.do}}
 	if e.hub != nil {
 		pp.cfg = *e.hub
 	}
@@ -114,7 +144,8 @@ func newPublishPanel(e *env, cards *cardPanel) *publishPanel {
 	pp.targetHint.Wrapping = fyne.TextWrapWord
 	pp.targetHint.Importance = widget.DangerImportance
 	pp.targetHint.Hide()
-	pp.private = widget.NewCheck("Private (a new repository only; an existing one keeps its visibility)", nil)
+	pp.private = widget.NewCheck("Private (a new repository only)",
+		func(bool) { pp.showRemote() })
 	pp.mode = widget.NewRadioGroup([]string{modeMain, modePR, modeBranch}, func(string) { pp.targetChanged() })
 	pp.mode.Required = true
 	pp.mode.Selected = modeMain
@@ -127,6 +158,19 @@ func newPublishPanel(e *env, cards *cardPanel) *publishPanel {
 	pp.description.PlaceHolder = "optional: what changed and why"
 	pp.description.Wrapping = fyne.TextWrapWord
 	pp.description.SetMinRowsVisible(3)
+	pp.deleteExtra = widget.NewCheck("Delete other files on the Hub", func(bool) { pp.deleteChanged() })
+	deleteHint := widget.NewLabel("Weight files of another layout (old shards, variants) are always deleted, so " +
+		"the Hub holds one layout. Other files only on the Hub (sample images, docs) are kept unless this is checked.")
+	deleteHint.Wrapping = fyne.TextWrapWord
+	deleteHint.Importance = widget.LowImportance
+	pp.noDelete = widget.NewCheck("Delete nothing", func(bool) { pp.deleteChanged() })
+	pp.noDeleteWarn = widget.NewLabel("Not even weights of another layout. Not advised: the old weight files stay " +
+		"beside the new ones, and diffusers may " +
+		"load them (an old shard index is read before a single file; variant= loads an old variant). The dry run " +
+		"names them.")
+	pp.noDeleteWarn.Wrapping = fyne.TextWrapWord
+	pp.noDeleteWarn.Importance = widget.WarningImportance
+	pp.noDeleteWarn.Hide()
 	pp.output = widget.NewLabel("")
 	pp.output.Wrapping = fyne.TextWrapWord
 	pp.output.Importance = widget.LowImportance
@@ -136,6 +180,10 @@ func newPublishPanel(e *env, cards *cardPanel) *publishPanel {
 	pp.publishBtn.Importance = widget.HighImportance
 	pp.cancelBtn = widget.NewButtonWithIcon("Cancel", theme.CancelIcon(), pp.Cancel)
 
+	pp.hubText = widget.NewLabel("")
+	pp.hubText.Wrapping = fyne.TextWrapWord
+	pp.hubLink = widget.NewHyperlink("Open on the Hub", nil)
+	pp.hubLink.Hide()
 	steps := container.New(layout.NewFormLayout())
 	for _, s := range publish.Steps {
 		icon := widget.NewIcon(nil)
@@ -147,15 +195,24 @@ func newPublishPanel(e *env, cards *cardPanel) *publishPanel {
 	}
 	pp.bar = widget.NewProgressBar()
 	pp.bytesText = widget.NewLabel("")
+	pp.bytesText.Truncation = fyne.TextTruncateEllipsis
 	pp.fileText = widget.NewLabel("")
 	pp.fileText.Truncation = fyne.TextTruncateEllipsis
 	pp.status = widget.NewLabel("")
 	pp.status.Wrapping = fyne.TextWrapWord
+	pp.warnings = widget.NewLabel("")
+	pp.warnings.Wrapping = fyne.TextWrapWord
+	pp.warnings.Importance = widget.WarningImportance
+	pp.warnings.Hide()
 	pp.link = widget.NewHyperlink("", nil)
 	pp.link.Wrapping = fyne.TextWrapBreak
 	pp.link.Hide()
+	pp.filesText = widget.NewLabel("")
+	pp.filesText.Truncation = fyne.TextTruncateEllipsis
+	pp.fileDetail = widget.NewLabel("")
+	pp.fileDetail.Wrapping = fyne.TextWrapBreak
+	pp.fileDetail.Importance = widget.LowImportance
 	pp.table = pp.newFilesTable()
-	pp.table.Hide()
 
 	heading := func(s string) *widget.Label {
 		return widget.NewLabelWithStyle(s, fyne.TextAlignLeading, fyne.TextStyle{Bold: true})
@@ -163,31 +220,47 @@ func newPublishPanel(e *env, cards *cardPanel) *publishPanel {
 	target := container.New(layout.NewFormLayout(),
 		widget.NewLabel("Repository"),
 		container.NewBorder(nil, nil, container.NewHBox(pp.namespace, widget.NewLabel("/")), nil, pp.repoName),
+		layout.NewSpacer(), container.NewVBox(pp.hubText, pp.hubLink),
 		layout.NewSpacer(), pp.private,
 		widget.NewLabel("Upload as"), pp.mode,
 		widget.NewLabel("Branch"), pp.branch,
 		widget.NewLabel("Commit message"), pp.message,
-		widget.NewLabel("Description"), pp.description)
+		widget.NewLabel("Description"), pp.description,
+		widget.NewLabel("On the Hub"), container.NewVBox(pp.deleteExtra, deleteHint),
+		layout.NewSpacer(), widget.NewAccordion(widget.NewAccordionItem("Advanced",
+			container.NewVBox(pp.noDelete, pp.noDeleteWarn))))
 	pp.left = container.NewVBox(
 		heading("Account"),
 		container.NewBorder(nil, nil, nil, container.NewVBox(container.NewHBox(pp.loginBtn, pp.logoutBtn)), pp.accountText),
 		widget.NewSeparator(),
-		heading("Target"), target, pp.targetHint, pp.output,
-		container.NewHBox(pp.dryRunBtn, pp.publishBtn, pp.cancelBtn))
-	pp.right = container.NewBorder(
-		container.NewVBox(heading("Progress"), steps, pp.bar, pp.bytesText, pp.fileText, pp.status, pp.link),
-		nil, nil, nil, pp.table)
-	split := container.NewHSplit(container.NewVScroll(pp.left), pp.right)
-	split.Offset = 0.5
+		heading("Target"), target, pp.targetHint, pp.output)
+	// The buttons stay in sight under the settings, however they scroll.
+	settings := container.NewBorder(nil,
+		container.NewVBox(widget.NewSeparator(), container.NewHBox(pp.dryRunBtn, pp.publishBtn, pp.cancelBtn)),
+		nil, nil, container.NewVScroll(pp.left))
+	// The outcome first, then the steps; the files below, as tall as the
+	// split lets them.
+	pp.right = container.NewVBox(
+		heading("Progress"), pp.status, pp.warnings, pp.link, compact(steps), pp.bar, pp.bytesText, pp.fileText)
+	files := container.NewBorder(container.NewBorder(nil, nil, heading("Files"), nil, pp.filesText), pp.fileDetail, nil, nil,
+		container.New(&fillWidth{t: pp.table}, pp.table))
+	right := container.NewVSplit(container.NewVScroll(pp.right), files)
+	right.Offset = 0.42
+	split := container.NewHSplit(settings, right)
+	split.Offset = 0.45
 	pp.content = split
 
 	if e.choices != nil {
-		e.choices.onChange(pp.showOutput)
+		e.choices.onChange(func() {
+			pp.showOutput()
+			pp.dropPlan() // made for other choices
+		})
 	}
 	pp.showOutput()
 	pp.showAccount()
-	pp.showProgress(newPublishTracker(false).snapshot())
+	pp.showProgress(newPublishTracker(false, true).snapshot())
 	pp.clearResult()
+	pp.showRemote()
 	pp.update()
 	return pp
 }
@@ -206,13 +279,14 @@ func (pp *publishPanel) SetPipeline(p *pipeline.Pipeline) {
 		pp.message.Refresh()
 		if !pp.running {
 			pp.clearResult()
-			pp.showProgress(newPublishTracker(false).snapshot())
+			pp.showProgress(newPublishTracker(false, true).snapshot())
 		}
 	}
 	if p != nil && !pp.checked {
 		pp.checkAccount()
 	}
 	pp.update()
+	pp.scheduleRemote()
 }
 
 // Busy reports whether a dry run or a publish is running.
@@ -283,12 +357,44 @@ func (pp *publishPanel) targetProblem() string {
 	return ""
 }
 
-// targetChanged follows an edit of the target.
+// targetChanged follows an edit of the target: the plan made for another
+// one goes, and the Hub is read again once the target rests.
 func (pp *publishPanel) targetChanged() {
 	if pp.cards != nil && pp.namespace.Selected != "" && strings.TrimSpace(pp.repoName.Text) != "" {
 		pp.cards.followRepo(pp.repoID())
 	}
+	if pp.plan != nil && pp.targetID() != pp.planTarget {
+		pp.dropPlan()
+	}
 	pp.update()
+	pp.scheduleRemote()
+}
+
+// deleteChanged follows the delete options: they exclude each other, and
+// a plan made with others goes.
+func (pp *publishPanel) deleteChanged() {
+	if pp.noDelete.Checked && pp.deleteExtra.Checked {
+		pp.deleteExtra.SetChecked(false) // calls deleteChanged again
+		return
+	}
+	if pp.noDelete.Checked != pp.noDeleteWarn.Visible() {
+		pp.noDeleteWarn.Hidden = !pp.noDelete.Checked
+		pp.noDeleteWarn.Refresh()
+		if pp.left != nil {
+			pp.left.Refresh()
+		}
+	}
+	pp.dropPlan()
+	pp.update()
+}
+
+// dropPlan forgets the plan of the last run, once the target or the
+// choices it was made with change; the table shows the Hub's files again.
+func (pp *publishPanel) dropPlan() {
+	if pp.plan == nil || pp.running {
+		return
+	}
+	pp.clearResult()
 }
 
 // update enables what may be used now and shows the target's problem.
@@ -319,9 +425,10 @@ func (pp *publishPanel) update() {
 	setEnabled(pp.cancelBtn, pp.running && !pp.cancelling)
 	setEnabled(pp.loginBtn, idle)
 	setEnabled(pp.logoutBtn, idle && !pp.token.IsZero())
-	for _, w := range []fyne.Disableable{pp.namespace, pp.repoName, pp.private, pp.mode, pp.message, pp.description} {
+	for _, w := range []fyne.Disableable{pp.namespace, pp.repoName, pp.private, pp.mode, pp.message, pp.description, pp.noDelete} {
 		setEnabled(w, idle)
 	}
+	setEnabled(pp.deleteExtra, idle && !pp.noDelete.Checked)
 	setEnabled(pp.branch, idle && pp.mode.Selected == modeBranch)
 }
 
@@ -361,30 +468,22 @@ func (pp *publishPanel) start(dry bool) {
 			return
 		}
 	}
-	opts := publish.Options{
-		Source:            pp.p.Dir,
-		AllowOutsideLinks: pp.p.Files() != nil && pp.p.Files().AllowsOutsideLinks(),
-		Repo:              pp.repoID(),
-		Private:           pp.private.Checked,
-		CreatePR:          pp.mode.Selected == modePR,
-		CommitMessage:     strings.TrimSpace(pp.message.Text),
-		CommitDescription: strings.TrimSpace(pp.description.Text),
-		Card:              cd,
-		ReplaceBody:       !pp.cards.generated, // the user's own text replaces the Hub's; a generated one does not
-		Endpoint:          pp.cfg.endpoint(),
-		DryRun:            dry,
-		CacheDir:          pp.cfg.CacheDir,
-		Version:           pp.cfg.Version,
-		HTTPClient:        pp.cfg.HTTPClient,
-		Retry:             pp.cfg.Retry,
-	}
-	if pp.mode.Selected == modeBranch {
-		opts.Branch = strings.TrimSpace(pp.branch.Text)
-	}
+	opts := pp.targetOptions()
+	opts.AllowOutsideLinks = pp.p.Files() != nil && pp.p.Files().AllowsOutsideLinks()
+	opts.CommitMessage = strings.TrimSpace(pp.message.Text)
+	opts.CommitDescription = strings.TrimSpace(pp.description.Text)
+	opts.Card = cd
+	opts.ReplaceBody = pp.cards != nil && !pp.cards.generated // the user's own text replaces the Hub's; a generated one does not
+	opts.DeleteExtra, opts.NoDelete = pp.deleteExtra.Checked, pp.noDelete.Checked
+	opts.DryRun = dry
+	opts.CacheDir = pp.cfg.CacheDir
 	if pp.e.choices != nil {
 		opts.MaxShardSize, opts.Variant = pp.e.choices.MaxShardSize, pp.e.choices.Variant
 	}
-	if !dry {
+	// A dry run compares with the Hub when an account is logged in; without
+	// one it reads nothing there.
+	compared := !dry || pp.account != nil
+	if compared {
 		opts.Token = pp.token.Value()
 	}
 
@@ -392,15 +491,22 @@ func (pp *publishPanel) start(dry bool) {
 	pp.running, pp.cancelling, pp.stop = true, false, stop
 	pp.runGen++
 	gen := pp.runGen
-	tracker := newPublishTracker(dry)
+	tracker := newPublishTracker(dry, compared)
 	pp.clearResult()
+	pp.planTarget = pp.targetID()
 	pp.showProgress(tracker.snapshot())
-	if dry {
-		pp.status.SetText("Dry run: saving and checking " + filepath.Base(opts.Source) + "; nothing is uploaded.")
-	} else {
+	switch {
+	case dry && compared:
+		pp.status.SetText("Dry run: saving and checking " + filepath.Base(opts.Source) + ", then comparing it with " +
+			opts.Repo + " on the Hub; nothing is uploaded.")
+	case dry:
+		pp.status.SetText("Dry run: saving and checking " + filepath.Base(opts.Source) + "; nothing is uploaded, " +
+			"and the Hub is not read (not logged in).")
+	default:
 		pp.status.SetText("Publishing " + filepath.Base(opts.Source) + " to " + opts.Repo + "…")
 	}
 	pp.update()
+	run := pp.runJob
 	bridge := newProgressBridge(pp.e.do, func(s publishProgress) {
 		if gen == pp.runGen {
 			pp.showProgress(s)
@@ -415,7 +521,7 @@ func (pp *publishPanel) start(dry bool) {
 		}
 	}
 	pp.e.spawn(func() {
-		res, err := publish.Run(ctx, opts)
+		res, err := run(ctx, opts)
 		stop()
 		bridge.flush()
 		final := tracker.finish(err)
@@ -427,18 +533,23 @@ func (pp *publishPanel) start(dry bool) {
 	})
 }
 
-// finish shows the job's outcome.
+// finish shows the job's outcome: the plan in the files table, the counts
+// in the status, the warnings, the commit or pull request; after a publish
+// (done or not) the Hub is read again.
 func (pp *publishPanel) finish(final publishProgress, res *publish.Result, err error, dry bool) {
 	pp.running, pp.cancelling, pp.stop = false, false, nil
 	pp.showProgress(final)
 	pp.update()
 	defer pp.runIdle()
+	if !dry {
+		defer pp.refreshRemote()
+	}
 	switch {
 	case errors.Is(err, context.Canceled):
 		pp.status.SetText("Cancelled. Files the Hub already received are kept there and not sent again next time.")
 		return
 	case err != nil:
-		title, next := publishErrorText(err, pp.cfg.endpoint())
+		title, next := publishErrorText(err, pp.cfg.pageURL())
 		pp.status.SetText(title + ".")
 		pp.e.showProblem(title, err.Error(), next)
 		return
@@ -446,25 +557,37 @@ func (pp *publishPanel) finish(final publishProgress, res *publish.Result, err e
 	pp.bar.SetValue(1)
 	pp.bytesText.SetText("")
 	pp.fileText.SetText("")
-	pp.files = res.Files
-	pp.table.Show()
-	pp.table.Refresh()
-	pp.right.Refresh()
-	summary := fmt.Sprintf("%s, %s", plural(len(res.Files), "file", "files"), formatSize(res.Bytes))
+	if dry && res.Remote != nil && pp.remoteKey() != "" {
+		// The dry run read the target just now: show that.
+		pp.stopRemote()
+		pp.remoteFor = pp.remoteKey()
+		pp.setRemote(res.Remote, nil)
+	}
+	pp.plan, pp.planSummary, pp.planDone = res.Plan, res.Summary, !dry
+	if pp.plan == nil {
+		pp.plan = []publish.PlanEntry{}
+	}
+	pp.showFiles()
+	if len(res.Warnings) > 0 {
+		pp.warnings.SetText(appWords("Warning: " + strings.Join(res.Warnings, "\nWarning: ")))
+		pp.warnings.Show()
+	}
+	holds := fmt.Sprintf("%s (%s)", plural(len(res.Files), "file", "files"), formatSize(res.Bytes))
 	if dry {
-		pp.status.SetText(fmt.Sprintf("Dry run: %s would be uploaded to %s. Nothing was sent.", summary, res.Repo))
+		pp.status.SetText(fmt.Sprintf("Dry run: %s would hold %s; %s. Nothing was sent.", res.Repo, holds, planText(res.Summary)))
+		pp.right.Refresh()
 		return
 	}
 	var link string
 	switch {
 	case res.NoChanges:
 		pp.status.SetText(fmt.Sprintf("The Hub already has every file of %s: nothing to commit.", res.Repo))
-		link = pp.cfg.endpoint() + "/" + res.Repo
+		link = pp.cfg.pageURL() + "/" + res.Repo
 	case res.PullRequestURL != "":
-		pp.status.SetText(fmt.Sprintf("Pull request opened on %s (%s):", res.Repo, summary))
+		pp.status.SetText(fmt.Sprintf("Pull request opened on %s: %s; it holds %s.", res.Repo, res.Summary, holds))
 		link = res.PullRequestURL
 	default:
-		pp.status.SetText(fmt.Sprintf("Committed to %s (%s):", res.Repo, summary))
+		pp.status.SetText(fmt.Sprintf("Committed to %s: %s; it holds %s.", res.Repo, res.Summary, holds))
 		link = res.URL
 	}
 	if u, err := url.Parse(link); err == nil && link != "" {
@@ -472,8 +595,8 @@ func (pp *publishPanel) finish(final publishProgress, res *publish.Result, err e
 		pp.link.SetURL(u)
 		pp.link.SetText(link)
 		pp.link.Show()
-		pp.right.Refresh()
 	}
+	pp.right.Refresh()
 }
 
 func (pp *publishPanel) runIdle() {
@@ -484,13 +607,16 @@ func (pp *publishPanel) runIdle() {
 	}
 }
 
-// clearResult hides the outcome of the previous job.
+// clearResult hides the outcome of the previous job: its status, link,
+// warnings and plan (the table shows the Hub's files again).
 func (pp *publishPanel) clearResult() {
-	pp.files = nil
-	pp.table.Hide()
+	pp.plan, pp.planSummary, pp.planDone, pp.planTarget = nil, publish.Summary{}, false, ""
 	pp.link.Hide()
-	pp.status.SetText("Dry run saves the folder as chosen and lists what would be uploaded, without sending " +
-		"anything; Publish uploads it.")
+	pp.warnings.Hide()
+	pp.warnings.SetText("")
+	pp.status.SetText("Dry run saves the folder as chosen and lists what would be sent, kept and deleted, " +
+		"without sending anything; Publish uploads it.")
+	pp.showFiles()
 	if pp.right != nil {
 		pp.right.Refresh()
 	}

@@ -20,7 +20,7 @@ const (
 	stepRunning
 	stepDone
 	stepFailed
-	stepSkipped // not part of this run (a dry run has no check, upload or commit)
+	stepSkipped // not part of this run (a dry run commits nothing; without an account it reads nothing on the Hub)
 )
 
 // stepTitles describe the steps of publish.Steps.
@@ -33,8 +33,29 @@ var stepTitles = map[publish.Step]string{
 	publish.StepCommit:   "Commit",
 }
 
-// dryRunSkips are the steps a dry run does not take.
-var dryRunSkips = map[publish.Step]bool{publish.StepCheck: true, publish.StepUpload: true, publish.StepCommit: true}
+// stepTitle is the title of step s in a run: a dry run compares with the
+// Hub instead of uploading, a pull request is opened instead of a commit.
+func stepTitle(s publish.Step, dry, pr bool) string {
+	switch {
+	case s == publish.StepUpload && dry:
+		return "Compare with the Hub"
+	case s == publish.StepCommit && pr:
+		return "Open the pull request"
+	}
+	return stepTitles[s]
+}
+
+// skips says whether a run leaves out step s: a dry run commits nothing,
+// and without a token (compared false) it reads nothing on the Hub.
+func skips(s publish.Step, dry, compared bool) bool {
+	switch s {
+	case publish.StepCommit:
+		return dry
+	case publish.StepCheck, publish.StepUpload:
+		return dry && !compared
+	}
+	return false
+}
 
 // publishProgress is the state of a running job, as shown.
 type publishProgress struct {
@@ -47,6 +68,8 @@ type publishProgress struct {
 	rate         float64
 	eta          time.Duration
 	cancelled    bool
+	dry          bool // a dry run
+	compared     bool // with the Hub: a publish, or a dry run with a token
 }
 
 // phaseTexts describe the upload's sub-phases.
@@ -56,16 +79,21 @@ var phaseTexts = map[string]string{
 	"hash":      "Hashing the files",
 	"upload":    "Uploading",
 	"commit":    "Committing",
+	"compare":   "Comparing the files with the Hub's",
+	"plan":      "Planning the commit",
 }
 
 // publishTracker folds the job's events into a publishProgress. The job
 // calls it one event at a time, from its goroutine.
 type publishTracker struct{ p publishProgress }
 
-func newPublishTracker(dry bool) *publishTracker {
-	t := &publishTracker{p: publishProgress{states: make([]stepState, len(publish.Steps)), current: -1}}
+// newPublishTracker tracks a publish, or a dry run (dry) that compares with
+// the Hub when it has a token (compared).
+func newPublishTracker(dry, compared bool) *publishTracker {
+	t := &publishTracker{p: publishProgress{states: make([]stepState, len(publish.Steps)), current: -1,
+		dry: dry, compared: compared || !dry}}
 	for i, s := range publish.Steps {
-		if dry && dryRunSkips[s] {
+		if skips(s, dry, t.p.compared) {
 			t.p.states[i] = stepSkipped
 		}
 	}
@@ -171,14 +199,14 @@ func (pp *publishPanel) showProgress(s publishProgress) {
 	pp.shown = s
 	for i, st := range s.states {
 		pp.stepIcons[i].SetResource(stepIcon(st, s.cancelled))
-		title := stepTitles[publish.Steps[i]]
-		if publish.Steps[i] == publish.StepCommit && pp.mode.Selected == modePR {
-			title = "Open the pull request"
-		}
-		switch st {
-		case stepSkipped:
+		step := publish.Steps[i]
+		title := stepTitle(step, s.dry, pp.mode.Selected == modePR)
+		switch {
+		case st == stepSkipped && step == publish.StepCommit:
 			title += " (not in a dry run)"
-		case stepFailed:
+		case st == stepSkipped:
+			title += " (not logged in)"
+		case st == stepFailed:
 			if s.cancelled {
 				title += " (cancelled)"
 			} else {

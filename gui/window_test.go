@@ -84,8 +84,9 @@ func newTestUIWith(t *testing.T, hc *hubConfig, store *drafts.Store) (*UI, fyne.
 			Getenv: func(string) string { return "" }, Home: t.TempDir(), CacheDir: t.TempDir()}
 	}
 	u := newUI(&env{win: w, spawn: now, do: now, choices: &choices{}, prefs: a.Preferences(), hub: hc, drafts: store})
-	u.cards.debounce.delay = 0        // the preview renders at once, on the test goroutine
-	u.cards.drafts.debounce.delay = 0 // and so are drafts written
+	u.cards.debounce.delay = 0           // the preview renders at once, on the test goroutine
+	u.cards.drafts.debounce.delay = 0    // and so are drafts written
+	u.publisher.remoteDebounce.delay = 0 // and the Hub read
 	u.browse = func(string) (string, error) {
 		t.Error("the native folder picker must not run in tests")
 		return "", errPickCancelled

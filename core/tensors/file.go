@@ -34,6 +34,30 @@ func Open(path string) (*File, error) {
 	return &File{Path: path, Header: h, f: f}, nil
 }
 
+// OpenData opens the safetensors file at path and validates its header as
+// Open does, but keeps only what reading tensor data needs: Header.Tensors
+// is nil (see CheckHeaderFile). It is for callers that already have the
+// tensor list, from an earlier Open or ReadHeaderFile, and read tensors
+// through TensorSource: a header of a million tensors is checked in a
+// fraction of the memory a full read takes, and costs nothing after.
+func OpenData(path string) (*File, error) {
+	f, err := folder.OpenRegular(path)
+	if err != nil {
+		return nil, err
+	}
+	st, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	h, err := readHeader(f, st.Size(), true)
+	if err != nil {
+		f.Close()
+		return nil, withPath(err, path)
+	}
+	return &File{Path: path, Header: h, f: f}, nil
+}
+
 // ReadAt reads raw bytes of the file.
 func (f *File) ReadAt(p []byte, off int64) (int, error) { return f.f.ReadAt(p, off) }
 

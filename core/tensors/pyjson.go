@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"math"
 	"reflect"
 	"slices"
@@ -78,6 +79,7 @@ func ParsePythonJSON(data []byte) (any, error) {
 var (
 	pyRawMessageType = reflect.TypeFor[json.RawMessage]()
 	pyNumberType     = reflect.TypeFor[json.Number]()
+	pyStringMapType  = reflect.TypeFor[map[string]string]()
 )
 
 const pyIndentUnit = "  "
@@ -150,24 +152,44 @@ func pyEncodeValue(b *bytes.Buffer, v reflect.Value, depth int) error {
 			b.WriteString("{}")
 			return nil
 		}
-		keys := make([]string, 0, v.Len())
-		vals := make(map[string]reflect.Value, v.Len())
-		for it := v.MapRange(); it.Next(); {
-			k := it.Key().String()
-			keys = append(keys, k)
-			vals[k] = it.Value()
+		if v.Type() == pyStringMapType {
+			// An index's weight_map: a million entries, without a
+			// reflect.Value per key and value.
+			m := v.Interface().(map[string]string)
+			keys := slices.Sorted(maps.Keys(m))
+			b.WriteByte('{')
+			for i, k := range keys {
+				if i > 0 {
+					b.WriteByte(',')
+				}
+				pyNewline(b, depth+1)
+				pyEncodeString(b, k)
+				b.WriteString(": ")
+				pyEncodeString(b, m[k])
+			}
+			pyNewline(b, depth)
+			b.WriteByte('}')
+			return nil
 		}
-		slices.Sort(keys)
+		type entry struct {
+			k string
+			v reflect.Value
+		}
+		entries := make([]entry, 0, v.Len())
+		for it := v.MapRange(); it.Next(); {
+			entries = append(entries, entry{it.Key().String(), it.Value()})
+		}
+		slices.SortFunc(entries, func(a, b entry) int { return strings.Compare(a.k, b.k) })
 		b.WriteByte('{')
-		for i, k := range keys {
+		for i, e := range entries {
 			if i > 0 {
 				b.WriteByte(',')
 			}
 			pyNewline(b, depth+1)
-			pyEncodeString(b, k)
+			pyEncodeString(b, e.k)
 			b.WriteString(": ")
-			if err := pyEncodeValue(b, vals[k], depth+1); err != nil {
-				return fmt.Errorf("%q: %w", k, err)
+			if err := pyEncodeValue(b, e.v, depth+1); err != nil {
+				return fmt.Errorf("%q: %w", e.k, err)
 			}
 		}
 		pyNewline(b, depth)
@@ -289,39 +311,41 @@ func PythonFloatRepr(f float64) string {
 
 // pyEncodeString writes s as Python's json encoder with ensure_ascii=True.
 func pyEncodeString(b *bytes.Buffer, s string) {
+	b.Write(appendPyString(b.AvailableBuffer(), s))
+}
+
+// appendPyString appends s as Python's json encoder with ensure_ascii=True
+// writes it.
+func appendPyString(b []byte, s string) []byte {
 	const hex = "0123456789abcdef"
 	u4 := func(r rune) {
-		b.WriteString(`\u`)
-		b.WriteByte(hex[r>>12&0xf])
-		b.WriteByte(hex[r>>8&0xf])
-		b.WriteByte(hex[r>>4&0xf])
-		b.WriteByte(hex[r&0xf])
+		b = append(b, '\\', 'u', hex[r>>12&0xf], hex[r>>8&0xf], hex[r>>4&0xf], hex[r&0xf])
 	}
-	b.WriteByte('"')
+	b = append(b, '"')
 	for i := 0; i < len(s); {
 		c := s[i]
 		if c < utf8.RuneSelf {
 			i++
 			switch c {
 			case '"':
-				b.WriteString(`\"`)
+				b = append(b, `\"`...)
 			case '\\':
-				b.WriteString(`\\`)
+				b = append(b, `\\`...)
 			case '\n':
-				b.WriteString(`\n`)
+				b = append(b, `\n`...)
 			case '\r':
-				b.WriteString(`\r`)
+				b = append(b, `\r`...)
 			case '\t':
-				b.WriteString(`\t`)
+				b = append(b, `\t`...)
 			case '\b':
-				b.WriteString(`\b`)
+				b = append(b, `\b`...)
 			case '\f':
-				b.WriteString(`\f`)
+				b = append(b, `\f`...)
 			default:
 				if c < 0x20 || c == 0x7f {
 					u4(rune(c))
 				} else {
-					b.WriteByte(c)
+					b = append(b, c)
 				}
 			}
 			continue
@@ -336,5 +360,33 @@ func pyEncodeString(b *bytes.Buffer, s string) {
 			u4(r)
 		}
 	}
-	b.WriteByte('"')
+	return append(b, '"')
+}
+
+// pyStringLen is the length of what pyEncodeString writes for s.
+func pyStringLen(s string) int {
+	n := 2
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			i++
+			switch {
+			case c == '"', c == '\\', c == '\n', c == '\r', c == '\t', c == '\b', c == '\f':
+				n += 2
+			case c < 0x20 || c == 0x7f:
+				n += 6
+			default:
+				n++
+			}
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		i += size
+		if r >= 0x10000 {
+			n += 12
+		} else {
+			n += 6
+		}
+	}
+	return n
 }

@@ -77,60 +77,79 @@ func PlanShards(tensors []ShardEntry, maxShardSize int64, base, variant string) 
 		return ShardPlan{}, err
 	}
 
+	groups, sizes, total, err := planShardGroups(len(tensors), func(i int) (string, int64) {
+		return tensors[i].Name, tensors[i].Size
+	}, maxShardSize)
+	if err != nil {
+		return ShardPlan{}, err
+	}
+	return namedPlan(groups, sizes, total, base, variant, func(i int32) string { return tensors[i].Name }), nil
+}
+
+// planShardGroups splits n tensors (entry(i) gives tensor i's name and data
+// size) as PlanShards documents, and returns the tensors of each shard as
+// indices, the shards' sizes and the total.
+func planShardGroups(n int, entry func(i int) (string, int64), maxShardSize int64) (groups [][]int32, sizes []int64, total int64, err error) {
 	var (
-		groups [][]string // tensor names per shard, in shard order
-		sizes  []int64
-		cur    []string
-		curSz  int64
-		total  int64
-		seen   = make(map[string]struct{}, len(tensors))
+		cur   []int32
+		curSz int64
+		dup   = firstRepeat(n, func(i int32) string { name, _ := entry(int(i)); return name })
 	)
-	for _, t := range tensors {
-		if _, dup := seen[t.Name]; dup {
-			return ShardPlan{}, fmt.Errorf("shard plan: tensor %q appears more than once", t.Name)
+	for i := range n {
+		name, size := entry(i)
+		if i == dup {
+			return nil, nil, 0, fmt.Errorf("shard plan: tensor %q appears more than once", name)
 		}
-		seen[t.Name] = struct{}{}
-		if t.Size < 0 {
-			return ShardPlan{}, fmt.Errorf("shard plan: tensor %q has a negative size %d", t.Name, t.Size)
+		if size < 0 {
+			return nil, nil, 0, fmt.Errorf("shard plan: tensor %q has a negative size %d", name, size)
 		}
-		if t.Size > math.MaxInt64-total {
-			return ShardPlan{}, fmt.Errorf("shard plan: total size overflows int64 at tensor %q", t.Name)
+		if size > math.MaxInt64-total {
+			return nil, nil, 0, fmt.Errorf("shard plan: total size overflows int64 at tensor %q", name)
 		}
-		total += t.Size
-		if t.Size > maxShardSize {
-			groups = append(groups, []string{t.Name})
-			sizes = append(sizes, t.Size)
+		total += size
+		if size > maxShardSize {
+			groups = append(groups, []int32{int32(i)})
+			sizes = append(sizes, size)
 			continue
 		}
-		// curSz <= maxShardSize and t.Size <= maxShardSize: no overflow.
-		if curSz+t.Size > maxShardSize {
+		// curSz <= maxShardSize and size <= maxShardSize: no overflow.
+		if curSz+size > maxShardSize {
 			groups = append(groups, cur)
 			sizes = append(sizes, curSz)
 			cur, curSz = nil, 0
 		}
-		cur = append(cur, t.Name)
-		curSz += t.Size
+		cur = append(cur, int32(i))
+		curSz += size
 	}
 	if len(cur) > 0 || len(groups) == 0 {
 		if cur == nil {
-			cur = []string{}
+			cur = []int32{}
 		}
 		groups = append(groups, cur)
 		sizes = append(sizes, curSz)
 	}
-	n := len(groups)
-	if n > MaxShards {
-		return ShardPlan{}, fmt.Errorf("shard plan: %d shards is more than the %d that five-digit shard names allow; use a larger max shard size", n, MaxShards)
+	if len(groups) > MaxShards {
+		return nil, nil, 0, fmt.Errorf("shard plan: %d shards is more than the %d that five-digit shard names allow; use a larger max shard size", len(groups), MaxShards)
 	}
+	return groups, sizes, total, nil
+}
+
+// namedPlan is the ShardPlan of groups: file names, and the tensors' names.
+func namedPlan(groups [][]int32, sizes []int64, total int64, base, variant string, name func(int32) string) ShardPlan {
+	n := len(groups)
 	plan := ShardPlan{Shards: make([]Shard, n), TotalSize: total, Sharded: n > 1}
-	for i := range groups {
+	for i, g := range groups {
 		file := WeightsFileName(base, variant)
 		if n > 1 {
 			file = ShardFileName(base, variant, i+1, n)
 		}
-		plan.Shards[i] = Shard{File: file, Tensors: groups[i], Size: sizes[i]}
+		names := make([]string, len(g))
+		for k, t := range g {
+			names[k] = name(t)
+		}
+		plan.Shards[i] = Shard{File: file, Tensors: names, Size: sizes[i]}
 	}
-	return plan, nil
+	return plan
 }
 
 // Index returns the index of the plan: metadata.total_size and the weight

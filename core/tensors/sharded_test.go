@@ -185,6 +185,11 @@ func TestOpenShardedSetErrors(t *testing.T) {
 			_, err := OpenShardedSet(p)
 			require.ErrorIs(t, err, tt.want)
 			assert.Contains(t, err.Error(), tt.msg)
+			// ReadShardedSet refuses it with the same error.
+			err2 := ReadShardedSet(p, func(string, *Header) {})
+			require.Error(t, err2)
+			assert.Equal(t, err.Error(), err2.Error())
+			assert.ErrorIs(t, err2, tt.want)
 		})
 	}
 }

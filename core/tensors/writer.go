@@ -1,12 +1,13 @@
 package tensors
 
 import (
-	"bytes"
+	"bufio"
 	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"slices"
 	"strconv"
@@ -38,6 +39,8 @@ type Layout struct {
 	Header  []byte       // the 8-byte length, then the padded JSON header
 	Tensors []TensorInfo // in write order: dtype descending, then name
 	Size    int64        // the whole file
+
+	plan *layoutPlan
 }
 
 // ErrInvalidTensor reports a tensor that cannot be written.
@@ -49,10 +52,60 @@ var ErrInvalidTensor = errors.New("invalid tensor")
 // come in the order dtype, shape, data_offsets, padded with spaces to a
 // multiple of 8 bytes. A nil meta writes no __metadata__.
 func PlanLayout(tensors []WriteTensor, meta Metadata) (*Layout, error) {
-	order := make([]int, len(tensors))
-	seen := make(map[string]struct{}, len(tensors))
-	for i, t := range tensors {
-		order[i] = i
+	lp, err := planOrder(tensors, nil, meta, true)
+	if err != nil {
+		return nil, err
+	}
+	header, err := lp.header(tensors, meta)
+	if err != nil {
+		return nil, err
+	}
+	l := &Layout{Header: header, Tensors: make([]TensorInfo, len(lp.order)), Size: lp.size, plan: lp}
+	var off int64
+	for k, i := range lp.order {
+		t := &tensors[i]
+		size := t.Data.Size()
+		l.Tensors[k] = TensorInfo{Name: t.Name, DType: t.DType, Shape: t.Shape, Begin: off, End: off + size}
+		off += size
+	}
+	return l, nil
+}
+
+// layoutPlan is a file's layout before its header is written out: the
+// order of its tensors and its sizes. Building the header bytes only when
+// the file is written keeps one header in memory at a time.
+type layoutPlan struct {
+	order     []int32 // indices into the tensors, in write order
+	headerLen int     // the padded JSON header
+	size      int64   // the whole file
+}
+
+// planOrder checks the tensors sel picks out of tensors (all of them when
+// sel is nil), in sel's order, and lays them out as PlanLayout does;
+// checkDups also refuses a name given twice.
+func planOrder(tensors []WriteTensor, sel []int32, meta Metadata, checkDups bool) (*layoutPlan, error) {
+	n := len(tensors)
+	if sel != nil {
+		n = len(sel)
+	}
+	order := make([]int32, n)
+	dup := -1
+	if checkDups {
+		dup = firstRepeat(n, func(k int32) string {
+			if sel != nil {
+				k = sel[k]
+			}
+			return tensors[k].Name
+		})
+	}
+	var data int64
+	for k := range order {
+		i := int32(k)
+		if sel != nil {
+			i = sel[k]
+		}
+		order[k] = i
+		t := &tensors[i]
 		switch {
 		case t.Name == "":
 			return nil, fmt.Errorf("%w: empty name", ErrInvalidTensor)
@@ -65,10 +118,9 @@ func PlanLayout(tensors []WriteTensor, meta Metadata) (*Layout, error) {
 		case t.Data == nil:
 			return nil, fmt.Errorf("%w: %q has no data source", ErrInvalidTensor, t.Name)
 		}
-		if _, dup := seen[t.Name]; dup {
+		if k == dup {
 			return nil, fmt.Errorf("%w: %q appears twice", ErrInvalidTensor, t.Name)
 		}
-		seen[t.Name] = struct{}{}
 		for _, d := range t.Shape {
 			if d < 0 {
 				return nil, fmt.Errorf("%w: %q has negative shape %v", ErrInvalidTensor, t.Name, t.Shape)
@@ -82,105 +134,201 @@ func PlanLayout(tensors []WriteTensor, meta Metadata) (*Layout, error) {
 			return nil, fmt.Errorf("%w: %q is %s %v (%d bytes) but its source has %d bytes",
 				ErrInvalidTensor, t.Name, t.DType, t.Shape, want, got)
 		}
+		data += want
 	}
-	slices.SortFunc(order, func(a, b int) int {
-		ta, tb := tensors[a], tensors[b]
+	slices.SortFunc(order, func(a, b int32) int {
+		ta, tb := &tensors[a], &tensors[b]
 		if ta.DType != tb.DType {
 			return int(tb.DType) - int(ta.DType)
 		}
 		return strings.Compare(ta.Name, tb.Name)
 	})
 
-	var js bytes.Buffer
-	js.WriteByte('{')
-	first := true
+	// The header's length, counted as header writes it.
+	js := 2 // {}
 	if meta != nil {
-		js.WriteString(`"__metadata__":{`)
+		js += len(`"__metadata__":{}`)
 		for i, e := range meta {
 			if i > 0 {
-				js.WriteByte(',')
+				js++
 			}
-			writeJSONString(&js, e.Key)
-			js.WriteByte(':')
-			writeJSONString(&js, e.Value)
+			js += jsonStringLen(e.Key) + 1 + jsonStringLen(e.Value)
 		}
-		js.WriteByte('}')
+	}
+	var off int64
+	for k, i := range order {
+		t := &tensors[i]
+		if k > 0 || meta != nil {
+			js++
+		}
+		js += jsonStringLen(t.Name) + len(`:{"dtype":"`) + len(t.DType.String()) + len(`","shape":[`)
+		for j, d := range t.Shape {
+			if j > 0 {
+				js++
+			}
+			js += intLen(d)
+		}
+		size := t.Data.Size()
+		js += len(`],"data_offsets":[`) + intLen(off) + 1 + intLen(off+size) + len(`]}`)
+		off += size
+	}
+	js = (js + 7) / 8 * 8
+	if js > MaxHeaderSize {
+		return nil, fmt.Errorf("%w: the header would be %d bytes, over the %d-byte limit", ErrInvalidTensor, js, MaxHeaderSize)
+	}
+	return &layoutPlan{order: order, headerLen: js, size: 8 + int64(js) + data}, nil
+}
+
+// header returns the 8-byte length and the padded JSON header of lp.
+func (lp *layoutPlan) header(tensors []WriteTensor, meta Metadata) ([]byte, error) {
+	b := make([]byte, 0, 8+lp.headerLen)
+	err := lp.emitHeader(tensors, meta, func(p []byte) error {
+		b = append(b, p...)
+		return nil
+	})
+	return b, err
+}
+
+// headerChunk is how much of a header emitHeader gathers before passing it
+// on, so that a 100 MB header is written without being held whole.
+const headerChunk = 64 << 10
+
+// emitHeader passes the 8-byte length and the padded JSON header of lp to
+// out, in pieces; out must not keep them.
+func (lp *layoutPlan) emitHeader(tensors []WriteTensor, meta Metadata, out func([]byte) error) error {
+	b := make([]byte, 8, min(8+lp.headerLen, headerChunk+512))
+	binary.LittleEndian.PutUint64(b, uint64(lp.headerLen))
+	n := 0 // bytes passed on
+	flush := func() error {
+		n += len(b)
+		err := out(b)
+		b = b[:0]
+		return err
+	}
+	b = append(b, '{')
+	first := true
+	if meta != nil {
+		b = append(b, `"__metadata__":{`...)
+		for i, e := range meta {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = appendJSONString(b, e.Key)
+			b = append(b, ':')
+			b = appendJSONString(b, e.Value)
+			if len(b) >= headerChunk {
+				if err := flush(); err != nil {
+					return err
+				}
+			}
+		}
+		b = append(b, '}')
 		first = false
 	}
-	l := &Layout{Tensors: make([]TensorInfo, 0, len(tensors))}
 	var off int64
-	for _, i := range order {
-		t := tensors[i]
+	for _, i := range lp.order {
+		t := &tensors[i]
 		if !first {
-			js.WriteByte(',')
+			b = append(b, ',')
 		}
 		first = false
 		size := t.Data.Size()
-		info := TensorInfo{Name: t.Name, DType: t.DType, Shape: t.Shape, Begin: off, End: off + size}
-		off += size
-		l.Tensors = append(l.Tensors, info)
-		writeJSONString(&js, t.Name)
-		js.WriteString(`:{"dtype":"`)
-		js.WriteString(t.DType.String())
-		js.WriteString(`","shape":[`)
+		b = appendJSONString(b, t.Name)
+		b = append(b, `:{"dtype":"`...)
+		b = append(b, t.DType.String()...)
+		b = append(b, `","shape":[`...)
 		for k, d := range t.Shape {
 			if k > 0 {
-				js.WriteByte(',')
+				b = append(b, ',')
 			}
-			js.WriteString(strconv.FormatInt(d, 10))
+			b = strconv.AppendInt(b, d, 10)
 		}
-		js.WriteString(`],"data_offsets":[`)
-		js.WriteString(strconv.FormatInt(info.Begin, 10))
-		js.WriteByte(',')
-		js.WriteString(strconv.FormatInt(info.End, 10))
-		js.WriteString(`]}`)
+		b = append(b, `],"data_offsets":[`...)
+		b = strconv.AppendInt(b, off, 10)
+		b = append(b, ',')
+		b = strconv.AppendInt(b, off+size, 10)
+		b = append(b, `]}`...)
+		off += size
+		if len(b) >= headerChunk {
+			if err := flush(); err != nil {
+				return err
+			}
+		}
 	}
-	js.WriteByte('}')
-	for js.Len()%8 != 0 {
-		js.WriteByte(' ')
+	b = append(b, '}')
+	for (n+len(b))%8 != 0 {
+		b = append(b, ' ')
 	}
-	if js.Len() > MaxHeaderSize {
-		return nil, fmt.Errorf("%w: the header would be %d bytes, over the %d-byte limit", ErrInvalidTensor, js.Len(), MaxHeaderSize)
+	if n+len(b) != 8+lp.headerLen {
+		return fmt.Errorf("tensors: internal error: a header of %d bytes was planned as %d", n+len(b)-8, lp.headerLen)
 	}
-	l.Header = make([]byte, 8, 8+js.Len())
-	binary.LittleEndian.PutUint64(l.Header, uint64(js.Len()))
-	l.Header = append(l.Header, js.Bytes()...)
-	l.Size = int64(len(l.Header)) + off
-	return l, nil
+	return flush()
 }
 
-// writeJSONString writes s as serde_json does: only '"', '\\' and control
-// characters are escaped; everything else, '/' and non-ASCII included, is
-// written as is.
-func writeJSONString(b *bytes.Buffer, s string) {
+// intLen is the length of strconv.FormatInt(v, 10).
+func intLen(v int64) int {
+	n := 1
+	if v < 0 {
+		n++
+		if v == math.MinInt64 {
+			return 20
+		}
+		v = -v
+	}
+	for v >= 10 {
+		v /= 10
+		n++
+	}
+	return n
+}
+
+// jsonStringLen is the length of what appendJSONString writes for s.
+func jsonStringLen(s string) int {
+	n := 2
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c == '"', c == '\\', c == '\n', c == '\r', c == '\t', c == '\b', c == '\f':
+			n += 2
+		case c < 0x20:
+			n += 6
+		default:
+			n++
+		}
+	}
+	return n
+}
+
+// appendJSONString appends s as serde_json writes it: only '"', '\\' and
+// control characters are escaped; everything else, '/' and non-ASCII
+// included, is written as is.
+func appendJSONString(b []byte, s string) []byte {
 	const hex = "0123456789abcdef"
-	b.WriteByte('"')
+	b = append(b, '"')
 	for i := 0; i < len(s); i++ {
 		c := s[i]
 		switch {
 		case c == '"':
-			b.WriteString(`\"`)
+			b = append(b, `\"`...)
 		case c == '\\':
-			b.WriteString(`\\`)
+			b = append(b, `\\`...)
 		case c == '\n':
-			b.WriteString(`\n`)
+			b = append(b, `\n`...)
 		case c == '\r':
-			b.WriteString(`\r`)
+			b = append(b, `\r`...)
 		case c == '\t':
-			b.WriteString(`\t`)
+			b = append(b, `\t`...)
 		case c == '\b':
-			b.WriteString(`\b`)
+			b = append(b, `\b`...)
 		case c == '\f':
-			b.WriteString(`\f`)
+			b = append(b, `\f`...)
 		case c < 0x20:
-			b.WriteString(`\u00`)
-			b.WriteByte(hex[c>>4])
-			b.WriteByte(hex[c&0xf])
+			b = append(b, `\u00`...)
+			b = append(b, hex[c>>4], hex[c&0xf])
 		default:
-			b.WriteByte(c)
+			b = append(b, c)
 		}
 	}
-	b.WriteByte('"')
+	return append(b, '"')
 }
 
 // EnsureFormatPT returns meta with "format" set to "pt": in place if the key
@@ -215,40 +363,78 @@ func WriteFile(ctx context.Context, path string, tensors []WriteTensor, meta Met
 		return nil, &PathError{Path: path, Err: err}
 	}
 	if err := writeAtomic(path, func(f *os.File) error {
-		return writeLayout(ctx, f, l, tensors, opts.Progress)
+		return writeLayout(ctx, f, l.plan, tensors, meta, opts.Progress)
 	}); err != nil {
 		return nil, &PathError{Path: path, Err: err}
 	}
 	return l, nil
 }
 
-// writeLayout writes the header and then every tensor of l to f, asking the
-// kernel to start writing to disk as it goes.
-func writeLayout(ctx context.Context, f *os.File, l *Layout, tensors []WriteTensor, progress func(done, total int64)) error {
-	byName := make(map[string]Source, len(tensors))
-	for _, t := range tensors {
-		byName[t.Name] = t.Data
-	}
-	if _, err := f.Write(l.Header); err != nil {
+// coalesceMax bounds a run of tensors copied as one byte range, so that
+// progress is still reported every few megabytes.
+const coalesceMax = 16 << 20
+
+// smallWrites is the buffer for the output of sources that are not byte
+// ranges of a file (converters, bytes): a million tiny converted tensors
+// are then a few hundred writes, not a million.
+const smallWrites = 256 << 10
+
+// writeLayout writes header and then tensors in order to f, which must end
+// up size bytes long, asking the kernel to start writing to disk as it goes.
+// Tensors that are byte ranges of one file, one after the other there as
+// here, are copied as one range.
+func writeLayout(ctx context.Context, f *os.File, lp *layoutPlan, tensors []WriteTensor, meta Metadata, progress func(done, total int64)) error {
+	buf := bufio.NewWriterSize(f, smallWrites)
+	if err := lp.emitHeader(tensors, meta, func(p []byte) error {
+		_, err := buf.Write(p)
+		return err
+	}); err != nil {
 		return err
 	}
-	done := int64(len(l.Header))
+	order, size := lp.order, lp.size
+	done := 8 + int64(lp.headerLen)
 	flushed := int64(0)
-	for _, t := range l.Tensors {
+	for k := 0; k < len(order); {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		if err := byName[t.Name].CopyTo(ctx, f); err != nil {
-			return fmt.Errorf("tensor %q: %w", t.Name, err)
+		t := &tensors[order[k]]
+		next := k + 1
+		var err error
+		if run, ok := t.Data.(rangeSource); ok {
+			for ; next < len(order); next++ {
+				r, ok := tensors[order[next]].Data.(rangeSource)
+				if !ok || !sameFile(r.r, run.r) || r.off != run.off+run.n || run.n+r.n > coalesceMax {
+					break
+				}
+				run.n += r.n
+			}
+			if err = buf.Flush(); err == nil {
+				err = run.CopyTo(ctx, f)
+			}
+		} else {
+			err = t.Data.CopyTo(ctx, buf)
 		}
-		done += t.Size()
-		if done-flushed >= writebackChunk {
-			startWriteback(f, flushed, done-flushed)
-			flushed = done
+		if err != nil {
+			return fmt.Errorf("tensor %q: %w", failedTensor(f, buf, done, tensors, order[k:next]), err)
 		}
-		if progress != nil {
-			progress(done, l.Size)
+		for _, i := range order[k:next] {
+			done += tensors[i].Data.Size()
+			if done-flushed >= writebackChunk {
+				if err := buf.Flush(); err != nil {
+					return err
+				}
+				startWriteback(f, flushed, done-flushed)
+				flushed = done
+			}
+			if progress != nil {
+				progress(done, size)
+			}
 		}
+		k = next
+	}
+	if err := buf.Flush(); err != nil {
+		return err
 	}
 	// A source that wrote more or fewer bytes than it declared would
 	// shift every later tensor: check before the file gets its name.
@@ -256,8 +442,36 @@ func writeLayout(ctx context.Context, f *os.File, l *Layout, tensors []WriteTens
 	if err != nil {
 		return err
 	}
-	if end != l.Size {
-		return fmt.Errorf("wrote %d bytes, expected %d: a tensor source wrote the wrong length", end, l.Size)
+	if end != size {
+		return fmt.Errorf("wrote %d bytes, expected %d: a tensor source wrote the wrong length", end, size)
 	}
 	return nil
+}
+
+// sameFile reports two readers that are the same open file. Only files
+// are compared: another ReaderAt might not be comparable.
+func sameFile(a, b io.ReaderAt) bool {
+	fa, ok := a.(*os.File)
+	if !ok {
+		return false
+	}
+	fb, ok := b.(*os.File)
+	return ok && fa == fb
+}
+
+// failedTensor names the tensor of a run whose copy failed: the one the
+// bytes written so far end in. done is the file's length before the run.
+func failedTensor(f *os.File, buf *bufio.Writer, done int64, tensors []WriteTensor, run []int32) string {
+	at, err := f.Seek(0, io.SeekCurrent)
+	if err != nil {
+		return tensors[run[0]].Name
+	}
+	at += int64(buf.Buffered())
+	for _, i := range run {
+		done += tensors[i].Data.Size()
+		if at < done {
+			return tensors[i].Name
+		}
+	}
+	return tensors[run[len(run)-1]].Name
 }

@@ -564,6 +564,7 @@ func (p *Pipeline) readWeightSet(c *Component, cdir, prefix string, set *WeightS
 	}
 	set.DTypeBytes = map[string]int64{}
 	add := func(file string, h *tensors.Header) {
+		set.Tensors = slices.Grow(set.Tensors, len(h.Tensors))
 		for _, t := range h.Tensors {
 			set.Tensors = append(set.Tensors, Tensor{TensorInfo: t, File: file})
 			set.DataBytes += t.Size()

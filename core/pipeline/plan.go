@@ -110,7 +110,11 @@ type PlannedTensor struct {
 // Errors are those Save reports before writing: an unsupported variant, a
 // model component with no readable main weights, a carried variant that
 // cannot be read, a shard limit the shard names cannot express.
-func Plan(p *Pipeline, opts SaveOptions) (*SavePlan, error) {
+func Plan(p *Pipeline, opts SaveOptions) (*SavePlan, error) { return makePlan(p, opts, true) }
+
+// makePlan is Plan; without tensors, PlannedFile.Tensors stay nil (Save
+// needs the files and their sizes, not a second list of every tensor).
+func makePlan(p *Pipeline, opts SaveOptions, withTensors bool) (*SavePlan, error) {
 	to, ok := variantDTypes[opts.Variant]
 	if opts.Variant != "" && !ok {
 		return nil, fmt.Errorf("%w: %q", ErrUnsupportedVariant, opts.Variant)
@@ -140,7 +144,7 @@ func Plan(p *Pipeline, opts SaveOptions) (*SavePlan, error) {
 		if !model {
 			continue
 		}
-		cp, err := planComponent(p, c, opts, to, metas)
+		cp, err := planComponent(p, c, opts, to, metas, withTensors)
 		if err != nil {
 			return nil, err
 		}
@@ -150,7 +154,7 @@ func Plan(p *Pipeline, opts SaveOptions) (*SavePlan, error) {
 	return plan, nil
 }
 
-func planComponent(p *Pipeline, c *Component, opts SaveOptions, to tensors.DType, metas map[*WeightSet]tensors.Metadata) (ComponentPlan, error) {
+func planComponent(p *Pipeline, c *Component, opts SaveOptions, to tensors.DType, metas map[*WeightSet]tensors.Metadata, withTensors bool) (ComponentPlan, error) {
 	main, err := sourceWeights(c)
 	if err != nil {
 		return ComponentPlan{}, err
@@ -174,7 +178,7 @@ func planComponent(p *Pipeline, c *Component, opts SaveOptions, to tensors.DType
 			}
 			metas[src] = meta
 		}
-		sp, err := planSet(src, meta, cp.Base, variant, cp.MaxShardSize, to)
+		sp, err := planSet(src, meta, cp.Base, variant, cp.MaxShardSize, to, withTensors)
 		if err != nil {
 			return fmt.Errorf("%s: %w", displayName(c.Name), err)
 		}
@@ -209,7 +213,7 @@ func planComponent(p *Pipeline, c *Component, opts SaveOptions, to tensors.DType
 func setMetadata(p *Pipeline, c *Component, src *WeightSet) (tensors.Metadata, error) {
 	var meta tensors.Metadata
 	if src.Format == "safetensors" && len(src.Files) > 0 {
-		h, err := tensors.ReadHeaderFile(filepath.Join(p.Dir, c.Name, src.Files[0]))
+		h, err := tensors.CheckHeaderFile(filepath.Join(p.Dir, c.Name, src.Files[0]))
 		if err != nil {
 			return nil, err
 		}
@@ -219,52 +223,40 @@ func setMetadata(p *Pipeline, c *Component, src *WeightSet) (tensors.Metadata, e
 }
 
 // planSet lays out the tensors of src as the set (base, variant) exactly as
-// tensors.WriteSharded writes them: tensors.PlanShards in the order of
-// src.Tensors, tensors.PlanLayout per shard, and the index with its
+// tensors.WriteSharded writes them, with tensors.PlanSharded: shards in the
+// order of src.Tensors, each file's layout, the index with its
 // total_parameters.
-func planSet(src *WeightSet, meta tensors.Metadata, base, variant string, maxShard int64, to tensors.DType) (SetPlan, error) {
+func planSet(src *WeightSet, meta tensors.Metadata, base, variant string, maxShard int64, to tensors.DType, withTensors bool) (SetPlan, error) {
 	sp := SetPlan{Variant: variant, To: to, src: src, meta: meta}
 
-	entries := make([]tensors.ShardEntry, len(src.Tensors))
-	byName := make(map[string]tensors.WriteTensor, len(src.Tensors))
-	var params int64
+	// The sizes live in one slice; a *sizeOnly in an interface costs no
+	// allocation per tensor.
+	sizes := make([]sizeOnly, len(src.Tensors))
+	ws := make([]tensors.WriteTensor, len(src.Tensors))
 	for i, t := range src.Tensors {
-		wt := tensors.WriteTensor{Name: t.Name, DType: t.DType, Shape: t.Shape, Data: sizeOnly(t.Size())}
+		sizes[i] = sizeOnly(t.Size())
+		ws[i] = tensors.WriteTensor{Name: t.Name, DType: t.DType, Shape: t.Shape, Data: &sizes[i]}
 		if converts(t.DType, to) {
-			wt.DType, wt.Data = to, sizeOnly(variantBytes(t.TensorInfo, to))
+			sizes[i] = sizeOnly(variantBytes(t.TensorInfo, to))
+			ws[i].DType = to
 		}
-		entries[i] = tensors.ShardEntry{Name: t.Name, Size: wt.Data.Size()}
-		byName[t.Name] = wt
-		params += t.NumElements()
 	}
-	shards, err := tensors.PlanShards(entries, maxShard, base, variant)
+	l, err := tensors.PlanSharded(ws, tensors.ShardedOptions{MaxShardSize: maxShard, Base: base, Variant: variant, Metadata: meta})
 	if err != nil {
 		return SetPlan{}, err
 	}
-	for _, s := range shards.Shards {
-		group := make([]tensors.WriteTensor, len(s.Tensors))
-		for i, name := range s.Tensors {
-			group[i] = byName[name]
+	sp.Files = make([]PlannedFile, len(l.Files))
+	for i, fl := range l.Files {
+		f := PlannedFile{Name: fl.Name, Size: fl.Size}
+		if withTensors {
+			f.Tensors = make([]PlannedTensor, 0, fl.Count)
+			for _, t := range l.Tensors(i, ws) {
+				f.Tensors = append(f.Tensors, PlannedTensor{Name: t.Name, DType: t.DType, Shape: t.Shape, Offset: fl.DataStart + t.Begin, Bytes: t.Size()})
+			}
 		}
-		l, err := tensors.PlanLayout(group, sp.meta)
-		if err != nil {
-			return SetPlan{}, fmt.Errorf("%s: %w", s.File, err)
-		}
-		f := PlannedFile{Name: s.File, Size: l.Size, Tensors: make([]PlannedTensor, len(l.Tensors))}
-		start := int64(len(l.Header))
-		for i, t := range l.Tensors {
-			f.Tensors[i] = PlannedTensor{Name: t.Name, DType: t.DType, Shape: t.Shape, Offset: start + t.Begin, Bytes: t.Size()}
-		}
-		sp.Files = append(sp.Files, f)
-		sp.Bytes += f.Size
+		sp.Files[i] = f
 	}
-	if shards.Sharded {
-		ix := shards.Index()
-		ix.TotalParameters = params
-		sp.Index = tensors.IndexFileName(base, variant)
-		sp.IndexSize = int64(len(ix.MarshalPython()))
-		sp.Bytes += sp.IndexSize
-	}
+	sp.Index, sp.IndexSize, sp.Bytes = l.Index, l.IndexSize, l.Bytes
 	return sp, nil
 }
 

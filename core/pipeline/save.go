@@ -106,7 +106,7 @@ func Save(ctx context.Context, p *Pipeline, dst string, opts SaveOptions) (*Save
 	if err := checkDestination(p.Dir, dst, opts.Overwrite); err != nil {
 		return nil, err
 	}
-	plan, err := Plan(p, opts)
+	plan, err := makePlan(p, opts, false)
 	if err != nil {
 		return nil, err
 	}
@@ -425,8 +425,9 @@ func (s *saver) writeSet(ctx context.Context, c *Component, cp *ComponentPlan, s
 		return nil
 	}
 	rd := newSetReader(filepath.Join(s.p.Dir, c.Name), sp.src.Format)
+	rd.windowed = sp.To != 0 // converted tensors are read, not copied by the kernel
 	defer rd.Close()
-	var ws []tensors.WriteTensor
+	ws := make([]tensors.WriteTensor, 0, len(sp.src.Tensors))
 	type conv struct {
 		name string
 		c    *tensors.Converted
@@ -450,10 +451,11 @@ func (s *saver) writeSet(ctx context.Context, c *Component, cp *ComponentPlan, s
 	}
 	out := filepath.Join(s.stage, c.Name)
 	var last int64
+	file := filepath.Join(c.Name, tensors.WeightsFileName(cp.Base, sp.Variant))
 	res, err := tensors.WriteSharded(ctx, out, ws, tensors.ShardedOptions{
 		MaxShardSize: cp.MaxShardSize, Base: cp.Base, Variant: sp.Variant, Metadata: sp.meta,
 		Progress: func(done, total int64) {
-			s.progress(filepath.Join(c.Name, tensors.WeightsFileName(cp.Base, sp.Variant)), done-last)
+			s.progress(file, done-last)
 			last = done
 		},
 	})

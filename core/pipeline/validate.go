@@ -119,7 +119,7 @@ func validateAlone(p *Pipeline, r *Report) error {
 			}
 			for _, f := range w.Files {
 				path := filepath.Join(p.Dir, c.Name, f)
-				h, err := tensors.ReadHeaderFile(path)
+				h, err := tensors.CheckHeaderFile(path)
 				if err != nil {
 					r.problem("unreadable-weights", filepath.Join(c.Name, f), "%v", err)
 					continue
@@ -253,42 +253,64 @@ func (v *comparer) compareSet(ctx context.Context, sc *Component, sw *WeightSet,
 	if dw.Variant != "" {
 		label += " variant " + dw.Variant
 	}
-	srcT := map[string]Tensor{}
-	for _, t := range sw.Tensors {
-		srcT[t.Name] = t
+	// dst's tensors by name, as indices: a million tensors make a map of
+	// ints, not of Tensor values. src's names are gathered only when some
+	// of dst's are not among them, to name those.
+	dstT := make(map[string]int32, len(dw.Tensors))
+	for i, t := range dw.Tensors {
+		dstT[t.Name] = int32(i)
 	}
-	dstT := map[string]Tensor{}
-	for _, t := range dw.Tensors {
-		dstT[t.Name] = t
-		if _, ok := srcT[t.Name]; !ok {
-			r.problem("unexpected-tensor", dc.Name, "%s: tensor %q is not in the source", label, t.Name)
+	matched := make([]bool, len(dw.Tensors))
+	found := 0
+	for _, t := range sw.Tensors {
+		if i, ok := dstT[t.Name]; ok && !matched[i] {
+			matched[i] = true
+			found++
 		}
 	}
+	if found != len(dstT) {
+		srcT := make(map[string]struct{}, len(sw.Tensors))
+		for _, t := range sw.Tensors {
+			srcT[t.Name] = struct{}{}
+		}
+		for _, t := range dw.Tensors {
+			if _, ok := srcT[t.Name]; !ok {
+				r.problem("unexpected-tensor", dc.Name, "%s: tensor %q is not in the source", label, t.Name)
+			}
+		}
+	}
+	matched = nil
 	srcRd := newSetReader(filepath.Join(v.src.Dir, sc.Name), sw.Format)
+	srcRd.windowed = true
 	defer srcRd.Close()
-	files := map[string]*tensors.File{}
+	dstDir := filepath.Join(v.dst.Dir, dc.Name)
+	files := map[string]*tensors.File{} // dst's files by bare name
 	defer func() {
 		for _, f := range files {
 			f.Close()
 		}
 	}()
-	open := func(dir, name string) (*tensors.File, error) {
-		path := filepath.Join(dir, name)
-		if f := files[path]; f != nil {
-			return f, nil
+	windows := map[string]*windowReader{}
+	open := func(name string) (*tensors.File, *windowReader, error) {
+		if f := files[name]; f != nil {
+			return f, windows[name], nil
 		}
-		f, err := tensors.Open(path)
-		if err == nil {
-			files[path] = f
+		f, err := tensors.OpenData(filepath.Join(dstDir, name))
+		if err != nil {
+			return nil, nil, err
 		}
-		return f, err
+		files[name] = f
+		windows[name] = &windowReader{r: f}
+		return f, windows[name], nil
 	}
+	cw := &compareWriter{}
 	for _, st := range sw.Tensors {
-		dt, ok := dstT[st.Name]
+		di, ok := dstT[st.Name]
 		if !ok {
 			r.problem("missing-tensor", dc.Name, "%s: tensor %q of the source is missing", label, st.Name)
 			continue
 		}
+		dt := &dw.Tensors[di]
 		wantDType := st.DType
 		if to != 0 && convertible(st.DType) {
 			wantDType = to
@@ -301,7 +323,7 @@ func (v *comparer) compareSet(ctx context.Context, sc *Component, sw *WeightSet,
 		if err != nil {
 			return err
 		}
-		df, err := open(filepath.Join(v.dst.Dir, dc.Name), dt.File)
+		df, dr, err := open(dt.File)
 		if err != nil {
 			return err
 		}
@@ -312,7 +334,7 @@ func (v *comparer) compareSet(ctx context.Context, sc *Component, sw *WeightSet,
 			}
 			want = conv
 		}
-		cw := &compareWriter{r: df, off: df.Header.DataStart + dt.Begin, end: df.Header.DataStart + dt.End, mismatch: -1}
+		*cw = compareWriter{r: dr, off: df.Header.DataStart + dt.Begin, end: df.Header.DataStart + dt.End, mismatch: -1, buf: cw.buf}
 		if err := want.CopyTo(ctx, cw); err != nil && err != errMismatch {
 			return err
 		}

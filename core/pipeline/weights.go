@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"fmt"
+	"io"
 	"path/filepath"
 	"strings"
 
@@ -16,6 +17,11 @@ type setReader struct {
 	format string
 	st     map[string]*tensors.File
 	pt     map[string]*torchbin.Checkpoint
+	// windowed reads safetensors files through a windowReader, for
+	// readers that go through the tensors in file order by reading (a
+	// comparison, a conversion) rather than by kernel copies.
+	windowed bool
+	win      map[string]*windowReader
 }
 
 func newSetReader(dir, format string) *setReader {
@@ -42,12 +48,56 @@ func (r *setReader) source(t Tensor) (tensors.Source, error) {
 	f := r.st[t.File]
 	if f == nil {
 		var err error
-		if f, err = tensors.Open(filepath.Join(r.dir, t.File)); err != nil {
+		if f, err = tensors.OpenData(filepath.Join(r.dir, t.File)); err != nil {
 			return nil, err
 		}
 		r.st[t.File] = f
 	}
-	return f.TensorSource(t.TensorInfo), nil
+	if !r.windowed {
+		return f.TensorSource(t.TensorInfo), nil
+	}
+	w := r.win[t.File]
+	if w == nil {
+		if r.win == nil {
+			r.win = map[string]*windowReader{}
+		}
+		w = &windowReader{r: f}
+		r.win[t.File] = w
+	}
+	return tensors.Range(w, f.Header.DataStart+t.Begin, t.Size()), nil
+}
+
+// windowSize is how much of a file a windowReader keeps.
+const windowSize = 1 << 20
+
+// windowReader reads r through a window of windowSize bytes, so that the
+// tensors of a file with a million tiny ones cost a read each megabyte
+// rather than a system call each. Reads of half a window or more go to r
+// directly.
+type windowReader struct {
+	r     io.ReaderAt
+	buf   []byte
+	start int64 // the file offset of buf[0]
+}
+
+func (w *windowReader) ReadAt(p []byte, off int64) (int, error) {
+	if len(p) >= windowSize/2 {
+		return w.r.ReadAt(p, off)
+	}
+	if off < w.start || off+int64(len(p)) > w.start+int64(len(w.buf)) {
+		if cap(w.buf) < windowSize {
+			w.buf = make([]byte, windowSize)
+		}
+		n, err := w.r.ReadAt(w.buf[:windowSize], off)
+		w.start, w.buf = off, w.buf[:n]
+		if n < len(p) {
+			if err == nil {
+				err = io.EOF
+			}
+			return copy(p, w.buf), err
+		}
+	}
+	return copy(p, w.buf[off-w.start:]), nil
 }
 
 // metadata is the __metadata__ of the set's first safetensors file.

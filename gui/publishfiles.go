@@ -2,9 +2,12 @@ package gui
 
 import (
 	"fmt"
+	"math"
 	"strings"
 
 	"fyne.io/fyne/v2"
+	"fyne.io/fyne/v2/container"
+	"fyne.io/fyne/v2/layout"
 	"fyne.io/fyne/v2/theme"
 	"fyne.io/fyne/v2/widget"
 
@@ -14,24 +17,38 @@ import (
 // The Files table lists what the Hub holds for the target and, after a
 // dry run or a publish, the plan: every path of the published layout and
 // every file only on the Hub, each with a badge (new, changed, unchanged,
-// will be deleted, only on the Hub) and the bytes to send. It fills the
-// lower half of the panel's right side, its File column as wide as the
-// others leave; selecting a row shows the whole path and why.
+// will be deleted, only on the Hub): a new or changed file is sent whole,
+// and the heading counts the bytes. It fills the lower part of the panel's
+// right side, its File column as wide as the others leave; selecting a row
+// shows the whole path, what is sent and why.
 
 // The columns of the files table.
 const (
 	colChange = iota
 	colPath
 	colSize
-	colBytes
 	numFileColumns
 )
 
-// fileColumnWidths are the widths of the columns but the path's, which
-// takes the rest (at least minPathWidth).
-var fileColumnWidths = [numFileColumns]float32{colChange: 128, colSize: 84, colBytes: 84}
+// minPathWidth is the least width of the File column, which takes what
+// the others leave; sizeWidth is the Size column's ("1023.99 MB").
+const (
+	minPathWidth = 150
+	sizeWidth    = 84
+)
 
-const minPathWidth = 160
+// changeWidth is the width of the Change column: its widest badge, bold,
+// and the label's padding.
+func changeWidth() float32 {
+	th := fyne.CurrentApp().Settings().Theme()
+	w := fyne.MeasureText("Change", th.Size(theme.SizeNameText), fyne.TextStyle{Bold: true}).Width
+	for _, c := range []publish.Change{publish.ChangeNew, publish.ChangeChanged, publish.ChangeUnchanged,
+		publish.ChangeDeleted, publish.ChangeKept, publish.ChangeIgnored, publish.ChangeUnknown, changeOnHub} {
+		text, _ := badge(c, false)
+		w = max(w, fyne.MeasureText(text, th.Size(theme.SizeNameText), fyne.TextStyle{Bold: true}).Width)
+	}
+	return float32(math.Ceil(float64(w + 2*th.Size(theme.SizeNameInnerPadding) + 2)))
+}
 
 // changeOnHub is the badge of a file the Hub holds before any plan: it is
 // not compared yet.
@@ -56,20 +73,16 @@ func (pp *publishPanel) fileRows() []publish.PlanEntry {
 func (pp *publishPanel) newFilesTable() *widget.Table {
 	t := widget.NewTableWithHeaders(
 		func() (int, int) { return len(pp.rows), numFileColumns },
-		func() fyne.CanvasObject {
-			l := widget.NewLabel("")
-			l.Truncation = fyne.TextTruncateEllipsis
-			return l
-		},
+		func() fyne.CanvasObject { return newFileCell(fyne.TextStyle{}) },
 		func(id widget.TableCellID, o fyne.CanvasObject) {
-			l := o.(*widget.Label)
+			l := fileCellLabel(o)
 			if id.Row >= len(pp.rows) {
 				l.SetText("")
 				return
 			}
 			text, imp := fileCell(pp.rows[id.Row], id.Col, pp.planDone)
 			l.Alignment = fyne.TextAlignLeading
-			if id.Col == colSize || id.Col == colBytes {
+			if id.Col == colSize {
 				l.Alignment = fyne.TextAlignTrailing
 			}
 			bold := id.Col == colChange
@@ -80,19 +93,14 @@ func (pp *publishPanel) newFilesTable() *widget.Table {
 			l.SetText(text)
 		})
 	t.ShowHeaderColumn = false
-	t.CreateHeader = func() fyne.CanvasObject {
-		return widget.NewLabelWithStyle("", fyne.TextAlignLeading, fyne.TextStyle{Bold: true})
-	}
+	t.CreateHeader = func() fyne.CanvasObject { return newFileCell(fyne.TextStyle{Bold: true}) }
 	t.UpdateHeader = func(id widget.TableCellID, o fyne.CanvasObject) {
 		if id.Col >= 0 {
-			o.(*widget.Label).SetText(pp.fileHeading(id.Col))
+			fileCellLabel(o).SetText(pp.fileHeading(id.Col))
 		}
 	}
-	for col, w := range fileColumnWidths {
-		if col != colPath {
-			t.SetColumnWidth(col, w)
-		}
-	}
+	t.SetColumnWidth(colChange, changeWidth())
+	t.SetColumnWidth(colSize, sizeWidth)
 	t.SetColumnWidth(colPath, 300)
 	t.OnSelected = func(id widget.TableCellID) {
 		if id.Row >= 0 && id.Row < len(pp.rows) {
@@ -102,6 +110,21 @@ func (pp *publishPanel) newFilesTable() *widget.Table {
 	return t
 }
 
+// newFileCell is a cell of the files table: a label a line high (rows of
+// text, not of buttons: half as tall, twice as many in sight), with its
+// usual room on either side.
+func newFileCell(style fyne.TextStyle) fyne.CanvasObject {
+	l := widget.NewLabelWithStyle("", fyne.TextAlignLeading, style)
+	l.Truncation = fyne.TextTruncateEllipsis
+	side := theme.InnerPadding() * 3 / 4
+	return compact(container.New(layout.NewCustomPaddedLayout(0, 0, side, side), l))
+}
+
+// fileCellLabel is the label of a newFileCell.
+func fileCellLabel(o fyne.CanvasObject) *widget.Label {
+	return o.(*container.ThemeOverride).Content.(*fyne.Container).Objects[0].(*widget.Label)
+}
+
 // fileHeading is the heading of column col.
 func (pp *publishPanel) fileHeading(col int) string {
 	switch col {
@@ -109,13 +132,8 @@ func (pp *publishPanel) fileHeading(col int) string {
 		return "Change"
 	case colPath:
 		return "File"
-	case colSize:
-		return "Size"
 	}
-	if pp.planDone {
-		return "Sent"
-	}
-	return "To send"
+	return "Size"
 }
 
 // badge is the text and colour of a change; done says the publish is over
@@ -152,21 +170,12 @@ func fileCell(e publish.PlanEntry, col int, done bool) (string, widget.Importanc
 		return badge(e.Change, done)
 	case colPath:
 		return e.Path, widget.MediumImportance
-	case colSize:
-		return formatSize(e.Size), widget.MediumImportance
 	}
-	switch e.Change {
-	case publish.ChangeNew, publish.ChangeChanged, publish.ChangeUnknown:
-		if e.Bytes == 0 && done {
-			return "stored", widget.LowImportance // the Hub had the content already
-		}
-		return formatSize(e.Bytes), widget.MediumImportance
-	}
-	return "–", widget.LowImportance
+	return formatSize(e.Size), widget.MediumImportance
 }
 
 // fileDetail says all about a row: the whole path, its size, how it is
-// stored, what happens to it and why.
+// stored, what is sent and why.
 func fileDetail(e publish.PlanEntry, done bool) string {
 	what, _ := badge(e.Change, done)
 	stored := "a regular file"
@@ -174,6 +183,17 @@ func fileDetail(e publish.PlanEntry, done bool) string {
 		stored = "an LFS file"
 	}
 	s := fmt.Sprintf("%s: %s, %s, %s", e.Path, what, formatSize(e.Size), stored)
+	switch e.Change {
+	case publish.ChangeNew, publish.ChangeChanged, publish.ChangeUnknown:
+		switch {
+		case done && e.Bytes == 0:
+			s += "; not sent: the Hub already stored its content"
+		case done:
+			s += "; " + formatSize(e.Bytes) + " sent"
+		default:
+			s += "; " + formatSize(e.Bytes) + " to send"
+		}
+	}
 	if e.Why != "" {
 		s += ": " + appWords(e.Why)
 	}
@@ -240,17 +260,13 @@ func (pp *publishPanel) filesSummary() string {
 // fillWidth lays out the files table over the whole of its container, its
 // File column as wide as the other columns and the dividers leave.
 type fillWidth struct {
-	t    *widget.Table
-	path float32 // the File column's width, as last set
+	t      *widget.Table
+	change float32 // the Change column's width
+	path   float32 // the File column's width, as last set
 }
 
 func (f *fillWidth) Layout(objects []fyne.CanvasObject, size fyne.Size) {
-	w := size.Width - float32(numFileColumns)*f.t.Theme().Size(theme.SizeNamePadding)
-	for col, cw := range fileColumnWidths {
-		if col != colPath {
-			w -= cw
-		}
-	}
+	w := size.Width - float32(numFileColumns)*f.t.Theme().Size(theme.SizeNamePadding) - f.change - sizeWidth
 	f.path = max(w, minPathWidth)
 	f.t.SetColumnWidth(colPath, f.path)
 	for _, o := range objects {

@@ -224,14 +224,14 @@ func newPublishPanel(e *env, cards *cardPanel) *publishPanel {
 		layout.NewSpacer(), pp.private,
 		widget.NewLabel("Upload as"), pp.mode,
 		widget.NewLabel("Branch"), pp.branch,
-		widget.NewLabel("Commit message"), pp.message,
+		widget.NewLabel("Message"), pp.message,
 		widget.NewLabel("Description"), pp.description,
 		widget.NewLabel("On the Hub"), container.NewVBox(pp.deleteExtra, deleteHint),
 		layout.NewSpacer(), widget.NewAccordion(widget.NewAccordionItem("Advanced",
 			container.NewVBox(pp.noDelete, pp.noDeleteWarn))))
 	pp.left = container.NewVBox(
 		heading("Account"),
-		container.NewBorder(nil, nil, nil, container.NewVBox(container.NewHBox(pp.loginBtn, pp.logoutBtn)), pp.accountText),
+		pp.accountText, container.NewHBox(pp.loginBtn, pp.logoutBtn),
 		widget.NewSeparator(),
 		heading("Target"), target, pp.targetHint, pp.output)
 	// The buttons stay in sight under the settings, however they scroll.
@@ -243,11 +243,11 @@ func newPublishPanel(e *env, cards *cardPanel) *publishPanel {
 	pp.right = container.NewVBox(
 		heading("Progress"), pp.status, pp.warnings, pp.link, compact(steps), pp.bar, pp.bytesText, pp.fileText)
 	files := container.NewBorder(container.NewBorder(nil, nil, heading("Files"), nil, pp.filesText), pp.fileDetail, nil, nil,
-		container.New(&fillWidth{t: pp.table}, pp.table))
+		container.New(&fillWidth{t: pp.table, change: changeWidth()}, pp.table))
 	right := container.NewVSplit(container.NewVScroll(pp.right), files)
 	right.Offset = 0.42
 	split := container.NewHSplit(settings, right)
-	split.Offset = 0.45
+	split.Offset = 0.5
 	pp.content = split
 
 	if e.choices != nil {

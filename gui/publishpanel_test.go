@@ -298,8 +298,8 @@ func TestPublishPanelDryRun(t *testing.T) {
 	assert.True(t, fp16.LFS)
 	text, _ := fileCell(fp16, colChange, false)
 	assert.Equal(t, "not compared", text)
-	text, _ = fileCell(fp16, colBytes, false)
-	assert.Equal(t, formatSize(fp16.Size), text)
+	assert.Equal(t, fmt.Sprintf("unet/diffusion_pytorch_model.fp16.safetensors: not compared, %s, an LFS file; %s to send.",
+		formatSize(fp16.Size), formatSize(fp16.Size)), fileDetail(fp16, false))
 	assert.Contains(t, pp.status.Text, fmt.Sprintf("Dry run: sd15 would hold %d files (%s)", len(pp.rows), formatSize(total)))
 	assert.Contains(t, pp.status.Text, "not compared with the Hub")
 	assert.Contains(t, pp.filesText.Text, "plan: ")

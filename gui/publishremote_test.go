@@ -2,6 +2,7 @@ package gui
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"net/http"
 	"strings"
@@ -259,6 +260,13 @@ func TestPublishPanelDeleteOptions(t *testing.T) {
 	require.True(t, pp.link.Visible(), pp.status.Text)
 	assert.True(t, rec.last().NoDelete)
 	assert.Empty(t, pathsWith(pp, "deleted"))
+	for _, e := range pp.plan {
+		if e.Path == "vae/diffusion_pytorch_model.safetensors" {
+			require.Equal(t, publish.ChangeNew, e.Change)
+			assert.Equal(t, fmt.Sprintf("%s: new, %s, an LFS file; %s sent.", e.Path, formatSize(e.Size), formatSize(e.Size)),
+				fileDetail(e, true))
+		}
+	}
 	require.True(t, pp.warnings.Visible(), "the ambiguity is named")
 	assert.Contains(t, pp.warnings.Text, "Warning: ")
 	assert.Contains(t, pp.warnings.Text, "fp16")
@@ -275,7 +283,12 @@ func TestPublishPanelDeleteOptions(t *testing.T) {
 	assert.True(t, rec.last().DeleteExtra)
 	deleted := pathsWith(pp, "deleted")
 	assert.Contains(t, deleted, "samples/x.png")
-	assert.Equal(t, "Sent", pp.fileHeading(colBytes))
+	for _, e := range pp.plan {
+		if e.Path == "samples/x.png" {
+			assert.Equal(t, "samples/x.png: deleted, 8 B, a regular file: not published (“Delete other files on the Hub”).",
+				fileDetail(e, true))
+		}
+	}
 	assert.Contains(t, pp.status.Text, "Committed to alice/sd15: ")
 	assert.Contains(t, pp.status.Text, pp.planSummary.String())
 	assert.Regexp(t, `^\d+ files? sent \(.+\), \d+ unchanged, \d+ deleted`, pp.planSummary.String())
@@ -379,10 +392,13 @@ func TestPublishPanelHubLinkHasNoUserInfo(t *testing.T) {
 // The path column takes the width the others leave.
 func TestFilesTableFillsItsWidth(t *testing.T) {
 	pp, _ := newTestPublishPanel(t, "http://127.0.0.1:1")
-	f := &fillWidth{t: pp.table}
+	f := &fillWidth{t: pp.table, change: changeWidth()}
 	f.Layout([]fyne.CanvasObject{pp.table}, fyne.NewSize(900, 300))
 	pad := pp.table.Theme().Size(theme.SizeNamePadding)
-	assert.InDelta(t, 900-128-84-84-4*pad, f.path, 0.5)
+	assert.InDelta(t, 900-f.change-sizeWidth-3*pad, f.path, 0.5)
+	text, _ := badge(publish.ChangeKept, false)
+	assert.GreaterOrEqual(t, f.change, fyne.MeasureText(text, theme.TextSize(), fyne.TextStyle{Bold: true}).Width,
+		"the widest badge is not cut")
 	assert.Equal(t, fyne.NewSize(900, 300), pp.table.Size())
 	f.Layout([]fyne.CanvasObject{pp.table}, fyne.NewSize(200, 300))
 	assert.InDelta(t, minPathWidth, f.path, 0.5, "never narrower than minPathWidth")

@@ -144,7 +144,7 @@ func newPublishPanel(e *env, cards *cardPanel) *publishPanel {
 	pp.targetHint.Wrapping = fyne.TextWrapWord
 	pp.targetHint.Importance = widget.DangerImportance
 	pp.targetHint.Hide()
-	pp.private = widget.NewCheck("Private (a new repository only)",
+	pp.private = widget.NewCheck("Private (new repository only)",
 		func(bool) { pp.showRemote() })
 	pp.mode = widget.NewRadioGroup([]string{modeMain, modePR, modeBranch}, func(string) { pp.targetChanged() })
 	pp.mode.Required = true
@@ -188,6 +188,7 @@ func newPublishPanel(e *env, cards *cardPanel) *publishPanel {
 	for _, s := range publish.Steps {
 		icon := widget.NewIcon(nil)
 		label := widget.NewLabel(stepTitles[s])
+		label.Truncation = fyne.TextTruncateEllipsis
 		pp.stepIcons = append(pp.stepIcons, icon)
 		pp.stepLabels = append(pp.stepLabels, label)
 		steps.Add(icon)

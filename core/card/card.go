@@ -32,11 +32,37 @@ const FileName = "README.md"
 // mapping, or is never closed. Such errors are *YAMLError values.
 var ErrInvalidYAML = errors.New("card: invalid YAML metadata")
 
+// ErrMetadataTooLarge reports a metadata block over MaxMetadataBytes or
+// MaxMetadataNodes. It comes as a *YAMLError, which also matches
+// ErrInvalidYAML.
+var ErrMetadataTooLarge = errors.New("card: metadata block too large")
+
+// Limits on the metadata block Parse reads. A parsed YAML node costs about
+// 200 bytes in go-yaml's tree, and writing and checking a changed card
+// parses its metadata again, so a block of a million short keys (11 MB)
+// took 2.6 GB. Within these limits a card's peak memory stays under 100 MB
+// plus eight times its size.
+//
+// MaxMetadataBytes is the Hub's own limit: it refuses a regular (non-LFS)
+// file over 10 MiB, and README.md must be one for its metadata to be read.
+// MaxMetadataNodes is counted on the text before it is parsed, as an upper
+// bound (see nodeBound) that is about 1.5 times the real count for
+// "key: value" lines: 100,000 is some 60,000 real nodes, the metadata of
+// over 700 evaluation results (a large model-index is a few thousand
+// nodes; a usual card has a few dozen).
+const (
+	MaxMetadataBytes = 10 << 20
+	MaxMetadataNodes = 100_000
+)
+
 // YAMLError is a metadata block that cannot be read, at a line of README.md.
 type YAMLError struct {
 	Line int    // 1-based line of README.md; 0 when unknown
 	Msg  string // what is wrong, without the line
 	File string // the file's path when known (ForFolder); "" names it README.md
+	// Err, when set, says what kind of problem it is beyond
+	// ErrInvalidYAML: ErrMetadataTooLarge.
+	Err error
 }
 
 func (e *YAMLError) Error() string {
@@ -50,8 +76,14 @@ func (e *YAMLError) Error() string {
 	return fmt.Sprintf("%s: invalid metadata: %s", name, e.Msg)
 }
 
-// Unwrap makes errors.Is(err, ErrInvalidYAML) true.
-func (e *YAMLError) Unwrap() error { return ErrInvalidYAML }
+// Unwrap makes errors.Is(err, ErrInvalidYAML) true, and errors.Is(err,
+// e.Err) when Err is set.
+func (e *YAMLError) Unwrap() []error {
+	if e.Err != nil {
+		return []error{ErrInvalidYAML, e.Err}
+	}
+	return []error{ErrInvalidYAML}
+}
 
 // Card is a model card: the metadata block as a YAML mapping and the
 // Markdown body after it. The zero value is an empty card, as New returns.
@@ -136,7 +168,7 @@ func Parse(data []byte) (c *Card, err error) {
 		return nil, err
 	}
 	c.doc, c.src = doc, s
-	s.orig = copyNode(doc)
+	s.orig = shallowCopy(doc)
 	s.noSplice = synthetic || !spliceable(doc)
 	return c, nil
 }
@@ -210,6 +242,9 @@ func parseYAML(text string, line0 int) (doc *yaml.Node, synthetic bool, err erro
 	fail := func(line int, format string, a ...any) error {
 		return &YAMLError{Line: line, Msg: fmt.Sprintf(format, a...)}
 	}
+	if err := checkSize(text, line0); err != nil {
+		return nil, false, err
+	}
 	dec := yaml.NewDecoder(strings.NewReader(text))
 	var n yaml.Node
 	if err := dec.Decode(&n); err != nil {
@@ -249,6 +284,70 @@ func parseYAML(text string, line0 int) (doc *yaml.Node, synthetic bool, err erro
 		return doc, true, nil
 	}
 	return nil, false, fail(line0+top.Line, "the metadata must be a mapping of keys to values, not %s", kindName(top))
+}
+
+// checkSize refuses a metadata block over MaxMetadataBytes or
+// MaxMetadataNodes, before go-yaml builds its tree.
+func checkSize(text string, line0 int) error {
+	tooLarge := func(format string, a ...any) error {
+		return &YAMLError{Line: line0 + 1, Err: ErrMetadataTooLarge, Msg: fmt.Sprintf(format, a...) +
+			"; the metadata block is for short facts (license, tags, base model, evaluation results): move the rest to the Markdown below it"}
+	}
+	if len(text) > MaxMetadataBytes {
+		return tooLarge("the metadata block is %d bytes, over the Hub's limit of %d", len(text), MaxMetadataBytes)
+	}
+	if n := nodeBound(text); n > MaxMetadataNodes {
+		return tooLarge("the metadata block holds up to %d YAML values, over the %d Modelpub reads", n, MaxMetadataNodes)
+	}
+	return nil
+}
+
+// nodeBound returns an upper bound of the nodes go-yaml makes of text (the
+// document, every mapping, sequence, scalar and alias), in one pass and
+// without parsing it. Every node starts a run of non-blank bytes, or is
+// charged to an indicator: a flow indicator ",[]{}" can start a
+// collection, an entry and an implied null (2); a ':' or '?' a mapping
+// and, unless a run follows it on its line, a null value (1 or 2); a '-'
+// standing alone is the run that starts a sequence, and a null item when
+// nothing follows it on its line (1). Indicators inside plain or quoted
+// scalars are counted too, which only makes the bound larger.
+func nodeBound(text string) int {
+	n := 1 // the document
+	restOfLineBlank := func(i int) bool {
+		for ; i < len(text) && text[i] != '\n' && text[i] != '\r'; i++ {
+			if text[i] != ' ' && text[i] != '\t' {
+				return false
+			}
+		}
+		return true
+	}
+	blank := func(i int) bool {
+		return i < 0 || i >= len(text) || text[i] == ' ' || text[i] == '\t' || text[i] == '\n' || text[i] == '\r'
+	}
+	for i := 0; i < len(text); i++ {
+		c := text[i]
+		if blank(i) {
+			continue
+		}
+		if blank(i - 1) {
+			n++ // a run starts
+		}
+		switch c {
+		case ',', '[', ']', '{', '}':
+			n += 2
+		case ':', '?':
+			if i+1 < len(text) && (text[i+1] == ' ' || text[i+1] == '\t') && !restOfLineBlank(i+1) {
+				n++
+			} else {
+				n += 2
+			}
+		case '-':
+			if blank(i-1) && blank(i+1) && restOfLineBlank(i+1) {
+				n++
+			}
+		}
+	}
+	return n
 }
 
 func kindName(n *yaml.Node) string {
@@ -393,11 +492,11 @@ func (c *Card) setNode(key string, n *yaml.Node) {
 	m.Content = append(m.Content, strNode(key), n)
 }
 
-// clone returns a deep copy of c; the parsed source is shared, as it is
-// never changed.
+// clone returns a copy of c that can be changed without changing c (see
+// shallowCopy); the parsed source is shared, as it is never changed.
 func (c *Card) clone() *Card {
 	out := *c
-	out.doc = copyNode(c.doc)
+	out.doc = shallowCopy(c.doc)
 	return &out
 }
 

@@ -36,6 +36,14 @@ func FuzzParse(f *testing.F) {
 		if err != nil {
 			return
 		}
+		if c.src != nil {
+			// The limits count nodes before parsing: the count must
+			// never be below what go-yaml makes.
+			text := strings.Join(c.src.lines, "")
+			if bound, nodes := nodeBound(text), countNodes(text); bound < nodes {
+				t.Fatalf("nodeBound %d < %d nodes:\n%q", bound, nodes, text)
+			}
+		}
 		m, body := c.Metadata(), c.Body()
 		out, err := c.Bytes()
 		if err != nil {

@@ -117,19 +117,21 @@ func (c *Card) setList(key string, want []string, scalarWhenOne bool) {
 		return
 	}
 	seq := &yaml.Node{Kind: yaml.SequenceNode, Tag: "!!seq"}
-	var unused []*yaml.Node
+	// The old entries that are plain scalars, by text, in order: each
+	// wanted value reuses the first one left with its text.
+	unused := map[string][]*yaml.Node{}
 	if old != nil && old.Kind == yaml.SequenceNode {
 		seq.Style = old.Style
-		unused = slices.Clone(old.Content)
+		for _, u := range old.Content {
+			if s, ok := scalarText(u); ok && u.Kind == yaml.ScalarNode {
+				unused[s] = append(unused[s], u)
+			}
+		}
 	}
 	for _, w := range want {
 		item := strNode(w)
-		for i, u := range unused {
-			if s, ok := scalarText(u); ok && s == w && u.Kind == yaml.ScalarNode {
-				item = u
-				unused = slices.Delete(unused, i, i+1)
-				break
-			}
+		if us := unused[w]; len(us) > 0 {
+			item, unused[w] = us[0], us[1:]
 		}
 		seq.Content = append(seq.Content, item)
 	}
@@ -180,13 +182,19 @@ func Merge(remote, local *Card, keepRemoteBody bool) *Card {
 	}
 	out.SetMetadata(m)
 
-	lm := local.mapping()
+	lm, om := local.mapping(), out.mapping()
+	have := make(map[string]bool, len(om.Content)/2)
+	for i := 0; i+1 < len(om.Content); i += 2 {
+		have[om.Content[i].Value] = true
+	}
+	d := newDetacher()
 	for i := 0; i+1 < len(lm.Content); i += 2 {
 		k := lm.Content[i].Value
-		if isMetadataKey(k) || hasKey(out.mapping(), k) {
+		if isMetadataKey(k) || have[k] {
 			continue
 		}
-		out.mapping().Content = append(out.mapping().Content, detach(lm.Content[i]), detach(lm.Content[i+1]))
+		have[k] = true
+		om.Content = append(om.Content, d.detach(lm.Content[i]), d.detach(lm.Content[i+1]))
 	}
 	if !keepRemoteBody || strings.TrimSpace(out.body) == "" {
 		out.body = local.body
@@ -194,20 +202,13 @@ func Merge(remote, local *Card, keepRemoteBody bool) *Card {
 	return out
 }
 
-func hasKey(m *yaml.Node, key string) bool {
-	for i := 0; i+1 < len(m.Content); i += 2 {
-		if m.Content[i].Value == key {
-			return true
-		}
-	}
-	return false
-}
-
 // union returns a followed by b's entries that a lacks, without duplicates.
 func union(a, b []string) []string {
 	var out []string
+	seen := make(map[string]bool, len(a)+len(b))
 	for _, s := range slices.Concat(a, b) {
-		if !slices.Contains(out, s) {
+		if !seen[s] {
+			seen[s] = true
 			out = append(out, s)
 		}
 	}

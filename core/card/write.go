@@ -56,8 +56,14 @@ func fixForEncoder(n *yaml.Node) *yaml.Node {
 // (or is new), with eol line breaks and a final line break.
 func (c *Card) yamlText(eol string) (string, error) {
 	if c.src != nil && !c.src.noSplice {
-		if text, ok := c.splice(); ok && c.readsBack(text) {
-			return text, nil
+		if text, ok := c.splice(); ok {
+			same, err := c.readsBack(text)
+			if err != nil {
+				return "", err
+			}
+			if same {
+				return text, nil
+			}
 		}
 	}
 	text, err := encode(c.doc)
@@ -67,17 +73,25 @@ func (c *Card) yamlText(eol string) (string, error) {
 	if eol != "\n" {
 		text = strings.ReplaceAll(text, "\n", eol)
 	}
-	if !c.readsBack(text) {
+	same, err := c.readsBack(text)
+	if err != nil {
+		return "", err
+	}
+	if !same {
 		return "", fmt.Errorf("card: the metadata does not read back as written")
 	}
 	return text, nil
 }
 
 // readsBack reports that text parses as a mapping with the same values as
-// the card's metadata.
-func (c *Card) readsBack(text string) bool {
+// the card's metadata. The error is a text over the limits Parse applies
+// (ErrMetadataTooLarge): a card grown past them by Set or Merge.
+func (c *Card) readsBack(text string) (bool, error) {
+	if err := checkSize(text, -1); err != nil { // no line: the text is not in a file
+		return false, fmt.Errorf("card: cannot write the metadata: %w", err)
+	}
 	doc, _, err := parseYAML(text, 0)
-	return err == nil && sameValues(doc, c.doc)
+	return err == nil && sameValues(doc, c.doc), nil
 }
 
 // sameValues reports two trees that hold the same data: kinds, resolved

@@ -2,6 +2,7 @@ package card
 
 import (
 	"regexp"
+	"slices"
 	"strings"
 
 	"go.yaml.in/yaml/v3"
@@ -11,9 +12,12 @@ import (
 // nesting limit (10000), so every tree Parse returns is walked whole.
 const maxDepth = 10100
 
-// maxDetached bounds the nodes detach creates: expanding aliases can
-// multiply a small document ("billion laughs").
-const maxDetached = 20_000
+// maxExpanded bounds the nodes a detacher creates by expanding aliases: a
+// small document can name an anchor that names an anchor... ("billion
+// laughs"). The budget is shared by every node one Merge detaches, not
+// given to each key. Nodes copied as they are need no budget: there are no
+// more of them than the parse limits let in.
+const maxExpanded = 20_000
 
 // deref follows aliases to the node they name.
 func deref(n *yaml.Node) *yaml.Node {
@@ -49,23 +53,55 @@ func copyNode(n *yaml.Node) *yaml.Node {
 	return cp(n)
 }
 
+// shallowCopy copies a document and its top-level mapping, the node and its
+// Content slice; the nodes under the mapping are shared with doc. That is
+// enough for a copy that changes independently of doc, because a Card only
+// ever changes its metadata at that level: it replaces a key's value node,
+// adds and removes pairs, and never edits a node it did not just create
+// (Set detaches what it is given). A deep copy of a million keys would
+// cost hundreds of megabytes each time a card is parsed or cloned.
+func shallowCopy(doc *yaml.Node) *yaml.Node {
+	if doc == nil {
+		return nil
+	}
+	d := *doc
+	d.Content = slices.Clone(doc.Content)
+	if len(d.Content) == 1 && d.Content[0] != nil {
+		m := *d.Content[0]
+		m.Content = slices.Clone(m.Content)
+		d.Content[0] = &m
+	}
+	return &d
+}
+
 // detach deep-copies a node tree for use in another document: aliases are
 // replaced by copies of what they name and anchors are dropped, so the copy
-// refers to nothing outside itself. Past maxDetached nodes (an alias bomb)
-// the rest is null.
-func detach(n *yaml.Node) *yaml.Node {
-	budget := maxDetached
+// refers to nothing outside itself. Past maxExpanded nodes made by
+// expanding aliases (an alias bomb) the rest of the expansion is null.
+func detach(n *yaml.Node) *yaml.Node { return newDetacher().detach(n) }
+
+// detacher detaches several trees with one budget for expanded aliases.
+type detacher struct{ budget int }
+
+func newDetacher() *detacher { return &detacher{budget: maxExpanded} }
+
+func (d *detacher) detach(n *yaml.Node) *yaml.Node {
 	null := func() *yaml.Node { return &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!null", Value: "null"} }
-	var cp func(*yaml.Node, int) *yaml.Node
-	cp = func(n *yaml.Node, depth int) *yaml.Node {
+	var cp func(n *yaml.Node, depth int, expanding bool) *yaml.Node
+	cp = func(n *yaml.Node, depth int, expanding bool) *yaml.Node {
 		if n == nil {
 			return nil
 		}
-		if budget--; budget < 0 || depth > maxDepth {
+		if depth > maxDepth {
 			return null()
 		}
+		if expanding {
+			if d.budget--; d.budget < 0 {
+				return null()
+			}
+		}
 		if n.Kind == yaml.AliasNode {
-			t := cp(n.Alias, depth+1)
+			t := cp(n.Alias, depth+1, true)
 			if t == nil {
 				return null()
 			}
@@ -78,7 +114,7 @@ func detach(n *yaml.Node) *yaml.Node {
 		if n.Content != nil {
 			c.Content = make([]*yaml.Node, len(n.Content))
 			for i, ch := range n.Content {
-				c.Content[i] = cp(ch, depth+1)
+				c.Content[i] = cp(ch, depth+1, expanding)
 			}
 		}
 		if n.Kind == yaml.DocumentNode {
@@ -89,7 +125,7 @@ func detach(n *yaml.Node) *yaml.Node {
 		}
 		return c
 	}
-	return cp(n, 0)
+	return cp(n, 0, false)
 }
 
 // nodesEqual reports two trees that encode the same way: same kinds, tags,

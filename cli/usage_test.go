@@ -117,7 +117,7 @@ func TestFileArgumentOpensItsFolder(t *testing.T) {
 func TestMissingShard(t *testing.T) {
 	dir := writePipeline(t)
 	require.NoError(t, os.Remove(filepath.Join(dir, "unet", "diffusion_pytorch_model-00002-of-00002.safetensors")))
-	const want = "unet/diffusion_pytorch_model-00002-of-00002.safetensors is missing: the index names it"
+	const want = "unet/diffusion_pytorch_model-00002-of-00002.safetensors is missing: diffusion_pytorch_model.safetensors.index.json names it"
 
 	code, out, errb := runCmd("inspect", dir)
 	require.Equal(t, ExitOK, code, errb)

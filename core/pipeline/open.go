@@ -229,6 +229,18 @@ var ErrNotPipeline = errors.New("not a Diffusers pipeline or model folder")
 // ErrLFSPointer reports a Git LFS pointer file where weights should be.
 var ErrLFSPointer = errors.New("a Git LFS pointer, not the file: the folder was cloned without git-lfs (run \"git lfs pull\")")
 
+// MissingFileError is a weights file an index names that the folder lacks.
+// It is a tensors.ErrMissingShard and an fs.ErrNotExist.
+type MissingFileError struct {
+	File  string // relative to the pipeline folder, slash-separated
+	Index string // the index's bare file name
+	Err   error  // what looking for it said
+}
+
+func (e *MissingFileError) Error() string { return e.File + " is missing: " + e.Index + " names it" }
+
+func (e *MissingFileError) Unwrap() []error { return []error{tensors.ErrMissingShard, e.Err} }
+
 // ErrMissingComponent reports a component model_index.json lists whose
 // folder is missing.
 var ErrMissingComponent = errors.New("component listed in model_index.json is missing")
@@ -546,7 +558,7 @@ func (p *Pipeline) readWeightSet(c *Component, cdir, prefix string, set *WeightS
 			err = &folder.Error{Path: path, Err: folder.ErrNotRegular}
 		}
 		if errors.Is(err, fs.ErrNotExist) && set.Index != "" {
-			set.Err = fmt.Errorf("%s is missing: %s names it (%w)", prefix+name, set.Index, tensors.ErrMissingShard)
+			set.Err = &MissingFileError{File: prefix + name, Index: set.Index, Err: err}
 			return
 		}
 		if err != nil {

@@ -8,6 +8,7 @@ import (
 	"fyne.io/fyne/v2"
 	"fyne.io/fyne/v2/container"
 	"fyne.io/fyne/v2/layout"
+	"fyne.io/fyne/v2/theme"
 	"fyne.io/fyne/v2/widget"
 
 	"modelpub/core/pipeline"
@@ -239,18 +240,23 @@ func orNone(s string) string {
 // detailsView shows a detailSection.
 type detailsView struct {
 	title   *widget.Label
+	close   *widget.Button // hides the pane until the next selection
 	form    *fyne.Container
 	themed  *container.ThemeOverride
 	content fyne.CanvasObject
 	shown   detailSection
 }
 
-func newDetailsView() *detailsView {
+// newDetailsView builds the pane; its close button calls hide.
+func newDetailsView(hide func()) *detailsView {
 	v := &detailsView{title: widget.NewLabelWithStyle("", fyne.TextAlignLeading, fyne.TextStyle{Bold: true}),
 		form: container.New(layout.NewFormLayout())}
 	v.title.Truncation = fyne.TextTruncateEllipsis
+	v.close = widget.NewButtonWithIcon("", theme.ContentClearIcon(), hide)
+	v.close.Importance = widget.LowImportance
 	v.themed = compact(v.form)
-	v.content = container.NewBorder(v.title, nil, nil, nil, container.NewVScroll(v.themed))
+	v.content = container.NewBorder(container.NewBorder(nil, nil, nil, v.close, v.title), nil, nil, nil,
+		container.NewVScroll(v.themed))
 	v.show(noSelection)
 	return v
 }

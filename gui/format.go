@@ -100,15 +100,6 @@ func secondaryText(s string) *widget.RichText {
 		Style: widget.RichTextStyle{ColorName: theme.ColorNamePlaceHolder, Inline: true}})
 }
 
-// setSecondaryText replaces the text of a secondaryText.
-func setSecondaryText(rt *widget.RichText, s string) {
-	seg := rt.Segments[0].(*widget.TextSegment)
-	if seg.Text != s {
-		seg.Text = s
-		rt.Refresh()
-	}
-}
-
 // compact shows o with less padding inside its widgets, for dense tables.
 func compact(o fyne.CanvasObject) *container.ThemeOverride {
 	return container.NewThemeOverride(o, compactTheme{})

@@ -99,6 +99,9 @@ func (u *UI) opened(seq int, path string, p *pipeline.Pipeline, err error) {
 	}
 	u.rememberFolder(p.Dir)
 	u.setPipeline(p)
+	if u.blocker() != "" {
+		u.selectTab("Overview") // the problems first
+	}
 	if u.revealOnOpen != "" {
 		u.tree.reveal(u.revealOnOpen)
 		u.revealOnOpen = ""

@@ -21,6 +21,11 @@ type overviewPanel struct {
 	body    *fyne.Container
 	content fyne.CanvasObject
 	shown   overview
+	// reload reads the open folder again (File ▸ Reload); the Problems
+	// section offers it. nil hides the button.
+	reload func()
+	// reloadBtn is the Problems section's Reload button, for tests.
+	reloadBtn *widget.Button
 }
 
 func newOverviewPanel(e *env) *overviewPanel {
@@ -36,7 +41,11 @@ func (o *overviewPanel) Content() fyne.CanvasObject { return o.content }
 // SetPipeline implements panel.
 func (o *overviewPanel) SetPipeline(p *pipeline.Pipeline) {
 	o.shown = overviewOf(p)
-	o.body.Objects = o.shown.objects()
+	o.reloadBtn = nil
+	if o.reload != nil && len(o.shown.problems) > 0 {
+		o.reloadBtn = widget.NewButtonWithIcon("Reload the folder", theme.ViewRefreshIcon(), o.reload)
+	}
+	o.body.Objects = o.shown.objects(o.reloadBtn)
 	o.body.Refresh()
 }
 
@@ -47,14 +56,25 @@ type overview struct {
 	components [][]string
 	dtypes     [][]string
 	warnings   []pipeline.Warning
-	open       bool
+	// problems stop Save and Publish (folderProblems); leftOut names the
+	// components the dtype totals leave out because of them.
+	problems []folderProblem
+	leftOut  string
+	open     bool
 }
 
 func overviewOf(p *pipeline.Pipeline) overview {
 	if p == nil {
 		return overview{title: "No folder open", subtitle: "Open a Diffusers folder to see its components here."}
 	}
-	o := overview{title: pipelineTitle(p), open: true, warnings: p.Warnings}
+	o := overview{title: pipelineTitle(p), open: true, problems: folderProblems(p)}
+	for _, w := range p.Warnings {
+		// An unreadable component's error is told under Problems.
+		if w.Code == "unreadable-weights" && slices.ContainsFunc(o.problems, func(fp folderProblem) bool { return fp.component == w.Path }) {
+			continue
+		}
+		o.warnings = append(o.warnings, w)
+	}
 	var facts []string
 	if p.Index != nil {
 		facts = append(facts, "diffusers "+orNone(p.Index.DiffusersVersion))
@@ -81,12 +101,28 @@ func overviewOf(p *pipeline.Pipeline) overview {
 		if ws := c.Main(); ws != nil && ws.Err == nil && ws.Parameters > 0 {
 			row[2] = pipeline.FormatParameters(ws.Parameters)
 		}
+		if len(unreadableSets(c)) > 0 {
+			row[2] = "cannot be read"
+		}
 		if vs := c.Variants(); len(vs) > 0 {
 			row[4] = strings.Join(vs, ", ")
 		}
 		o.components = append(o.components, row)
 	}
 	o.dtypes = dtypeTotals(p)
+	var left []string
+	for _, c := range p.Components {
+		if sets := unreadableSets(c); len(sets) > 0 {
+			var names []string
+			for _, ws := range sets {
+				names = append(names, lowerFirst(weightSetLabel(ws)))
+			}
+			left = append(left, componentLabel(p, c)+" ("+strings.Join(names, ", ")+")")
+		}
+	}
+	if len(left) > 0 {
+		o.leftOut = "Not counted: " + strings.Join(left, ", ") + ", which cannot be read."
+	}
 	return o
 }
 
@@ -147,19 +183,47 @@ func dtypeTotals(p *pipeline.Pipeline) [][]string {
 	return append(rows, total)
 }
 
-// objects renders the overview.
-func (o overview) objects() []fyne.CanvasObject {
+// objects renders the overview; reload, if not nil, is offered under the
+// problems.
+func (o overview) objects(reload *widget.Button) []fyne.CanvasObject {
 	title := widget.NewRichText(&widget.TextSegment{Text: o.title,
 		Style: widget.RichTextStyle{SizeName: theme.SizeNameHeadingText, TextStyle: fyne.TextStyle{Bold: true}}})
+	title.Wrapping = fyne.TextWrapWord
 	sub := widget.NewLabel(o.subtitle)
 	sub.Wrapping = fyne.TextWrapWord
 	objs := []fyne.CanvasObject{title, sub}
 	if !o.open {
 		return objs
 	}
+	if len(o.problems) > 0 {
+		objs = append(objs, sectionHeading(fmt.Sprintf("Problems (%d)", len(o.problems))))
+		for _, fp := range o.problems {
+			msg := widget.NewLabel(fp.long())
+			msg.Wrapping = fyne.TextWrapWord
+			msg.Importance = widget.DangerImportance
+			icon := widget.NewIcon(theme.ErrorIcon())
+			objs = append(objs, container.NewBorder(nil, nil, container.NewVBox(icon), nil, msg))
+		}
+		next := widget.NewLabel("Save locally and Publish are off until the folder is fixed: replace the damaged " +
+			"files (download them again), then reload it (File ▸ Reload, F5).")
+		next.Wrapping = fyne.TextWrapWord
+		objs = append(objs, next)
+		if reload != nil {
+			objs = append(objs, container.NewHBox(reload))
+		}
+	}
 	objs = append(objs, sectionHeading("Components"), textTable(o.components, 2, 3))
+	if len(o.dtypes) > 0 || o.leftOut != "" {
+		objs = append(objs, sectionHeading("Totals per dtype"))
+	}
 	if len(o.dtypes) > 0 {
-		objs = append(objs, sectionHeading("Totals per dtype"), textTable(o.dtypes, 1, 2, 3, 4))
+		objs = append(objs, textTable(o.dtypes, 1, 2, 3, 4))
+	}
+	if o.leftOut != "" {
+		note := widget.NewLabel(o.leftOut)
+		note.Wrapping = fyne.TextWrapWord
+		note.Importance = widget.WarningImportance
+		objs = append(objs, note)
 	}
 	objs = append(objs, sectionHeading(fmt.Sprintf("Warnings (%d)", len(o.warnings))))
 	if len(o.warnings) == 0 {

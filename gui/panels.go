@@ -18,8 +18,10 @@ type namedPanel struct {
 // makePanels lists the tabs on the right of the window, in order. Each
 // panel is built once, with the window's env.
 func (u *UI) makePanels() []namedPanel {
+	overview := newOverviewPanel(u.e)
+	overview.reload = u.reload
 	return []namedPanel{
-		{"Overview", theme.InfoIcon(), newOverviewPanel(u.e)},
+		{"Overview", theme.InfoIcon(), overview},
 		{"Shards", theme.GridIcon(), newShardsPanel(u.e)},
 		{"Variant", theme.ColorPaletteIcon(), newVariantPanel(u.e)},
 		{"Model card", theme.DocumentIcon(), u.cards},

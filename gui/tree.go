@@ -1,6 +1,7 @@
 package gui
 
 import (
+	"math"
 	"path"
 	"strconv"
 	"strings"
@@ -48,6 +49,8 @@ type treeModel struct {
 	files    map[string]*fileNode
 	// tensorIDs caches each opened file's children.
 	tensorIDs map[string][]string
+	// problems are the components Save and Publish cannot read, by node id.
+	problems map[string]folderProblem
 }
 
 // fileNode is one file of a component.
@@ -74,9 +77,12 @@ type fileNode struct {
 // newTreeModel indexes p; nil gives an empty tree.
 func newTreeModel(p *pipeline.Pipeline) *treeModel {
 	m := &treeModel{p: p, children: map[string][]string{}, comps: map[string]*pipeline.Component{},
-		files: map[string]*fileNode{}, tensorIDs: map[string][]string{}}
+		files: map[string]*fileNode{}, tensorIDs: map[string][]string{}, problems: map[string]folderProblem{}}
 	if p == nil {
 		return m
+	}
+	for _, fp := range folderProblems(p) {
+		m.problems[componentID(fp.component)] = fp
 	}
 	m.children[""] = []string{pipelineNodeID}
 	for _, c := range p.Components {
@@ -176,6 +182,9 @@ func (m *treeModel) row(id string) (icon fyne.Resource, name, detail string) {
 		if c == nil {
 			return theme.QuestionIcon(), id, ""
 		}
+		if fp, ok := m.problems[id]; ok {
+			return theme.ErrorIcon(), componentLabel(m.p, c), problemSummary(c, fp)
+		}
 		return componentIcon(c), componentLabel(m.p, c), componentSummary(c)
 	case strings.HasPrefix(id, filePrefix):
 		n := m.files[id]
@@ -203,6 +212,25 @@ func componentIcon(c *pipeline.Component) fyne.Resource {
 	return theme.FolderIcon()
 }
 
+// isProblem reports a node the tree marks as a problem: a component Save
+// and Publish cannot read, or a weights file that cannot be read.
+func (m *treeModel) isProblem(id string) bool {
+	if _, ok := m.problems[id]; ok {
+		return true
+	}
+	n := m.files[id]
+	return n != nil && n.set != nil && n.set.Err != nil
+}
+
+// problemSummary is "UNet2DConditionModel · cannot be read · 3.44 GB".
+func problemSummary(c *pipeline.Component, fp folderProblem) string {
+	what := "cannot be read"
+	if fp.err == nil {
+		what = "no weights file"
+	}
+	return c.Class + " · " + what + " · " + formatSize(componentSize(c))
+}
+
 // componentSummary is "UNet2DConditionModel · 859.5M params · 3.44 GB".
 func componentSummary(c *pipeline.Component) string {
 	switch {
@@ -221,6 +249,8 @@ func componentSummary(c *pipeline.Component) string {
 
 func fileIcon(n *fileNode) fyne.Resource {
 	switch {
+	case n.set != nil && n.set.Err != nil:
+		return theme.ErrorIcon()
 	case strings.HasSuffix(n.file.Path, "/"):
 		return theme.FolderIcon()
 	case n.set != nil && !n.isIndex:
@@ -261,14 +291,21 @@ func newComponentTree() *componentTree {
 		func(id widget.TreeNodeID) []widget.TreeNodeID { return ct.model.childIDs(id) },
 		func(id widget.TreeNodeID) bool { return ct.model.isBranch(id) },
 		func(bool) fyne.CanvasObject {
-			return container.NewHBox(widget.NewIcon(nil), widget.NewLabel(""), secondaryText(""))
+			name := widget.NewLabel("")
+			name.Truncation = fyne.TextTruncateEllipsis
+			return container.New(treeRowLayout{}, widget.NewIcon(nil), name, newFitText())
 		},
 		func(id widget.TreeNodeID, _ bool, o fyne.CanvasObject) {
 			icon, name, detail := ct.model.row(id)
 			objs := o.(*fyne.Container).Objects
 			objs[0].(*widget.Icon).SetResource(icon)
 			objs[1].(*widget.Label).SetText(name)
-			setSecondaryText(objs[2].(*widget.RichText), detail)
+			colour := theme.ColorNamePlaceHolder
+			if ct.model.isProblem(id) {
+				colour = theme.ColorNameError
+			}
+			objs[2].(*fitText).set(detail, colour)
+			o.Refresh() // a recycled row: lay it out again for its new texts
 		},
 	)
 	ct.tree.OnSelected = func(id widget.TreeNodeID) {
@@ -323,4 +360,122 @@ func (ct *componentTree) reveal(id string) {
 	}
 	ct.tree.Select(id)
 	ct.tree.ScrollTo(id)
+}
+
+// treeRowLayout lays a tree row out as an icon, the name and its details
+// (a fitText) beside it. In a narrow column the details lose their last
+// parts first (the size, the parameters), then the name and the class are
+// cut with an ellipsis, the name never below a third of the row. The
+// details pane shows everything whole.
+type treeRowLayout struct{}
+
+// textWidth is the width a label or secondary text needs to show s whole.
+func textWidth(s string, style fyne.TextStyle) float32 {
+	w := fyne.MeasureText(s, theme.TextSize(), style).Width
+	return float32(math.Ceil(float64(w))) + 2*theme.InnerPadding() + 1
+}
+
+// MinSize implements fyne.Layout: an icon and a little text; the tree
+// scrolls rather than grow.
+func (treeRowLayout) MinSize(objs []fyne.CanvasObject) fyne.Size {
+	icon, name := objs[0].MinSize(), objs[1].MinSize()
+	return fyne.NewSize(icon.Width+theme.Padding()+name.Width, max(icon.Height, name.Height, objs[2].MinSize().Height))
+}
+
+// Layout implements fyne.Layout.
+func (treeRowLayout) Layout(objs []fyne.CanvasObject, size fyne.Size) {
+	icon := objs[0].MinSize()
+	objs[0].Move(fyne.NewPos(0, (size.Height-icon.Height)/2))
+	objs[0].Resize(icon)
+	x := icon.Width + theme.Padding()
+	avail := max(size.Width-x, 0)
+	nameWidth := avail
+	if l, ok := objs[1].(*widget.Label); ok {
+		first := ""
+		if f, ok := objs[2].(*fitText); ok {
+			first, _, _ = strings.Cut(f.full, fitSeparator)
+		}
+		nameWidth = min(textWidth(l.Text, l.TextStyle), max(avail-textWidth(first, fyne.TextStyle{}), avail/3))
+	}
+	objs[1].Move(fyne.NewPos(x, 0))
+	objs[1].Resize(fyne.NewSize(nameWidth, size.Height))
+	x += nameWidth
+	objs[2].Move(fyne.NewPos(x, (size.Height-objs[2].MinSize().Height)/2))
+	objs[2].Resize(fyne.NewSize(max(size.Width-x, 0), objs[2].MinSize().Height))
+}
+
+// fitSeparator separates the parts of a row's details.
+const fitSeparator = " · "
+
+// fitText is a secondary text made of parts ("UNet2DConditionModel ·
+// 859.5M params · 3.44 GB") that shows as many whole parts as its width
+// holds, and cuts the first with an ellipsis only when even it does not
+// fit.
+type fitText struct {
+	widget.RichText
+	full string
+}
+
+func newFitText() *fitText {
+	f := &fitText{}
+	f.Segments = []widget.RichTextSegment{&widget.TextSegment{
+		Style: widget.RichTextStyle{ColorName: theme.ColorNamePlaceHolder, Inline: true}}}
+	f.Truncation = fyne.TextTruncateEllipsis
+	f.ExtendBaseWidget(f)
+	return f
+}
+
+// set shows text in colour.
+func (f *fitText) set(text string, colour fyne.ThemeColorName) {
+	seg := f.Segments[0].(*widget.TextSegment)
+	if f.full == text && seg.Style.ColorName == colour {
+		return
+	}
+	f.full = text
+	seg.Style.ColorName = colour
+	f.fit(f.Size().Width)
+	f.Refresh()
+}
+
+// Resize implements fyne.Widget: the parts shown follow the width.
+func (f *fitText) Resize(size fyne.Size) {
+	if f.fit(size.Width) {
+		f.Refresh()
+	}
+	f.RichText.Resize(size)
+}
+
+// fit chooses the parts shown in width; it reports a change.
+func (f *fitText) fit(width float32) bool {
+	text := f.full
+	parts := strings.Split(f.full, fitSeparator)
+	for n := len(parts) - 1; n > 0 && width > 0 && textWidth(text, fyne.TextStyle{}) > width; n-- {
+		text = strings.Join(parts[:n], fitSeparator)
+	}
+	seg := f.Segments[0].(*widget.TextSegment)
+	if seg.Text == text {
+		return false
+	}
+	seg.Text = text
+	return true
+}
+
+// rowsWidth is the width the tree needs to show the rows of the pipeline
+// and its components whole: indentation, icon, name and details.
+func (ct *componentTree) rowsWidth() float32 {
+	if ct.model.p == nil {
+		return 0
+	}
+	indent := theme.IconInlineSize() + theme.Padding() // a level, or the branch arrow
+	var need float32
+	measure := func(id string, depth int) {
+		_, name, detail := ct.model.row(id)
+		row := theme.IconInlineSize() + theme.Padding() + textWidth(name, fyne.TextStyle{}) + textWidth(detail, fyne.TextStyle{})
+		need = max(need, float32(depth+1)*indent+row+4*theme.Padding())
+	}
+	measure(pipelineNodeID, 0)
+	for _, id := range ct.model.childIDs(pipelineNodeID) {
+		measure(id, 1)
+	}
+	return need
 }

@@ -2,7 +2,9 @@ package gui
 
 import (
 	"fyne.io/fyne/v2"
+	"fyne.io/fyne/v2/container"
 	"fyne.io/fyne/v2/dialog"
+	"fyne.io/fyne/v2/driver/desktop"
 	"fyne.io/fyne/v2/storage"
 	"fyne.io/fyne/v2/widget"
 )
@@ -66,4 +68,65 @@ func showFyneFolderDialog(win fyne.Window, start, confirm string, done func(path
 	size := win.Canvas().Size()
 	d.Resize(fyne.NewSize(max(size.Width*0.9, 600), max(size.Height*0.9, 450)))
 	d.Show()
+}
+
+// tapLabel is a one-line label cut with an ellipsis to the width it gets,
+// that runs onTapped when clicked: a long path or message whose full text
+// is one click away.
+type tapLabel struct {
+	widget.Label
+	onTapped func()
+}
+
+func newTapLabel(text string, onTapped func()) *tapLabel {
+	l := &tapLabel{onTapped: onTapped}
+	l.Text = text
+	l.Truncation = fyne.TextTruncateEllipsis
+	l.ExtendBaseWidget(l)
+	return l
+}
+
+// Tapped implements fyne.Tappable.
+func (l *tapLabel) Tapped(*fyne.PointEvent) {
+	if l.onTapped != nil {
+		l.onTapped()
+	}
+}
+
+// Cursor implements desktop.Cursorable: a hand, as over a link.
+func (l *tapLabel) Cursor() desktop.Cursor { return desktop.PointerCursor }
+
+// maxPanelMinWidth is the most a panel may ask of the window's width. A
+// panel lays out what it shows in the width it is given; a line it cannot
+// wrap or cut (a bug) is clipped at the window's edge rather than pushing
+// the window past the screen, and the other panels and the tree keep their
+// room.
+const maxPanelMinWidth = 560
+
+// cappedWidth reports at most maxPanelMinWidth as o's minimum width, and
+// gives o all the room it gets.
+func cappedWidth(o fyne.CanvasObject) fyne.CanvasObject {
+	return container.New(cappedWidthLayout{}, o)
+}
+
+type cappedWidthLayout struct{}
+
+// MinSize implements fyne.Layout.
+func (cappedWidthLayout) MinSize(objs []fyne.CanvasObject) fyne.Size {
+	var s fyne.Size
+	for _, o := range objs {
+		if o.Visible() {
+			s = s.Max(o.MinSize())
+		}
+	}
+	s.Width = min(s.Width, maxPanelMinWidth)
+	return s
+}
+
+// Layout implements fyne.Layout.
+func (cappedWidthLayout) Layout(objs []fyne.CanvasObject, size fyne.Size) {
+	for _, o := range objs {
+		o.Move(fyne.NewPos(0, 0))
+		o.Resize(size)
+	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"path/filepath"
+	"slices"
 
 	"fyne.io/fyne/v2"
 	"fyne.io/fyne/v2/canvas"
@@ -41,6 +42,9 @@ type UI struct {
 	quit func()
 	// revealOnOpen is a tree node to select when the next folder opens.
 	revealOnOpen string
+	// detailsHidden says the user closed the details pane; the next
+	// selection in the tree opens it again.
+	detailsHidden bool
 
 	pipeline  *pipeline.Pipeline
 	cards     *cardPanel
@@ -52,18 +56,22 @@ type UI struct {
 	details   *detailsView
 	selected  string // the tree node the details pane shows
 
-	folder   *widget.Label
-	activity *widget.Activity
-	status   *widget.Label
-	welcome  *welcomeView
-	main     fyne.CanvasObject
-	openBtn  *widget.Button
-	saveBtn  *widget.Button
-	menu     *fyne.MainMenu
-	recent   *fyne.MenuItem
-	saveItem *fyne.MenuItem
-	pubItem  *fyne.MenuItem
-	opening  openState
+	folder     *tapLabel
+	blocked    *tapLabel // why Save and Publish are off, beside the folder
+	headerMid  *fyne.Container
+	activity   *widget.Activity
+	status     *widget.Label
+	welcome    *welcomeView
+	main       *container.Split
+	right      *container.Split // the tabs over the details pane
+	openBtn    *widget.Button
+	saveBtn    *widget.Button
+	menu       *fyne.MainMenu
+	recent     *fyne.MenuItem
+	saveItem   *fyne.MenuItem
+	pubItem    *fyne.MenuItem
+	reloadItem *fyne.MenuItem
+	opening    openState
 }
 
 // Keyboard shortcuts of the window.
@@ -74,6 +82,9 @@ var (
 	// shortcutPublishKeypad is Ctrl+Enter on the numeric keypad.
 	shortcutPublishKeypad = &desktop.CustomShortcut{KeyName: fyne.KeyEnter, Modifier: fyne.KeyModifierShortcutDefault}
 	shortcutQuit          = &desktop.CustomShortcut{KeyName: fyne.KeyQ, Modifier: fyne.KeyModifierShortcutDefault}
+	// shortcutReload is Ctrl+R; F5 reloads too (a key without a modifier
+	// is not a shortcut to Fyne: see typedKey).
+	shortcutReload = &desktop.CustomShortcut{KeyName: fyne.KeyR, Modifier: fyne.KeyModifierShortcutDefault}
 )
 
 // newUI builds the window's content, menu, shortcuts and drop target into
@@ -91,18 +102,21 @@ func newUI(e *env) *UI {
 
 	u.tree = newComponentTree()
 	u.tree.onSelected = u.showDetails
-	u.details = newDetailsView()
+	u.details = newDetailsView(u.hideDetails)
 	u.makeJobs()
 	u.panels = u.makePanels()
 	u.tabs = container.NewAppTabs()
 	for _, np := range u.panels {
-		u.tabs.Append(container.NewTabItemWithIcon(np.title, np.icon, np.p.Content()))
+		// A panel never widens the window: what it cannot fit, it wraps,
+		// cuts with an ellipsis or scrolls (see cappedWidth).
+		u.tabs.Append(container.NewTabItemWithIcon(np.title, np.icon, cappedWidth(np.p.Content())))
 	}
-	right := container.NewVSplit(u.tabs, u.details.content)
-	right.Offset = 0.78
-	split := container.NewHSplit(u.tree.tree, right)
-	split.Offset = 0.36
-	u.main = split
+	u.tabs.OnSelected = func(*container.TabItem) { u.showDetailsPane() }
+	u.right = container.NewVSplit(u.tabs, u.details.content)
+	u.right.Offset = 0.74
+	u.main = container.NewHSplit(u.tree.tree, u.right)
+	u.main.Offset = 0.3
+	u.showDetailsPane()
 
 	u.welcome = newWelcomeView(u)
 	u.main.Hide()
@@ -116,6 +130,8 @@ func newUI(e *env) *UI {
 	c.AddShortcut(shortcutPublish, func(fyne.Shortcut) { u.publish() })
 	c.AddShortcut(shortcutPublishKeypad, func(fyne.Shortcut) { u.publish() })
 	c.AddShortcut(shortcutQuit, func(fyne.Shortcut) { u.quit() })
+	c.AddShortcut(shortcutReload, func(fyne.Shortcut) { u.reload() })
+	c.SetOnTypedKey(u.typedKey)
 	e.win.SetOnDropped(u.dropped)
 	u.refresh()
 	return u
@@ -125,16 +141,27 @@ func newUI(e *env) *UI {
 // and the opening activity.
 func (u *UI) header() fyne.CanvasObject {
 	u.openBtn = widget.NewButtonWithIcon("Open…", theme.FolderOpenIcon(), u.chooseFolder)
-	u.folder = widget.NewLabel("")
-	u.folder.Truncation = fyne.TextTruncateEllipsis
+	// The path and the problem are cut to fit; a click shows them whole
+	// (the pipeline's details, the Overview's Problems).
+	u.folder = newTapLabel("", func() {
+		if u.pipeline != nil {
+			u.detailsHidden = false
+			u.tree.reveal(pipelineNodeID)
+		}
+	})
+	u.blocked = newTapLabel("", func() { u.selectTab("Overview") })
+	u.blocked.Importance = widget.DangerImportance
+	u.headerMid = container.NewStack(u.folder)
 	u.activity = widget.NewActivity()
 	u.activity.Hide()
 	u.status = widget.NewLabel("")
 	u.status.Importance = widget.LowImportance
+	u.status.Truncation = fyne.TextTruncateEllipsis
 	u.status.Hide()
 	u.saveBtn = widget.NewButtonWithIcon("Save locally…", theme.DocumentSaveIcon(), u.save)
-	right := container.NewHBox(u.activity, u.status, u.saveBtn)
-	return container.NewVBox(container.NewBorder(nil, nil, u.openBtn, right, u.folder), widget.NewSeparator())
+	right := container.NewHBox(u.activity, u.saveBtn)
+	mid := container.NewBorder(nil, nil, nil, nil, u.headerMid)
+	return container.NewVBox(container.NewBorder(nil, nil, u.openBtn, right, mid), widget.NewSeparator())
 }
 
 func (u *UI) buildMenu() *fyne.MainMenu {
@@ -146,9 +173,11 @@ func (u *UI) buildMenu() *fyne.MainMenu {
 	u.saveItem.Icon, u.saveItem.Shortcut = theme.DocumentSaveIcon(), shortcutSave
 	u.pubItem = fyne.NewMenuItem("Publish…", u.publish)
 	u.pubItem.Icon, u.pubItem.Shortcut = theme.UploadIcon(), shortcutPublish
+	u.reloadItem = fyne.NewMenuItem("Reload", u.reload)
+	u.reloadItem.Icon, u.reloadItem.Shortcut = theme.ViewRefreshIcon(), shortcutReload
 	quit := fyne.NewMenuItem("Quit", func() { u.quit() })
 	quit.IsQuit, quit.Shortcut = true, shortcutQuit
-	file := fyne.NewMenu("File", open, u.recent, fyne.NewMenuItemSeparator(), u.saveItem, u.pubItem,
+	file := fyne.NewMenu("File", open, u.recent, u.reloadItem, fyne.NewMenuItemSeparator(), u.saveItem, u.pubItem,
 		fyne.NewMenuItemSeparator(), quit)
 	help := fyne.NewMenu("Help", fyne.NewMenuItem("About Modelpub", u.showAbout))
 	return fyne.NewMainMenu(file, help)
@@ -169,13 +198,15 @@ func (u *UI) refresh() {
 	}
 	u.recent.ChildMenu.Items = items
 	open := u.pipeline != nil
-	u.saveItem.Disabled = !open || u.onSave == nil
+	blocked := u.blocker()
+	u.saveItem.Disabled = !open || u.onSave == nil || blocked != ""
 	if u.saveItem.Disabled {
 		u.saveBtn.Disable()
 	} else {
 		u.saveBtn.Enable()
 	}
-	u.pubItem.Disabled = !open || u.onPublish == nil
+	u.pubItem.Disabled = !open || u.onPublish == nil || blocked != ""
+	u.reloadItem.Disabled = !open
 	u.menu.Refresh()
 	u.welcome.setRecent(recent)
 
@@ -187,17 +218,34 @@ func (u *UI) refresh() {
 		u.folder.SetText("No folder open")
 		u.e.win.SetTitle("Modelpub")
 	}
+	u.showBlocked(blocked)
 	if u.opening.busy() {
 		u.activity.Show()
 		u.activity.Start()
 		u.status.SetText("Opening " + filepath.Base(u.opening.path) + "…")
 		u.status.Show()
+		u.headerMid.Objects = []fyne.CanvasObject{container.NewGridWithColumns(2, u.folder, u.status)}
+		u.headerMid.Refresh()
 	} else {
 		u.activity.Stop()
 		u.activity.Hide()
 		u.status.Hide()
 	}
 	u.welcome.setOpening(u.opening.path)
+}
+
+// showBlocked shows why Save and Publish are off beside the folder's path,
+// or only the path when nothing stops them.
+func (u *UI) showBlocked(reason string) {
+	objs := []fyne.CanvasObject{u.folder}
+	u.blocked.Hidden = reason == ""
+	if reason != "" {
+		u.blocked.SetText("Save and Publish are off: " + reason)
+		objs = []fyne.CanvasObject{container.NewGridWithColumns(2, u.folder,
+			container.NewBorder(nil, nil, widget.NewIcon(theme.ErrorIcon()), nil, u.blocked))}
+	}
+	u.headerMid.Objects = objs
+	u.headerMid.Refresh()
 }
 
 // setPipeline shows an opened folder in the tree and every panel.
@@ -208,6 +256,7 @@ func (u *UI) setPipeline(p *pipeline.Pipeline) {
 		np.p.SetPipeline(p)
 	}
 	if p != nil {
+		u.fitTree()
 		u.welcome.content.Hide()
 		u.main.Show()
 	} else {
@@ -217,12 +266,86 @@ func (u *UI) setPipeline(p *pipeline.Pipeline) {
 	u.refresh()
 }
 
+// fitTree widens the tree's column, within limits, so that the rows of the
+// pipeline and its components show whole (class names, sizes).
+func (u *UI) fitTree() {
+	width := u.e.win.Canvas().Size().Width
+	if width <= 0 || u.pipeline == nil {
+		return
+	}
+	need := u.tree.rowsWidth()
+	offset := min(max(float64(need/width), 0.24), 0.42)
+	if offset == u.main.Offset {
+		return
+	}
+	u.main.Offset = offset
+	if u.main.Visible() {
+		u.main.Refresh()
+	}
+}
+
 // showDetails shows tree node id in the details pane; "" clears it.
 func (u *UI) showDetails(id string) {
 	u.selected = id
+	if id != "" {
+		u.detailsHidden = false
+	}
 	u.details.show(u.tree.model.details(id))
 	if n := u.tree.model.files[id]; n != nil && n.set != nil && !n.isIndex && n.set.Format == "safetensors" && !n.metaLoaded {
 		u.loadMetadata(id, n)
+	}
+	u.showDetailsPane()
+	u.linkSelection(id)
+}
+
+// detailsTabs are the tabs under which the details pane shows: the Model
+// card and Publish tabs need the room.
+var detailsTabs = []string{"Overview", "Shards", "Variant"}
+
+// showDetailsPane shows the details pane under the tabs while a node is
+// selected, on the tabs where it helps, unless the user closed it.
+func (u *UI) showDetailsPane() {
+	if u.tabs == nil || u.right == nil {
+		return
+	}
+	show := u.selected != "" && !u.detailsHidden && u.tabs.Selected() != nil &&
+		slices.Contains(detailsTabs, u.tabs.Selected().Text)
+	if show == u.details.content.Visible() {
+		return
+	}
+	if show {
+		u.details.content.Show()
+	} else {
+		u.details.content.Hide()
+	}
+	u.right.Refresh()
+}
+
+// hideDetails closes the details pane until the next selection.
+func (u *UI) hideDetails() {
+	u.detailsHidden = true
+	u.showDetailsPane()
+}
+
+// reload reads the open folder again (File ▸ Reload, Ctrl+R, F5), say once
+// a damaged file was replaced; the selection in the tree is kept.
+func (u *UI) reload() {
+	if u.pipeline == nil {
+		return
+	}
+	if u.busy() {
+		u.e.showMessage("Reload later", theme.InfoIcon(), "A save or a publish is reading this folder. "+
+			"Reload it once that has finished (or cancel it).")
+		return
+	}
+	u.revealOnOpen = u.selected
+	u.OpenPath(u.pipeline.Dir)
+}
+
+// typedKey handles the keys no focused widget took: F5 reloads.
+func (u *UI) typedKey(ev *fyne.KeyEvent) {
+	if ev.Name == fyne.KeyF5 {
+		u.reload()
 	}
 }
 
@@ -238,15 +361,33 @@ func (u *UI) selectTab(title string) bool {
 }
 
 func (u *UI) save() {
-	if u.pipeline != nil && u.onSave != nil {
-		u.onSave()
+	if u.pipeline == nil || u.onSave == nil {
+		return
 	}
+	if reason := u.blocker(); reason != "" {
+		u.showBlockedDialog("Cannot save this folder", reason)
+		return
+	}
+	u.onSave()
 }
 
 func (u *UI) publish() {
-	if u.pipeline != nil && u.onPublish != nil {
-		u.onPublish()
+	if u.pipeline == nil || u.onPublish == nil {
+		return
 	}
+	if reason := u.blocker(); reason != "" {
+		u.showBlockedDialog("Cannot publish this folder", reason)
+		return
+	}
+	u.onPublish()
+}
+
+// showBlockedDialog says why a shortcut's action is off, and shows the
+// Overview with the problems.
+func (u *UI) showBlockedDialog(title, reason string) {
+	u.selectTab("Overview")
+	u.e.showProblem(title, reason+".", "Replace the damaged files (download them again), then reload the "+
+		"folder (File ▸ Reload, F5). The Overview lists the problems.")
 }
 
 func (u *UI) showAbout() {
@@ -313,3 +454,7 @@ func (v *welcomeView) setOpening(path string) {
 	v.opening.SetText(fmt.Sprintf("Opening %s…", shortPath(path)))
 	v.opening.Show()
 }
+
+// linkSelection shows the node selected in the tree in the other views:
+// a tensor's blocks in the shard map.
+func (u *UI) linkSelection(id string) {}

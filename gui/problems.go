@@ -1,0 +1,109 @@
+package gui
+
+import (
+	"fmt"
+	"strings"
+
+	"modelpub/core/pipeline"
+)
+
+// A folder problem is what stops Save locally and Publish on the open
+// folder: a model component whose weights cannot be read (a truncated or
+// damaged file, a Git LFS pointer, a shard its index names but the folder
+// lacks) or that has none. Both jobs would fail on it part-way; the window
+// says so before, marks the component in the tree, opens on the Overview,
+// and keeps the two actions off until File ▸ Reload finds the folder fixed.
+
+// folderProblem is one component that cannot be saved as it is.
+type folderProblem struct {
+	component string // its name ("" for a single-model folder)
+	label     string // what the window calls it (componentLabel)
+	// sets names the weight sets that cannot be read: "main weights",
+	// "fp16 variant"; empty when the component has no weights at all.
+	sets []string
+	err  error // the first set's error; nil when there are no weights
+}
+
+// short is "unet cannot be read", "unet has no weights file".
+func (fp folderProblem) short() string {
+	if fp.err == nil {
+		return fp.label + " has no weights file"
+	}
+	return fp.label + " cannot be read"
+}
+
+// long is the full text: which weights and why.
+func (fp folderProblem) long() string {
+	if fp.err == nil {
+		return fp.label + " is a model component without a weights file: Save and Publish need its weights."
+	}
+	return fmt.Sprintf("%s: its %s cannot be read: %v", fp.label, strings.Join(fp.sets, " and "), fp.err)
+}
+
+// folderProblems lists the model components of p that Save and Publish
+// cannot read, in the order of p.Components; none for a nil p.
+func folderProblems(p *pipeline.Pipeline) []folderProblem {
+	if p == nil {
+		return nil
+	}
+	var out []folderProblem
+	for _, c := range p.Components {
+		if c.Null || c.Missing || c.Role != pipeline.RoleModel {
+			continue
+		}
+		fp := folderProblem{component: c.Name, label: componentLabel(p, c)}
+		if c.Main() == nil {
+			out = append(out, fp)
+			continue
+		}
+		for _, ws := range unreadableSets(c) {
+			fp.sets = append(fp.sets, lowerFirst(weightSetLabel(ws)))
+			if fp.err == nil {
+				fp.err = ws.Err
+			}
+		}
+		if fp.err != nil {
+			out = append(out, fp)
+		}
+	}
+	return out
+}
+
+// unreadableSets are the weight sets of c a save reads (per variant, the
+// one its loader reads) that cannot be read.
+func unreadableSets(c *pipeline.Component) []*pipeline.WeightSet {
+	var out []*pipeline.WeightSet
+	for _, ws := range c.Weights {
+		if ws.Err != nil && c.WeightSet(ws.Variant, "") == ws {
+			out = append(out, ws)
+		}
+	}
+	return out
+}
+
+// blockerOf says why Save locally and Publish cannot run on p, in one
+// line ("unet cannot be read"), or "" when nothing stops them. The Publish
+// panel reads it too.
+func blockerOf(p *pipeline.Pipeline) string {
+	problems := folderProblems(p)
+	switch len(problems) {
+	case 0:
+		return ""
+	case 1:
+		return problems[0].short()
+	}
+	return fmt.Sprintf("%s (and %s)", problems[0].short(), plural(len(problems)-1, "other component", "other components"))
+}
+
+// blocker says why Save locally and Publish cannot run on the open folder,
+// "" when they can.
+func (u *UI) blocker() string { return blockerOf(u.pipeline) }
+
+// lowerFirst is s with its first letter in lower case: "Main weights"
+// inside a sentence.
+func lowerFirst(s string) string {
+	if s == "" {
+		return s
+	}
+	return strings.ToLower(s[:1]) + s[1:]
+}

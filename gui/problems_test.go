@@ -1,0 +1,125 @@
+package gui
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+
+	"fyne.io/fyne/v2"
+	"fyne.io/fyne/v2/test"
+	"fyne.io/fyne/v2/theme"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// unetFile is the UNet's main weights file in the test pipeline.
+const unetFile = "unet/diffusion_pytorch_model.safetensors"
+
+// breakUNet truncates the UNet's main weights of the pipeline in dir to
+// half, as an interrupted download leaves them, and returns their bytes.
+func breakUNet(t *testing.T, dir string) []byte {
+	t.Helper()
+	path := filepath.Join(dir, filepath.FromSlash(unetFile))
+	data, err := os.ReadFile(path)
+	require.NoError(t, err)
+	require.NoError(t, os.Truncate(path, int64(len(data)/2)))
+	return data
+}
+
+// overlayText is the markup of the dialog on top of the window, "" if none.
+func overlayText(w fyne.Window) string {
+	if w.Canvas().Overlays().Top() == nil {
+		return ""
+	}
+	return test.RenderObjectToMarkup(w.Canvas().Overlays().Top())
+}
+
+func TestBrokenComponentBlocksSaveAndPublish(t *testing.T) {
+	u, w := newTestUI(t)
+	saves, publishes := 0, 0
+	u.onSave = func() { saves++ }
+	u.onPublish = func() { publishes++ }
+	dir, _ := writeSD15(t)
+	good := breakUNet(t, dir)
+	u.selectTab("Publish")
+
+	u.OpenPath(dir)
+
+	require.NotNil(t, u.pipeline)
+	assert.Equal(t, "Overview", u.tabs.Selected().Text, "a folder with problems opens on the Overview")
+	assert.Equal(t, "unet cannot be read", u.blocker())
+
+	// The tree marks the component and its file.
+	tm := u.tree.model
+	icon, _, detail := tm.row("c/unet")
+	assert.Equal(t, theme.ErrorIcon(), icon)
+	assert.Contains(t, detail, "UNet2DConditionModel · cannot be read")
+	assert.True(t, tm.isProblem("c/unet"))
+	assert.True(t, tm.isProblem("f/"+unetFile))
+	assert.False(t, tm.isProblem("c/vae"))
+	assert.False(t, tm.isProblem("f/unet/diffusion_pytorch_model.fp16.safetensors"), "the fp16 file reads fine")
+
+	// The Overview says what is wrong and what the totals leave out.
+	o := u.panels[0].p.(*overviewPanel)
+	require.Len(t, o.shown.problems, 1)
+	assert.Contains(t, o.shown.problems[0].long(), "unet: its main weights cannot be read")
+	assert.Contains(t, o.shown.leftOut, "unet (main weights)")
+	markup := test.RenderObjectToMarkup(o.Content())
+	assert.Contains(t, markup, "Problems (1)")
+	assert.Contains(t, markup, "Not counted: unet (main weights), which cannot be read.")
+
+	// Save locally and Publish are off, with the reason in sight.
+	assert.True(t, u.saveBtn.Disabled())
+	assert.True(t, menuItem(t, w, "Save locally…").Disabled)
+	assert.True(t, menuItem(t, w, "Publish…").Disabled)
+	assert.True(t, u.blocked.Visible())
+	assert.Contains(t, u.blocked.Text, "Save and Publish are off: unet cannot be read")
+	press(w, shortcutSave)
+	assert.Contains(t, overlayText(w), "unet cannot be read", "the shortcut says why it does nothing")
+	w.Canvas().Overlays().Top().Hide()
+	press(w, shortcutPublish)
+	assert.Contains(t, overlayText(w), "Cannot publish this folder")
+	w.Canvas().Overlays().Top().Hide()
+	assert.Zero(t, saves+publishes)
+
+	// Fixed and reloaded with F5, the folder saves; the selection stays.
+	u.tree.reveal("c/vae")
+	require.NoError(t, os.WriteFile(filepath.Join(dir, filepath.FromSlash(unetFile)), good, 0o644))
+	u.typedKey(&fyne.KeyEvent{Name: fyne.KeyF5})
+	assert.Empty(t, u.blocker())
+	assert.False(t, u.saveBtn.Disabled())
+	assert.False(t, menuItem(t, w, "Save locally…").Disabled)
+	assert.False(t, menuItem(t, w, "Publish…").Disabled)
+	assert.False(t, tm == u.tree.model, "read again")
+	assert.False(t, u.tree.model.isProblem("c/unet"))
+	assert.Equal(t, "c/vae", u.selected, "the selection survives the reload")
+	press(w, shortcutSave)
+	assert.Equal(t, 1, saves)
+}
+
+func TestReloadMenuAndShortcut(t *testing.T) {
+	u, w := newTestUI(t)
+	reload := menuItem(t, w, "Reload")
+	assert.True(t, reload.Disabled, "nothing to reload before a folder is open")
+	assert.Equal(t, shortcutReload, reload.Shortcut)
+	press(w, shortcutReload) // does nothing, and does not panic
+
+	dir, _ := writeSD15(t)
+	u.OpenPath(dir)
+	first := u.pipeline
+	assert.False(t, reload.Disabled)
+	press(w, shortcutReload)
+	require.NotNil(t, u.pipeline)
+	assert.NotSame(t, first, u.pipeline, "Ctrl+R reads the folder again")
+	second := u.pipeline
+	reload.Action()
+	assert.NotSame(t, second, u.pipeline, "and so does File ▸ Reload")
+}
+
+func TestBlockerOfAFolderWithoutProblems(t *testing.T) {
+	u, _ := openSD15(t)
+	assert.Empty(t, u.blocker())
+	assert.Empty(t, folderProblems(nil))
+	assert.Empty(t, u.panels[0].p.(*overviewPanel).shown.leftOut)
+	assert.False(t, u.blocked.Visible())
+}

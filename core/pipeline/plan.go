@@ -287,29 +287,36 @@ func CurrentLayout(c *Component, variant string) *SetPlan {
 	if c.Name != "" {
 		prefix = c.Name + "/"
 	}
-	size := func(name string) int64 {
-		for _, f := range c.Files {
-			if f.Path == prefix+name {
-				return f.Size
-			}
+	sizes := make(map[string]int64, len(c.Files))
+	for _, f := range c.Files {
+		if _, seen := sizes[f.Path]; !seen {
+			sizes[f.Path] = f.Size
 		}
-		return 0
+	}
+	size := func(name string) int64 { return sizes[prefix+name] }
+	// The tensors by file, in one pass: a set of a million tensors in
+	// hundreds of shards.
+	byFile := map[string][]PlannedTensor{}
+	if w.Err == nil {
+		for _, t := range w.Tensors {
+			byFile[t.File] = append(byFile[t.File], PlannedTensor{Name: t.Name, DType: t.DType, Shape: t.Shape, Offset: t.Begin, Bytes: t.Size()})
+		}
 	}
 	sp := &SetPlan{Variant: variant, Index: w.Index}
 	if w.Index != "" {
 		sp.IndexSize = size(w.Index)
 		sp.Bytes += sp.IndexSize
 	}
+	listed := map[string]bool{}
 	for _, name := range w.Files {
-		f := PlannedFile{Name: name, Size: size(name)}
+		f := PlannedFile{Name: name, Size: size(name), Tensors: byFile[name]}
+		if listed[name] { // each file has its own list, whose offsets are set below
+			f.Tensors = slices.Clone(f.Tensors)
+		}
+		listed[name] = true
 		var data int64
-		if w.Err == nil {
-			for _, t := range w.Tensors {
-				if t.File == name {
-					f.Tensors = append(f.Tensors, PlannedTensor{Name: t.Name, DType: t.DType, Shape: t.Shape, Offset: t.Begin, Bytes: t.Size()})
-					data += t.Size()
-				}
-			}
+		for _, t := range f.Tensors {
+			data += t.Bytes
 		}
 		// A safetensors data buffer ends the file and tensors cover it
 		// whole, so the header is what comes before; .bin offsets are

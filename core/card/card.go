@@ -161,6 +161,10 @@ func Parse(data []byte) (c *Card, err error) {
 		} else {
 			s.lines = append(s.lines, l)
 		}
+		if s.close == "" && pos > MaxMetadataBytes {
+			// Over the limit already: no need to split the rest.
+			return nil, tooLarge(openLine, "the metadata block is over the Hub's limit of %d bytes", MaxMetadataBytes)
+		}
 	}
 	c.body = rest[pos:]
 	doc, synthetic, err := parseYAML(rest[:pos-len(s.close)], openLine)
@@ -289,17 +293,19 @@ func parseYAML(text string, line0 int) (doc *yaml.Node, synthetic bool, err erro
 // checkSize refuses a metadata block over MaxMetadataBytes or
 // MaxMetadataNodes, before go-yaml builds its tree.
 func checkSize(text string, line0 int) error {
-	tooLarge := func(format string, a ...any) error {
-		return &YAMLError{Line: line0 + 1, Err: ErrMetadataTooLarge, Msg: fmt.Sprintf(format, a...) +
-			"; the metadata block is for short facts (license, tags, base model, evaluation results): move the rest to the Markdown below it"}
-	}
 	if len(text) > MaxMetadataBytes {
-		return tooLarge("the metadata block is %d bytes, over the Hub's limit of %d", len(text), MaxMetadataBytes)
+		return tooLarge(line0, "the metadata block is %d bytes, over the Hub's limit of %d", len(text), MaxMetadataBytes)
 	}
 	if n := nodeBound(text); n > MaxMetadataNodes {
-		return tooLarge("the metadata block holds up to %d YAML values, over the %d Modelpub reads", n, MaxMetadataNodes)
+		return tooLarge(line0, "the metadata block holds up to %d YAML values, over the %d Modelpub reads", n, MaxMetadataNodes)
 	}
 	return nil
+}
+
+// tooLarge is the ErrMetadataTooLarge error of a block after line line0.
+func tooLarge(line0 int, format string, a ...any) error {
+	return &YAMLError{Line: line0 + 1, Err: ErrMetadataTooLarge, Msg: fmt.Sprintf(format, a...) +
+		"; the metadata block is for short facts (license, tags, base model, evaluation results): move the rest to the Markdown below it"}
 }
 
 // nodeBound returns an upper bound of the nodes go-yaml makes of text (the

@@ -45,7 +45,7 @@ func TestParseRefusesHugeMetadata(t *testing.T) {
 		data []byte
 		msg  string
 	}{
-		{"a million keys (11 MB)", keysCard(1_000_000), "over the Hub's limit of 10485760"},
+		{"a million keys (11 MB)", keysCard(1_000_000), "the metadata block is over the Hub's limit of 10485760 bytes"},
 		{"40,000 keys (440 KB)", keysCard(40_000), "YAML values, over the 100000 Modelpub reads"},
 		{"a flow list of 60,000 values", []byte("---\nx: [" + strings.Repeat("1,", 60_000) + "1]\n---\n"), "YAML values"},
 	}

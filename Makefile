@@ -81,7 +81,7 @@ bench: deps-bench build
 # Fuzz every parser of untrusted bytes for FUZZTIME each.
 FUZZTIME ?= 60s
 fuzz:
-	for t in FuzzReadHeader FuzzParseIndex FuzzParseSize FuzzPythonJSON; do \
+	for t in FuzzReadHeader FuzzParseIndex FuzzParseSize FuzzPythonJSON FuzzHeaderParsersAgree FuzzIndexParsersAgree; do \
 		$(GO) test ./core/tensors/ -run '^$$' -fuzz "^$$t\$$" -fuzztime $(FUZZTIME) -timeout 0 || exit 1; done
 	for t in FuzzPlan FuzzScanLimits; do $(GO) test ./core/torchbin/ -run '^$$' -fuzz "^$$t\$$" -fuzztime $(FUZZTIME) -timeout 0 || exit 1; done
 	$(GO) test ./core/card/ -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) -timeout 0

@@ -140,7 +140,7 @@ func Convert(ctx context.Context, src, dst string, opts Options) (*Result, error
 	if err := w.check(ctx); err != nil {
 		return nil, err
 	}
-	if err := syncTree(stage); err != nil {
+	if err := tensors.SyncTree(stage); err != nil {
 		return nil, err
 	}
 	if err := ctx.Err(); err != nil {
@@ -404,25 +404,6 @@ func findings(fs []pipeline.Finding) string {
 		s = append(s, f.Message)
 	}
 	return listKeys(s)
-}
-
-// syncTree makes every file and folder of the stage durable before it is
-// renamed into place (weights files were synced as they were written).
-func syncTree(root string) error {
-	return filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		f, err := os.Open(p)
-		if err != nil {
-			return err
-		}
-		err = f.Sync()
-		if cerr := f.Close(); err == nil {
-			err = cerr
-		}
-		return err
-	})
 }
 
 func syncDir(dir string) {

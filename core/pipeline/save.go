@@ -148,7 +148,7 @@ func Save(ctx context.Context, p *Pipeline, dst string, opts SaveOptions) (*Save
 	}
 	s.total = s.done
 	s.progress("", 0)
-	if err := syncTree(stage); err != nil {
+	if err := tensors.SyncTree(stage); err != nil {
 		return nil, err
 	}
 	if err := replaceDir(stage, dst, p.Dir); err != nil {
@@ -591,26 +591,6 @@ func copyFile(in *os.File, size int64, dst string) (int64, error) {
 		return n, fmt.Errorf("copying %s: %w", in.Name(), err)
 	}
 	return n, nil
-}
-
-// syncTree makes every file and folder of the stage durable before it is
-// renamed into place. Weight files were synced as they were written;
-// syncing them again costs nothing.
-func syncTree(root string) error {
-	return filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		f, err := os.Open(path)
-		if err != nil {
-			return err
-		}
-		err = f.Sync()
-		if cerr := f.Close(); err == nil {
-			err = cerr
-		}
-		return err
-	})
 }
 
 // replaceDir renames the complete stage to dst. An existing dst (empty, or

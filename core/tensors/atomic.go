@@ -2,6 +2,7 @@ package tensors
 
 import (
 	"errors"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"syscall"
@@ -79,4 +80,27 @@ func syncDir(dir string) error {
 		return err
 	}
 	return nil
+}
+
+// SyncTree makes every file and folder under root durable: a staged output
+// folder before it is renamed into place (files written by WriteFile were
+// synced already; syncing them again costs nothing).
+func SyncTree(root string) error {
+	return filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() {
+			return syncDir(p)
+		}
+		f, err := os.Open(p)
+		if err != nil {
+			return err
+		}
+		err = f.Sync()
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+		return err
+	})
 }

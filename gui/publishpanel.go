@@ -270,9 +270,13 @@ func newPublishPanel(e *env, cards *cardPanel) *publishPanel {
 func (pp *publishPanel) Content() fyne.CanvasObject { return pp.content }
 
 // SetPipeline implements panel. A new folder gets a repository name from
-// its folder name; the account is checked the first time a folder shows.
+// its folder name; the account is checked the first time a folder shows. A
+// plan made for the folder as it was read before goes.
 func (pp *publishPanel) SetPipeline(p *pipeline.Pipeline) {
 	changed := p == nil || pp.p == nil || p.Dir != pp.p.Dir
+	if p != pp.p {
+		pp.dropPlan()
+	}
 	pp.p = p
 	if changed && p != nil {
 		pp.repoName.SetText(repoNameFor(p.Dir))

@@ -314,6 +314,13 @@ func TestPublishPanelDryRun(t *testing.T) {
 	pp.e.choices.set(0, "")
 	assert.Nil(t, pp.plan, "a plan made for other choices goes")
 	assert.Empty(t, pp.rows)
+
+	pp.DryRun()
+	require.NotNil(t, pp.plan)
+	reread, err := pipeline.Open(context.Background(), pp.p.Dir)
+	require.NoError(t, err)
+	pp.SetPipeline(reread)
+	assert.Nil(t, pp.plan, "a plan made for the folder as it was read before goes")
 }
 
 // download fetches a file of a repo from the emulator.

@@ -324,3 +324,20 @@ func sortCopy(s []string) []string {
 	sort.Strings(out)
 	return out
 }
+
+// A dry run with NoDelete says, before anything is done, what diffusers
+// would load from the layouts it would leave side by side.
+func TestDryRunNoDeleteWarns(t *testing.T) {
+	srv := startHub(t)
+	src := sd15(t, pipelinetest.Options{Seed: 35})
+	o := options(t, srv, src, "alice/nodelete", nil)
+	o.KeepStaging = true
+	layoutA(t, srv, o)
+	o.MaxShardSize, o.Variant = 0, ""
+	o.DryRun, o.NoDelete = true, true
+	dry, err := publish.Run(context.Background(), o)
+	require.NoError(t, err)
+	assert.Empty(t, planPaths(dry, publish.ChangeDeleted))
+	assert.Contains(t, strings.Join(dry.Warnings, "\n"),
+		"unet/ would hold both diffusion_pytorch_model.safetensors and the stale diffusion_pytorch_model.safetensors.index.json: diffusers loads the index")
+}

@@ -309,6 +309,9 @@ func (j *job) run(ctx context.Context) (*Result, error) {
 		return nil, &StepError{StepUpload, err}
 	}
 	if j.opts.DryRun {
+		if j.remote != nil {
+			j.warnAmbiguities(staged) // what --no-delete would leave, said before it is done
+		}
 		j.ev.emit(Event{Step: StepDone, Done: true, Message: fmt.Sprintf("dry run: %s would hold %d files (%s); %s",
 			j.res.Repo, len(j.res.Files), tensors.FormatSize(j.res.Bytes), planString(j.res.Summary))})
 		return j.res, nil

@@ -20,10 +20,14 @@ type namedPanel struct {
 func (u *UI) makePanels() []namedPanel {
 	overview := newOverviewPanel(u.e)
 	overview.reload = u.reload
+	u.shardMap = newShardsPanel(u.e)
+	u.shardMap.onTensor = u.revealTensor
+	u.variants = newVariantPanel(u.e)
+	u.variants.onTensor = func(component, tensor string) { u.revealTensor(component, "", "", tensor) }
 	return []namedPanel{
 		{"Overview", theme.InfoIcon(), overview},
-		{"Shards", theme.GridIcon(), newShardsPanel(u.e)},
-		{"Variant", theme.ColorPaletteIcon(), newVariantPanel(u.e)},
+		{"Shards", theme.GridIcon(), u.shardMap},
+		{"Variant", theme.ColorPaletteIcon(), u.variants},
 		{"Model card", theme.DocumentIcon(), u.cards},
 		{"Publish", theme.UploadIcon(), u.publisher},
 	}

@@ -112,9 +112,12 @@ func (m *modules) color(i int) color.Color {
 	return c
 }
 
-// legend shows a swatch and the name of every module.
-func (m *modules) legend() fyne.CanvasObject {
-	items := make([]fyne.CanvasObject, len(m.names))
+// legend shows a swatch and the name of every module, then the mark of
+// the shard limit: a line in the text colour, unlike any module's, and the
+// limit, said to be off the scale when the bars are drawn against a
+// smaller size (offScale).
+func (m *modules) legend(limit string, offScale bool) fyne.CanvasObject {
+	items := make([]fyne.CanvasObject, 0, len(m.names)+1)
 	var cell fyne.Size
 	for i, n := range m.names {
 		sw := canvas.NewRectangle(m.color(i))
@@ -122,10 +125,78 @@ func (m *modules) legend() fyne.CanvasObject {
 		sw.CornerRadius = 2
 		l := widget.NewLabel(n)
 		l.SizeName = theme.SizeNameCaptionText
-		items[i] = container.NewHBox(container.NewCenter(sw), l)
-		cell = cell.Max(items[i].MinSize())
+		items = append(items, container.NewHBox(container.NewCenter(sw), l))
+		cell = cell.Max(items[len(items)-1].MinSize())
+	}
+	if limit != "" {
+		text := "limit " + limit
+		if offScale {
+			text += " (past the end)"
+		}
+		l := widget.NewLabel(text)
+		l.SizeName = theme.SizeNameCaptionText
+		items = append(items, container.NewHBox(newLimitSwatch(offScale), l))
+		cell = cell.Max(items[len(items)-1].MinSize())
 	}
 	return container.NewGridWrap(cell, items...)
+}
+
+// limitSwatch draws the limit's mark for the legend: the line a bar shows
+// at the limit, or the break a bar shows at its end when the limit is past
+// it.
+type limitSwatch struct {
+	widget.BaseWidget
+	offScale bool
+}
+
+func newLimitSwatch(offScale bool) *limitSwatch {
+	s := &limitSwatch{offScale: offScale}
+	s.ExtendBaseWidget(s)
+	return s
+}
+
+// CreateRenderer implements fyne.Widget.
+func (s *limitSwatch) CreateRenderer() fyne.WidgetRenderer {
+	r := &limitSwatchRenderer{s: s, lines: []*canvas.Line{canvas.NewLine(color.Transparent)}}
+	if s.offScale {
+		r.lines = append(r.lines, canvas.NewLine(color.Transparent))
+	}
+	for _, l := range r.lines {
+		l.StrokeWidth = 2
+		r.objects = append(r.objects, l)
+	}
+	r.Refresh()
+	return r
+}
+
+type limitSwatchRenderer struct {
+	s       *limitSwatch
+	lines   []*canvas.Line
+	objects []fyne.CanvasObject
+}
+
+func (r *limitSwatchRenderer) Destroy()                     {}
+func (r *limitSwatchRenderer) Objects() []fyne.CanvasObject { return r.objects }
+func (r *limitSwatchRenderer) MinSize() fyne.Size           { return fyne.NewSquareSize(theme.IconInlineSize()) }
+
+func (r *limitSwatchRenderer) Layout(size fyne.Size) {
+	x, h := size.Width/2, size.Height
+	if !r.s.offScale {
+		r.lines[0].Position1, r.lines[0].Position2 = fyne.NewPos(x, 0), fyne.NewPos(x, h)
+		return
+	}
+	for i, l := range r.lines {
+		dx := float32(i*5) - 2.5
+		l.Position1, l.Position2 = fyne.NewPos(x+dx-2, h*0.8), fyne.NewPos(x+dx+2, h*0.2)
+	}
+}
+
+func (r *limitSwatchRenderer) Refresh() {
+	for _, l := range r.lines {
+		l.StrokeColor = theme.Color(theme.ColorNameForeground)
+		l.Refresh()
+	}
+	r.Layout(r.s.Size())
 }
 
 // minBlockWidth is the width under which a tensor block joins its
@@ -135,31 +206,51 @@ const minBlockWidth = 2
 
 // shardBar draws one weights file: a track whose full width stands for
 // scale bytes, the file's tensors as blocks coloured by module in the order
-// of their bytes, and a mark at the shard limit when the track is longer.
-// Hovering or tapping a block calls onPick with the tensor under the
-// pointer. A bar is built for one plan and never changes: a new plan makes
-// new bars, so the rectangles are created once and Layout only places them.
+// of their bytes, and a mark at the shard limit: a line across the track
+// when the limit is within it, a break at its end when the limit is past
+// it. Hovering over a block calls onHover with the tensor under the pointer
+// and where the pointer is on the canvas, leaving the bar calls it with nil;
+// tapping a block calls onTap. A bar is built for one plan and never
+// changes: a new plan makes new bars, so the rectangles are created once
+// and Layout only places them.
 type shardBar struct {
 	widget.BaseWidget
-	file   pipeline.PlannedFile
-	scale  int64 // bytes the full width stands for
-	limit  int64 // the shard limit, marked when below scale
-	mods   *modules
-	mod    []int // module index of each tensor
-	onPick func(t *pipeline.PlannedTensor)
+	file    pipeline.PlannedFile
+	scale   int64 // bytes the full width stands for
+	limit   int64 // the shard limit
+	mods    *modules
+	mod     []int // module index of each tensor
+	onHover func(t *pipeline.PlannedTensor, at fyne.Position)
+	onTap   func(t *pipeline.PlannedTensor)
 
 	picked    int // the tensor under the pointer, -1 for none
+	selected  int // the tensor selected in the tree, -1 for none
 	highlight *canvas.Rectangle
+	selection *canvas.Rectangle
 }
 
-func newShardBar(file pipeline.PlannedFile, scale, limit int64, mods *modules, onPick func(*pipeline.PlannedTensor)) *shardBar {
-	b := &shardBar{file: file, scale: max(scale, 1), limit: limit, mods: mods, onPick: onPick, picked: -1}
+func newShardBar(file pipeline.PlannedFile, scale, limit int64, mods *modules) *shardBar {
+	b := &shardBar{file: file, scale: max(scale, 1), limit: limit, mods: mods, picked: -1, selected: -1}
 	b.mod = make([]int, len(file.Tensors))
 	for i, t := range file.Tensors {
 		b.mod[i] = mods.of(t.Name)
 	}
 	b.ExtendBaseWidget(b)
 	return b
+}
+
+// offScale reports a limit past the end of the track.
+func (b *shardBar) offScale() bool { return b.limit > b.scale }
+
+// selectTensor marks the tensor called name, or none when the bar has no
+// such tensor; it reports whether the bar has it.
+func (b *shardBar) selectTensor(name string) bool {
+	i := slices.IndexFunc(b.file.Tensors, func(t pipeline.PlannedTensor) bool { return t.Name == name })
+	if i != b.selected {
+		b.selected = i
+		b.placeMark(b.selection, b.selected)
+	}
+	return i >= 0
 }
 
 // CreateRenderer implements fyne.Widget.
@@ -176,8 +267,17 @@ func (b *shardBar) CreateRenderer() fyne.WidgetRenderer {
 	b.highlight = canvas.NewRectangle(color.Transparent)
 	b.highlight.StrokeWidth = 1.5
 	b.highlight.Hide()
+	b.selection = canvas.NewRectangle(color.Transparent)
+	b.selection.StrokeWidth = 3
+	b.selection.Hide()
 	r.mark.StrokeWidth = 2
-	r.objects = append(r.objects, r.mark, b.highlight)
+	r.objects = append(r.objects, r.mark)
+	for i := range r.breaks {
+		r.breaks[i] = canvas.NewLine(color.Transparent)
+		r.breaks[i].StrokeWidth = 2
+		r.objects = append(r.objects, r.breaks[i])
+	}
+	r.objects = append(r.objects, b.selection, b.highlight)
 	r.applyTheme()
 	return r
 }
@@ -210,60 +310,75 @@ func (b *shardBar) tensorAt(x float32) int {
 	return i
 }
 
-// pick makes the tensor under x the picked one.
-func (b *shardBar) pick(x float32) {
-	i := b.tensorAt(x)
-	if i == b.picked {
-		return
+// hover makes the tensor under the pointer the picked one and names it
+// at the pointer.
+func (b *shardBar) hover(e *fyne.PointEvent) int {
+	i := b.tensorAt(e.Position.X)
+	if i != b.picked {
+		b.picked = i
+		b.placeMark(b.highlight, b.picked)
 	}
-	b.picked = i
-	b.placeHighlight()
-	if i >= 0 && b.onPick != nil {
-		b.onPick(&b.file.Tensors[i])
+	if b.onHover != nil {
+		if i >= 0 {
+			b.onHover(&b.file.Tensors[i], e.AbsolutePosition)
+		} else {
+			b.onHover(nil, e.AbsolutePosition)
+		}
 	}
+	return i
 }
 
-func (b *shardBar) placeHighlight() {
-	if b.highlight == nil {
+// placeMark outlines tensor i with mark, or hides it for -1.
+func (b *shardBar) placeMark(mark *canvas.Rectangle, i int) {
+	if mark == nil {
 		return
 	}
-	if b.picked < 0 {
-		b.highlight.Hide()
+	if i < 0 {
+		mark.Hide()
 		return
 	}
-	t := b.file.Tensors[b.picked]
+	t := b.file.Tensors[i]
 	w := b.Size().Width
 	x0, x1 := b.x(t.Offset, w), b.x(t.Offset+t.Bytes, w)
 	if x1-x0 < 3 { // keep a sub-pixel tensor visible
 		c := (x0 + x1) / 2
 		x0, x1 = c-1.5, c+1.5
 	}
-	b.highlight.Move(fyne.NewPos(x0, 0))
-	b.highlight.Resize(fyne.NewSize(x1-x0, b.Size().Height))
-	b.highlight.Show()
-	b.highlight.Refresh()
+	mark.Move(fyne.NewPos(x0, 0))
+	mark.Resize(fyne.NewSize(x1-x0, b.Size().Height))
+	mark.Show()
+	mark.Refresh()
 }
 
-// Tapped names the tensor under the pointer (touch screens have no hover).
-func (b *shardBar) Tapped(e *fyne.PointEvent) { b.pick(e.Position.X) }
+// Tapped names the tensor under the pointer (touch screens have no hover)
+// and selects it.
+func (b *shardBar) Tapped(e *fyne.PointEvent) {
+	if i := b.hover(e); i >= 0 && b.onTap != nil {
+		b.onTap(&b.file.Tensors[i])
+	}
+}
 
 // MouseIn implements desktop.Hoverable.
-func (b *shardBar) MouseIn(e *desktop.MouseEvent) { b.pick(e.Position.X) }
+func (b *shardBar) MouseIn(e *desktop.MouseEvent) { b.hover(&e.PointEvent) }
 
 // MouseMoved implements desktop.Hoverable.
-func (b *shardBar) MouseMoved(e *desktop.MouseEvent) { b.pick(e.Position.X) }
+func (b *shardBar) MouseMoved(e *desktop.MouseEvent) { b.hover(&e.PointEvent) }
 
-// MouseOut implements desktop.Hoverable; the label keeps the last tensor.
+// MouseOut implements desktop.Hoverable.
 func (b *shardBar) MouseOut() {
 	b.picked = -1
-	b.placeHighlight()
+	b.placeMark(b.highlight, -1)
+	if b.onHover != nil {
+		b.onHover(nil, fyne.Position{})
+	}
 }
 
 type shardBarRenderer struct {
 	bar     *shardBar
 	track   *canvas.Rectangle
 	blocks  []*canvas.Rectangle
-	mark    *canvas.Line
+	mark    *canvas.Line    // the limit, within the track
+	breaks  [2]*canvas.Line // the limit, past the track's end
 	objects []fyne.CanvasObject
 }
 
@@ -313,21 +428,46 @@ func (r *shardBarRenderer) Layout(size fyne.Size) {
 	for _, rect := range r.blocks[used:] {
 		rect.Hide()
 	}
-	if b.limit > 0 && b.limit < b.scale {
-		x := b.x(b.limit, w)
-		r.mark.Position1 = fyne.NewPos(x, -2)
-		r.mark.Position2 = fyne.NewPos(x, h+2)
+	switch {
+	case b.limit > 0 && b.limit <= b.scale:
+		x := min(b.x(b.limit, w), w-1)
+		r.mark.Position1 = fyne.NewPos(x, -3)
+		r.mark.Position2 = fyne.NewPos(x, h+3)
 		r.mark.Show()
-	} else {
+		r.hideBreaks()
+	case b.offScale():
 		r.mark.Hide()
+		// Two slanted strokes at the end: the track goes on, to the limit.
+		for i, l := range r.breaks {
+			x := w - 10 + float32(i*5)
+			l.Position1, l.Position2 = fyne.NewPos(x-2, h+2), fyne.NewPos(x+2, -2)
+			l.Show()
+		}
+	default:
+		r.mark.Hide()
+		r.hideBreaks()
 	}
-	b.placeHighlight()
+	b.placeMark(b.selection, b.selected)
+	b.placeMark(b.highlight, b.picked)
 }
 
+func (r *shardBarRenderer) hideBreaks() {
+	for _, l := range r.breaks {
+		l.Hide()
+	}
+}
+
+// applyTheme colours the track, the marks and the outlines. The limit's
+// marks take the text colour, which no module has.
 func (r *shardBarRenderer) applyTheme() {
 	r.track.FillColor = theme.Color(theme.ColorNameInputBackground)
-	r.mark.StrokeColor = theme.Color(theme.ColorNameError)
-	r.bar.highlight.StrokeColor = theme.Color(theme.ColorNameForeground)
+	fg := theme.Color(theme.ColorNameForeground)
+	r.mark.StrokeColor = fg
+	for _, l := range r.breaks {
+		l.StrokeColor = fg
+	}
+	r.bar.highlight.StrokeColor = fg
+	r.bar.selection.StrokeColor = fg
 }
 
 // Refresh re-reads the theme's colours.
@@ -341,8 +481,9 @@ func (r *shardBarRenderer) Refresh() {
 	}
 }
 
-// describeTensor is the line that names a picked tensor.
-func describeTensor(component, file string, t *pipeline.PlannedTensor) string {
+// describeTensor names a tensor under the pointer: its name, then its
+// dtype, shape, size and file.
+func describeTensor(component, file string, t *pipeline.PlannedTensor) []string {
 	dims := make([]string, len(t.Shape))
 	for i, d := range t.Shape {
 		dims[i] = strconv.FormatInt(d, 10)
@@ -351,7 +492,7 @@ func describeTensor(component, file string, t *pipeline.PlannedTensor) string {
 	if component != "" {
 		where = component + "/" + file
 	}
-	return fmt.Sprintf("%s  ·  %s [%s]  ·  %s  ·  in %s", t.Name, t.DType, strings.Join(dims, ", "), tensors.FormatSize(t.Bytes), where)
+	return []string{t.Name, fmt.Sprintf("%s [%s]  ·  %s  ·  in %s", t.DType, strings.Join(dims, ", "), tensors.FormatSize(t.Bytes), where)}
 }
 
 // tensorNames lists the tensor names of sets, each once.

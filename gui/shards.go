@@ -2,6 +2,7 @@ package gui
 
 import (
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -35,7 +36,17 @@ type shardsPanel struct {
 	summary *widget.Label
 	info    *widget.Label
 	maps    *fyne.Container
+	scroll  *container.Scroll
+	tip     *tooltip
 	content *fyne.Container
+
+	// onTensor selects a tensor of the map in the component tree: the
+	// component, the variant of the weight set, the file when it is one
+	// the folder has ("" for a planned one) and the tensor's name.
+	onTensor func(component, variant, file, tensor string)
+	// selected is the tensor selected in the tree: its component and
+	// name; its blocks are outlined in every plan shown.
+	selComponent, selTensor string
 
 	gen   int // counts plans asked for; a plan that comes back late is dropped
 	plan  *pipeline.SavePlan
@@ -46,6 +57,7 @@ type shardsPanel struct {
 type componentMap struct {
 	name             string
 	current, planned []*shardBar
+	scale            int64 // the bytes a bar's width stands for
 }
 
 func newShardsPanel(e *env) *shardsPanel {
@@ -74,7 +86,9 @@ func newShardsPanel(e *env) *shardsPanel {
 	}
 	row := container.NewBorder(nil, nil, widget.NewLabel("Max shard size"), buttons, s.size)
 	top := container.NewVBox(row, s.sizeErr, s.summary, s.info, widget.NewSeparator())
-	s.content = container.NewBorder(top, nil, nil, nil, container.NewVScroll(s.maps))
+	s.scroll = container.NewVScroll(s.maps)
+	s.tip = newTooltip()
+	s.content = container.NewStack(container.NewBorder(top, nil, nil, nil, s.scroll), s.tip.layer)
 	e.choices.onChange(s.choicesChanged)
 	s.replan()
 	return s
@@ -141,6 +155,7 @@ func (s *shardsPanel) replan() {
 func (s *shardsPanel) show(p *pipeline.Pipeline, plan *pipeline.SavePlan, err error) {
 	s.plan, s.shown = plan, nil
 	s.maps.RemoveAll()
+	s.tip.hide()
 	s.info.SetText("")
 	s.summary.Importance = widget.MediumImportance
 	switch {
@@ -163,7 +178,7 @@ func (s *shardsPanel) show(p *pipeline.Pipeline, plan *pipeline.SavePlan, err er
 	}
 	s.summary.SetText(fmt.Sprintf("Save writes %s of weights in %s, and copies %s of configs and other files unchanged.",
 		tensors.FormatSize(plan.Bytes), countNoun(files, "file"), tensors.FormatSize(plan.CopyBytes)))
-	s.info.SetText("Hover over or tap a block to name its tensor.")
+	s.info.SetText("Hover over a block to name its tensor; click it to select the tensor in the tree.")
 	for i := range plan.Components {
 		cp := &plan.Components[i]
 		if c := p.Component(cp.Name); c != nil {
@@ -186,27 +201,61 @@ func (s *shardsPanel) section(c *pipeline.Component, cp *pipeline.ComponentPlan)
 		planned = append(planned, &cp.Sets[i])
 	}
 	mods := newModules(tensorNames(append(current, planned...)...))
-	scale := cp.MaxShardSize
+	var largest int64
 	for _, sp := range append(current, planned...) {
 		for _, f := range sp.Files {
-			scale = max(scale, f.Size)
+			largest = max(largest, f.Size)
 		}
 	}
-	m := componentMap{name: cp.Name}
+	scale := mapScale(largest, cp.MaxShardSize)
+	m := componentMap{name: cp.Name, scale: scale}
 	title := componentTitle(cp.Name)
 	if c.Class != "" {
 		title += "  ·  " + c.Class
 	}
-	limit := "limit " + tensors.FormatSize(cp.MaxShardSize)
+	limit := "limit " + formatLimit(cp.MaxShardSize)
 	if s.e.choices.MaxShardSize == 0 {
 		limit += fmt.Sprintf(" (the %s default)", c.Library)
 	}
 	head := widget.NewLabelWithStyle(title+"  ·  "+limit, fyne.TextAlignLeading, fyne.TextStyle{Bold: true})
+	head.Wrapping = fyne.TextWrapWord
 	grid := container.NewGridWithColumns(2,
 		s.column("Current", cp.Name, current, scale, cp.MaxShardSize, mods, &m.current),
 		s.column("Planned", cp.Name, planned, scale, cp.MaxShardSize, mods, &m.planned))
 	s.shown = append(s.shown, m)
-	return container.NewVBox(head, mods.legend(), grid, widget.NewSeparator())
+	legend := mods.legend(formatLimit(cp.MaxShardSize), cp.MaxShardSize > scale)
+	return container.NewVBox(head, legend, grid, widget.NewSeparator())
+}
+
+// mapScale is the size a bar's full width stands for, given the largest
+// file of a component and its shard limit: the limit when the largest file
+// fills at least half of it, so the limit shows as a line at the end;
+// otherwise (small files under the 10 GB default) a little more than the
+// largest file, so every bar can be read, with the limit past the end.
+func mapScale(largest, limit int64) int64 {
+	switch {
+	case largest <= 0:
+		return max(limit, 1)
+	case limit <= 0 || limit <= largest:
+		return largest
+	case largest >= limit/2:
+		return limit
+	}
+	return largest + largest/8
+}
+
+// formatLimit writes a shard limit in one unit, as the limits are typed:
+// "10 GB", "5 GB", "1.5 GB", "500 MB"; other sizes as formatSize.
+func formatLimit(n int64) string {
+	for _, u := range []struct {
+		unit string
+		size int64
+	}{{"TB", 1e12}, {"GB", 1e9}, {"MB", 1e6}, {"KB", 1e3}} {
+		if n >= u.size && n%(u.size/10) == 0 {
+			return strconv.FormatFloat(float64(n)/float64(u.size), 'f', -1, 64) + " " + u.unit
+		}
+	}
+	return tensors.FormatSize(n)
 }
 
 // column lists the files of sets, a bar each.
@@ -236,9 +285,26 @@ func (s *shardsPanel) column(title, component string, sets []*pipeline.SetPlan, 
 			}
 			name := smallLabel(f.Name + "  ·  " + tensors.FormatSize(f.Size))
 			name.Truncation = fyne.TextTruncateEllipsis
-			bar := newShardBar(f, scale, limit, mods, func(t *pipeline.PlannedTensor) {
-				s.info.SetText(describeTensor(component, f.Name, t))
-			})
+			bar := newShardBar(f, scale, limit, mods)
+			bar.onHover = func(t *pipeline.PlannedTensor, at fyne.Position) {
+				if t == nil {
+					s.tip.hide()
+					return
+				}
+				s.tip.show(describeTensor(component, f.Name, t), at)
+			}
+			file, variant := "", sp.Variant
+			if title == "Current" {
+				file = f.Name
+			}
+			bar.onTap = func(t *pipeline.PlannedTensor) {
+				if s.onTensor != nil {
+					s.onTensor(component, variant, file, t.Name)
+				}
+			}
+			if component == s.selComponent {
+				bar.selectTensor(s.selTensor)
+			}
 			*bars = append(*bars, bar)
 			box.Add(name)
 			box.Add(bar)
@@ -294,6 +360,42 @@ func formatShardSize(n int64) string {
 		return strconv.FormatInt(n/1_000, 10) + "KB"
 	}
 	return strconv.FormatInt(n, 10)
+}
+
+// showTensor outlines the blocks of the tensor called name of component
+// in the map, and scrolls the map to the first bar that has it; "" for the
+// name outlines none.
+func (s *shardsPanel) showTensor(component, name string) {
+	s.selComponent, s.selTensor = component, name
+	var first *shardBar
+	for _, m := range s.shown {
+		for _, b := range slices.Concat(m.current, m.planned) {
+			want := ""
+			if m.name == component {
+				want = name
+			}
+			if b.selectTensor(want) && first == nil && want != "" {
+				first = b
+			}
+		}
+	}
+	if first != nil {
+		s.scrollTo(first)
+	}
+}
+
+// scrollTo scrolls the map until bar is in sight.
+func (s *shardsPanel) scrollTo(bar *shardBar) {
+	d := fyne.CurrentApp().Driver()
+	if d.CanvasForObject(bar) == nil || d.CanvasForObject(s.maps) == nil {
+		return // not shown: nothing to scroll
+	}
+	y := d.AbsolutePositionForObject(bar).Y - d.AbsolutePositionForObject(s.maps).Y
+	view := s.scroll.Size().Height
+	if y >= s.scroll.Offset.Y && y+bar.Size().Height <= s.scroll.Offset.Y+view {
+		return
+	}
+	s.scroll.ScrollToOffset(fyne.NewPos(0, max(y-view/3, 0)))
 }
 
 var _ panel = (*shardsPanel)(nil)

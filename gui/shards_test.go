@@ -3,6 +3,7 @@ package gui
 import (
 	"context"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"fyne.io/fyne/v2"
@@ -153,32 +154,51 @@ func TestShardsPanelFollowsChoices(t *testing.T) {
 }
 
 func TestShardsPanelNamesTheTensorUnderThePointer(t *testing.T) {
-	s, _ := newTestShardsPanel(t)
+	s, w := newTestShardsPanel(t)
 	s.SetPipeline(panelTestPipeline(t, pipelinetest.Options{Seed: 7}))
 	s.size.SetText("1MB")
 	bar := s.shown[1].planned[0] // unet, first shard
 	require.Equal(t, "unet", s.shown[1].name)
 	require.Positive(t, bar.Size().Width)
-	// The largest tensor of the shard, tapped in its middle.
+	var tapped []string
+	s.onTensor = func(component, variant, file, tensor string) {
+		tapped = append(tapped, component+"|"+variant+"|"+file+"|"+tensor)
+	}
+	// The largest tensor of the shard, under the pointer in its middle.
 	big := bar.file.Tensors[0]
 	for _, tn := range bar.file.Tensors {
 		if tn.Bytes > big.Bytes {
 			big = tn
 		}
 	}
-	mid := bar.x(big.Offset+big.Bytes/2, bar.Size().Width)
-	test.TapAt(bar, fyne.NewPos(mid, 4))
-	assert.Contains(t, s.info.Text, big.Name)
-	assert.Contains(t, s.info.Text, "unet/"+bar.file.Name)
-	assert.Contains(t, s.info.Text, big.DType.String())
+	barAt := fyne.CurrentApp().Driver().AbsolutePositionForObject(bar)
+	at := fyne.NewPos(bar.x(big.Offset+big.Bytes/2, bar.Size().Width), 4)
+	bar.MouseIn(&desktop.MouseEvent{PointEvent: fyne.PointEvent{Position: at, AbsolutePosition: barAt.Add(at)}})
+	text := s.tip.shownText()
+	assert.Contains(t, text, big.Name)
+	assert.Contains(t, text, "unet/"+bar.file.Name)
+	assert.Contains(t, text, big.DType.String())
 	assert.True(t, bar.highlight.Visible())
+	assert.Empty(t, tapped, "hovering selects nothing")
 
-	other := bar.file.Tensors[len(bar.file.Tensors)-1]
-	bar.MouseMoved(&desktop.MouseEvent{PointEvent: fyne.PointEvent{Position: fyne.NewPos(bar.x(other.Offset+other.Bytes/2, bar.Size().Width), 4)}})
-	assert.Contains(t, s.info.Text, other.Name)
+	// The tip is beside the pointer, not at the top of the panel.
+	at = fyne.NewPos(3, 4)
+	bar.MouseMoved(&desktop.MouseEvent{PointEvent: fyne.PointEvent{Position: at, AbsolutePosition: barAt.Add(at)}})
+	assert.Contains(t, s.tip.shownText(), bar.file.Tensors[0].Name)
+	tipAt := fyne.CurrentApp().Driver().AbsolutePositionForObject(s.tip.box)
+	assert.Equal(t, barAt.Add(at).Add(tipOffset), tipAt)
+	assert.LessOrEqual(t, tipAt.X+s.tip.box.Size().Width, w.Canvas().Size().Width, "inside the window")
+
 	bar.MouseOut()
 	assert.False(t, bar.highlight.Visible())
-	assert.Contains(t, s.info.Text, other.Name, "the label keeps the last tensor")
+	assert.Empty(t, s.tip.shownText(), "leaving the bar hides the tip")
+
+	test.TapAt(bar, fyne.NewPos(bar.x(big.Offset+big.Bytes/2, bar.Size().Width), 4))
+	assert.Equal(t, []string{"unet|||" + big.Name}, tapped, "a click selects a planned tensor by its name")
+	current := s.shown[1].current[0]
+	first := current.file.Tensors[0]
+	test.TapAt(current, fyne.NewPos(current.x(first.Offset+first.Bytes/2, current.Size().Width), 4))
+	assert.Equal(t, "unet||"+current.file.Name+"|"+first.Name, tapped[1], "and a current one in its file")
 }
 
 // TestShardBarMergesTinyBlocks: a thousand tensors in a bar a few hundred
@@ -199,7 +219,8 @@ func TestShardBarMergesTinyBlocks(t *testing.T) {
 	}
 	f.Size = off
 	var picked string
-	bar := newShardBar(f, off, off, newModules(tensorNames(&pipeline.SetPlan{Files: []pipeline.PlannedFile{f}})), func(t *pipeline.PlannedTensor) { picked = t.Name })
+	bar := newShardBar(f, off, off, newModules(tensorNames(&pipeline.SetPlan{Files: []pipeline.PlannedFile{f}})))
+	bar.onTap = func(t *pipeline.PlannedTensor) { picked = t.Name }
 	w := test.NewTempWindow(t, bar)
 	w.Resize(fyne.NewSize(300, 40))
 	visible := 0
@@ -253,4 +274,29 @@ func TestShardsPanelGolden(t *testing.T) {
 	s.size.SetText("1MBx")
 	test.TapAt(s.shown[1].planned[0], fyne.NewPos(20, 4))
 	test.AssertRendersToMarkup(t, "shards_planned.xml", w.Canvas())
+}
+
+// TestTooltipStaysInside: by an edge of its layer, the tip goes to the
+// pointer's other side.
+func TestTooltipStaysInside(t *testing.T) {
+	test.NewTempApp(t)
+	tip := newTooltip()
+	w := test.NewTempWindow(t, tip.layer)
+	w.SetPadded(false)
+	w.Resize(fyne.NewSize(400, 300))
+	lines := []string{"down_blocks.0.attentions.0.proj_in.weight", "F32 [320, 320]  ·  410 KB  ·  in unet/x.safetensors"}
+
+	origin := fyne.CurrentApp().Driver().AbsolutePositionForObject(tip.layer)
+	tip.show(lines, origin.Add(fyne.NewPos(20, 30)))
+	assert.Equal(t, strings.Join(lines, "\n"), tip.shownText())
+	assert.Equal(t, fyne.NewPos(20, 30).Add(tipOffset), tip.box.Position())
+
+	tip.show(lines, origin.Add(fyne.NewPos(380, 290)))
+	p, size := tip.box.Position(), tip.box.Size()
+	assert.LessOrEqual(t, p.X+size.Width, float32(380), "left of the pointer")
+	assert.LessOrEqual(t, p.Y+size.Height, float32(290), "above the pointer")
+	assert.GreaterOrEqual(t, p.X, float32(0))
+
+	tip.hide()
+	assert.Empty(t, tip.shownText())
 }

@@ -172,6 +172,41 @@ func (m *treeModel) tensor(id string) (*fileNode, pipeline.Tensor, bool) {
 	return n, n.set.Tensors[i], true
 }
 
+// tensorNode is the node id of the tensor called name of component: in
+// file (a bare name in the component's folder) when given and found there;
+// else in the component's weight set of variant, or its main weights. ""
+// when there is no such tensor.
+func (m *treeModel) tensorNode(component, variant, file, name string) string {
+	if m.p == nil {
+		return ""
+	}
+	c := m.p.Component(component)
+	if c == nil {
+		return ""
+	}
+	if file != "" {
+		rel := path.Join(component, file)
+		if n := m.files[fileID(rel)]; n != nil && n.set != nil {
+			for _, i := range n.tensors {
+				if n.set.Tensors[i].Name == name {
+					return tensorID(rel, i)
+				}
+			}
+		}
+	}
+	for _, ws := range []*pipeline.WeightSet{c.WeightSet(variant, ""), c.Main()} {
+		if ws == nil {
+			continue
+		}
+		for i, t := range ws.Tensors {
+			if t.Name == name {
+				return tensorID(path.Join(component, t.File), i)
+			}
+		}
+	}
+	return ""
+}
+
 // row is what a node's line in the tree shows.
 func (m *treeModel) row(id string) (icon fyne.Resource, name, detail string) {
 	switch {

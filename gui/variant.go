@@ -49,10 +49,18 @@ type variantPanel struct {
 	scanVariant string // the variant of the running or shown scan
 	result      *pipeline.VariantScan
 	rows        []pipeline.TensorLoss
+
+	// onTensor selects a tensor of the scan in the component tree.
+	onTensor func(component, tensor string)
+	// linking is set while the table follows the tree, so that selecting
+	// its row does not select in the tree again.
+	linking bool
+	// selectedRow is the row of the table selected, -1 for none.
+	selectedRow int
 }
 
 func newVariantPanel(e *env) *variantPanel {
-	v := &variantPanel{e: e}
+	v := &variantPanel{e: e, selectedRow: -1}
 	v.choice = widget.NewRadioGroup([]string{variantNone, "fp16", "bf16"}, func(s string) {
 		if s == variantNone {
 			s = ""
@@ -267,6 +275,8 @@ func (v *variantPanel) clearScan() {
 	v.scanGen++
 	v.scanning = false
 	v.result, v.rows = nil, nil
+	v.table.UnselectAll()
+	v.selectedRow = -1
 	v.cancel.Disable()
 	v.bar.Hide()
 	v.status.SetText("")
@@ -350,8 +360,30 @@ func groupDigits(n int64) string {
 var lossColumns = []string{"Component", "Tensor", "Overflow", "Underflow", "Of values"}
 
 func (v *variantPanel) newLossTable() *widget.Table {
-	return newTextTable(lossColumns, []float32{120, 380, 90, 90, 90}, func(col int) bool { return col >= 2 }, func() int { return len(v.rows) },
+	t := newTextTable(lossColumns, []float32{120, 380, 90, 90, 90}, func(col int) bool { return col >= 2 }, func() int { return len(v.rows) },
 		func(row, col int) string { return lossCell(v.rows[row], col) })
+	t.OnSelected = func(id widget.TableCellID) {
+		v.selectedRow = id.Row
+		if !v.linking && v.onTensor != nil && id.Row >= 0 && id.Row < len(v.rows) {
+			v.onTensor(v.rows[id.Row].Component, v.rows[id.Row].Tensor)
+		}
+	}
+	return t
+}
+
+// showTensor selects the row of the tensor called name of component, if
+// the scan lists it, and clears the selection otherwise.
+func (v *variantPanel) showTensor(component, name string) {
+	v.linking = true
+	defer func() { v.linking = false }()
+	for i, r := range v.rows {
+		if r.Component == component && r.Tensor == name {
+			v.table.Select(widget.TableCellID{Row: i, Col: 1})
+			return
+		}
+	}
+	v.table.UnselectAll()
+	v.selectedRow = -1
 }
 
 // lossCell is the text of column col for a lossy tensor.

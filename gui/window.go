@@ -47,6 +47,8 @@ type UI struct {
 	detailsHidden bool
 
 	pipeline  *pipeline.Pipeline
+	shardMap  *shardsPanel
+	variants  *variantPanel
 	cards     *cardPanel
 	publisher *publishPanel
 	saver     *saveJob
@@ -456,5 +458,27 @@ func (v *welcomeView) setOpening(path string) {
 }
 
 // linkSelection shows the node selected in the tree in the other views:
-// a tensor's blocks in the shard map.
-func (u *UI) linkSelection(id string) {}
+// a tensor's blocks in the shard map, its row in the variant scan.
+func (u *UI) linkSelection(id string) {
+	component, tensor := "", ""
+	if n, t, ok := u.tree.model.tensor(id); ok {
+		component, tensor = n.comp.Name, t.Name
+	}
+	if u.shardMap != nil {
+		u.shardMap.showTensor(component, tensor)
+	}
+	if u.variants != nil {
+		u.variants.showTensor(component, tensor)
+	}
+}
+
+// revealTensor selects in the tree the tensor called name of component,
+// chosen in another view: in file, one of the component's files, when
+// given; else in the weight set of variant the folder has, or else in
+// the main weights (a planned file's tensors are read from these).
+func (u *UI) revealTensor(component, variant, file, name string) {
+	if id := u.tree.model.tensorNode(component, variant, file, name); id != "" && id != u.selected {
+		u.detailsHidden = false
+		u.tree.reveal(id)
+	}
+}

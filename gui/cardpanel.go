@@ -77,7 +77,7 @@ type cardPanel struct {
 	revert      *widget.Button
 	kept        *widget.Label // says the edits are kept, or restored
 	body        *widget.Entry
-	preview     *widget.RichText
+	preview     *markdownView
 	form        *fyne.Container
 	main        fyne.CanvasObject
 	empty       fyne.CanvasObject
@@ -96,9 +96,12 @@ func newCardPanel(e *env) *cardPanel {
 		e.choices.onChange(c.refreshGenerated)
 	}
 
-	c.license = widget.NewSelectEntry(card.Licenses())
-	c.license.PlaceHolder = "a license id, e.g. apache-2.0"
-	c.license.OnChanged = func(string) { c.formChanged() }
+	c.license = widget.NewSelectEntry(licenseOptions(""))
+	c.license.PlaceHolder = "type to find a license id, e.g. apache-2.0"
+	c.license.OnChanged = func(text string) {
+		c.license.SetOptions(licenseOptions(text)) // the list under the arrow: what matches
+		c.formChanged()
+	}
 	c.licenseName = widget.NewEntry()
 	c.licenseName.PlaceHolder = "a short id for the license, e.g. my-license-1.0"
 	c.licenseName.OnChanged = func(string) { c.formChanged() }
@@ -130,8 +133,7 @@ func newCardPanel(e *env) *cardPanel {
 	c.body.Wrapping = fyne.TextWrapWord
 	c.body.TextStyle = fyne.TextStyle{Monospace: true}
 	c.body.OnChanged = c.bodyChanged
-	c.preview = widget.NewRichText()
-	c.preview.Wrapping = fyne.TextWrapWord
+	c.preview = newMarkdownView()
 
 	heading := func(s string) *widget.Label {
 		return widget.NewLabelWithStyle(s, fyne.TextAlignLeading, fyne.TextStyle{Bold: true})
@@ -140,7 +142,7 @@ func newCardPanel(e *env) *cardPanel {
 		container.NewBorder(nil, nil, heading("Metadata"), container.NewHBox(c.kept, c.revert)),
 		c.form, c.problems)
 	editor := container.NewBorder(heading("Markdown"), nil, nil, nil, c.body)
-	preview := container.NewBorder(heading("Preview"), nil, nil, nil, container.NewVScroll(c.preview))
+	preview := container.NewBorder(heading("Preview"), nil, nil, nil, container.NewVScroll(c.preview.box))
 	split := container.NewHSplit(editor, preview)
 	c.main = container.NewBorder(top, nil, nil, nil, split)
 	hint := widget.NewLabelWithStyle("Open a folder to write its model card.\n"+
@@ -572,7 +574,7 @@ func (c *cardPanel) showLicenseName() {
 }
 
 // showProblems lists what the Hub would refuse (red) and what is probably
-// a mistake (yellow), with the key and the line of README.md.
+// a mistake (yellow), each under the name of its field.
 func (c *cardPanel) showProblems() {
 	var objs []fyne.CanvasObject
 	add := func(text string, imp widget.Importance) {
@@ -601,16 +603,64 @@ func (c *cardPanel) showProblems() {
 	c.main.Refresh() // the form's height changed: lay the editor out again
 }
 
-// problemText is "license, line 3: … ".
+// fieldNames are the form's names of the metadata keys it edits.
+var fieldNames = map[string]string{
+	"license": "License", "license_name": "License name", "base_model": "Base model",
+	"pipeline_tag": "Pipeline tag", "tags": "Tags", "language": "Language",
+}
+
+// problemText is "License: "foo" is not a license id …": the problem under
+// the name of the form's field, never a line of the front matter the form
+// hides; a key the form does not edit is named as the key.
 func problemText(p card.Problem) string {
-	where := p.Key
-	if where == "" {
-		where = "metadata"
-	}
-	if p.Line > 0 {
-		where += fmt.Sprintf(", line %d", p.Line)
+	where, ok := fieldNames[p.Key]
+	switch {
+	case ok:
+	case p.Key == "":
+		where = "Metadata"
+	default:
+		where = "Metadata key " + p.Key
 	}
 	return where + ": " + p.Message
+}
+
+// maxLicenseOptions caps the licenses listed under the license field: a
+// list to choose from, not a page to scroll.
+const maxLicenseOptions = 12
+
+// popularLicenses are listed under an empty license field (or one holding
+// a license id already), the most used for diffusion models first.
+var popularLicenses = []string{"apache-2.0", "mit", "creativeml-openrail-m", "openrail++", "openrail",
+	"cc-by-4.0", "cc-by-sa-4.0", "cc-by-nc-4.0", "cc-by-nc-sa-4.0", "bigscience-openrail-m", "other"}
+
+// licenseOptions lists the licenses offered under the license field as
+// text is typed, at most maxLicenseOptions: the ids holding the text,
+// those starting with it first; while it is empty or already an id, the
+// popular ones (after the ids starting with it: gpl, gpl-2.0, gpl-3.0).
+func licenseOptions(text string) []string {
+	t := strings.ToLower(strings.TrimSpace(text))
+	var prefix, inside []string
+	for _, l := range card.Licenses() {
+		switch {
+		case t == "":
+		case l == t:
+			prefix = append([]string{l}, prefix...)
+		case strings.HasPrefix(l, t):
+			prefix = append(prefix, l)
+		case strings.Contains(l, t):
+			inside = append(inside, l)
+		}
+	}
+	out := append(prefix, inside...)
+	if t == "" || card.IsLicense(t) {
+		out = prefix
+		for _, l := range popularLicenses {
+			if card.IsLicense(l) && !slices.Contains(out, l) {
+				out = append(out, l)
+			}
+		}
+	}
+	return out[:min(len(out), maxLicenseOptions)]
 }
 
 // splitList splits a comma-separated entry into its trimmed, non-empty
@@ -636,6 +686,48 @@ func (c *cardPanel) renderPreview() {
 	}
 	c.preview.Segments = previewSegments(body)
 	c.preview.Refresh()
+}
+
+// markdownView shows rendered Markdown segments: text wrapped at spaces to
+// the width, and code blocks never wrapped (code broken in the middle of
+// an identifier reads wrong) but scrolled sideways when wider.
+type markdownView struct {
+	// Segments are what is shown, as widget.NewRichTextFromMarkdown
+	// parses them; Refresh shows them.
+	Segments []widget.RichTextSegment
+	box      *fyne.Container
+}
+
+func newMarkdownView() *markdownView {
+	return &markdownView{box: container.NewVBox()}
+}
+
+// Refresh shows Segments: a wrapped rich text per run of text segments, a
+// sideways-scrolled unwrapped one per code block.
+func (m *markdownView) Refresh() {
+	var objs []fyne.CanvasObject
+	var run []widget.RichTextSegment
+	flush := func() {
+		if len(run) > 0 {
+			rt := widget.NewRichText(run...)
+			rt.Wrapping = fyne.TextWrapWord
+			objs = append(objs, rt)
+			run = nil
+		}
+	}
+	for _, s := range m.Segments {
+		if ts, ok := s.(*widget.TextSegment); ok && ts.Style == widget.RichTextStyleCodeBlock {
+			flush()
+			code := widget.NewRichText(ts)
+			code.Wrapping = fyne.TextWrapOff
+			objs = append(objs, container.NewHScroll(code))
+			continue
+		}
+		run = append(run, s)
+	}
+	flush()
+	m.box.Objects = objs
+	m.box.Refresh()
 }
 
 // previewSegments renders Markdown for the preview. Fyne's Markdown widget

@@ -217,7 +217,8 @@ func TestCardPanelInvalidLicense(t *testing.T) {
 	problems := problemLabels(c)
 	require.Len(t, problems, 1)
 	for text, imp := range problems {
-		assert.True(t, strings.HasPrefix(text, "license, line "), text)
+		assert.True(t, strings.HasPrefix(text, "License: "), "named by the form's field: %s", text)
+		assert.NotContains(t, text, "line", "no line of a front matter the form hides")
 		assert.Contains(t, text, "not-a-license")
 		assert.Equal(t, widget.DangerImportance, imp, "shown in red")
 	}

@@ -230,16 +230,23 @@ var errPickCancelled = errors.New("gui: folder choice cancelled")
 // errNoNativePicker reports a native folder picker that cannot work here.
 var errNoNativePicker = errors.New("gui: the native folder picker is not available")
 
-// nativeBrowse shows the OS folder picker (GTK on Linux). It blocks, so it
-// runs on the UI goroutine like any modal dialog; it panics when GTK could
-// not start (no display), which is returned as errNoNativePicker.
-func nativeBrowse(startDir string) (dir string, err error) {
+// Titles of the folder pickers.
+const (
+	titleOpen = "Open a Diffusers folder"
+	titleSave = "Save to folder"
+)
+
+// nativeBrowse shows the OS folder picker (GTK on Linux) titled title. It
+// blocks, so it runs on the UI goroutine like any modal dialog; it panics
+// when GTK could not start (no display), which is returned as
+// errNoNativePicker.
+func nativeBrowse(title, startDir string) (dir string, err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			dir, err = "", fmt.Errorf("%w: %v", errNoNativePicker, r)
 		}
 	}()
-	b := native.Directory().Title("Open a Diffusers folder")
+	b := native.Directory().Title(title)
 	if startDir != "" {
 		b = b.SetStartDir(startDir)
 	}
@@ -254,7 +261,7 @@ func nativeBrowse(startDir string) (dir string, err error) {
 // Fyne's own folder dialog when the native one cannot work.
 func (u *UI) chooseFolder() {
 	start := u.startDir()
-	dir, err := u.callBrowse(start)
+	dir, err := u.callBrowse(titleOpen, start)
 	switch {
 	case err == nil && dir != "":
 		u.OpenPath(dir)
@@ -266,7 +273,7 @@ func (u *UI) chooseFolder() {
 }
 
 // callBrowse calls u.browse, turning a panic into errNoNativePicker.
-func (u *UI) callBrowse(start string) (dir string, err error) {
+func (u *UI) callBrowse(title, start string) (dir string, err error) {
 	if u.browse == nil {
 		return "", errNoNativePicker
 	}
@@ -275,12 +282,12 @@ func (u *UI) callBrowse(start string) (dir string, err error) {
 			dir, err = "", fmt.Errorf("%w: %v", errNoNativePicker, r)
 		}
 	}()
-	return u.browse(start)
+	return u.browse(title, start)
 }
 
 // showFolderDialog is Fyne's folder picker, drawn inside the window.
 func (u *UI) showFolderDialog(start string) {
-	showFyneFolderDialog(u.e.win, start, "", func(path string, err error) {
+	showFyneFolderDialog(u.e.win, titleOpen, start, "", func(path string, err error) {
 		switch {
 		case err != nil:
 			u.showError("Cannot choose a folder", fmt.Sprintf("%v\n\nDrop the folder on the window instead.", err))

@@ -233,14 +233,14 @@ func TestFolderPicker(t *testing.T) {
 	dir, _ := writeSD15(t)
 	tests := []struct {
 		name       string
-		browse     func(string) (string, error)
+		browse     func(string, string) (string, error)
 		wantOpen   bool
 		wantDialog bool
 	}{
-		{"chosen", func(string) (string, error) { return dir, nil }, true, false},
-		{"cancelled", func(string) (string, error) { return "", errPickCancelled }, false, false},
-		{"panics without GTK", func(string) (string, error) { panic("gtk initialisation failed") }, false, true},
-		{"fails", func(string) (string, error) { return "", errors.New("no portal") }, false, true},
+		{"chosen", func(string, string) (string, error) { return dir, nil }, true, false},
+		{"cancelled", func(string, string) (string, error) { return "", errPickCancelled }, false, false},
+		{"panics without GTK", func(string, string) (string, error) { panic("gtk initialisation failed") }, false, true},
+		{"fails", func(string, string) (string, error) { return "", errors.New("no portal") }, false, true},
 		{"none", nil, false, true},
 	}
 	for _, tt := range tests {
@@ -264,6 +264,6 @@ func TestNativeBrowseWithoutDisplayIsRecovered(t *testing.T) {
 	if os.Getenv("DISPLAY") != "" || os.Getenv("WAYLAND_DISPLAY") != "" {
 		t.Skip("a display is available: the native picker would open")
 	}
-	_, err := nativeBrowse("")
+	_, err := nativeBrowse(titleOpen, "")
 	assert.ErrorIs(t, err, errNoNativePicker)
 }

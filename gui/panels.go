@@ -41,7 +41,7 @@ func (u *UI) makeJobs() {
 	u.saver = newSaveJob(u.e)
 	u.saver.card = u.cards.Readme
 	u.saver.pick = func(start string, done func(string, error)) {
-		dir, err := u.callBrowse(start)
+		dir, err := u.callBrowse(titleSave, start)
 		switch {
 		case errors.Is(err, errPickCancelled):
 			done("", nil)

@@ -302,7 +302,7 @@ func saveErrorText(err error) (title, next string) {
 // pickWithFyne asks for a folder with Fyne's folder dialog, drawn inside
 // the window.
 func (s *saveJob) pickWithFyne(start string, done func(string, error)) {
-	showFyneFolderDialog(s.e.win, start, "Save here", done)
+	showFyneFolderDialog(s.e.win, titleSave, start, "Save here", done)
 }
 
 // showProblem shows a modal dialog: the title names the problem, cause is

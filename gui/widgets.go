@@ -43,10 +43,11 @@ func newTextTable(columns []string, widths []float32, right func(col int) bool, 
 	return t
 }
 
-// showFyneFolderDialog is Fyne's folder picker, drawn inside win and sized
-// to it, starting at start when that is a folder. done gets the chosen
-// path, "" when cancelled, or the dialog's error.
-func showFyneFolderDialog(win fyne.Window, start, confirm string, done func(path string, err error)) {
+// showFyneFolderDialog is Fyne's folder picker titled title, drawn inside
+// win and sized to it, starting at start when that is a folder; confirm
+// names its button ("" keeps Fyne's). done gets the chosen path, "" when
+// cancelled, or the dialog's error.
+func showFyneFolderDialog(win fyne.Window, title, start, confirm string, done func(path string, err error)) {
 	d := dialog.NewFolderOpen(func(lu fyne.ListableURI, err error) {
 		switch {
 		case err != nil:
@@ -57,6 +58,7 @@ func showFyneFolderDialog(win fyne.Window, start, confirm string, done func(path
 			done(lu.Path(), nil)
 		}
 	}, win)
+	d.SetTitleText(title)
 	if confirm != "" {
 		d.SetConfirmText(confirm)
 	}

@@ -30,9 +30,9 @@ type UI struct {
 	// is set.
 	onSave    func()
 	onPublish func()
-	// browse shows the native folder picker and blocks until it closes;
-	// see nativeBrowse. Tests replace it: the real one needs GTK.
-	browse func(startDir string) (string, error)
+	// browse shows the native folder picker titled title and blocks until
+	// it closes; see nativeBrowse. Tests replace it: the real one needs GTK.
+	browse func(title, startDir string) (string, error)
 	// openPipeline reads a folder; pipeline.OpenWith, replaced in tests.
 	openPipeline func(ctx context.Context, dir string, opts pipeline.OpenOptions) (*pipeline.Pipeline, error)
 	// trusted are the folders whose links outside the user chose to follow

@@ -87,7 +87,7 @@ func newTestUIWith(t *testing.T, hc *hubConfig, store *drafts.Store) (*UI, fyne.
 	u.cards.debounce.delay = 0           // the preview renders at once, on the test goroutine
 	u.cards.drafts.debounce.delay = 0    // and so are drafts written
 	u.publisher.remoteDebounce.delay = 0 // and the Hub read
-	u.browse = func(string) (string, error) {
+	u.browse = func(string, string) (string, error) {
 		t.Error("the native folder picker must not run in tests")
 		return "", errPickCancelled
 	}
@@ -242,7 +242,7 @@ func TestShortcutsAndMenu(t *testing.T) {
 	assert.Equal(t, 0, saves+publishes, "the shortcuts do nothing without a folder")
 
 	var browsed []string
-	u.browse = func(start string) (string, error) {
+	u.browse = func(_, start string) (string, error) {
 		browsed = append(browsed, start)
 		return dir, nil
 	}

@@ -4,12 +4,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"path/filepath"
 
-	"modelpub/core/card"
+	"modelpub/core/demo"
 	"modelpub/core/folder"
-	"modelpub/core/pipeline"
-	"modelpub/core/pipeline/pipelinetest"
 	"modelpub/core/tensors"
 )
 
@@ -37,16 +34,9 @@ Try:  modelpub demo ~/sd15-demo && modelpub inspect ~/sd15-demo
       modelpub ~/sd15-demo          (opens the app on it)
 `
 
-// demoScale gives a few hundred MB: enough for the shard map and the
-// variant scan to show something, little enough to write in seconds.
-const demoScale = 0.05
-
-// demoSeed makes every demo folder the same.
-const demoSeed = 1505
-
 func runDemo(args []string, stdout, stderr io.Writer) int {
 	fs := newFlagSet("demo", stderr)
-	scale := fs.Float64("scale", demoScale, "")
+	scale := fs.Float64("scale", demo.Scale, "")
 	pos, ok := parseArgs(fs, args, 1)
 	if !ok {
 		return ExitUsage
@@ -61,35 +51,15 @@ func runDemo(args []string, stdout, stderr io.Writer) int {
 	dir := pos[0]
 	ctx, stop := interruptible()
 	defer stop()
-	m, err := pipelinetest.WriteSD15(ctx, dir, pipelinetest.Options{Scale: *scale, Seed: demoSeed})
-	if errors.Is(err, pipelinetest.ErrDirNotEmpty) {
+	res, err := demo.Write(ctx, dir, *scale, nil)
+	if errors.Is(err, demo.ErrDirNotEmpty) {
 		return fail("%s is not empty: choose a new folder", dir)
 	}
 	if err != nil {
 		return fail("%s", errText(err))
 	}
-	p, err := pipeline.Open(ctx, dir)
-	if err != nil {
-		return fail("%s", errText(err))
-	}
-	c := card.Generate(p, card.GenerateOptions{License: "creativeml-openrail-m"})
-	c.SetBody(demoNotice + c.Body())
-	data, err := c.Bytes()
-	if err != nil {
-		return fail("%s", errText(err))
-	}
-	if err := writeCardFile(filepath.Join(dir, card.FileName), data); err != nil {
-		return fail("%s", errText(err))
-	}
-	abs, _ := filepath.Abs(dir)
 	fmt.Fprintf(stdout, "wrote a demo Stable Diffusion 1.5 pipeline to %s (%s in %d files)\n",
-		folder.Printable(abs), tensors.FormatSize(m.Bytes+int64(len(data))), len(m.Files)+1)
+		folder.Printable(res.Dir), tensors.FormatSize(res.Bytes), res.Files)
 	fmt.Fprintf(stdout, "try: modelpub inspect %s\n     modelpub %s   (the app)\n", folder.Printable(dir), folder.Printable(dir))
 	return ExitOK
 }
-
-const demoNotice = `> **A demo folder written by ` + "`modelpub demo`" + `.** It has the files, names and tensor layout of
-> Stable Diffusion 1.5 with narrower tensors of random values: it does not generate images. Use it to try
-> Modelpub (resharding, variants, the card, a publish to ` + "`modelpub localhub`" + `), not as a model.
-
-`

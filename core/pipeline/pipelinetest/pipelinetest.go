@@ -15,12 +15,14 @@ import (
 	"embed"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path"
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync/atomic"
 
 	"modelpub/core/tensors"
 )
@@ -66,6 +68,10 @@ type Options struct {
 	// proj_attn instead of to_q, to_k, to_v, to_out.0; diffusers renames
 	// them on load). The fp16 variant uses the same names as the main file.
 	LegacyVAENames bool
+	// Progress, if set, is called as tensor data is written, with the bytes
+	// written so far and the total of every weights file; it may be
+	// called from several goroutines at once.
+	Progress func(done, total int64)
 }
 
 // ComponentManifest describes one component folder as written.
@@ -159,6 +165,7 @@ func WriteSD15(ctx context.Context, dir string, opts Options) (*Manifest, error)
 		return nil, fmt.Errorf("%w: %s", ErrDirNotEmpty, dir)
 	}
 
+	count := progressCounter(weights, opts)
 	m := &Manifest{Dir: dir, Components: map[string]ComponentManifest{}}
 	err := fs.WalkDir(files, "sd15", func(p string, d fs.DirEntry, err error) error {
 		if err != nil || d.IsDir() {
@@ -196,7 +203,7 @@ func WriteSD15(ctx context.Context, dir string, opts Options) (*Manifest, error)
 	}
 
 	for _, comp := range weights {
-		c, err := writeWeights(ctx, dir, comp, opts)
+		c, err := writeWeights(ctx, dir, comp, opts, count)
 		if err != nil {
 			return nil, err
 		}
@@ -231,7 +238,8 @@ func (c *ComponentManifest) weightFiles() []string {
 
 // writeWeights writes the weights of one component, and the fp16 variant
 // if asked, and returns them with Files and Bytes covering these files only.
-func writeWeights(ctx context.Context, dir, comp string, opts Options) (ComponentManifest, error) {
+// count, if not nil, is told every tensor byte written.
+func writeWeights(ctx context.Context, dir, comp string, opts Options, count func(int64)) (ComponentManifest, error) {
 	specs := SD15TensorSpecs(comp, opts.Scale)
 	if comp == VAE && opts.LegacyVAENames {
 		specs = LegacyVAENames(specs)
@@ -252,6 +260,11 @@ func writeWeights(ctx context.Context, dir, comp string, opts Options) (Componen
 		wt, err := writeTensors(opts.Seed, comp, specs, variant)
 		if err != nil {
 			return nil, "", err
+		}
+		if count != nil {
+			for i := range wt {
+				wt[i].Data = countedSource{wt[i].Data, count}
+			}
 		}
 		base := WeightsBase(comp)
 		if opts.MaxShardSize == 0 {
@@ -353,4 +366,51 @@ func writeFile(path string, data []byte) error {
 		return err
 	}
 	return os.WriteFile(path, data, 0o644)
+}
+
+// progressCounter returns the function told the bytes of each write,
+// which reports to opts.Progress the bytes written so far against the
+// tensor data of every weights file to write; nil without opts.Progress.
+// It is safe for concurrent use.
+func progressCounter(weights []string, opts Options) func(int64) {
+	if opts.Progress == nil {
+		return nil
+	}
+	var total int64
+	for _, comp := range weights {
+		specs := SD15TensorSpecs(comp, opts.Scale)
+		total += DataBytes(specs)
+		if slices.Contains(opts.FP16Variant, comp) {
+			for _, s := range specs {
+				if s.DType == tensors.F32 {
+					total += s.Size() / 2
+				} else {
+					total += s.Size()
+				}
+			}
+		}
+	}
+	var done atomic.Int64
+	return func(n int64) { opts.Progress(done.Add(n), total) }
+}
+
+// countedSource tells count every byte its source writes.
+type countedSource struct {
+	tensors.Source
+	count func(int64)
+}
+
+func (c countedSource) CopyTo(ctx context.Context, w io.Writer) error {
+	return c.Source.CopyTo(ctx, countingWriter{w, c.count})
+}
+
+type countingWriter struct {
+	w     io.Writer
+	count func(int64)
+}
+
+func (c countingWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.count(int64(n))
+	return n, err
 }

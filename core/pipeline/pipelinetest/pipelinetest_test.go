@@ -15,6 +15,7 @@ import (
 	"runtime"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -551,4 +552,37 @@ func BenchmarkRandomSource(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+// TestWriteSD15Progress: the progress counts every byte of tensor data
+// written, main weights and variants, against a total known from the start.
+func TestWriteSD15Progress(t *testing.T) {
+	var mu sync.Mutex
+	var last, total int64
+	calls := 0
+	opts := Options{Scale: testScale, Seed: 1, FP16Variant: []string{UNet}, MaxShardSize: 200_000,
+		Progress: func(done, tot int64) {
+			mu.Lock()
+			defer mu.Unlock()
+			calls++
+			if total == 0 {
+				total = tot
+			}
+			assert.Equal(t, total, tot, "the total never changes")
+			last = max(last, done)
+		}}
+	m := write(t, opts)
+	var data int64
+	for _, c := range m.Components {
+		for _, f := range slices.Concat(c.WeightFiles, c.VariantFiles) {
+			h, err := tensors.ReadHeaderFile(filepath.Join(m.Dir, filepath.FromSlash(f)))
+			require.NoError(t, err)
+			for _, ti := range h.Tensors {
+				data += ti.Size()
+			}
+		}
+	}
+	assert.Greater(t, calls, 3)
+	assert.Equal(t, data, total)
+	assert.Equal(t, total, last, "done reaches the total")
 }

@@ -91,6 +91,10 @@ func (u *UI) opened(seq int, path string, p *pipeline.Pipeline, err error) {
 			u.askOutsideLinks(pe)
 			return
 		}
+		if errors.Is(err, pipeline.ErrNotPipeline) && looksLikeCheckpoint(path) {
+			u.offerConvert(path) // a single-file checkpoint outside any Diffusers folder
+			return
+		}
 		if !errors.Is(err, context.Canceled) {
 			title, msg := describeOpenError(path, err)
 			u.showError(title, msg)
@@ -232,8 +236,9 @@ var errNoNativePicker = errors.New("gui: the native folder picker is not availab
 
 // Titles of the folder pickers.
 const (
-	titleOpen = "Open a Diffusers folder"
-	titleSave = "Save to folder"
+	titleOpen    = "Open a Diffusers folder"
+	titleSave    = "Save to folder"
+	titleConvert = "Convert to folder"
 )
 
 // nativeBrowse shows the OS folder picker (GTK on Linux) titled title. It

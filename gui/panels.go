@@ -58,8 +58,11 @@ func (u *UI) makeJobs() {
 	}
 }
 
-// busy reports whether a publish or a save is running.
-func (u *UI) busy() bool { return u.publisher.Busy() || u.saver.Busy() }
+// busy reports whether a publish, a save, a conversion or the demo's
+// writing is running.
+func (u *UI) busy() bool {
+	return u.publisher.Busy() || u.saver.Busy() || u.convertJob.Busy() || u.demoJob.Busy()
+}
 
 // confirmClose is the window's close intercept (and File ▸ Quit's, Ctrl+Q):
 // it writes the model card's pending edits to their draft, asking first if
@@ -76,17 +79,26 @@ func (u *UI) confirmStop(closeWindow func()) {
 		closeWindow()
 		return
 	}
-	what := "A publish is running"
-	if u.saver.Busy() {
-		what = "A save is running"
+	what := "A publish is running. Quitting cancels it; run it again later to resume where it stopped."
+	switch {
+	case u.saver.Busy():
+		what = "A save is running. Quitting cancels it; run it again later to resume where it stopped."
+	case u.convertJob.Busy():
+		what = "A conversion is running. Quitting cancels it and leaves nothing behind."
+	case u.demoJob.Busy():
+		what = "The demo model is being written. Quitting cancels it and leaves nothing behind."
 	}
-	dialog.ShowConfirm("Stop and quit?", what+". Quitting cancels it; run it again later to resume where it stopped.",
+	dialog.ShowConfirm("Stop and quit?", what,
 		func(ok bool) {
 			if !ok {
 				return
 			}
 			u.publisher.Cancel()
 			u.saver.Cancel()
-			u.publisher.OnIdle(func() { u.saver.OnIdle(closeWindow) })
+			u.convertJob.Cancel()
+			u.demoJob.Cancel()
+			u.publisher.OnIdle(func() {
+				u.saver.OnIdle(func() { u.convertJob.OnIdle(func() { u.demoJob.OnIdle(closeWindow) }) })
+			})
 		}, u.e.win)
 }

@@ -15,6 +15,7 @@ import (
 	"fyne.io/fyne/v2/widget"
 
 	"modelpub/assets"
+	"modelpub/core/demo"
 	"modelpub/core/pipeline"
 )
 
@@ -42,6 +43,17 @@ type UI struct {
 	quit func()
 	// revealOnOpen is a tree node to select when the next folder opens.
 	revealOnOpen string
+	// demoJob writes the demo model, convertJob converts a checkpoint.
+	demoJob, convertJob *bgJob
+	// demoDir is where the demo model goes (defaultDemoDir); writeDemo
+	// writes it (demo.Write at demo.Scale). Tests replace both.
+	demoDir   func() (string, error)
+	writeDemo func(ctx context.Context, dir string, progress func(done, total int64)) (*demo.Result, error)
+	// pickConvertDir asks where a converted checkpoint goes and calls done
+	// with the folder, "" when cancelled; tests replace it.
+	pickConvertDir func(start string, done func(dir string, err error))
+	// convertAsk is the last "Convert this checkpoint?" dialog, for tests.
+	convertAsk *dialog.ConfirmDialog
 	// detailsHidden says the user closed the details pane; the next
 	// selection in the tree opens it again.
 	detailsHidden bool
@@ -100,7 +112,13 @@ func newUI(e *env) *UI {
 		e.choices = &choices{}
 	}
 	u := &UI{e: e, browse: nativeBrowse, openPipeline: pipeline.OpenWith, trusted: map[string]bool{},
-		quit: func() { fyne.CurrentApp().Quit() }}
+		quit: func() { fyne.CurrentApp().Quit() }, demoDir: defaultDemoDir,
+		writeDemo: func(ctx context.Context, dir string, progress func(done, total int64)) (*demo.Result, error) {
+			return demo.Write(ctx, dir, demo.Scale, progress)
+		}}
+	u.demoJob = newBgJob(e, "Demo model")
+	u.convertJob = newBgJob(e, "Convert a checkpoint")
+	u.pickConvertDir = u.pickConvertDirDefault
 
 	u.tree = newComponentTree()
 	u.tree.onSelected = u.showDetails
@@ -412,6 +430,7 @@ type welcomeView struct {
 	recent  *fyne.Container
 	heading *widget.Label
 	opening *widget.Label
+	demo    *widget.Button
 	buttons []*widget.Button // one per recent folder, for tests
 	open    func(string)
 }
@@ -425,11 +444,14 @@ func newWelcomeView(u *UI) *welcomeView {
 	hint := widget.NewLabelWithStyle("Drop a Diffusers folder here or press Ctrl+O", fyne.TextAlignCenter, fyne.TextStyle{})
 	open := widget.NewButtonWithIcon("Open a folder…", theme.FolderOpenIcon(), u.chooseFolder)
 	open.Importance = widget.HighImportance
+	v.demo = widget.NewButtonWithIcon("Try with a demo model", theme.MediaPlayIcon(), u.tryDemo)
+	demoHint := widget.NewLabelWithStyle("No model at hand? The demo is shaped as Stable Diffusion 1.5 (215 MB).",
+		fyne.TextAlignCenter, fyne.TextStyle{Italic: true})
 	v.heading = widget.NewLabelWithStyle("Recent folders", fyne.TextAlignCenter, fyne.TextStyle{Bold: true})
 	v.opening = widget.NewLabelWithStyle("", fyne.TextAlignCenter, fyne.TextStyle{Italic: true})
 	v.opening.Hide()
-	v.content = container.NewCenter(container.NewVBox(logo, title, hint, container.NewCenter(open), v.opening,
-		v.heading, v.recent))
+	v.content = container.NewCenter(container.NewVBox(logo, title, hint,
+		container.NewCenter(container.NewHBox(open, v.demo)), demoHint, v.opening, v.heading, v.recent))
 	return v
 }
 

@@ -1,0 +1,212 @@
+package gui
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"fyne.io/fyne/v2"
+	"fyne.io/fyne/v2/storage"
+	"fyne.io/fyne/v2/test"
+	"fyne.io/fyne/v2/widget"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"modelpub/core/card"
+	"modelpub/core/convert/converttest"
+	"modelpub/core/demo"
+	"modelpub/core/tensors"
+)
+
+// findButton finds the button labelled text in o's widget tree.
+func findButton(o fyne.CanvasObject, text string) *widget.Button {
+	switch v := o.(type) {
+	case *widget.Button:
+		if v.Text == text {
+			return v
+		}
+	case *fyne.Container:
+		for _, c := range v.Objects {
+			if b := findButton(c, text); b != nil {
+				return b
+			}
+		}
+		return nil
+	}
+	if w, ok := o.(fyne.Widget); ok {
+		for _, c := range test.WidgetRenderer(w).Objects() {
+			if b := findButton(c, text); b != nil {
+				return b
+			}
+		}
+	}
+	return nil
+}
+
+// tapDialogButton taps the button labelled text of the dialog on top.
+func tapDialogButton(t *testing.T, w fyne.Window, text string) {
+	t.Helper()
+	top := w.Canvas().Overlays().Top()
+	require.NotNil(t, top, "no dialog")
+	b := findButton(top, text)
+	require.NotNil(t, b, "no button %q in %s", text, test.RenderObjectToMarkup(top))
+	test.Tap(b)
+}
+
+// testDemoScale keeps the demo a few MB in tests.
+const testDemoScale = 0.002
+
+func TestTryDemoWritesItOnceAndOpensIt(t *testing.T) {
+	u, w := newTestUI(t)
+	dir := filepath.Join(t.TempDir(), "data", "modelpub", "sd15-demo")
+	u.demoDir = func() (string, error) { return dir, nil }
+	writes := 0
+	var reported []float64
+	u.writeDemo = func(ctx context.Context, d string, progress func(done, total int64)) (*demo.Result, error) {
+		writes++
+		return demo.Write(ctx, d, testDemoScale, func(done, total int64) {
+			reported = append(reported, float64(done)/float64(total))
+			progress(done, total)
+		})
+	}
+	require.True(t, u.welcome.demo.Visible())
+	assert.Equal(t, "Try with a demo model", u.welcome.demo.Text)
+
+	test.Tap(u.welcome.demo)
+
+	require.NotNil(t, u.pipeline, "the demo opens once written")
+	assert.Equal(t, dir, u.pipeline.Dir)
+	assert.Equal(t, "Modelpub — sd15-demo", w.Title())
+	assert.Equal(t, "StableDiffusionPipeline", u.pipeline.Index.ClassName)
+	assert.NotEmpty(t, reported, "with progress")
+	assert.Equal(t, 1.0, reported[len(reported)-1])
+	assert.False(t, u.demoJob.Busy())
+	assert.Nil(t, w.Canvas().Overlays().Top(), "the progress dialog is gone")
+	readme, err := os.ReadFile(filepath.Join(dir, card.FileName))
+	require.NoError(t, err)
+	assert.Contains(t, string(readme), "license: "+demo.License)
+	assert.Equal(t, "creativeml-openrail-m", u.cards.license.Text, "its card in the Model card tab")
+
+	u.setPipeline(nil)
+	u.tryDemo()
+	assert.Equal(t, 1, writes, "written once")
+	require.NotNil(t, u.pipeline)
+	assert.Equal(t, dir, u.pipeline.Dir)
+}
+
+func TestTryDemoCancelledOrFailed(t *testing.T) {
+	u, w := newTestUI(t)
+	dir := filepath.Join(t.TempDir(), "sd15-demo")
+	u.demoDir = func() (string, error) { return dir, nil }
+	u.writeDemo = func(ctx context.Context, _ string, progress func(done, total int64)) (*demo.Result, error) {
+		progress(10, 100)
+		assert.True(t, u.demoJob.Busy())
+		tapDialogButton(t, w, "Cancel") // the window's goroutine is this one in tests
+		assert.ErrorIs(t, ctx.Err(), context.Canceled, "Cancel stops the writing")
+		return nil, ctx.Err()
+	}
+	u.tryDemo()
+	assert.Nil(t, u.pipeline)
+	assert.Nil(t, w.Canvas().Overlays().Top(), "a cancel is not an error")
+	assert.False(t, u.demoJob.Busy())
+
+	u.writeDemo = func(context.Context, string, func(int64, int64)) (*demo.Result, error) {
+		return nil, errors.New("disk on fire")
+	}
+	u.tryDemo()
+	assert.Nil(t, u.pipeline)
+	assert.Contains(t, overlayText(w), "disk on fire")
+	assert.Contains(t, overlayText(w), "The demo model could not be written")
+}
+
+// writeCheckpoint writes a small SD 1.5 checkpoint as a download leaves
+// it: alone in a folder.
+func writeCheckpoint(t *testing.T) string {
+	t.Helper()
+	src := filepath.Join(t.TempDir(), "Downloads", "v1-5-pruned.safetensors")
+	require.NoError(t, os.MkdirAll(filepath.Dir(src), 0o755))
+	converttest.WriteSafetensors(t, src, converttest.SD15(converttest.Options{}))
+	return src
+}
+
+func TestDroppedCheckpointIsConvertedAndOpened(t *testing.T) {
+	u, w := newTestUI(t)
+	src := writeCheckpoint(t)
+	out := t.TempDir()
+	require.NoError(t, os.WriteFile(filepath.Join(out, "notes.txt"), []byte("x"), 0o644))
+	var started string
+	u.pickConvertDir = func(start string, done func(string, error)) {
+		started = start
+		done(out, nil)
+	}
+
+	u.dropped(fyne.NewPos(10, 10), []fyne.URI{storage.NewFileURI(src)})
+
+	require.NotNil(t, u.convertAsk, "the window offers to convert it")
+	assert.Contains(t, overlayText(w), "Stable Diffusion 1.x")
+	assert.Nil(t, u.pipeline)
+	tapDialogButton(t, w, "Convert…")
+
+	assert.Equal(t, filepath.Dir(src), started, "the folder picker starts beside the checkpoint")
+	require.NotNil(t, u.pipeline, "the result opens")
+	assert.Equal(t, filepath.Join(out, "v1-5-pruned"), u.pipeline.Dir, "a folder named after it, in the folder chosen (it has files)")
+	assert.Equal(t, "StableDiffusionPipeline", u.pipeline.Index.ClassName)
+	assert.Empty(t, u.blocker())
+	assert.False(t, u.convertJob.Busy())
+	kept, err := os.ReadFile(filepath.Join(out, "notes.txt"))
+	require.NoError(t, err)
+	assert.Equal(t, "x", string(kept))
+}
+
+func TestDroppedFilesThatCannotBeConverted(t *testing.T) {
+	u, w := newTestUI(t)
+	dir := t.TempDir()
+	lora := filepath.Join(dir, "style-lora.safetensors")
+	converttest.WriteSafetensors(t, lora, []converttest.Tensor{
+		converttest.Float("lora_unet_down_blocks_0.lora_up.weight", tensors.F32, []int64{4, 4})})
+	u.pickConvertDir = func(string, func(string, error)) { t.Error("nothing to convert: no folder to ask for") }
+
+	u.OpenPath(lora)
+	assert.Contains(t, overlayText(w), "Modelpub cannot convert this checkpoint")
+	assert.Contains(t, overlayText(w), "style-lora.safetensors")
+	w.Canvas().Overlays().Top().Hide()
+
+	notes := filepath.Join(dir, "notes.txt")
+	require.NoError(t, os.WriteFile(notes, []byte("x"), 0o644))
+	u.OpenPath(notes)
+	assert.Contains(t, overlayText(w), "Not a Diffusers folder", "any other file: the usual answer")
+	assert.Nil(t, u.convertAsk)
+}
+
+func TestConvertDestination(t *testing.T) {
+	dir := t.TempDir()
+	src := "/downloads/model.ckpt"
+	got, err := convertDestination(src, filepath.Join(dir, "new"))
+	require.NoError(t, err)
+	assert.Equal(t, filepath.Join(dir, "new"), got, "a folder to make")
+
+	require.NoError(t, os.Mkdir(filepath.Join(dir, "empty"), 0o755))
+	got, err = convertDestination(src, filepath.Join(dir, "empty"))
+	require.NoError(t, err)
+	assert.Equal(t, filepath.Join(dir, "empty"), got, "an empty folder")
+
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "x"), nil, 0o644))
+	got, err = convertDestination(src, dir)
+	require.NoError(t, err)
+	assert.Equal(t, filepath.Join(dir, "model"), got, "a new folder inside one with files")
+	require.NoError(t, os.Mkdir(filepath.Join(dir, "model"), 0o755))
+	got, err = convertDestination(src, dir)
+	require.NoError(t, err)
+	assert.Equal(t, filepath.Join(dir, "model-2"), got, "never an existing one")
+}
+
+func TestLooksLikeCheckpoint(t *testing.T) {
+	for name, want := range map[string]bool{
+		"a.safetensors": true, "b.CKPT": true, "c.pt": true, "d.pth": true, "e.bin": true,
+		"model_index.json": false, "notes.txt": false, "folder": false,
+	} {
+		assert.Equal(t, want, looksLikeCheckpoint(name), name)
+	}
+}

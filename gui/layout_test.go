@@ -102,7 +102,7 @@ func TestTreeShowsClassNamesWhole(t *testing.T) {
 		assert.Contains(t, texts, want)
 	}
 	assert.NotContains(t, texts, "…", "no row is cut")
-	assert.LessOrEqual(t, u.main.Offset, 0.42, "the panels keep most of the window")
+	assert.LessOrEqual(t, u.main.Offset, maxTreeShare, "the panels keep most of the window")
 }
 
 // TestTreeRowFits: a row's details lose their last parts before anything

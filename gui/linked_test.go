@@ -70,6 +70,10 @@ func TestShardMapAndTreeAreLinked(t *testing.T) {
 	u.tree.reveal(id)
 	assert.Equal(t, other, vae.current[0].file.Tensors[vae.current[0].selected].Name)
 	assert.True(t, vae.current[0].selection.Visible())
+	d := fyne.CurrentApp().Driver()
+	y := d.AbsolutePositionForObject(vae.current[0]).Y - d.AbsolutePositionForObject(u.shardMap.scroll).Y
+	assert.True(t, y >= 0 && y+vae.current[0].Size().Height <= u.shardMap.scroll.Size().Height,
+		"the map scrolls to the bar (%v in a view %v high)", y, u.shardMap.scroll.Size().Height)
 	assert.False(t, current.selection.Visible(), "the UNet's outline goes")
 	assert.Equal(t, -1, current.selected)
 
@@ -202,4 +206,46 @@ func TestLimitMarkIsNotAModuleColour(t *testing.T) {
 	r := test.WidgetRenderer(bar).(*shardBarRenderer)
 	assert.True(t, r.mark.Visible())
 	assert.Equal(t, theme.Color(theme.ColorNameForeground), r.mark.StrokeColor)
+}
+
+// TestShardMapFitsItsWidth: long file and index names are cut, so the map
+// is as wide as the panel and no column runs under its edge.
+func TestShardMapFitsItsWidth(t *testing.T) {
+	s, w := newTestShardsPanel(t)
+	w.Resize(fyne.NewSize(700, 700))
+	s.SetPipeline(panelTestPipeline(t, pipelinetest.Options{Seed: 7, MaxShardSize: 1_000_000, FP16Variant: []string{pipelinetest.UNet}}))
+	require.Contains(t, test.RenderToMarkup(w.Canvas()), "index diffusion_pytorch_model")
+	assert.LessOrEqual(t, s.maps.MinSize().Width, s.scroll.Size().Width)
+	unet := mapOf(t, s, "unet")
+	for _, b := range append(unet.current, unet.planned...) {
+		right := fyne.CurrentApp().Driver().AbsolutePositionForObject(b).X + b.Size().Width
+		assert.LessOrEqual(t, right, w.Canvas().Size().Width, b.file.Name)
+	}
+}
+
+// TestShardMapScrollsToASelectionMadeBeforeItsPlan: the window selects a
+// tensor (MODELPUB_SELECT, a click in the tree) before the plan, made off
+// the UI goroutine, arrives; the map shows it outlined and in sight then.
+func TestShardMapScrollsToASelectionMadeBeforeItsPlan(t *testing.T) {
+	u, w := newTestUI(t)
+	w.Resize(fyne.NewSize(1200, 760))
+	dir, _ := writeSD15(t)
+	var queued []func()
+	u.e.spawn = func(f func()) { queued = append(queued, f) }
+	u.selectTab("Shards")
+	u.revealOnOpen = "t/vae/diffusion_pytorch_model.safetensors/3"
+	u.OpenPath(dir)
+	for len(queued) > 0 {
+		f := queued[0]
+		queued = queued[1:]
+		f()
+	}
+	require.Equal(t, "t/vae/diffusion_pytorch_model.safetensors/3", u.selected)
+	bar := mapOf(t, u.shardMap, "vae").current[0]
+	assert.True(t, bar.selection.Visible())
+	at, ok := positionIn(u.shardMap.maps, bar)
+	require.True(t, ok)
+	s := u.shardMap.scroll
+	assert.Positive(t, s.Offset.Y, "scrolled")
+	assert.True(t, at.Y >= s.Offset.Y && at.Y+bar.Size().Height <= s.Offset.Y+s.Size().Height, "the bar is in sight")
 }

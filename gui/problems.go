@@ -2,6 +2,7 @@ package gui
 
 import (
 	"fmt"
+	"path/filepath"
 	"strings"
 
 	"modelpub/core/pipeline"
@@ -18,6 +19,7 @@ import (
 type folderProblem struct {
 	component string // its name ("" for a single-model folder)
 	label     string // what the window calls it (componentLabel)
+	dir       string // the pipeline's folder, left out of the paths shown
 	// sets names the weight sets that cannot be read: "main weights",
 	// "fp16 variant"; empty when the component has no weights at all.
 	sets []string
@@ -37,7 +39,7 @@ func (fp folderProblem) long() string {
 	if fp.err == nil {
 		return fp.label + " is a model component without a weights file: Save and Publish need its weights."
 	}
-	return fmt.Sprintf("%s: its %s cannot be read: %v", fp.label, strings.Join(fp.sets, " and "), fp.err)
+	return fmt.Sprintf("%s: its %s cannot be read: %s", fp.label, strings.Join(fp.sets, " and "), relativeText(fp.err, fp.dir))
 }
 
 // folderProblems lists the model components of p that Save and Publish
@@ -51,7 +53,7 @@ func folderProblems(p *pipeline.Pipeline) []folderProblem {
 		if c.Null || c.Missing || c.Role != pipeline.RoleModel {
 			continue
 		}
-		fp := folderProblem{component: c.Name, label: componentLabel(p, c)}
+		fp := folderProblem{component: c.Name, label: componentLabel(p, c), dir: p.Dir}
 		if c.Main() == nil {
 			out = append(out, fp)
 			continue
@@ -106,4 +108,34 @@ func lowerFirst(s string) string {
 		return s
 	}
 	return strings.ToLower(s[:1]) + s[1:]
+}
+
+// relativeText is err's message with the paths inside dir written
+// relative to it: "unet/diffusion_pytorch_model.safetensors: file is
+// truncated", not the whole path, which says nothing more.
+func relativeText(err error, dir string) string {
+	if err == nil {
+		return ""
+	}
+	return strings.ReplaceAll(err.Error(), dir+string(filepath.Separator), "")
+}
+
+// namesFile reports whether an error's text names the file called name (a
+// bare file name), as a whole name, not as the start of a longer one.
+func namesFile(text, name string) bool {
+	for i := 0; ; {
+		j := strings.Index(text[i:], name)
+		if j < 0 {
+			return false
+		}
+		end := i + j + len(name)
+		if end == len(text) || !isNameByte(text[end]) {
+			return true
+		}
+		i = end
+	}
+}
+
+func isNameByte(b byte) bool {
+	return b == '.' || b == '-' || b == '_' || '0' <= b && b <= '9' || 'a' <= b && b <= 'z' || 'A' <= b && b <= 'Z'
 }

@@ -1,8 +1,10 @@
 package gui
 
 import (
+	"context"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"fyne.io/fyne/v2"
@@ -10,6 +12,8 @@ import (
 	"fyne.io/fyne/v2/theme"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"modelpub/core/pipeline/pipelinetest"
 )
 
 // unetFile is the UNet's main weights file in the test pipeline.
@@ -122,4 +126,49 @@ func TestBlockerOfAFolderWithoutProblems(t *testing.T) {
 	assert.Empty(t, folderProblems(nil))
 	assert.Empty(t, u.panels[0].p.(*overviewPanel).shown.leftOut)
 	assert.False(t, u.blocked.Visible())
+}
+
+// TestBrokenShardIsTheOneMarked: of a sharded set, the tree marks the
+// shard that cannot be read, and the Overview names it by its path in the
+// folder.
+func TestBrokenShardIsTheOneMarked(t *testing.T) {
+	u, _ := newTestUI(t)
+	dir := filepath.Join(t.TempDir(), "sharded")
+	_, err := pipelinetest.WriteSD15(context.Background(), dir, pipelinetest.Options{Scale: 0.001, Seed: 7, MaxShardSize: 1_000_000})
+	require.NoError(t, err)
+	shard := filepath.Join(dir, "unet", "diffusion_pytorch_model-00002-of-00004.safetensors")
+	st, err := os.Stat(shard)
+	require.NoError(t, err)
+	require.NoError(t, os.Truncate(shard, st.Size()/2))
+
+	u.OpenPath(dir)
+
+	require.NotNil(t, u.pipeline)
+	tm := u.tree.model
+	assert.True(t, tm.isProblem("f/unet/diffusion_pytorch_model-00002-of-00004.safetensors"))
+	for _, f := range []string{"diffusion_pytorch_model-00001-of-00004.safetensors", "diffusion_pytorch_model-00003-of-00004.safetensors",
+		"diffusion_pytorch_model.safetensors.index.json"} {
+		assert.False(t, tm.isProblem("f/unet/"+f), f)
+	}
+	_, _, detail := tm.row("f/unet/diffusion_pytorch_model-00001-of-00004.safetensors")
+	assert.Contains(t, detail, "its set cannot be read")
+	_, _, detail = tm.row("f/unet/diffusion_pytorch_model-00002-of-00004.safetensors")
+	assert.True(t, strings.HasPrefix(detail, "cannot be read · "), detail)
+	problems := folderProblems(u.pipeline)
+	require.Len(t, problems, 1)
+	long := problems[0].long()
+	assert.Contains(t, long, ": unet/diffusion_pytorch_model-00002-of-00004.safetensors: ")
+	assert.NotContains(t, long, dir, "paths in the folder are written from it")
+}
+
+func TestNamesFile(t *testing.T) {
+	text := "/x/unet/diffusion_pytorch_model.safetensors.index.json: shard model-00002-of-00004.safetensors is missing"
+	for name, want := range map[string]bool{
+		"diffusion_pytorch_model.safetensors.index.json": true,
+		"diffusion_pytorch_model.safetensors":            false, // only the start of the index's name
+		"model-00002-of-00004.safetensors":               true,
+		"model-00001-of-00004.safetensors":               false,
+	} {
+		assert.Equal(t, want, namesFile(text, name), name)
+	}
 }

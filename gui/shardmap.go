@@ -199,6 +199,13 @@ func (r *limitSwatchRenderer) Refresh() {
 	r.Layout(r.s.Size())
 }
 
+// The least widths of the outlines of a tensor under the pointer and of
+// the tensor selected in the tree, so that a tensor of a few bytes shows.
+const (
+	highlightMinWidth = 3
+	selectionMinWidth = 8
+)
+
 // minBlockWidth is the width under which a tensor block joins its
 // neighbours of the same module: thousands of sub-pixel rectangles would
 // cost drawing time and show nothing.
@@ -248,7 +255,7 @@ func (b *shardBar) selectTensor(name string) bool {
 	i := slices.IndexFunc(b.file.Tensors, func(t pipeline.PlannedTensor) bool { return t.Name == name })
 	if i != b.selected {
 		b.selected = i
-		b.placeMark(b.selection, b.selected)
+		b.placeMark(b.selection, b.selected, selectionMinWidth)
 	}
 	return i >= 0
 }
@@ -316,7 +323,7 @@ func (b *shardBar) hover(e *fyne.PointEvent) int {
 	i := b.tensorAt(e.Position.X)
 	if i != b.picked {
 		b.picked = i
-		b.placeMark(b.highlight, b.picked)
+		b.placeMark(b.highlight, b.picked, highlightMinWidth)
 	}
 	if b.onHover != nil {
 		if i >= 0 {
@@ -328,8 +335,9 @@ func (b *shardBar) hover(e *fyne.PointEvent) int {
 	return i
 }
 
-// placeMark outlines tensor i with mark, or hides it for -1.
-func (b *shardBar) placeMark(mark *canvas.Rectangle, i int) {
+// placeMark outlines tensor i with mark, at least minWidth wide, or hides
+// it for -1.
+func (b *shardBar) placeMark(mark *canvas.Rectangle, i int, minWidth float32) {
 	if mark == nil {
 		return
 	}
@@ -340,9 +348,9 @@ func (b *shardBar) placeMark(mark *canvas.Rectangle, i int) {
 	t := b.file.Tensors[i]
 	w := b.Size().Width
 	x0, x1 := b.x(t.Offset, w), b.x(t.Offset+t.Bytes, w)
-	if x1-x0 < 3 { // keep a sub-pixel tensor visible
+	if x1-x0 < minWidth { // keep a sub-pixel tensor visible
 		c := (x0 + x1) / 2
-		x0, x1 = c-1.5, c+1.5
+		x0, x1 = c-minWidth/2, c+minWidth/2
 	}
 	mark.Move(fyne.NewPos(x0, 0))
 	mark.Resize(fyne.NewSize(x1-x0, b.Size().Height))
@@ -367,7 +375,7 @@ func (b *shardBar) MouseMoved(e *desktop.MouseEvent) { b.hover(&e.PointEvent) }
 // MouseOut implements desktop.Hoverable.
 func (b *shardBar) MouseOut() {
 	b.picked = -1
-	b.placeMark(b.highlight, -1)
+	b.placeMark(b.highlight, -1, 0)
 	if b.onHover != nil {
 		b.onHover(nil, fyne.Position{})
 	}
@@ -447,8 +455,8 @@ func (r *shardBarRenderer) Layout(size fyne.Size) {
 		r.mark.Hide()
 		r.hideBreaks()
 	}
-	b.placeMark(b.selection, b.selected)
-	b.placeMark(b.highlight, b.picked)
+	b.placeMark(b.selection, b.selected, selectionMinWidth)
+	b.placeMark(b.highlight, b.picked, highlightMinWidth)
 }
 
 func (r *shardBarRenderer) hideBreaks() {

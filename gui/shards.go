@@ -186,6 +186,9 @@ func (s *shardsPanel) show(p *pipeline.Pipeline, plan *pipeline.SavePlan, err er
 		}
 	}
 	s.maps.Refresh()
+	if s.selTensor != "" {
+		s.showTensor(s.selComponent, s.selTensor) // a plan that came after the selection: scroll to it
+	}
 }
 
 // section is the map of one component: its current layout beside the
@@ -310,7 +313,9 @@ func (s *shardsPanel) column(title, component string, sets []*pipeline.SetPlan, 
 			box.Add(bar)
 		}
 		if sp.Index != "" {
-			box.Add(smallLabel("index " + sp.Index + "  ·  " + tensors.FormatSize(sp.IndexSize)))
+			index := smallLabel("index " + sp.Index + "  ·  " + tensors.FormatSize(sp.IndexSize))
+			index.Truncation = fyne.TextTruncateEllipsis
+			box.Add(index)
 		}
 	}
 	return box
@@ -386,16 +391,38 @@ func (s *shardsPanel) showTensor(component, name string) {
 
 // scrollTo scrolls the map until bar is in sight.
 func (s *shardsPanel) scrollTo(bar *shardBar) {
-	d := fyne.CurrentApp().Driver()
-	if d.CanvasForObject(bar) == nil || d.CanvasForObject(s.maps) == nil {
-		return // not shown: nothing to scroll
-	}
-	y := d.AbsolutePositionForObject(bar).Y - d.AbsolutePositionForObject(s.maps).Y
-	view := s.scroll.Size().Height
-	if y >= s.scroll.Offset.Y && y+bar.Size().Height <= s.scroll.Offset.Y+view {
+	at, ok := positionIn(s.maps, bar)
+	if !ok {
 		return
 	}
-	s.scroll.ScrollToOffset(fyne.NewPos(0, max(y-view/3, 0)))
+	// A map just built is laid out, but the scroll has not yet taken its
+	// new height, to which it clamps the offset.
+	if min := s.maps.MinSize(); s.maps.Size().Height < min.Height {
+		s.maps.Resize(fyne.NewSize(max(s.scroll.Size().Width, min.Width), min.Height))
+	}
+	view := s.scroll.Size().Height
+	if at.Y >= s.scroll.Offset.Y && at.Y+bar.Size().Height <= s.scroll.Offset.Y+view {
+		return
+	}
+	s.scroll.ScrollToOffset(fyne.NewPos(0, max(at.Y-view/3, 0)))
+}
+
+// positionIn is where target is inside root, found through the containers
+// between them (a driver knows of new objects only once it has drawn them).
+func positionIn(root fyne.CanvasObject, target fyne.CanvasObject) (fyne.Position, bool) {
+	if root == target {
+		return fyne.Position{}, true
+	}
+	c, ok := root.(*fyne.Container)
+	if !ok {
+		return fyne.Position{}, false
+	}
+	for _, o := range c.Objects {
+		if p, ok := positionIn(o, target); ok {
+			return o.Position().Add(p), true
+		}
+	}
+	return fyne.Position{}, false
 }
 
 var _ panel = (*shardsPanel)(nil)

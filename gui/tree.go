@@ -226,7 +226,7 @@ func (m *treeModel) row(id string) (icon fyne.Resource, name, detail string) {
 		if n == nil {
 			return theme.QuestionIcon(), id, ""
 		}
-		return fileIcon(n), n.name, fileSummary(n)
+		return m.fileIcon(id, n), n.name, m.fileSummary(id, n)
 	case strings.HasPrefix(id, tensorPrefix):
 		_, t, ok := m.tensor(id)
 		if !ok {
@@ -254,7 +254,22 @@ func (m *treeModel) isProblem(id string) bool {
 		return true
 	}
 	n := m.files[id]
-	return n != nil && n.set != nil && n.set.Err != nil
+	if n == nil || n.set == nil || n.set.Err == nil {
+		return false
+	}
+	// The file the error names, or every file of the set when it names
+	// none (a set whose index disagrees with its shards).
+	text := n.set.Err.Error()
+	if namesFile(text, n.name) {
+		return true
+	}
+	names := append([]string{n.set.Index}, n.set.Files...)
+	for _, f := range names {
+		if f != "" && namesFile(text, f) {
+			return false
+		}
+	}
+	return true
 }
 
 // problemSummary is "UNet2DConditionModel · cannot be read · 3.44 GB".
@@ -282,9 +297,9 @@ func componentSummary(c *pipeline.Component) string {
 	return strings.Join(parts, " · ")
 }
 
-func fileIcon(n *fileNode) fyne.Resource {
+func (m *treeModel) fileIcon(id string, n *fileNode) fyne.Resource {
 	switch {
-	case n.set != nil && n.set.Err != nil:
+	case m.isProblem(id):
 		return theme.ErrorIcon()
 	case strings.HasSuffix(n.file.Path, "/"):
 		return theme.FolderIcon()
@@ -297,15 +312,17 @@ func fileIcon(n *fileNode) fyne.Resource {
 }
 
 // fileSummary is "3.44 GB · F32 100%" for weights, the size otherwise.
-func fileSummary(n *fileNode) string {
+func (m *treeModel) fileSummary(id string, n *fileNode) string {
 	s := formatSize(n.file.Size)
 	switch {
 	case n.file.LFSPointer:
 		return s + " · Git LFS pointer"
 	case n.isIndex:
 		return s + " · index of " + plural(len(n.set.Files), "file", "files")
+	case m.isProblem(id):
+		return "cannot be read · " + s
 	case n.set != nil && n.set.Err != nil:
-		return s + " · cannot be read"
+		return s + " · its set cannot be read"
 	case n.set != nil:
 		return s + " · " + pipeline.DTypeMix(n.dtypes)
 	}
@@ -453,6 +470,7 @@ type fitText struct {
 
 func newFitText() *fitText {
 	f := &fitText{}
+	f.Scroll = fyne.ScrollNone // a zero RichText scrolls both ways, with a frame
 	f.Segments = []widget.RichTextSegment{&widget.TextSegment{
 		Style: widget.RichTextStyle{ColorName: theme.ColorNamePlaceHolder, Inline: true}}}
 	f.Truncation = fyne.TextTruncateEllipsis

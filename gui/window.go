@@ -286,15 +286,20 @@ func (u *UI) setPipeline(p *pipeline.Pipeline) {
 	u.refresh()
 }
 
+// maxTreeShare is the most of the window's width the tree's column takes
+// when it opens a folder: the panels (the card editor) keep the rest.
+const maxTreeShare = 0.38
+
 // fitTree widens the tree's column, within limits, so that the rows of the
-// pipeline and its components show whole (class names, sizes).
+// pipeline and its components show whole (class names, sizes; at the limit
+// the sizes and parameter counts go first).
 func (u *UI) fitTree() {
 	width := u.e.win.Canvas().Size().Width
 	if width <= 0 || u.pipeline == nil {
 		return
 	}
 	need := u.tree.rowsWidth()
-	offset := min(max(float64(need/width), 0.24), 0.42)
+	offset := min(max(float64(need/width), 0.22), maxTreeShare)
 	if offset == u.main.Offset {
 		return
 	}

@@ -23,6 +23,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -36,18 +37,28 @@ type view struct {
 	tab   string // "" for the welcome view, before any folder is open
 	node  string
 	theme string // FYNE_THEME: "" (dark here), "light"
+	// broken opens the copy of the pipeline whose UNet shard is truncated.
+	broken bool
+	// click, when set, is where the pointer clicks (in the window) before
+	// the screenshot: a shard map block, to show its tip and select its
+	// tensor. (Under Xvfb without a window manager the window gets clicks
+	// but no hover.)
+	click *[2]int
 }
 
-// views are every tab of gui.makePanels, the welcome view, and one tab in
-// the light theme.
+// views are every tab of gui.makePanels, the welcome view, a folder with a
+// problem, and one tab in the light theme.
 var views = []view{
-	{"overview.png", "Overview", "c/unet", ""},
-	{"shards.png", "Shards", "", ""},
-	{"variant.png", "Variant", "", ""},
-	{"model-card.png", "Model card", "", ""},
-	{"publish.png", "Publish", "", ""},
-	{"welcome.png", "", "", ""},
-	{"shards-light.png", "Shards", "", "light"},
+	{file: "overview.png", tab: "Overview", node: "c/unet"},
+	// A click on a block of the text encoder's planned file names it at
+	// the pointer, selects it in the tree and outlines it in both files.
+	{file: "shards.png", tab: "Shards", click: &[2]int{1000, 432}},
+	{file: "variant.png", tab: "Variant"},
+	{file: "model-card.png", tab: "Model card"},
+	{file: "publish.png", tab: "Publish"},
+	{file: "welcome.png"},
+	{file: "problems.png", tab: "Publish", node: "c/unet", broken: true},
+	{file: "shards-light.png", tab: "Shards", theme: "light"},
 }
 
 func main() {
@@ -95,6 +106,20 @@ func run(app, out, only string, settle time.Duration) error {
 	if _, err := pipelinetest.WriteSD15(context.Background(), dir, opts); err != nil {
 		return err
 	}
+	// The same with the UNet's second shard cut short, as an interrupted
+	// download leaves it: the window opens on the Overview's Problems.
+	broken := filepath.Join(home, "models", "sd15-interrupted")
+	if err := os.CopyFS(broken, os.DirFS(dir)); err != nil {
+		return err
+	}
+	shard := filepath.Join(broken, "unet", "diffusion_pytorch_model-00002-of-00004.safetensors")
+	st, err := os.Stat(shard)
+	if err != nil {
+		return err
+	}
+	if err := os.Truncate(shard, st.Size()/2); err != nil {
+		return err
+	}
 	if err := os.MkdirAll(out, 0o755); err != nil {
 		return err
 	}
@@ -120,10 +145,14 @@ func run(app, out, only string, settle time.Duration) error {
 			env = append(env, "FYNE_THEME="+v.theme)
 		}
 		if v.tab != "" {
-			env = append(env, "MODELPUB_OPEN="+dir, "MODELPUB_TAB="+v.tab, "MODELPUB_SELECT="+v.node)
+			open := dir
+			if v.broken {
+				open = broken
+			}
+			env = append(env, "MODELPUB_OPEN="+open, "MODELPUB_TAB="+v.tab, "MODELPUB_SELECT="+v.node)
 		}
 		path := filepath.Join(out, v.file)
-		if err := shoot(app, env, path, settle); err != nil {
+		if err := shoot(app, env, path, settle, v.click); err != nil {
 			return fmt.Errorf("%s: %w", v.file, err)
 		}
 		fmt.Println("wrote", path)
@@ -140,9 +169,10 @@ func contains(list []string, s string) bool {
 	return false
 }
 
-// shoot starts the app, waits for its window, lets it settle, saves the
-// window's area of the screen to path and stops the app.
-func shoot(app string, env []string, path string, settle time.Duration) error {
+// shoot starts the app, waits for its window, lets it settle (and clicks at
+// click, in the window, if set), saves the window's area of the screen to
+// path and stops the app.
+func shoot(app string, env []string, path string, settle time.Duration, click *[2]int) error {
 	cmd := exec.Command(app)
 	cmd.Env = env
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
@@ -158,6 +188,17 @@ func shoot(app string, env []string, path string, settle time.Duration) error {
 		return err
 	}
 	time.Sleep(settle)
+	if click != nil {
+		var x, y int
+		if _, err := fmt.Sscanf(geom[strings.Index(geom, "+")+1:], "%d+%d", &x, &y); err != nil {
+			return fmt.Errorf("window geometry %q: %w", geom, err)
+		}
+		move := exec.Command("xdotool", "mousemove", strconv.Itoa(x+click[0]), strconv.Itoa(y+click[1]), "click", "1")
+		if err := move.Run(); err != nil {
+			return fmt.Errorf("xdotool click: %w", err)
+		}
+		time.Sleep(time.Second)
+	}
 	return exec.Command("import", "-window", "root", "-crop", geom, "+repage", path).Run()
 }
 

@@ -172,3 +172,22 @@ func TestNamesFile(t *testing.T) {
 		assert.Equal(t, want, namesFile(text, name), name)
 	}
 }
+
+// TestBrokenComponentDisablesPublish: the Publish panel's buttons are off
+// too, with the reason where the target's problems show.
+func TestBrokenComponentDisablesPublish(t *testing.T) {
+	u, _ := newTestUI(t)
+	dir, _ := writeSD15(t)
+	good := breakUNet(t, dir)
+	u.OpenPath(dir)
+	pp := u.publisher
+	assert.True(t, pp.publishBtn.Disabled())
+	assert.True(t, pp.dryRunBtn.Disabled())
+	assert.True(t, pp.targetHint.Visible())
+	assert.Contains(t, pp.targetHint.Text, "Publish is off: unet cannot be read")
+
+	require.NoError(t, os.WriteFile(filepath.Join(dir, filepath.FromSlash(unetFile)), good, 0o644))
+	u.reload()
+	assert.False(t, pp.dryRunBtn.Disabled(), "fixed and reloaded, the dry run may run")
+	assert.NotContains(t, pp.targetHint.Text, "Publish is off")
+}

@@ -415,6 +415,9 @@ func (pp *publishPanel) update() {
 	if pp.p == nil {
 		problem = ""
 	}
+	if b := blockerOf(pp.p); b != "" { // a folder that cannot be read: see problems.go
+		problem = "Publish is off: " + b + ". Replace the damaged files, then reload the folder (File ▸ Reload, F5)."
+	}
 	pp.targetHint.SetText(problem)
 	if (problem == "") != pp.targetHint.Hidden {
 		pp.targetHint.Hidden = problem == ""

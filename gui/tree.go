@@ -320,7 +320,7 @@ func (m *treeModel) fileSummary(id string, n *fileNode) string {
 	case n.isIndex:
 		return s + " · index of " + plural(len(n.set.Files), "file", "files")
 	case m.isProblem(id):
-		return "cannot be read · " + s
+		return s + " · cannot be read"
 	case n.set != nil && n.set.Err != nil:
 		return s + " · its set cannot be read"
 	case n.set != nil:

@@ -8,17 +8,16 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"runtime"
-	"runtime/debug"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
 	"go.yaml.in/yaml/v3"
+	"modelpub/internal/costtest"
 )
 
 // keysCard is a README.md whose metadata has n keys "k0000000: 1" after
@@ -200,24 +199,6 @@ func TestAliasBombAcrossKeys(t *testing.T) {
 	require.NoError(t, err)
 }
 
-// cpuTime is the least CPU time of three runs of f, with the garbage
-// collector off (see core/tensors' requireLinear).
-func cpuTime(t testing.TB, f func()) time.Duration {
-	best := time.Duration(1<<63 - 1)
-	for range 3 {
-		var r0, r1 syscall.Rusage
-		runtime.GC()
-		gc := debug.SetGCPercent(-1)
-		require.NoError(t, syscall.Getrusage(syscall.RUSAGE_SELF, &r0))
-		f()
-		require.NoError(t, syscall.Getrusage(syscall.RUSAGE_SELF, &r1))
-		debug.SetGCPercent(gc)
-		d := time.Duration(r1.Utime.Nano()-r0.Utime.Nano()) + time.Duration(r1.Stime.Nano()-r0.Stime.Nano())
-		best = min(best, d)
-	}
-	return best
-}
-
 // TestCardLinearTime parses, merges, checks and writes cards of n and 4n
 // keys, and of n and 4n tags: linear work takes 4 to 6 times as long, a
 // quadratic step 16 times.
@@ -257,8 +238,8 @@ func TestCardLinearTime(t *testing.T) {
 			flow(data, tags[n/2:])
 		}},
 	} {
-		small := cpuTime(t, func() { tt.run(tt.n) })
-		large := cpuTime(t, func() { tt.run(4 * tt.n) })
+		small := costtest.CPUTime(t, func() { tt.run(tt.n) })
+		large := costtest.CPUTime(t, func() { tt.run(4 * tt.n) })
 		t.Logf("%s: %d %v, %d %v (%.1fx)", tt.what, tt.n, small, 4*tt.n, large, float64(large)/float64(small))
 		assert.Less(t, large, 8*small+10*time.Millisecond, "%s: 4 times as many take %.1f times as long", tt.what, float64(large)/float64(small))
 	}
@@ -306,7 +287,7 @@ func hugeCardChild(t *testing.T, path string) {
 	require.NoError(t, err)
 	own, err := Parse(data)
 	if errors.Is(err, ErrMetadataTooLarge) {
-		fmt.Printf("peak-rss=%d\n", peakRSS(t))
+		fmt.Printf("peak-rss=%d\n", costtest.PeakRSS(t))
 		return
 	}
 	require.NoError(t, err)
@@ -317,16 +298,5 @@ func hugeCardChild(t *testing.T, path string) {
 	c.Warnings()
 	_, err = c.Bytes()
 	require.NoError(t, err)
-	fmt.Printf("peak-rss=%d\n", peakRSS(t))
-}
-
-// peakRSS is the process's peak resident memory (VmHWM), in bytes.
-func peakRSS(t testing.TB) int64 {
-	status, err := os.ReadFile("/proc/self/status")
-	require.NoError(t, err)
-	m := regexp.MustCompile(`VmHWM:\s+(\d+) kB`).FindSubmatch(status)
-	require.NotNil(t, m)
-	kb, err := strconv.ParseInt(string(m[1]), 10, 64)
-	require.NoError(t, err)
-	return kb << 10
+	fmt.Printf("peak-rss=%d\n", costtest.PeakRSS(t))
 }

@@ -7,10 +7,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"runtime"
-	"runtime/debug"
 	"strconv"
-	"syscall"
 	"testing"
 	"time"
 
@@ -18,6 +15,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"modelpub/core/tensors"
+	"modelpub/internal/costtest"
 )
 
 // Big but legal inputs: a model of hundreds of thousands of tiny tensors,
@@ -66,24 +64,6 @@ func openSaveValidate(t testing.TB, src, dst string, opts SaveOptions) *Report {
 	return r
 }
 
-// cpuTime is the least CPU time of three runs of f, with the garbage
-// collector off (see core/tensors' requireLinear).
-func cpuTime(t testing.TB, f func()) time.Duration {
-	best := time.Duration(1<<63 - 1)
-	for range 3 {
-		var r0, r1 syscall.Rusage
-		runtime.GC()
-		gc := debug.SetGCPercent(-1)
-		require.NoError(t, syscall.Getrusage(syscall.RUSAGE_SELF, &r0))
-		f()
-		require.NoError(t, syscall.Getrusage(syscall.RUSAGE_SELF, &r1))
-		debug.SetGCPercent(gc)
-		d := time.Duration(r1.Utime.Nano()-r0.Utime.Nano()) + time.Duration(r1.Stime.Nano()-r0.Stime.Nano())
-		best = min(best, d)
-	}
-	return best
-}
-
 // TestSaveLinearTime opens, plans, saves (resharded, with an fp16 variant)
 // and validates models of n and 4n tensors: linear work takes 4 to 6 times
 // as long (bigger tables miss the caches more), a quadratic step 16 times.
@@ -97,7 +77,7 @@ func TestSaveLinearTime(t *testing.T) {
 	writeManyTensors(t, filepath.Join(dir, "large"), 4*n)
 	run := 0
 	measure := func(src string, tensors int) time.Duration {
-		return cpuTime(t, func() {
+		return costtest.CPUTime(t, func() {
 			run++
 			r := openSaveValidate(t, src, filepath.Join(dir, fmt.Sprint("out", run)),
 				SaveOptions{MaxShardSize: int64(tensors), Variant: "fp16"})

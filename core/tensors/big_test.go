@@ -8,16 +8,15 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"runtime"
-	"runtime/debug"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"modelpub/internal/costtest"
 )
 
 // Big but legal inputs: a header of a million tensors, an index of a
@@ -34,19 +33,6 @@ func tinyTensors(n int) []WriteTensor {
 		ws[i] = WriteTensor{Name: fmt.Sprintf("t.%07d", i), DType: F32, Shape: []int64{1}, Data: Bytes(data[4*i : 4*i+4])}
 	}
 	return ws
-}
-
-// peakRSS is the process's peak resident memory (VmHWM), in bytes.
-func peakRSS(t testing.TB) int64 {
-	status, err := os.ReadFile("/proc/self/status")
-	if err != nil {
-		t.Skip("no /proc/self/status: peak RSS is measured on Linux")
-	}
-	m := regexp.MustCompile(`VmHWM:\s+(\d+) kB`).FindSubmatch(status)
-	require.NotNil(t, m)
-	kb, err := strconv.ParseInt(string(m[1]), 10, 64)
-	require.NoError(t, err)
-	return kb << 10
 }
 
 // childEnv names the input a test re-run in its own process works on.
@@ -68,33 +54,13 @@ func runChild(t *testing.T, name, arg string) int64 {
 	return n
 }
 
-// cpuTime is the least CPU time (user and system) of three runs of f,
-// with the garbage collector off: unlike the wall clock it does not count
-// other processes, and small runs do not look cheaper for fitting under
-// the collector's minimum heap.
-func cpuTime(t testing.TB, f func()) time.Duration {
-	best := time.Duration(1<<63 - 1)
-	for range 3 {
-		var r0, r1 syscall.Rusage
-		runtime.GC()
-		gc := debug.SetGCPercent(-1)
-		require.NoError(t, syscall.Getrusage(syscall.RUSAGE_SELF, &r0))
-		f()
-		require.NoError(t, syscall.Getrusage(syscall.RUSAGE_SELF, &r1))
-		debug.SetGCPercent(gc)
-		d := time.Duration(r1.Utime.Nano()-r0.Utime.Nano()) + time.Duration(r1.Stime.Nano()-r0.Stime.Nano())
-		best = min(best, d)
-	}
-	return best
-}
-
 // requireLinear times f on n and 4n items: linear work takes 4 to 6 times
 // as long (a bigger table misses the caches more), a quadratic step 16
 // times. The bound is 8.
 func requireLinear(t *testing.T, what string, n int, f func(n int)) {
 	t.Helper()
-	small := cpuTime(t, func() { f(n) })
-	large := cpuTime(t, func() { f(4 * n) })
+	small := costtest.CPUTime(t, func() { f(n) })
+	large := costtest.CPUTime(t, func() { f(4 * n) })
 	t.Logf("%s: %d items %v, %d items %v (%.1fx)", what, n, small, 4*n, large, float64(large)/float64(small))
 	assert.Less(t, large, 8*small+10*time.Millisecond, "%s: 4 times the items take %.1f times as long", what, float64(large)/float64(small))
 }
@@ -343,7 +309,7 @@ func TestBigHeaderMemory(t *testing.T) {
 	if raceEnabled || testing.Short() {
 		t.Skip("a 29 MB header; memory is not measurable under -race")
 	}
-	peakRSS(t) // skip where there is no /proc
+	costtest.PeakRSS(t) // skip where there is no /proc
 	dir := t.TempDir()
 	l, err := WriteFile(context.Background(), filepath.Join(dir, "model.safetensors"), tinyTensors(400_000), nil, WriteOptions{})
 	require.NoError(t, err)
@@ -380,5 +346,5 @@ func bigHeaderChild(t *testing.T, dir string) {
 	set, err := OpenShardedSet(index)
 	require.NoError(t, err)
 	require.Len(t, set.Index.WeightMap, 400_000)
-	fmt.Printf("peak-rss=%d\n", peakRSS(t))
+	fmt.Printf("peak-rss=%d\n", costtest.PeakRSS(t))
 }

@@ -46,7 +46,8 @@ dtype.
 OUT must not exist or be an empty folder. It is built in a hidden folder
 beside it, validated as diffusers would load it, and every tensor compared
 with the checkpoint bytes it comes from; only then is it renamed into place.
-A failure or Ctrl-C leaves nothing.
+A failure or Ctrl-C leaves nothing. Its README.md is a model card (as
+publish generates one) that names the checkpoint's file and its sha256.
 
   --type T              auto (default), or one of: %s
   --dtype f16|bf16|f32  convert the floating-point tensors of the weights
@@ -83,6 +84,7 @@ type convertOutput struct {
 	Lossy        []convert.LossyTensor `json:"lossy_tensors"`
 	Validation   *pipeline.Report      `json:"validation"`
 	Verification *pipeline.Report      `json:"verification,omitempty"`
+	Source       convert.SourceFile    `json:"source"`
 }
 
 func parseDTypeFlag(s string) (tensors.DType, bool) {
@@ -163,7 +165,7 @@ func runConvert(args []string, stdout, stderr io.Writer) int {
 		return fail("%s", safeText(err))
 	}
 	out := convertOutput{Dir: res.Dir, Checkpoint: pos[0], Detected: res.Plan.Detection, Dropped: res.Plan.Dropped,
-		Bytes: res.Bytes, Files: res.Files, Lossy: res.Lossy, Validation: res.Validation, Verification: res.Verification}
+		Bytes: res.Bytes, Files: res.Files, Lossy: res.Lossy, Validation: res.Validation, Verification: res.Verification, Source: res.Source}
 	if out.Dropped == nil {
 		out.Dropped = []convert.Dropped{}
 	}
@@ -249,4 +251,5 @@ func printConvert(w io.Writer, out convertOutput) {
 	} else {
 		fmt.Fprintln(w, "not verified against the checkpoint (--no-verify)")
 	}
+	fmt.Fprintf(w, "card: README.md names the source %s, sha256 %s\n", folder.Printable(out.Source.Name), out.Source.SHA256)
 }

@@ -2,6 +2,8 @@ package cli
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"os"
 	"path/filepath"
@@ -44,6 +46,15 @@ func TestConvertCommand(t *testing.T) {
 	}
 	assert.FileExists(t, filepath.Join(out, "unet", "diffusion_pytorch_model.fp16.safetensors"))
 	assert.FileExists(t, filepath.Join(out, "tokenizer", "vocab.json"))
+	raw, err := os.ReadFile(src)
+	require.NoError(t, err)
+	sum := sha256.Sum256(raw)
+	wantSum := hex.EncodeToString(sum[:])
+	assert.Contains(t, stdout.String(), "card: README.md names the source v1-5.safetensors, sha256 "+wantSum+"\n")
+	readme, err := os.ReadFile(filepath.Join(out, "README.md"))
+	require.NoError(t, err)
+	assert.Contains(t, string(readme), "| `v1-5.safetensors` | ")
+	assert.Contains(t, string(readme), "`"+wantSum+"`")
 
 	stdout.Reset()
 	stderr.Reset()
@@ -69,6 +80,11 @@ func TestConvertCommand(t *testing.T) {
 		} `json:"dropped"`
 		Verification *struct{} `json:"verification"`
 		Files        []string  `json:"files"`
+		Source       struct {
+			Name   string `json:"name"`
+			Size   int64  `json:"size"`
+			SHA256 string `json:"sha256"`
+		} `json:"source"`
 	}
 	require.NoError(t, json.Unmarshal(stdout.Bytes(), &got), stdout.String())
 	assert.Equal(t, "sd15", got.Detected.Type)
@@ -80,6 +96,10 @@ func TestConvertCommand(t *testing.T) {
 	assert.Nil(t, got.Verification, "--no-verify")
 	assert.Contains(t, got.Files, "model_index.json")
 	assert.Contains(t, got.Files, "vae/diffusion_pytorch_model.safetensors")
+	assert.Contains(t, got.Files, "README.md")
+	assert.Equal(t, "v1-5.safetensors", got.Source.Name)
+	assert.Equal(t, int64(len(raw)), got.Source.Size)
+	assert.Equal(t, wantSum, got.Source.SHA256)
 }
 
 // Bad arguments and checkpoints that cannot be converted exit 2 with the

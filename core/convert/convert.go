@@ -67,6 +67,9 @@ type Result struct {
 	// Verification is Verify's report: tensors and bytes compared with the
 	// checkpoint; nil with Options.SkipVerify.
 	Verification *pipeline.Report `json:"verification,omitempty"`
+	// Source is the checkpoint's name, size and sha256, as the folder's
+	// model card (README.md) records them.
+	Source SourceFile `json:"source"`
 }
 
 // LossyTensor is a converted tensor that lost values.
@@ -111,6 +114,8 @@ func Convert(ctx context.Context, src, dst string, opts Options) (*Result, error
 	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
 		return nil, err
 	}
+	h := hashSource(ctx, src)
+	defer h.stop()
 	w := &writer{c: c, plan: plan, opts: opts, res: &Result{Dir: dst, Plan: plan, Lossy: []LossyTensor{}}}
 	files, err := plan.configFiles()
 	if err != nil {
@@ -137,7 +142,11 @@ func Convert(ctx context.Context, src, dst string, opts Options) (*Result, error
 	if err := w.run(ctx, files); err != nil {
 		return nil, err
 	}
-	if err := w.check(ctx); err != nil {
+	p, err := w.check(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if err := w.writeCard(ctx, p, dst, h); err != nil {
 		return nil, err
 	}
 	if err := tensors.SyncTree(stage); err != nil {
@@ -370,32 +379,32 @@ func (w *writer) writeTensors(cp *ComponentPlan, variant string) ([]tensors.Writ
 }
 
 // check validates the staged folder as diffusers would load it, and
-// verifies it against the checkpoint.
-func (w *writer) check(ctx context.Context) error {
+// verifies it against the checkpoint; it returns the folder opened.
+func (w *writer) check(ctx context.Context) (*pipeline.Pipeline, error) {
 	p, err := pipeline.Open(ctx, w.stage)
 	if err != nil {
-		return fmt.Errorf("%w: %w", ErrNotVerified, err)
+		return nil, fmt.Errorf("%w: %w", ErrNotVerified, err)
 	}
 	rep, err := pipeline.Validate(ctx, p, pipeline.ValidateOptions{})
 	if err != nil {
-		return err
+		return nil, err
 	}
 	w.res.Validation = rep
 	if !rep.OK() {
-		return fmt.Errorf("%w: %s", ErrNotVerified, findings(rep.Problems))
+		return nil, fmt.Errorf("%w: %s", ErrNotVerified, findings(rep.Problems))
 	}
 	if w.opts.SkipVerify {
-		return nil
+		return p, nil
 	}
 	ver, err := Verify(ctx, w.c, w.plan, p, func(done, total int64) { w.progress("verify", "", done, total) })
 	if err != nil {
-		return err
+		return nil, err
 	}
 	w.res.Verification = ver
 	if !ver.OK() {
-		return fmt.Errorf("%w: %s", ErrNotVerified, findings(ver.Problems))
+		return nil, fmt.Errorf("%w: %s", ErrNotVerified, findings(ver.Problems))
 	}
-	return nil
+	return p, nil
 }
 
 func findings(fs []pipeline.Finding) string {

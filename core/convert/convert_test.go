@@ -652,7 +652,7 @@ func TestConvertFlux(t *testing.T) {
 			assert.True(t, res.Verification.OK(), "%v", res.Verification.Problems)
 			assert.Equal(t, len(m.Specs[converttest.Transformer]), res.Verification.Tensors)
 			assert.NoFileExists(t, filepath.Join(out, "model_index.json"))
-			assert.ElementsMatch(t, []string{"config.json", "diffusion_pytorch_model.safetensors"}, res.Files)
+			assert.ElementsMatch(t, []string{"README.md", "config.json", "diffusion_pytorch_model.safetensors"}, res.Files)
 
 			cfg := readJSON(t, filepath.Join(out, "config.json"))
 			assert.Equal(t, "FluxTransformer2DModel", cfg["_class_name"])

@@ -43,9 +43,11 @@
 //   - Convert writes the folder through a staging folder beside the
 //     destination (weights with core/tensors' writer, sharded and named as
 //     save_pretrained does; the embedded configs and tokenizer files), then
-//     checks it with pipeline.Validate and Verify, and only then renames it
-//     into place. A failure or cancellation leaves nothing behind; the
-//     checkpoint is only read.
+//     checks it with pipeline.Validate and Verify, writes its model card
+//     (README.md: core/card's generated card with a Source section naming
+//     the checkpoint's file, size and sha256, hashed while the rest is
+//     written), and only then renames it into place. A failure or
+//     cancellation leaves nothing behind; the checkpoint is only read.
 //   - Verify proves a folder holds exactly the mapped checkpoint: every
 //     tensor's name, dtype and shape as planned and its bytes equal to the
 //     source's (or to their exact conversion, for a --dtype or a variant),

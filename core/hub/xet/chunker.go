@@ -36,24 +36,29 @@ func nextBoundary(data []byte) int {
 	lim := min(len(data), MaxChunkSize)
 	var h uint64
 	i := skipBytes
-	// Four bytes per round while a whole round fits: the loop is the
-	// chunker's hot path.
+	// Four bytes per round. h after four bytes is h<<4 plus a sum of the
+	// four table entries shifted, so the loop-carried chain is one shift and
+	// one add per round instead of per byte; the three intermediate hashes
+	// are computed from h off that chain, only to be tested (the arithmetic
+	// wraps mod 2^64 either way, so the values are the byte-by-byte ones).
 	for ; i+4 <= lim; i += 4 {
 		d := data[i : i+4 : i+4]
-		h = h<<1 + gearTable[d[0]]
-		if h&chunkMask == 0 {
-			return i + 1
-		}
-		h = h<<1 + gearTable[d[1]]
-		if h&chunkMask == 0 {
-			return i + 2
-		}
-		h = h<<1 + gearTable[d[2]]
-		if h&chunkMask == 0 {
-			return i + 3
-		}
-		h = h<<1 + gearTable[d[3]]
-		if h&chunkMask == 0 {
+		t0, t1, t2, t3 := gearTable[d[0]], gearTable[d[1]], gearTable[d[2]], gearTable[d[3]]
+		s1 := t0<<1 + t1
+		s2 := s1<<1 + t2
+		h1 := h<<1 + t0
+		h2 := h<<2 + s1
+		h3 := h<<3 + s2
+		h = h<<4 + (s2<<1 + t3)
+		if (h1&chunkMask == 0) || (h2&chunkMask == 0) || (h3&chunkMask == 0) || (h&chunkMask == 0) {
+			switch {
+			case h1&chunkMask == 0:
+				return i + 1
+			case h2&chunkMask == 0:
+				return i + 2
+			case h3&chunkMask == 0:
+				return i + 3
+			}
 			return i + 4
 		}
 	}

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 
+	"modelpub/core/atomicfile"
 	"modelpub/core/card"
 	"modelpub/core/folder"
 	"modelpub/core/hub"
@@ -171,9 +172,10 @@ func describeCardProblem(p card.Problem, flags map[string]string, source string)
 	return source + ": " + p.Message
 }
 
-// writeCardFile writes data to a temporary file beside path and renames
-// it over path, so path is either the old file or the whole new one.
-func writeCardFile(path string, data []byte) (err error) {
+// writeCardFile writes data to path atomically (core/atomicfile), so path
+// is either the old file or the whole new one; an existing file keeps its
+// mode.
+func writeCardFile(path string, data []byte) error {
 	if st, err := os.Stat(path); err == nil && st.IsDir() {
 		return fmt.Errorf("%s is a folder; name the file to write", path)
 	}
@@ -181,27 +183,5 @@ func writeCardFile(path string, data []byte) (err error) {
 	if st, err := os.Stat(path); err == nil {
 		mode = st.Mode().Perm()
 	}
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if err != nil {
-			f.Close()
-			os.Remove(f.Name())
-		}
-	}()
-	if _, err = f.Write(data); err != nil {
-		return err
-	}
-	if err = f.Chmod(mode); err != nil {
-		return err
-	}
-	if err = f.Sync(); err != nil {
-		return err
-	}
-	if err = f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(f.Name(), path)
+	return atomicfile.WriteFile(path, data, mode)
 }

@@ -7,11 +7,11 @@
 // what the card alone cannot say (the folder's path, whether the user
 // edited the body, when the draft was saved, and the SHA-256 of the .md it
 // describes). Both are written through a temporary file renamed into place
-// (WriteFile), so each is always either the old file or the whole new one.
+// (WriteFile, over core/atomicfile), so each is always either the old file
+// or the whole new one.
 package drafts
 
 import (
-	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -21,8 +21,9 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"syscall"
 	"time"
+
+	"modelpub/core/atomicfile"
 )
 
 // MaxSize is the largest draft Load reads: a model card is text, and a
@@ -205,54 +206,9 @@ func sha256Hex(data []byte) string {
 	return hex.EncodeToString(sum[:])
 }
 
-// WriteFile writes data to path atomically: into a temporary file beside
-// it, synced, renamed over path, then the folder synced, so path is always
-// either the old file or the whole new one. If anything fails the
-// temporary file is removed and path is left as it was. Errors name path.
-func WriteFile(path string, data []byte, perm fs.FileMode) (err error) {
-	if st, err := os.Stat(path); err == nil && st.IsDir() {
-		return fmt.Errorf("write %s: it is a folder", path)
-	}
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	tmp := f.Name()
-	defer func() {
-		if err != nil {
-			f.Close()
-			os.Remove(tmp)
-			err = fmt.Errorf("write %s: %w", path, err)
-		}
-	}()
-	if _, err := io.Copy(f, bytes.NewReader(data)); err != nil {
-		return err
-	}
-	if err := f.Chmod(perm); err != nil {
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return err
-	}
-	return syncDir(filepath.Dir(path))
-}
-
-// syncDir makes a rename in dir durable. File systems that cannot sync a
-// folder answer EINVAL; that is no reason to fail a write.
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil && !errors.Is(err, syscall.EINVAL) {
-		return err
-	}
-	return nil
+// WriteFile writes data to path atomically with mode perm, through
+// atomicfile: path is always either the old file or the whole new one, and
+// nothing is left behind on failure. Errors name path.
+func WriteFile(path string, data []byte, perm fs.FileMode) error {
+	return atomicfile.WriteFile(path, data, perm)
 }

@@ -45,6 +45,16 @@ func hashFile(ctx context.Context, path string, size int64, want256, want1 bool,
 		return fileHashes{}, err
 	}
 	defer f.Close()
+	h, err := hashReader(ctx, f, size, want256, want1, progress)
+	if err != nil {
+		return fileHashes{}, fmt.Errorf("%s: %w", path, err)
+	}
+	return h, nil
+}
+
+// hashReader reads r to its end, which must come after exactly size bytes,
+// and computes the hashes asked for.
+func hashReader(ctx context.Context, r io.Reader, size int64, want256, want1 bool, progress func(int64)) (fileHashes, error) {
 	var hs []hash.Hash
 	var h256, h1 hash.Hash
 	if want256 {
@@ -62,7 +72,7 @@ func hashFile(ctx context.Context, path string, size int64, want256, want1 bool,
 		if err := ctx.Err(); err != nil {
 			return fileHashes{}, err
 		}
-		k, err := f.Read(buf)
+		k, err := r.Read(buf)
 		if k > 0 {
 			for _, h := range hs {
 				h.Write(buf[:k])
@@ -80,7 +90,7 @@ func hashFile(ctx context.Context, path string, size int64, want256, want1 bool,
 		}
 	}
 	if n != size {
-		return fileHashes{}, fmt.Errorf("hub: %s changed while it was hashed (%d bytes, expected %d)", path, n, size)
+		return fileHashes{}, fmt.Errorf("changed while it was hashed (%d bytes, expected %d)", n, size)
 	}
 	var out fileHashes
 	if h256 != nil {

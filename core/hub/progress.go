@@ -5,10 +5,14 @@ import (
 	"time"
 )
 
-// Progress is one report of UploadFolder. Reports come from one goroutine
-// at a time (never concurrently), throttled to one per ProgressInterval
-// except phase changes and finished files, which are always reported. They
-// never contain the token or any URL.
+// Progress is one report of an upload. Reports come from one goroutine at
+// a time (never concurrently) and are not throttled: whoever shows them
+// (the CLI printer, the app's bridge) decides how often to draw. They never
+// contain the token or any URL.
+//
+// An upload's phases overlap (a file is uploaded while the next one is
+// hashed): each report is about one phase, with that phase's totals so far.
+// Totals grow as files are added to an upload.
 type Progress struct {
 	Phase      string  // "scan", "preupload", "hash", "upload", "commit", "done"
 	File       string  // path in the repo this report is about; "" for phase-wide reports
@@ -16,101 +20,111 @@ type Progress struct {
 	FileSize   int64   // File's bytes to do in this phase
 	FileDone   bool    // File finished this phase
 	Bytes      int64   // bytes done in this phase, all files (upload: LFS bytes sent)
-	Total      int64   // bytes to do in this phase
+	Total      int64   // bytes to do in this phase, as known so far
 	Files      int     // files finished in this phase
-	FilesTotal int     // files to do in this phase
+	FilesTotal int     // files to do in this phase, as known so far
 	Rate       float64 // bytes per second in this phase, smoothed
 	Elapsed    time.Duration
 }
 
-// reporter aggregates per-file byte counts into throttled Progress reports.
+// reporter aggregates per-file byte counts of each phase into Progress
+// reports.
 type reporter struct {
-	fn       func(Progress)
-	interval time.Duration
+	fn func(Progress)
 
-	mu        sync.Mutex
+	mu     sync.Mutex
+	phases map[string]*phaseState
+}
+
+type phaseState struct {
 	p         Progress
 	perFile   map[string]*[2]int64 // done, size
 	start     time.Time
-	last      time.Time
 	rateAt    time.Time
 	rateBytes int64
 }
 
-func newReporter(fn func(Progress), interval time.Duration) *reporter {
-	if interval <= 0 {
-		interval = 100 * time.Millisecond
-	}
-	return &reporter{fn: fn, interval: interval}
+func newReporter(fn func(Progress)) *reporter {
+	return &reporter{fn: fn, phases: map[string]*phaseState{}}
 }
 
-// phase starts a new phase and reports it.
+func (r *reporter) state(name string) *phaseState {
+	s := r.phases[name]
+	if s == nil {
+		now := time.Now()
+		s = &phaseState{p: Progress{Phase: name}, perFile: map[string]*[2]int64{}, start: now, rateAt: now}
+		r.phases[name] = s
+	}
+	return s
+}
+
+// phase reports a phase-wide event: its start, or more work added to it
+// (total bytes and files added to what it had).
 func (r *reporter) phase(name string, total int64, files int) {
 	if r.fn == nil {
 		return
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	now := time.Now()
-	r.p = Progress{Phase: name, Total: total, FilesTotal: files}
-	r.perFile = map[string]*[2]int64{}
-	r.start, r.last, r.rateAt, r.rateBytes = now, now, now, 0
-	r.emit(now, "", false)
+	s := r.state(name)
+	s.p.Total += total
+	s.p.FilesTotal += files
+	r.emit(s, time.Now(), "", false)
 }
 
-// file registers a file's size for the phase.
-func (r *reporter) file(path string, size int64) {
-	if r.fn == nil {
-		return
-	}
-	r.mu.Lock()
-	r.perFile[path] = &[2]int64{0, size}
-	r.mu.Unlock()
-}
-
-// add counts delta bytes of path (negative to take back a failed attempt).
-func (r *reporter) add(path string, delta int64) {
+// file registers a file's size for a phase.
+func (r *reporter) file(phase, path string, size int64) {
 	if r.fn == nil {
 		return
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.p.Bytes += delta
-	if f := r.perFile[path]; f != nil {
+	r.state(phase).perFile[path] = &[2]int64{0, size}
+}
+
+// add counts delta bytes of path in a phase (negative to take back a
+// failed attempt).
+func (r *reporter) add(phase, path string, delta int64) {
+	if r.fn == nil {
+		return
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	s := r.state(phase)
+	s.p.Bytes += delta
+	if f := s.perFile[path]; f != nil {
 		f[0] += delta
 	}
-	if now := time.Now(); now.Sub(r.last) >= r.interval {
-		r.emit(now, path, false)
-	}
+	r.emit(s, time.Now(), path, false)
 }
 
-// done marks path finished and always reports it.
-func (r *reporter) done(path string) {
+// done marks path finished in a phase.
+func (r *reporter) done(phase, path string) {
 	if r.fn == nil {
 		return
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.p.Files++
-	r.emit(time.Now(), path, true)
+	s := r.state(phase)
+	s.p.Files++
+	r.emit(s, time.Now(), path, true)
 }
 
-func (r *reporter) emit(now time.Time, path string, fileDone bool) {
-	if dt := now.Sub(r.rateAt).Seconds(); dt >= 0.05 {
-		inst := float64(r.p.Bytes-r.rateBytes) / dt
-		if r.p.Rate == 0 {
-			r.p.Rate = inst
+func (r *reporter) emit(s *phaseState, now time.Time, path string, fileDone bool) {
+	if dt := now.Sub(s.rateAt).Seconds(); dt >= 0.05 {
+		inst := float64(s.p.Bytes-s.rateBytes) / dt
+		if s.p.Rate == 0 {
+			s.p.Rate = inst
 		} else {
-			r.p.Rate = 0.7*r.p.Rate + 0.3*inst
+			s.p.Rate = 0.7*s.p.Rate + 0.3*inst
 		}
-		r.rateAt, r.rateBytes = now, r.p.Bytes
+		s.rateAt, s.rateBytes = now, s.p.Bytes
 	}
-	p := r.p
-	p.Elapsed = now.Sub(r.start)
+	p := s.p
+	p.Elapsed = now.Sub(s.start)
 	p.File, p.FileDone = path, fileDone
-	if f := r.perFile[path]; f != nil {
+	if f := s.perFile[path]; f != nil {
 		p.FileBytes, p.FileSize = f[0], f[1]
 	}
-	r.last = now
 	r.fn(p)
 }

@@ -61,7 +61,12 @@ type WeightSet struct {
 	LegacyNames bool
 	// Tensors in file order: from safetensors headers, or from .bin pickles
 	// (Begin is then 0 and End the tensor's size); no tensor data is read.
-	Tensors    []Tensor
+	Tensors []Tensor
+	// Metadata is the __metadata__ of the first safetensors file (the
+	// files a save writes from the set carry it); Formats holds each
+	// file's "format" value, in the order of Files ("" when absent).
+	Metadata   tensors.Metadata
+	Formats    []string
 	DataBytes  int64            // tensor data bytes
 	Parameters int64            // elements
 	DTypeBytes map[string]int64 // data bytes per dtype
@@ -576,6 +581,11 @@ func (p *Pipeline) readWeightSet(c *Component, cdir, prefix string, set *WeightS
 	}
 	set.DTypeBytes = map[string]int64{}
 	add := func(file string, h *tensors.Header) {
+		if len(set.Formats) == 0 {
+			set.Metadata = h.Metadata
+		}
+		format, _ := h.Metadata.Get(tensors.MetadataKeyFormat)
+		set.Formats = append(set.Formats, format)
 		set.Tensors = slices.Grow(set.Tensors, len(h.Tensors))
 		for _, t := range h.Tensors {
 			set.Tensors = append(set.Tensors, Tensor{TensorInfo: t, File: file})
@@ -597,6 +607,7 @@ func (p *Pipeline) readWeightSet(c *Component, cdir, prefix string, set *WeightS
 	// headers of 100 MB), in the order of set.Files.
 	if err := tensors.ReadShardedSet(filepath.Join(cdir, set.Index), add); err != nil {
 		set.Tensors, set.DataBytes, set.Parameters, set.DTypeBytes = nil, 0, 0, map[string]int64{}
+		set.Metadata, set.Formats = nil, nil
 		set.Err = err
 	}
 }

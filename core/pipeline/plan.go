@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"path/filepath"
 	"slices"
 
 	"modelpub/core/tensors"
@@ -104,8 +103,8 @@ type PlannedTensor struct {
 // Plan computes, without writing anything, the weights files Save writes
 // for p with opts (Overwrite and Progress are ignored): which sets, how
 // they are sharded, what each file holds and its exact size in bytes. It
-// reads only the header of the first file of each safetensors set, for the
-// __metadata__ the written files carry. Save itself follows this plan.
+// reads nothing: the __metadata__ the written files carry is the one Open
+// kept. Save itself follows this plan.
 //
 // Errors are those Save reports before writing: an unsupported variant, a
 // model component with no readable main weights, a carried variant that
@@ -120,7 +119,6 @@ func makePlan(p *Pipeline, opts SaveOptions, withTensors bool) (*SavePlan, error
 		return nil, fmt.Errorf("%w: %q", ErrUnsupportedVariant, opts.Variant)
 	}
 	plan := &SavePlan{MaxShardSize: opts.MaxShardSize, Variant: opts.Variant}
-	metas := map[*WeightSet]tensors.Metadata{} // a source set's metadata, read once
 	if p.Index != nil {
 		data, err := p.Index.MarshalPython()
 		if err != nil {
@@ -144,7 +142,7 @@ func makePlan(p *Pipeline, opts SaveOptions, withTensors bool) (*SavePlan, error
 		if !model {
 			continue
 		}
-		cp, err := planComponent(p, c, opts, to, metas, withTensors)
+		cp, err := planComponent(c, opts, to, withTensors)
 		if err != nil {
 			return nil, err
 		}
@@ -154,7 +152,7 @@ func makePlan(p *Pipeline, opts SaveOptions, withTensors bool) (*SavePlan, error
 	return plan, nil
 }
 
-func planComponent(p *Pipeline, c *Component, opts SaveOptions, to tensors.DType, metas map[*WeightSet]tensors.Metadata, withTensors bool) (ComponentPlan, error) {
+func planComponent(c *Component, opts SaveOptions, to tensors.DType, withTensors bool) (ComponentPlan, error) {
 	main, err := sourceWeights(c)
 	if err != nil {
 		return ComponentPlan{}, err
@@ -170,15 +168,7 @@ func planComponent(p *Pipeline, c *Component, opts SaveOptions, to tensors.DType
 		}
 	}
 	add := func(src *WeightSet, variant string, to tensors.DType) error {
-		meta, ok := metas[src]
-		if !ok {
-			var err error
-			if meta, err = setMetadata(p, c, src); err != nil {
-				return fmt.Errorf("%s: %w", displayName(c.Name), err)
-			}
-			metas[src] = meta
-		}
-		sp, err := planSet(src, meta, cp.Base, variant, cp.MaxShardSize, to, withTensors)
+		sp, err := planSet(src, setMetadata(src), cp.Base, variant, cp.MaxShardSize, to, withTensors)
 		if err != nil {
 			return fmt.Errorf("%s: %w", displayName(c.Name), err)
 		}
@@ -209,17 +199,10 @@ func planComponent(p *Pipeline, c *Component, opts SaveOptions, to tensors.DType
 }
 
 // setMetadata is the __metadata__ the files written from src carry: that of
-// src's first safetensors file (none for .bin), with "format":"pt".
-func setMetadata(p *Pipeline, c *Component, src *WeightSet) (tensors.Metadata, error) {
-	var meta tensors.Metadata
-	if src.Format == "safetensors" && len(src.Files) > 0 {
-		h, err := tensors.CheckHeaderFile(filepath.Join(p.Dir, c.Name, src.Files[0]))
-		if err != nil {
-			return nil, err
-		}
-		meta = h.Metadata
-	}
-	return tensors.EnsureFormatPT(meta), nil
+// src's first safetensors file as Open read it (none for .bin), with
+// "format":"pt".
+func setMetadata(src *WeightSet) tensors.Metadata {
+	return tensors.EnsureFormatPT(src.Metadata)
 }
 
 // planSet lays out the tensors of src as the set (base, variant) exactly as

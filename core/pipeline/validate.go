@@ -117,14 +117,9 @@ func validateAlone(p *Pipeline, r *Report) error {
 			if w.Format != "safetensors" {
 				continue
 			}
-			for _, f := range w.Files {
-				path := filepath.Join(p.Dir, c.Name, f)
-				h, err := tensors.CheckHeaderFile(path)
-				if err != nil {
-					r.problem("unreadable-weights", filepath.Join(c.Name, f), "%v", err)
-					continue
-				}
-				if v, _ := h.Metadata.Get(tensors.MetadataKeyFormat); v != "pt" {
+			// Open read and checked every header; it kept each file's format.
+			for i, f := range w.Files {
+				if v := w.Formats[i]; v != "pt" {
 					r.problem("format-metadata", filepath.ToSlash(filepath.Join(c.Name, f)),
 						"%s has __metadata__ format %q; transformers refuses anything but pt, tf, flax or mlx", filepath.Join(c.Name, f), v)
 				}

@@ -6,9 +6,12 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"sync"
 
+	"modelpub/core/auth"
 	"modelpub/core/convert"
 	"modelpub/core/folder"
+	"modelpub/core/hub"
 	"modelpub/core/pipeline"
 	"modelpub/core/tensors"
 )
@@ -16,7 +19,7 @@ import (
 func init() {
 	register(command{
 		name:    "convert",
-		args:    "CHECKPOINT OUT [--type auto|sd15|sd15-inpaint|sdxl|flux-dev|flux-schnell] [--dtype f16|bf16|f32] [--variant fp16|bf16] [--max-shard-size SIZE] [--no-verify] [--json]",
+		args:    "CHECKPOINT OUT [--type auto|sd15|sd15-inpaint|sdxl|flux-dev|flux-schnell] [--config-from REPO[@REV]] [--endpoint URL] [--dtype f16|bf16|f32] [--variant fp16|bf16] [--max-shard-size SIZE] [--no-verify] [--json]",
 		summary: "convert a single-file SD 1.5, SDXL or FLUX.1 checkpoint (.safetensors, .ckpt) into a Diffusers folder",
 		help:    fmt.Sprintf(convertHelp, typeNames()),
 		run:     runConvert,
@@ -50,6 +53,15 @@ A failure or Ctrl-C leaves nothing. Its README.md is a model card (as
 publish generates one) that names the checkpoint's file and its sha256.
 
   --type T              auto (default), or one of: %s
+  --config-from REPO[@REV]
+                        take model_index.json, the component configs, the
+                        scheduler config and the tokenizer files from this
+                        Diffusers repository on the Hub (never its weights),
+                        rather than the embedded ones; a gated repository
+                        needs a token of an account that accepted its terms
+                        (modelpub login, or HF_TOKEN)
+  --endpoint URL        the Hub for --config-from (default $HF_ENDPOINT or
+                        https://huggingface.co)
   --dtype f16|bf16|f32  convert the floating-point tensors of the weights
   --variant fp16|bf16   also write the weights converted to float16 or
                         bfloat16 beside them (diffusion_pytorch_model.fp16.safetensors, ...)
@@ -85,6 +97,7 @@ type convertOutput struct {
 	Validation   *pipeline.Report      `json:"validation"`
 	Verification *pipeline.Report      `json:"verification,omitempty"`
 	Source       convert.SourceFile    `json:"source"`
+	ConfigFrom   string                `json:"config_from,omitempty"`
 }
 
 func parseDTypeFlag(s string) (tensors.DType, bool) {
@@ -116,6 +129,8 @@ func runConvert(args []string, stdout, stderr io.Writer) int {
 	variant := fs.String("variant", "", "")
 	maxSize := fs.String("max-shard-size", "", "")
 	noVerify := fs.Bool("no-verify", false, "")
+	configFrom := fs.String("config-from", "", "")
+	endpoint := fs.String("endpoint", "", "")
 	asJSON := fs.Bool("json", false, "")
 	pos, ok := parseArgs(fs, args, 2)
 	if !ok {
@@ -141,6 +156,14 @@ func runConvert(args []string, stdout, stderr io.Writer) int {
 			return fail("--max-shard-size: %s", safeText(err))
 		}
 	}
+	if *configFrom != "" {
+		opts.ConfigFrom, opts.ConfigRevision, _ = strings.Cut(*configFrom, "@")
+	}
+	ep, ok := hubEndpoint("convert", *endpoint, stderr)
+	if !ok {
+		return ExitUsage
+	}
+	opts.Hub = &lazyHub{endpoint: ep}
 	ctx, stop := interruptible()
 	defer stop()
 	bar := newProgressBar(stderr)
@@ -165,7 +188,8 @@ func runConvert(args []string, stdout, stderr io.Writer) int {
 		return fail("%s", safeText(err))
 	}
 	out := convertOutput{Dir: res.Dir, Checkpoint: pos[0], Detected: res.Plan.Detection, Dropped: res.Plan.Dropped,
-		Bytes: res.Bytes, Files: res.Files, Lossy: res.Lossy, Validation: res.Validation, Verification: res.Verification, Source: res.Source}
+		Bytes: res.Bytes, Files: res.Files, Lossy: res.Lossy, Validation: res.Validation, Verification: res.Verification, Source: res.Source,
+		ConfigFrom: res.Plan.ConfigFrom}
 	if out.Dropped == nil {
 		out.Dropped = []convert.Dropped{}
 	}
@@ -190,6 +214,9 @@ func printConvert(w io.Writer, out convertOutput) {
 	fmt.Fprintf(w, "%s %s (%s):\n", how, d.Name, d.Type)
 	for _, r := range d.Reasons {
 		fmt.Fprintf(w, "  %s\n", safeText(r))
+	}
+	if out.ConfigFrom != "" {
+		fmt.Fprintf(w, "configs and tokenizer files from %s on the Hub\n", folder.Printable(out.ConfigFrom))
 	}
 	if len(out.Dropped) > 0 {
 		fmt.Fprintf(w, "dropped %d keys, as diffusers does:\n", len(out.Dropped))
@@ -253,3 +280,41 @@ func printConvert(w io.Writer, out convertOutput) {
 	}
 	fmt.Fprintf(w, "card: README.md names the source %s, sha256 %s\n", folder.Printable(out.Source.Name), out.Source.SHA256)
 }
+
+// lazyHub is the Hub client convert reads a reference repository with,
+// made on first use: a conversion with embedded configs never looks for a
+// token. The token, when there is one (HF_TOKEN, the keyring, hf's token
+// file), opens gated repositories; without one the repository is read
+// anonymously.
+type lazyHub struct {
+	endpoint string
+	once     sync.Once
+	c        *hub.Client
+	err      error
+}
+
+func (l *lazyHub) client() (*hub.Client, error) {
+	l.once.Do(func() {
+		tok, _ := auth.Resolve(auth.Options{Endpoint: l.endpoint})
+		l.c, l.err = hub.NewClient(hub.Options{Endpoint: l.endpoint, Token: tok.Value(), Version: Version})
+	})
+	return l.c, l.err
+}
+
+func (l *lazyHub) ListTree(ctx context.Context, id hub.RepoID, rev, path string, recursive bool) ([]hub.TreeEntry, error) {
+	c, err := l.client()
+	if err != nil {
+		return nil, err
+	}
+	return c.ListTree(ctx, id, rev, path, recursive)
+}
+
+func (l *lazyHub) ReadFile(ctx context.Context, id hub.RepoID, rev, path string) ([]byte, error) {
+	c, err := l.client()
+	if err != nil {
+		return nil, err
+	}
+	return c.ReadFile(ctx, id, rev, path)
+}
+
+var _ convert.HubReader = (*lazyHub)(nil)

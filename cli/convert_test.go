@@ -2,17 +2,23 @@ package cli
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"modelpub/core/convert"
 	"modelpub/core/convert/converttest"
+	"modelpub/core/hub"
+	"modelpub/core/hub/hubemu"
 	"modelpub/core/tensors"
 )
 
@@ -188,4 +194,55 @@ func TestConvertCommandFlux(t *testing.T) {
 	}
 	assert.FileExists(t, filepath.Join(out, "config.json"))
 	assert.FileExists(t, filepath.Join(out, "diffusion_pytorch_model.safetensors"))
+}
+
+// --config-from reads the configs from a repository of the Hub given by
+// --endpoint (the emulator, on loopback) with the token of HF_TOKEN; a
+// gated repository the token cannot read stops the conversion, saying so,
+// and the token is in no output.
+func TestConvertConfigFrom(t *testing.T) {
+	const ownerTok, otherTok = "hf_refsOwnerToken0000000000000000", "hf_someoneElseToken000000000000000"
+	srv, err := hubemu.New(hubemu.Options{Dir: t.TempDir(), Tokens: map[string]string{ownerTok: "refs", otherTok: "someone"}})
+	require.NoError(t, err)
+	_, err = srv.Start("127.0.0.1:0")
+	require.NoError(t, err)
+	t.Cleanup(func() { srv.Close() })
+	owner, err := hub.NewClient(hub.Options{Endpoint: srv.URL(), Token: ownerTok})
+	require.NoError(t, err)
+	ref := t.TempDir()
+	require.NoError(t, os.CopyFS(ref, convert.EmbeddedConfigs(convert.SD15)))
+	ctx := context.Background()
+	for _, name := range []string{"open", "gated"} {
+		id := hub.RepoID{Namespace: "refs", Name: name}
+		_, err = owner.CreateRepo(ctx, id, hub.CreateRepoOptions{})
+		require.NoError(t, err)
+		_, err = owner.UploadFolder(ctx, id, ref, hub.UploadOptions{})
+		require.NoError(t, err)
+	}
+	req, err := http.NewRequest(http.MethodPut, srv.URL()+"/api/models/refs/gated/settings", strings.NewReader(`{"gated": "auto"}`))
+	require.NoError(t, err)
+	req.Header.Set("Authorization", "Bearer "+ownerTok)
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+
+	t.Setenv("HF_TOKEN", otherTok)
+	dir := t.TempDir()
+	src := writeSD15Checkpoint(t, dir)
+	var stdout, stderr bytes.Buffer
+	out := filepath.Join(dir, "out")
+	code := Run([]string{"convert", "--endpoint", srv.URL(), "--config-from", "refs/open@main", src, out}, &stdout, &stderr)
+	require.Equal(t, ExitOK, code, stderr.String())
+	assert.Contains(t, stdout.String(), "configs and tokenizer files from refs/open on the Hub\n")
+	assert.FileExists(t, filepath.Join(out, "tokenizer", "vocab.json"))
+
+	stdout.Reset()
+	stderr.Reset()
+	out2 := filepath.Join(dir, "out2")
+	code = Run([]string{"convert", "--endpoint", srv.URL(), "--config-from", "refs/gated", src, out2}, &stdout, &stderr)
+	assert.Equal(t, ExitUsage, code)
+	assert.Contains(t, stderr.String(), "refs/gated: it is gated or private")
+	assert.NoDirExists(t, out2)
+	assert.NotContains(t, stdout.String()+stderr.String(), otherTok)
 }

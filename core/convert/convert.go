@@ -8,7 +8,9 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"slices"
 	"sort"
+	"strings"
 	"sync"
 
 	"modelpub/core/pipeline"
@@ -42,6 +44,17 @@ type Options struct {
 	SkipVerify bool
 	// Progress, if set, is called as bytes are written and verified.
 	Progress func(Progress)
+	// ConfigFrom, a Hub repository id, takes the configs and tokenizer
+	// files from that Diffusers repository (FetchConfigs, through Hub)
+	// rather than the embedded ones. A type without embedded configs
+	// (NeedsConfigs) reads them from DefaultConfigRepo when it is "".
+	ConfigFrom string
+	// ConfigRevision is the branch, tag or commit of ConfigFrom; "" is
+	// main.
+	ConfigRevision string
+	// Hub reads ConfigFrom (a *hub.Client with the user's token, for gated
+	// repositories); nil allows no download.
+	Hub HubReader
 }
 
 // Progress is the state of a running conversion.
@@ -107,10 +120,18 @@ func Convert(ctx context.Context, src, dst string, opts Options) (*Result, error
 	if err != nil {
 		return nil, err
 	}
-	plan, err := Build(c, d, opts.DType, opts.Variant)
+	cfg, repo, err := configsFor(ctx, d, opts)
 	if err != nil {
 		return nil, err
 	}
+	plan, err := BuildWith(c, d, opts.DType, opts.Variant, cfg)
+	if err != nil {
+		if repo != "" {
+			return nil, fmt.Errorf("with the configs of %s: %w", repo, err)
+		}
+		return nil, err
+	}
+	plan.ConfigFrom = repo
 	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
 		return nil, err
 	}
@@ -169,6 +190,36 @@ func Convert(ctx context.Context, src, dst string, opts Options) (*Result, error
 	return w.res, nil
 }
 
+// configsFor reads the configs from the Hub when opts asks for a
+// repository or the type has none embedded; nil (and "") keeps the
+// embedded ones.
+func configsFor(ctx context.Context, d *Detection, opts Options) (fs.FS, string, error) {
+	r := recipeFor(d.Type)
+	repo := opts.ConfigFrom
+	if repo == "" && r != nil && r.dir == "" {
+		repo = r.repo
+	}
+	if repo == "" || r == nil {
+		return nil, "", nil
+	}
+	if opts.Hub == nil {
+		return nil, "", fmt.Errorf("%w: the configs of %s are read from %s on the Hub, and no download is allowed here",
+			ErrOptions, d.Name, repo)
+	}
+	cfg, err := FetchConfigs(ctx, opts.Hub, repo, opts.ConfigRevision)
+	if err != nil {
+		return nil, "", err
+	}
+	if r.single && r.subfolder != "" {
+		if _, err := fs.Stat(cfg, path.Join(r.subfolder, "config.json")); err == nil {
+			if cfg, err = fs.Sub(cfg, r.subfolder); err != nil {
+				return nil, "", err
+			}
+		}
+	}
+	return cfg, repo, nil
+}
+
 // checkDestination refuses a dst that exists and is not an empty folder
 // (a file, the checkpoint itself, a folder with anything in it).
 func checkDestination(dst string) error {
@@ -202,11 +253,16 @@ type configFile struct {
 // indent=2 and sorted keys, then a newline) after the recipe's edits, the
 // others as they are.
 func (p *Plan) configFiles() ([]configFile, error) {
-	cfg := p.recipe.configFS()
+	cfg := p.cfg
 	var out []configFile
 	err := fs.WalkDir(cfg, ".", func(rel string, d fs.DirEntry, err error) error {
 		if err != nil || d.IsDir() || rel == "SOURCES.md" {
 			return err
+		}
+		// A reference repository's folder of a component the pipeline
+		// registers as None (its safety checker) is not written.
+		if top, _, ok := strings.Cut(rel, "/"); ok && slices.Contains(p.recipe.nullComponents, top) {
+			return nil
 		}
 		data, err := fs.ReadFile(cfg, rel)
 		if err != nil {
@@ -216,11 +272,11 @@ func (p *Plan) configFiles() ([]configFile, error) {
 			v, err := tensors.ParsePythonJSON(data)
 			m, ok := v.(map[string]any)
 			if err != nil || !ok {
-				return fmt.Errorf("embedded %s: not a JSON object", rel)
+				return fmt.Errorf("config %s: not a JSON object", rel)
 			}
 			p.recipe.edit(rel, m, p)
 			if data, err = tensors.MarshalPythonJSON(m); err != nil {
-				return fmt.Errorf("embedded %s: %w", rel, err)
+				return fmt.Errorf("config %s: %w", rel, err)
 			}
 		}
 		out = append(out, configFile{rel, data})

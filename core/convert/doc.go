@@ -20,7 +20,14 @@
 //     projections split by rows, its final modulation's halves swapped.
 //
 // Configs and tokenizers of the reference repositories are embedded
-// (configs/*, with their provenance), so nothing is downloaded.
+// (configs/*, with their provenance), so nothing is downloaded. With
+// Options.ConfigFrom (modelpub convert --config-from REPO), or for a type
+// without embedded configs (NeedsConfigs; DefaultConfigRepo is the
+// repository diffusers takes them from), FetchConfigs reads
+// model_index.json and each component's configs, scheduler config and
+// tokenizer files from a Diffusers repository on the Hub through
+// core/hub — never its weights — with the user's token when there is one,
+// and says so when the repository is gated.
 //
 // # Steps
 //

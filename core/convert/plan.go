@@ -2,6 +2,7 @@ package convert
 
 import (
 	"fmt"
+	"io/fs"
 	"slices"
 	"strings"
 
@@ -21,8 +22,12 @@ type Plan struct {
 	// Variant, "fp16" or "bf16", adds converted weights beside the main
 	// ones.
 	Variant string `json:"variant,omitempty"`
+	// ConfigFrom is the Hub repository the configs and tokenizer files
+	// were read from; "" for the embedded ones.
+	ConfigFrom string `json:"config_from,omitempty"`
 
 	recipe *recipe
+	cfg    fs.FS // the configs and tokenizer files, laid out as the output
 }
 
 // ComponentPlan is one model component of the output.
@@ -161,9 +166,24 @@ func listKeys(keys []string) string {
 // dtype of the main weights' floating-point tensors; variant ("fp16",
 // "bf16") adds a converted set.
 func Build(c *Checkpoint, d *Detection, to tensors.DType, variant string) (*Plan, error) {
+	return BuildWith(c, d, to, variant, nil)
+}
+
+// BuildWith is Build with the configs and tokenizer files taken from cfg
+// (laid out as the output folder: FetchConfigs' files, or a converted
+// folder's) rather than the embedded ones; cfg nil uses the embedded ones,
+// which a type that has none (NeedsConfigs) cannot do.
+func BuildWith(c *Checkpoint, d *Detection, to tensors.DType, variant string, cfg fs.FS) (*Plan, error) {
 	r := recipeFor(d.Type)
 	if r == nil {
 		return nil, fmt.Errorf("%w: type %q", ErrUnsupportedType, d.Type)
+	}
+	if cfg == nil {
+		cfg = r.configFS()
+	}
+	if cfg == nil {
+		return nil, fmt.Errorf("%w: %s has no embedded configs: they are read from a Hub repository (--config-from, by default %s)",
+			ErrOptions, d.Name, r.repo)
 	}
 	if to != 0 && !convertible(to) {
 		return nil, fmt.Errorf("%w: dtype %s: use F16, BF16 or F32", ErrOptions, to)
@@ -172,11 +192,11 @@ func Build(c *Checkpoint, d *Detection, to tensors.DType, variant string) (*Plan
 	if variant != "" && !ok {
 		return nil, fmt.Errorf("%w: variant %q: use fp16 or bf16", ErrOptions, variant)
 	}
-	comps, err := r.components(r.configFS(), c)
+	comps, err := r.components(cfg, c)
 	if err != nil {
 		return nil, err
 	}
-	p := &Plan{Detection: *d, DType: to, Variant: variant, recipe: r}
+	p := &Plan{Detection: *d, DType: to, Variant: variant, recipe: r, cfg: cfg}
 	expected := make([]map[string]int, len(comps))
 	filled := make([][]*Tensor, len(comps))
 	from := make([][]string, len(comps))

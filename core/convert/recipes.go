@@ -25,8 +25,14 @@ type recipe struct {
 	// pipelineClass is model_index.json's _class_name.
 	pipelineClass string
 	// dir holds the type's configs in the configs FS, laid out as the
-	// pipeline folder.
+	// pipeline folder; "" when they are not embedded and come from the
+	// Hub (Options.ConfigFrom, repo by default).
 	dir string
+	// repo is the repository diffusers takes the type's configs from
+	// (DIFFUSERS_DEFAULT_PIPELINE_PATHS), the default of --config-from.
+	repo string
+	// subfolder is where a single model's configs are in repo.
+	subfolder string
 	// components builds the components from the configs (and, where the
 	// layout varies, the checkpoint's keys).
 	components func(cfg fs.FS, c *Checkpoint) ([]*componentRecipe, error)
@@ -104,14 +110,16 @@ var (
 var fluxRepos = map[Type]string{FluxDev: "black-forest-labs/FLUX.1-dev", FluxSchnell: "black-forest-labs/FLUX.1-schnell"}
 
 var recipes = []*recipe{
-	{typ: SD15, pipelineClass: "StableDiffusionPipeline", dir: "configs/sd15", components: sd15Components,
-		nullComponents: sd15Nulls, indexFlags: sd15Flags},
-	{typ: SD15Inpaint, pipelineClass: "StableDiffusionInpaintPipeline", dir: "configs/sd15", components: sd15Components,
-		nullComponents: sd15Nulls, indexFlags: sd15Flags, unetInChannels: 9},
-	{typ: SDXL, pipelineClass: "StableDiffusionXLPipeline", dir: "configs/sdxl", components: sdxlComponents,
-		nullComponents: sdxlNulls},
-	{typ: FluxDev, dir: "configs/flux", components: fluxComponents, single: true, editConfig: fluxEdit},
-	{typ: FluxSchnell, dir: "configs/flux", components: fluxComponents, single: true, editConfig: fluxEdit},
+	{typ: SD15, pipelineClass: "StableDiffusionPipeline", dir: "configs/sd15", repo: "runwayml/stable-diffusion-v1-5",
+		components: sd15Components, nullComponents: sd15Nulls, indexFlags: sd15Flags},
+	{typ: SD15Inpaint, pipelineClass: "StableDiffusionInpaintPipeline", dir: "configs/sd15", repo: "runwayml/stable-diffusion-inpainting",
+		components: sd15Components, nullComponents: sd15Nulls, indexFlags: sd15Flags, unetInChannels: 9},
+	{typ: SDXL, pipelineClass: "StableDiffusionXLPipeline", dir: "configs/sdxl", repo: "stabilityai/stable-diffusion-xl-base-1.0",
+		components: sdxlComponents, nullComponents: sdxlNulls},
+	{typ: FluxDev, dir: "configs/flux", repo: fluxRepos[FluxDev], subfolder: "transformer", components: fluxComponents,
+		single: true, editConfig: fluxEdit},
+	{typ: FluxSchnell, dir: "configs/flux", repo: fluxRepos[FluxSchnell], subfolder: "transformer", components: fluxComponents,
+		single: true, editConfig: fluxEdit},
 }
 
 // fluxComponents is the Flux transformer, mapped as diffusers'
@@ -179,7 +187,21 @@ func recipeFor(t Type) *recipe {
 	return nil
 }
 
+// EmbeddedConfigs is the configs and tokenizer files type t converts
+// with offline, laid out as the output folder (with their provenance in
+// SOURCES.md); nil for a type that has none (NeedsConfigs).
+func EmbeddedConfigs(t Type) fs.FS {
+	if r := recipeFor(t); r != nil {
+		return r.configFS()
+	}
+	return nil
+}
+
+// configFS is the type's embedded configs, nil when it has none.
 func (r *recipe) configFS() fs.FS {
+	if r.dir == "" {
+		return nil
+	}
 	sub, err := fs.Sub(configs, r.dir)
 	if err != nil {
 		panic(err) // the embedded tree is fixed at build time
@@ -187,14 +209,14 @@ func (r *recipe) configFS() fs.FS {
 	return sub
 }
 
-// readConfig decodes an embedded JSON config into v.
+// readConfig decodes a JSON config of cfg into v.
 func readConfig(cfg fs.FS, rel string, v any) error {
 	data, err := fs.ReadFile(cfg, rel)
 	if err != nil {
-		return err
+		return fmt.Errorf("config %s: %w", rel, err)
 	}
 	if err := json.Unmarshal(data, v); err != nil {
-		return fmt.Errorf("embedded %s: %w", rel, err)
+		return fmt.Errorf("config %s: %w", rel, err)
 	}
 	return nil
 }

@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
+	"os"
 	"path/filepath"
 	"slices"
 
@@ -50,7 +52,13 @@ func VerifyFolder(ctx context.Context, path string, p *pipeline.Pipeline, t Type
 	if err != nil {
 		return nil, err
 	}
-	plan, err := Build(c, d, 0, "")
+	// A type without embedded configs is checked against the folder's own
+	// (what the conversion read from the Hub, as written).
+	var cfg fs.FS
+	if NeedsConfigs(d.Type) {
+		cfg = os.DirFS(p.Dir)
+	}
+	plan, err := BuildWith(c, d, 0, "", cfg)
 	if err != nil {
 		return nil, err
 	}

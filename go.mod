@@ -6,6 +6,7 @@ require (
 	fyne.io/fyne/v2 v2.7.1
 	github.com/godbus/dbus/v5 v5.2.2
 	github.com/nlpodyssey/gopickle v0.3.0
+	github.com/pierrec/lz4/v4 v4.1.33
 	github.com/sqweek/dialog v0.0.0-20260123140253-64c163d53aac
 	github.com/stretchr/testify v1.12.1
 	github.com/zalando/go-keyring v0.2.8

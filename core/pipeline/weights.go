@@ -100,14 +100,6 @@ func (w *windowReader) ReadAt(p []byte, off int64) (int, error) {
 	return copy(p, w.buf[off-w.start:]), nil
 }
 
-// metadata is the __metadata__ of the set's first safetensors file.
-func (r *setReader) metadata() tensors.Metadata {
-	for _, f := range r.st {
-		return f.Header.Metadata
-	}
-	return nil
-}
-
 func (r *setReader) Close() {
 	for _, f := range r.st {
 		f.Close()

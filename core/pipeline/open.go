@@ -14,6 +14,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"sync"
 
 	"modelpub/core/folder"
 	"modelpub/core/tensors"
@@ -216,6 +217,9 @@ type Pipeline struct {
 	Warnings []Warning
 
 	root *folder.Root
+
+	heldMu sync.Mutex
+	held   *heldFiles // while held (Hold)
 }
 
 // Component returns the component called name.

@@ -2,8 +2,11 @@ package pipeline
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"io/fs"
 	"os"
@@ -44,6 +47,42 @@ type SaveOptions struct {
 	// dst name the source's state (publish puts a fingerprint of the source
 	// in it): a partial folder is trusted to come from the same source.
 	Resume bool
+	// Inputs, for a resumable save, is the caller's fingerprint of the
+	// source and the options (see Resume); "" → Save fingerprints the
+	// source's files itself.
+	Inputs string
+	// InPlace builds the output in dst itself instead of beside it, for a
+	// cache folder that only its caller reads (publish's staging): every
+	// file is in its final place as soon as it is complete (OnFile, OnSet
+	// can hand it on at once), and with Resume a marker in dst says it is
+	// incomplete until Save returns (Complete).
+	InPlace bool
+	// OnFile is called for each file other than weights once it is
+	// complete in the output (copied or written; kept from an interrupted
+	// save), and OnSet for each weight set once all its files and its
+	// index are. They may be called from two goroutines at once.
+	OnFile func(SavedFile)
+	OnSet  func(component string, set *SetPlan)
+}
+
+// SavedFile is a file of the output other than weights.
+type SavedFile struct {
+	Path string // relative to the output folder, "/"-separated
+	Size int64
+	// SHA256 is the digest of the bytes read from the source and written
+	// (or generated): "" for a file kept from an interrupted save.
+	SHA256 string
+}
+
+// Complete reports whether dst holds a finished save: it exists and no
+// resume marker says a save into it (InPlace) is still unfinished.
+func Complete(dst string) bool {
+	st, err := os.Stat(dst)
+	if err != nil || !st.IsDir() {
+		return false
+	}
+	_, err = os.Lstat(filepath.Join(dst, resumeMarker))
+	return errors.Is(err, fs.ErrNotExist)
 }
 
 // partialSuffix ends the name of the folder a resumable save builds in.
@@ -103,7 +142,7 @@ func Save(ctx context.Context, p *Pipeline, dst string, opts SaveOptions) (*Save
 		return nil, fmt.Errorf("%w: %q", ErrUnsupportedVariant, opts.Variant)
 	}
 	dst = filepath.Clean(dst)
-	if err := checkDestination(p.Dir, dst, opts.Overwrite); err != nil {
+	if err := checkDestination(p.Dir, dst, opts.Overwrite || opts.InPlace && opts.Resume); err != nil {
 		return nil, err
 	}
 	plan, err := makePlan(p, opts, false)
@@ -115,17 +154,19 @@ func Save(ctx context.Context, p *Pipeline, dst string, opts SaveOptions) (*Save
 	}
 	inputs := ""
 	if opts.Resume {
-		if inputs, err = Fingerprint(p.Dir, true, "save", fmt.Sprint(opts.MaxShardSize), opts.Variant); err != nil {
-			return nil, err
+		if inputs = opts.Inputs; inputs == "" {
+			if inputs, err = Fingerprint(p.Dir, true, "save", fmt.Sprint(opts.MaxShardSize), opts.Variant); err != nil {
+				return nil, err
+			}
 		}
 	}
-	stage, kept, err := makeStage(dst, inputs)
+	stage, kept, err := makeStage(dst, inputs, opts.InPlace)
 	if err != nil {
 		return nil, err
 	}
 	done, keep := false, false
 	defer func() {
-		if !done && !keep {
+		if !done && !keep && !opts.InPlace {
 			os.RemoveAll(stage)
 		}
 	}()
@@ -151,8 +192,10 @@ func Save(ctx context.Context, p *Pipeline, dst string, opts SaveOptions) (*Save
 	if err := tensors.SyncTree(stage); err != nil {
 		return nil, err
 	}
-	if err := replaceDir(stage, dst, p.Dir); err != nil {
-		return nil, err
+	if !opts.InPlace {
+		if err := replaceDir(stage, dst, p.Dir); err != nil {
+			return nil, err
+		}
 	}
 	done = true
 	s.res.Bytes = s.done
@@ -215,7 +258,10 @@ const resumeMarker = ".modelpub-inputs"
 // the same inputs (kept counts its bytes); a partial folder made from
 // other inputs is emptied. Temporary files an interrupted writer left are
 // removed: only complete files are kept.
-func makeStage(dst, inputs string) (stage string, kept int64, err error) {
+func makeStage(dst, inputs string, inPlace bool) (stage string, kept int64, err error) {
+	if inputs == "" && inPlace {
+		return dst, 0, os.MkdirAll(dst, 0o755)
+	}
 	if inputs == "" {
 		stage, err = os.MkdirTemp(filepath.Dir(dst), "."+filepath.Base(dst)+".modelpub-*")
 		if err == nil {
@@ -224,6 +270,9 @@ func makeStage(dst, inputs string) (stage string, kept int64, err error) {
 		return stage, 0, err
 	}
 	stage = PartialDir(dst)
+	if inPlace {
+		stage = dst
+	}
 	marker := filepath.Join(stage, resumeMarker)
 	if b, err := os.ReadFile(marker); err != nil || string(b) != inputs {
 		if err := os.RemoveAll(stage); err != nil {
@@ -290,6 +339,10 @@ func (s *saver) run(ctx context.Context) error {
 			return err
 		}
 		s.progress(ModelIndexFile, int64(len(data)))
+		if s.opts.OnFile != nil {
+			sum := sha256.Sum256(data)
+			s.opts.OnFile(SavedFile{Path: ModelIndexFile, Size: int64(len(data)), SHA256: hex.EncodeToString(sum[:])})
+		}
 	}
 	for _, f := range s.p.RootFiles {
 		if err := s.copyFile(ctx, f.Path); err != nil {
@@ -422,9 +475,12 @@ func (s *saver) writeSet(ctx context.Context, c *Component, cp *ComponentPlan, s
 		s.res.Kept += n
 		s.mu.Unlock()
 		s.progress(filepath.Join(c.Name, tensors.WeightsFileName(cp.Base, sp.Variant)), n)
+		if s.opts.OnSet != nil {
+			s.opts.OnSet(c.Name, sp)
+		}
 		return nil
 	}
-	rd := newSetReader(filepath.Join(s.p.Dir, c.Name), sp.src.Format)
+	rd := s.p.setReader(c.Name, sp.src.Format)
 	rd.windowed = sp.To != 0 // converted tensors are read, not copied by the kernel
 	defer rd.Close()
 	ws := make([]tensors.WriteTensor, 0, len(sp.src.Tensors))
@@ -474,11 +530,14 @@ func (s *saver) writeSet(ctx context.Context, c *Component, cp *ComponentPlan, s
 		s.progress(filepath.Join(c.Name, res.IndexFile), sp.IndexSize)
 	}
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	for _, cv := range convs {
 		if st := cv.c.Stats(); st.Overflow > 0 || st.Underflow > 0 {
 			s.res.Lossy = append(s.res.Lossy, LossyTensor{Component: c.Name, Tensor: cv.name, Variant: sp.Variant, ConvStats: st})
 		}
+	}
+	s.mu.Unlock()
+	if s.opts.OnSet != nil {
+		s.opts.OnSet(c.Name, sp)
 	}
 	return nil
 }
@@ -534,13 +593,23 @@ func (s *saver) copyFile(ctx context.Context, rel string) error {
 		s.res.Kept += st.Size()
 		s.mu.Unlock()
 		s.progress(rel, st.Size())
+		if s.opts.OnFile != nil {
+			s.opts.OnFile(SavedFile{Path: filepath.ToSlash(rel), Size: st.Size()})
+		}
 		return nil
 	}
-	n, err := copyFile(in, st.Size(), filepath.Join(s.stage, filepath.FromSlash(rel)))
+	var h hash.Hash
+	if s.opts.OnFile != nil {
+		h = sha256.New() // the bytes read from the source, for whoever reads the copy
+	}
+	n, err := copyFile(in, st.Size(), filepath.Join(s.stage, filepath.FromSlash(rel)), h)
 	if err != nil {
 		return err
 	}
 	s.progress(rel, n)
+	if s.opts.OnFile != nil {
+		s.opts.OnFile(SavedFile{Path: filepath.ToSlash(rel), Size: n, SHA256: hex.EncodeToString(h.Sum(nil))})
+	}
 	return nil
 }
 
@@ -566,8 +635,9 @@ func (s *saver) copyTree(ctx context.Context, rel string) error {
 
 // copyFile copies exactly size bytes of in (opened by the policy) to a new
 // file dst: never more than planned, and a file that shrank or grew while
-// it was copied is an error, not a silently different copy.
-func copyFile(in *os.File, size int64, dst string) (int64, error) {
+// it was copied is an error, not a silently different copy. With h, the
+// bytes go through h too (and through user space: no kernel copy).
+func copyFile(in *os.File, size int64, dst string, h hash.Hash) (int64, error) {
 	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
 		return 0, err
 	}
@@ -575,7 +645,11 @@ func copyFile(in *os.File, size int64, dst string) (int64, error) {
 	if err != nil {
 		return 0, err
 	}
-	n, err := io.Copy(out, io.NewSectionReader(in, 0, size)) // copy_file_range on Linux
+	var w io.Writer = out
+	if h != nil {
+		w = io.MultiWriter(out, h)
+	}
+	n, err := io.Copy(w, io.NewSectionReader(in, 0, size)) // copy_file_range on Linux when not hashed
 	if err == nil && n != size {
 		err = fmt.Errorf("%w: %d bytes where %d were listed", ErrSourceChanged, n, size)
 	}

@@ -5,6 +5,7 @@ import (
 	"io"
 	"path/filepath"
 	"strings"
+	"sync"
 
 	"modelpub/core/tensors"
 	"modelpub/core/torchbin"
@@ -15,6 +16,7 @@ import (
 type setReader struct {
 	dir    string
 	format string
+	held   *heldFiles // the pipeline's shared handles while it is held, else nil
 	st     map[string]*tensors.File
 	pt     map[string]*torchbin.Checkpoint
 	// windowed reads safetensors files through a windowReader, for
@@ -48,7 +50,13 @@ func (r *setReader) source(t Tensor) (tensors.Source, error) {
 	f := r.st[t.File]
 	if f == nil {
 		var err error
-		if f, err = tensors.OpenData(filepath.Join(r.dir, t.File)); err != nil {
+		path := filepath.Join(r.dir, t.File)
+		if r.held != nil {
+			f, err = r.held.open(path)
+		} else {
+			f, err = tensors.OpenData(path)
+		}
+		if err != nil {
 			return nil, err
 		}
 		r.st[t.File] = f
@@ -65,6 +73,64 @@ func (r *setReader) source(t Tensor) (tensors.Source, error) {
 		r.win[t.File] = w
 	}
 	return tensors.Range(w, f.Header.DataStart+t.Begin, t.Size()), nil
+}
+
+// heldFiles are the safetensors files of a pipeline opened once and
+// shared by every reader while the pipeline is held (Hold): a publish
+// opens each source file for its header (Open) and once more for its
+// data, whatever reads it (the save, the verification).
+type heldFiles struct {
+	mu    sync.Mutex
+	files map[string]*tensors.File
+}
+
+func (h *heldFiles) open(path string) (*tensors.File, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if f := h.files[path]; f != nil {
+		return f, nil
+	}
+	f, err := tensors.OpenData(path)
+	if err != nil {
+		return nil, err
+	}
+	h.files[path] = f
+	return f, nil
+}
+
+// Hold makes every read of p's safetensors weights share one handle per
+// file, opened at the first read and kept until release is called (by the
+// caller that held p, once nothing reads it any more): a file is opened
+// once however many passes read it, and every pass reads the same file
+// even if the folder's entry is replaced meanwhile.
+func (p *Pipeline) Hold() (release func()) {
+	h := &heldFiles{files: map[string]*tensors.File{}}
+	p.heldMu.Lock()
+	p.held = h
+	p.heldMu.Unlock()
+	return func() {
+		p.heldMu.Lock()
+		if p.held == h {
+			p.held = nil
+		}
+		p.heldMu.Unlock()
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		for _, f := range h.files {
+			f.Close()
+		}
+		h.files = nil
+	}
+}
+
+// setReader returns a reader of the weight set in component folder dir
+// (relative to p's folder), sharing p's handles while p is held.
+func (p *Pipeline) setReader(component, format string) *setReader {
+	r := newSetReader(filepath.Join(p.Dir, component), format)
+	p.heldMu.Lock()
+	r.held = p.held
+	p.heldMu.Unlock()
+	return r
 }
 
 // windowSize is how much of a file a windowReader keeps.
@@ -101,8 +167,10 @@ func (w *windowReader) ReadAt(p []byte, off int64) (int, error) {
 }
 
 func (r *setReader) Close() {
-	for _, f := range r.st {
-		f.Close()
+	if r.held == nil {
+		for _, f := range r.st {
+			f.Close()
+		}
 	}
 	for _, c := range r.pt {
 		c.Close()

@@ -134,8 +134,9 @@ func Decompress(scheme Compression, stored []byte, rawSize int) ([]byte, error) 
 		if _, err := io.ReadFull(r, out); err != nil {
 			return nil, fmt.Errorf("%w: %s chunk: %v", ErrFormat, scheme, err)
 		}
-		if n, _ := r.Read(make([]byte, 1)); n != 0 {
-			return nil, fmt.Errorf("%w: %s chunk holds more than its declared %d bytes", ErrFormat, scheme, rawSize)
+		// The frame must end right there: with its end mark, nothing after.
+		if n, err := io.Copy(io.Discard, r); n != 0 || err != nil {
+			return nil, fmt.Errorf("%w: %s chunk does not end after its declared %d bytes", ErrFormat, scheme, rawSize)
 		}
 		if scheme == CompressionBG4LZ4 {
 			return bg4Join(nil, out), nil

@@ -76,22 +76,3 @@ func (d DType) IsFloat() bool {
 	}
 	return false
 }
-
-// ParseDType maps a header name such as "BF16" to its DType.
-func ParseDType(name string) (DType, bool) {
-	for i, n := range dtypeNames {
-		if n == name {
-			return DType(i), true
-		}
-	}
-	return 0, false
-}
-
-// DTypes returns every known dtype in enum order.
-func DTypes() []DType {
-	out := make([]DType, numDTypes)
-	for i := range out {
-		out[i] = DType(i)
-	}
-	return out
-}

@@ -111,3 +111,71 @@ func FuzzIndexParsersAgree(f *testing.F) {
 		require.Equal(t, want, got, "%q", data)
 	})
 }
+
+// MarshalPython encodes the index exactly as diffusers and transformers
+// write it: json.dumps(index, indent=2, sort_keys=True) + "\n" (see
+// MarshalPythonJSON). total_parameters is written only when > 0.
+//
+// It panics if a Metadata or Extra value is not valid JSON. ParseIndex never
+// produces such a value; call Validate first for an Index built from other
+// data.
+func (ix *Index) MarshalPython() []byte {
+	b, err := MarshalPythonJSON(ix.pyValue())
+	if err != nil {
+		panic("tensors: Index.MarshalPython: " + err.Error())
+	}
+	return b
+}
+
+func (ix *Index) pyValue() map[string]any {
+	md := make(map[string]any, len(ix.Metadata)+2)
+	for k, v := range ix.Metadata {
+		md[k] = v
+	}
+	md["total_size"] = ix.TotalSize
+	if ix.TotalParameters > 0 {
+		md["total_parameters"] = ix.TotalParameters
+	} else {
+		delete(md, "total_parameters")
+	}
+	top := make(map[string]any, len(ix.Extra)+2)
+	for k, v := range ix.Extra {
+		top[k] = v
+	}
+	wm := ix.WeightMap
+	if wm == nil {
+		wm = map[string]string{}
+	}
+	top["metadata"] = md
+	top["weight_map"] = wm
+	return top
+}
+
+// Validate checks an Index before it is written: sizes not negative, every
+// weight_map value a safe bare file name (CheckShardFileName), and every
+// Metadata and Extra value valid JSON. Errors wrap ErrIndexInvalid (and
+// ErrUnsafeShardName for file names).
+func (ix *Index) Validate() error {
+	if ix.TotalSize < 0 {
+		return fmt.Errorf("%w: total_size %d is negative", ErrIndexInvalid, ix.TotalSize)
+	}
+	if ix.TotalParameters < 0 {
+		return fmt.Errorf("%w: total_parameters %d is negative", ErrIndexInvalid, ix.TotalParameters)
+	}
+	for _, t := range slices.Sorted(maps.Keys(ix.WeightMap)) {
+		if err := CheckShardFileName(ix.WeightMap[t]); err != nil {
+			return fmt.Errorf("%w: weight_map: tensor %q: %w", ErrIndexInvalid, t, err)
+		}
+	}
+	for _, part := range []struct {
+		name string
+		m    map[string]json.RawMessage
+	}{{"metadata", ix.Metadata}, {"top-level key", ix.Extra}} {
+		for _, k := range slices.Sorted(maps.Keys(part.m)) {
+			if _, err := ParsePythonJSON(part.m[k]); err != nil {
+				return fmt.Errorf("%w: %s %q: %v", ErrIndexInvalid, part.name, k, err)
+			}
+		}
+	}
+	return nil
+}

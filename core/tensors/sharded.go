@@ -235,9 +235,10 @@ func planSharded(tensors []WriteTensor, opts ShardedOptions, dir string) (*Shard
 	return l, nil
 }
 
-// writeShardIndex writes the index of l to w exactly as MarshalPython
-// writes an Index of TotalSize, Parameters and the weight map, without
-// building the map or holding the text: the tensors are sorted by name and
+// writeShardIndex writes the index of l to w exactly as the tests'
+// Index.MarshalPython (index_ref_test.go) writes an Index of TotalSize,
+// Parameters and the weight map, without building the map or holding the
+// text: the tensors are sorted by name and
 // written a line each. It returns the bytes written.
 func writeShardIndex(w io.Writer, l *ShardedLayout, tensors []WriteTensor) (int64, error) {
 	type entry struct{ tensor, file int32 }
@@ -295,8 +296,8 @@ func writeShardIndex(w io.Writer, l *ShardedLayout, tensors []WriteTensor) (int6
 }
 
 // indexSize is the length of the index WriteSharded writes for l: the
-// MarshalPython of an Index with TotalSize, Parameters and the weight map,
-// counted without building it (the order of the keys does not change the
+// Index.MarshalPython of an Index with TotalSize, Parameters and the
+// weight map, counted without building it (the order of the keys does not change the
 // length, and the names are unique).
 func indexSize(l *ShardedLayout, tensors []WriteTensor) int64 {
 	n := int64(len("{\n  \"metadata\": {\n    \"total_size\": ") + intLen(l.TotalSize) + len("\n  },\n  \"weight_map\": {"))

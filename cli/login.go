@@ -8,9 +8,11 @@ import (
 	"strconv"
 	"strings"
 
+	"modelpub/core/advice"
 	"modelpub/core/auth"
 	"modelpub/core/folder"
 	"modelpub/core/hub"
+	"modelpub/core/publish"
 )
 
 func init() {
@@ -93,19 +95,8 @@ var stdin io.Reader = os.Stdin
 // default (SystemKeyring); tests put go-keyring's mock here.
 var userKeyring auth.Keyring
 
-// tokenAdvice says where to get a token for ep. The Hub's hint names
-// ep/settings/tokens, a page only huggingface.co has: a local or
-// self-hosted Hub (modelpub localhub) has none.
-func tokenAdvice(ep, role string) string {
-	if auth.Account(ep) == auth.Account(auth.DefaultEndpoint) {
-		return "create a token" + role + " at https://huggingface.co/settings/tokens"
-	}
-	return "create a token" + role + " on that Hub (for modelpub localhub, a token it was started with, " +
-		"--token hf_…=USER; without --token it takes any hf_ token)"
-}
-
 // refusal says what the Hub answered to a refused token, without the hint
-// (see tokenAdvice) and the request id of a plain 401.
+// (advice.For says what to do) and the request id of a plain 401.
 func refusal(err error) string {
 	var he *hub.Error
 	if !errors.As(err, &he) {
@@ -182,7 +173,7 @@ func runLogin(args []string, stdout, stderr io.Writer) int {
 	user, err := client.WhoAmI(ctx)
 	switch {
 	case errors.Is(err, hub.ErrUnauthorized):
-		fmt.Fprintf(stderr, "modelpub login: %s refused this token (%s); %s. Nothing was stored.\n", host, refusal(err), tokenAdvice(ep, ""))
+		fmt.Fprintf(stderr, "modelpub login: %s refused this token (%s). Nothing was stored. %s\n", host, refusal(err), advice.For(err, ep))
 		return ExitProblems
 	case err != nil:
 		fmt.Fprintf(stderr, "modelpub login: cannot check the token with %s: %s\nNothing was stored.\n", hub.RedactURL(ep), errText(err))
@@ -199,7 +190,7 @@ func runLogin(args []string, stdout, stderr io.Writer) int {
 	}
 	fmt.Fprintf(stdout, "Logged in to %s as %s (token role: %s). The token is kept in the OS keyring.\n", host, folder.Printable(user.Name), folder.Printable(role))
 	if user.Auth.AccessToken.Role == "read" {
-		fmt.Fprintf(stderr, "modelpub login: note: this token can only read; publishing needs a write token: %s\n", tokenAdvice(ep, " with the write role"))
+		fmt.Fprintf(stderr, "modelpub login: note: this token can only read. %s\n", advice.For(publish.ErrReadOnlyToken, ep))
 	}
 	if strings.TrimSpace(os.Getenv("HF_TOKEN")) != "" {
 		fmt.Fprintln(stderr, "modelpub login: note: HF_TOKEN is set in this environment; modelpub uses it before the keyring")
@@ -283,7 +274,7 @@ func runWhoami(args []string, stdout, stderr io.Writer) int {
 	user, err := client.WhoAmI(ctx)
 	switch {
 	case errors.Is(err, hub.ErrUnauthorized):
-		fmt.Fprintf(stderr, "modelpub whoami: %s refused the token %v: %s; %s\n", auth.Account(ep), tok, refusal(err), tokenAdvice(ep, ""))
+		fmt.Fprintf(stderr, "modelpub whoami: %s refused the token %v: %s. %s\n", auth.Account(ep), tok, refusal(err), advice.For(err, ep))
 		return ExitProblems
 	case err != nil:
 		fmt.Fprintf(stderr, "modelpub whoami: %s\n", errText(err))

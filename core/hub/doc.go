@@ -47,9 +47,9 @@
 // ErrConflict, ErrTooLarge, ErrServer, ErrBadRequest, ErrNetwork, plus
 // ErrInvalidRepoID and ErrInvalidPath for local validation. The kind comes
 // from X-Error-Code, X-Error-Message, the JSON error and the status, as
-// huggingface_hub's hf_raise_for_status maps them; Error.Hint says what to
-// do (for a read-only token: "the token has read access only; create a
-// write token at {endpoint}/settings/tokens"). The token is scrubbed from
+// huggingface_hub's hf_raise_for_status maps them; Error.Hint says what is
+// wrong or what to do (for a read-only token: "the token has read access
+// only"; where to get a token is core/advice's to say). The token is scrubbed from
 // every message and never passed to Logf or Progress; URL queries
 // (signatures) and user info are dropped from network errors.
 //

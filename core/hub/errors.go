@@ -188,7 +188,6 @@ func (c *Client) classify(op, urlPath string, status int, h http.Header, body []
 		RequestID:  requestID(h),
 		body:       body,
 	}
-	tokens := c.endpoint + "/settings/tokens"
 	switch {
 	case e.Code == "RevisionNotFound":
 		e.Kind, e.Hint = ErrRevisionNotFound, "check the branch or revision name, or create the branch first"
@@ -201,19 +200,21 @@ func (c *Client) classify(op, urlPath string, status int, h http.Header, body []
 	case e.Code == "RepoNotFound",
 		status == http.StatusUnauthorized && e.Message != invalidCredentials && repoURLPath.MatchString(urlPath):
 		e.Kind, e.Hint = ErrRepoNotFound, "check the repo id and type (model, dataset, space), create the repository first, and check that the token's account can see it"
+	// Where to get a token is said once, by core/advice, which knows a
+	// local Hub has no token page: the hints only say what is wrong.
 	case status == http.StatusUnauthorized:
 		e.Kind = ErrUnauthorized
 		if c.token == "" {
-			e.Hint = "no token was given; set a Hub token (HF_TOKEN) with write access, created at " + tokens
+			e.Hint = "no token was given"
 		} else {
-			e.Hint = "the token is invalid or expired; create a new one at " + tokens
+			e.Hint = "the token is invalid or expired"
 		}
 	case status == http.StatusForbidden:
 		e.Kind = ErrForbidden
 		if c.tokenRole() == "read" {
-			e.Hint = "the token has read access only; create a write token at " + tokens
+			e.Hint = "the token has read access only"
 		} else {
-			e.Hint = "the token may not write here; use a write token of an account (or organization member) that owns the namespace, created at " + tokens
+			e.Hint = "the token may not write here (it needs write access to the namespace or repository)"
 		}
 	case status == http.StatusTooManyRequests:
 		e.Kind = ErrRateLimited

@@ -51,7 +51,7 @@ var Steps = []Step{StepCheck, StepStage, StepValidate, StepCard, StepUpload, Ste
 // hub.ErrNetwork, …) and pipeline errors come through wrapped as they are.
 var (
 	ErrNoToken       = errors.New("no Hub token: log in first (modelpub login), or set HF_TOKEN")
-	ErrReadOnlyToken = errors.New("the token is read-only: create a token with the write role at https://huggingface.co/settings/tokens")
+	ErrReadOnlyToken = errors.New("the token is read-only: publishing needs a token with the write role")
 	ErrNamespace     = errors.New("the token cannot write to this namespace")
 	ErrInvalid       = errors.New("the staged folder did not validate against the source")
 	ErrCard          = errors.New("the model card has invalid metadata")

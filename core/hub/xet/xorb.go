@@ -173,6 +173,7 @@ type XorbChunk struct {
 	Chunk
 	Compression Compression
 	Offset      int // of the chunk's header in the xorb
+	Stored      int // bytes after the header: the chunk ends at Offset+8+Stored
 	Data        []byte
 }
 
@@ -236,6 +237,7 @@ func readChunks(b []byte, end int) ([]XorbChunk, error) {
 			Chunk:       Chunk{Hash: h.hash(data), Size: uint32(raw)},
 			Compression: Compression(hd[4]),
 			Offset:      off,
+			Stored:      stored,
 			Data:        data,
 		})
 		off = body + stored

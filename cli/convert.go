@@ -19,8 +19,8 @@ import (
 func init() {
 	register(command{
 		name:    "convert",
-		args:    "CHECKPOINT OUT [--type auto|sd15|sd15-inpaint|sdxl|flux-dev|flux-schnell] [--config-from REPO[@REV]] [--endpoint URL] [--dtype f16|bf16|f32] [--variant fp16|bf16] [--max-shard-size SIZE] [--no-verify] [--json]",
-		summary: "convert a single-file SD 1.5, SDXL or FLUX.1 checkpoint (.safetensors, .ckpt) into a Diffusers folder",
+		args:    "CHECKPOINT OUT [--type auto|sd15|sd15-inpaint|sd2|sd2-inpaint|sdxl|flux-dev|flux-schnell] [--config-from REPO[@REV]] [--endpoint URL] [--dtype f16|bf16|f32] [--variant fp16|bf16] [--max-shard-size SIZE] [--no-verify] [--json]",
+		summary: "convert a single-file SD 1.5, SD 2.x, SDXL or FLUX.1 checkpoint (.safetensors, .ckpt) into a Diffusers folder",
 		help:    fmt.Sprintf(convertHelp, typeNames()),
 		run:     runConvert,
 	})
@@ -45,6 +45,15 @@ ranges) and its text_projection transposed; Flux's fused projections are
 split and its final modulation's halves swapped, as diffusers does. Configs and
 CLIP tokenizers are embedded: no network is used. Tensors keep the checkpoint's
 dtype.
+
+Stable Diffusion 2.x (a 1024-wide cross-attention and an OpenCLIP ViT-H text
+encoder, cond_stage_model.model.*) converts as well, its fused q/k/v split
+and its last OpenCLIP layer and text_projection dropped as diffusers does; its
+configs are not embedded and are read from the Hub, from
+stabilityai/stable-diffusion-2-1 (v-prediction, 768 px) or
+stabilityai/stable-diffusion-2-inpainting as diffusers reads them. A 512 px
+epsilon model (2.0-base, 2.1-base) needs --config-from
+stabilityai/stable-diffusion-2-1-base: the weights cannot tell them apart.
 
 OUT must not exist or be an empty folder. It is built in a hidden folder
 beside it, validated as diffusers would load it, and every tensor compared

@@ -246,3 +246,47 @@ func TestConvertConfigFrom(t *testing.T) {
 	assert.NoDirExists(t, out2)
 	assert.NotContains(t, stdout.String()+stderr.String(), otherTok)
 }
+
+// An SD 2.x checkpoint converts with the configs of
+// stabilityai/stable-diffusion-2-1, read from the Hub of --endpoint, and
+// the result validates against it.
+func TestConvertSD2Command(t *testing.T) {
+	const ownerTok = "hf_stabilityOwnerToken00000000000"
+	srv, err := hubemu.New(hubemu.Options{Dir: t.TempDir(), Tokens: map[string]string{ownerTok: "stabilityai"}})
+	require.NoError(t, err)
+	_, err = srv.Start("127.0.0.1:0")
+	require.NoError(t, err)
+	t.Cleanup(func() { srv.Close() })
+	owner, err := hub.NewClient(hub.Options{Endpoint: srv.URL(), Token: ownerTok})
+	require.NoError(t, err)
+	ref := t.TempDir()
+	require.NoError(t, os.CopyFS(ref, converttest.SD2Reference()))
+	id := hub.RepoID{Namespace: "stabilityai", Name: "stable-diffusion-2-1"}
+	_, err = owner.CreateRepo(context.Background(), id, hub.CreateRepoOptions{})
+	require.NoError(t, err)
+	_, err = owner.UploadFolder(context.Background(), id, ref, hub.UploadOptions{})
+	require.NoError(t, err)
+	t.Setenv("HF_TOKEN", "")
+
+	dir := t.TempDir()
+	src := filepath.Join(dir, "v2-1_768-ema-pruned.safetensors")
+	converttest.WriteSafetensors(t, src, converttest.SD2(converttest.Options{}))
+	out := filepath.Join(dir, "out")
+	var stdout, stderr bytes.Buffer
+	code := Run([]string{"convert", "--endpoint", srv.URL(), src, out}, &stdout, &stderr)
+	require.Equal(t, ExitOK, code, stderr.String())
+	for _, want := range []string{
+		"detected Stable Diffusion 2.x (sd2):\n",
+		"configs and tokenizer files from stabilityai/stable-diffusion-2-1 on the Hub\n",
+		"OpenCLIP's last layer",
+		"  text_encoder   CLIPTextModel                 372 tensors",
+		"valid: loads as diffusers loads a pipeline folder\n",
+	} {
+		assert.Contains(t, stdout.String(), want)
+	}
+
+	stdout.Reset()
+	stderr.Reset()
+	code = Run([]string{"validate", out, "--against", src}, &stdout, &stderr)
+	assert.Equal(t, ExitOK, code, stderr.String()+stdout.String())
+}

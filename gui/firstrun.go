@@ -10,13 +10,16 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"sync"
 
 	"fyne.io/fyne/v2"
 	"fyne.io/fyne/v2/dialog"
 	"fyne.io/fyne/v2/widget"
 
+	"modelpub/core/auth"
 	"modelpub/core/convert"
 	"modelpub/core/demo"
+	"modelpub/core/hub"
 )
 
 // This file holds the two ways in for someone without a Diffusers folder:
@@ -142,7 +145,7 @@ func (u *UI) askConvert(path string, det *convert.Detection, err error) {
 	text := widget.NewLabel(fmt.Sprintf("%s is a single-file checkpoint of %s, not a Diffusers folder.\n\n"+
 		"Modelpub can convert it into one, as diffusers' from_single_file and save_pretrained would, then open "+
 		"it. The checkpoint is only read, and every tensor of the result is checked against it before the "+
-		"folder appears.", name, det.Name))
+		"folder appears.%s", name, det.Name, configNote(det.Type)))
 	text.Wrapping = fyne.TextWrapWord
 	d := dialog.NewCustomConfirm("Convert this checkpoint?", "Convert…", "Cancel", text, func(ok bool) {
 		if ok {
@@ -154,6 +157,15 @@ func (u *UI) askConvert(path string, det *convert.Detection, err error) {
 	d.Resize(fyne.NewSize(width, d.MinSize().Height))
 	u.convertAsk = d
 	d.Show()
+}
+
+// configNote says where a type without embedded configs takes them from.
+func configNote(t convert.Type) string {
+	if !convert.NeedsConfigs(t) {
+		return ""
+	}
+	return "\n\nIts configs and tokenizer files are read from " + convert.DefaultConfigRepo(t) +
+		" on the Hugging Face Hub (never the weights), as diffusers does."
 }
 
 // chooseConvertDir asks where the converted folder goes, then converts.
@@ -187,13 +199,18 @@ func (u *UI) pickConvertDirDefault(start string, done func(string, error)) {
 // progress and Cancel, then opens the result.
 func (u *UI) runConvert(src, chosen string) {
 	var res *convert.Result
+	cfg := hubConfig{}
+	if u.e.hub != nil {
+		cfg = *u.e.hub
+	}
+	reader := &configHub{cfg: cfg}
 	u.convertJob.start("Converting "+filepath.Base(src)+" into a Diffusers folder in "+shortPath(chosen)+"…",
 		func(ctx context.Context, report func(jobState)) error {
 			dst, err := convertDestination(src, chosen)
 			if err != nil {
 				return err
 			}
-			res, err = convert.Convert(ctx, src, dst, convert.Options{Progress: func(p convert.Progress) {
+			res, err = convert.Convert(ctx, src, dst, convert.Options{Hub: reader, Progress: func(p convert.Progress) {
 				step := "Writing"
 				if p.Step == "verify" {
 					step = "Checking against the checkpoint"
@@ -247,11 +264,15 @@ func convertErrorText(err error) (title, next string) {
 	switch {
 	case errors.Is(err, convert.ErrNotCheckpoint):
 		return "Not a checkpoint", "Drop a Diffusers folder (the one holding model_index.json), or a single-file " +
-			"checkpoint (.safetensors or .ckpt) of Stable Diffusion 1.x, SDXL base or FLUX.1."
+			"checkpoint (.safetensors or .ckpt) of Stable Diffusion 1.x or 2.x, SDXL base or FLUX.1."
 	case errors.Is(err, convert.ErrUnknownArchitecture), errors.Is(err, convert.ErrUnsupportedType):
-		return "Modelpub cannot convert this checkpoint", "Modelpub converts Stable Diffusion 1.x (and its " +
-			"inpainting model), SDXL base and the FLUX.1 dev and schnell transformers. A LoRA, an embedding or a " +
-			"VAE alone is not a model to convert."
+		return "Modelpub cannot convert this checkpoint", "Modelpub converts Stable Diffusion 1.x and 2.x (and " +
+			"their inpainting models), SDXL base and the FLUX.1 dev and schnell transformers. A LoRA, an " +
+			"embedding or a VAE alone is not a model to convert."
+	case errors.Is(err, convert.ErrConfigRepo):
+		return "Cannot read the reference configs", "This model's configs come from the Hugging Face Hub. Check " +
+			"the network; for a gated repository, accept its terms on its page and log in with that account in " +
+			"the Publish panel. Nothing was written."
 	case errors.Is(err, convert.ErrNoSpace):
 		return "The disk is full", "Free some space, or choose a folder on another disk, and convert again. " +
 			"Nothing was left behind."
@@ -263,3 +284,41 @@ func convertErrorText(err error) (title, next string) {
 	}
 	return "Converting failed", "Fix the cause above and convert again; a failed conversion leaves nothing behind."
 }
+
+// configHub is the Hub a conversion reads a reference repository from
+// (SD 2.x's configs): the Publish panel's Hub, with the token found when
+// first needed, inside the conversion's job (off the UI goroutine); with
+// no token the repository is read anonymously.
+type configHub struct {
+	cfg  hubConfig
+	once sync.Once
+	c    *hub.Client
+	err  error
+}
+
+func (h *configHub) client() (*hub.Client, error) {
+	h.once.Do(func() {
+		tok, _ := auth.Resolve(h.cfg.authOptions())
+		h.c, h.err = hub.NewClient(hub.Options{Endpoint: h.cfg.endpoint(), Token: tok.Value(), Version: h.cfg.Version,
+			HTTPClient: h.cfg.HTTPClient, Retry: h.cfg.Retry})
+	})
+	return h.c, h.err
+}
+
+func (h *configHub) ListTree(ctx context.Context, id hub.RepoID, rev, path string, recursive bool) ([]hub.TreeEntry, error) {
+	c, err := h.client()
+	if err != nil {
+		return nil, err
+	}
+	return c.ListTree(ctx, id, rev, path, recursive)
+}
+
+func (h *configHub) ReadFile(ctx context.Context, id hub.RepoID, rev, path string) ([]byte, error) {
+	c, err := h.client()
+	if err != nil {
+		return nil, err
+	}
+	return c.ReadFile(ctx, id, rev, path)
+}
+
+var _ convert.HubReader = (*configHub)(nil)

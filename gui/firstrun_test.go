@@ -3,9 +3,13 @@ package gui
 import (
 	"context"
 	"errors"
+	"fmt"
+	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
+	"time"
 
 	"fyne.io/fyne/v2"
 	"fyne.io/fyne/v2/storage"
@@ -13,10 +17,14 @@ import (
 	"fyne.io/fyne/v2/widget"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"github.com/zalando/go-keyring"
 
+	"modelpub/core/auth"
 	"modelpub/core/card"
 	"modelpub/core/convert/converttest"
 	"modelpub/core/demo"
+	"modelpub/core/hub"
+	"modelpub/core/hub/hubemu"
 	"modelpub/core/tensors"
 )
 
@@ -208,5 +216,74 @@ func TestLooksLikeCheckpoint(t *testing.T) {
 		"model_index.json": false, "notes.txt": false, "folder": false,
 	} {
 		assert.Equal(t, want, looksLikeCheckpoint(name), name)
+	}
+}
+
+// sd2Hub serves converttest.SD2Reference as stabilityai/stable-diffusion-2-1
+// from the Hub emulator, gated when gated is set, and returns the window's
+// Hub settings for it: no token anywhere (an empty mock keyring, no
+// HF_TOKEN).
+func sd2Hub(t *testing.T, gated bool) *hubConfig {
+	t.Helper()
+	const tok = "hf_stabilityOwnerToken00000000000"
+	srv, err := hubemu.New(hubemu.Options{Dir: t.TempDir(), Tokens: map[string]string{tok: "stabilityai"}})
+	require.NoError(t, err)
+	_, err = srv.Start("127.0.0.1:0")
+	require.NoError(t, err)
+	t.Cleanup(func() { srv.Close() })
+	owner, err := hub.NewClient(hub.Options{Endpoint: srv.URL(), Token: tok})
+	require.NoError(t, err)
+	ref := t.TempDir()
+	require.NoError(t, os.CopyFS(ref, converttest.SD2Reference()))
+	id := hub.RepoID{Namespace: "stabilityai", Name: "stable-diffusion-2-1"}
+	_, err = owner.CreateRepo(context.Background(), id, hub.CreateRepoOptions{})
+	require.NoError(t, err)
+	_, err = owner.UploadFolder(context.Background(), id, ref, hub.UploadOptions{})
+	require.NoError(t, err)
+	if gated {
+		req, err := http.NewRequest(http.MethodPut, srv.URL()+"/api/models/stabilityai/stable-diffusion-2-1/settings", strings.NewReader(`{"gated": "auto"}`))
+		require.NoError(t, err)
+		req.Header.Set("Authorization", "Bearer "+tok)
+		resp, err := http.DefaultClient.Do(req)
+		require.NoError(t, err)
+		resp.Body.Close()
+		require.Equal(t, http.StatusOK, resp.StatusCode)
+	}
+	keyring.MockInit()
+	return &hubConfig{Endpoint: srv.URL(), Keyring: auth.OSKeyring(), Getenv: func(string) string { return "" }, Home: t.TempDir(),
+		CacheDir: t.TempDir(), Version: "test", Retry: hub.RetryPolicy{MaxRetries: 1, BaseWait: time.Millisecond, MaxWait: time.Millisecond}}
+}
+
+// An SD 2.x checkpoint is offered saying its configs come from the Hub,
+// converted with them and opened; a reference repository it cannot read
+// (gated, no token) is named as the problem and nothing is written.
+func TestDroppedSD2CheckpointTakesItsConfigsFromTheHub(t *testing.T) {
+	for _, gated := range []bool{false, true} {
+		t.Run(fmt.Sprintf("gated=%v", gated), func(t *testing.T) {
+			u, w := newTestUIWithHub(t, sd2Hub(t, gated))
+			src := filepath.Join(t.TempDir(), "v2-1_768-ema-pruned.safetensors")
+			converttest.WriteSafetensors(t, src, converttest.SD2(converttest.Options{}))
+			out := filepath.Join(t.TempDir(), "sd21")
+			u.pickConvertDir = func(_ string, done func(string, error)) { done(out, nil) }
+
+			u.dropped(fyne.NewPos(10, 10), []fyne.URI{storage.NewFileURI(src)})
+			require.NotNil(t, u.convertAsk)
+			assert.Contains(t, overlayText(w), "Stable Diffusion 2.x")
+			assert.Contains(t, overlayText(w), "stabilityai/stable-diffusion-2-1 on the Hugging Face Hub")
+			tapDialogButton(t, w, "Convert…")
+			assert.False(t, u.convertJob.Busy())
+			if gated {
+				assert.Nil(t, u.pipeline)
+				assert.Contains(t, overlayText(w), "Cannot read the reference configs")
+				assert.Contains(t, overlayText(w), "gated")
+				assert.NoDirExists(t, out)
+				return
+			}
+			require.NotNil(t, u.pipeline, "the result opens")
+			assert.Equal(t, out, u.pipeline.Dir)
+			assert.Equal(t, "StableDiffusionPipeline", u.pipeline.Index.ClassName)
+			assert.Empty(t, u.blocker())
+			assert.FileExists(t, filepath.Join(out, "scheduler", "scheduler_config.json"))
+		})
 	}
 }

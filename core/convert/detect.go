@@ -25,10 +25,17 @@ const (
 	FluxSchnell Type = "flux-schnell"
 )
 
+// SD 2.x, whose configs Convert reads from the Hub (NeedsConfigs).
+const (
+	// SD2 is Stable Diffusion 2.x: StableDiffusionPipeline, with the
+	// configs of stabilityai/stable-diffusion-2-1 by default.
+	SD2 Type = "sd2"
+	// SD2Inpaint is SD 2.x inpainting: StableDiffusionInpaintPipeline.
+	SD2Inpaint Type = "sd2-inpaint"
+)
+
 // Types recognised by Detect that Convert does not write (yet).
 const (
-	SD2         Type = "sd2"
-	SD2Inpaint  Type = "sd2-inpaint"
 	SDXLRefiner Type = "sdxl-refiner"
 	SDXLInpaint Type = "sdxl-inpaint"
 	Playground  Type = "playground-v2.5"
@@ -86,6 +93,7 @@ const (
 	keyAnimateDiff  = "down_blocks.0.motion_modules.0.temporal_transformer.transformer_blocks.0.attention_blocks.1.pos_encoder.pe"
 	keyAnimateDiff2 = "mid_block.motion_modules.0.temporal_transformer.norm.bias"
 	keyCLIP         = "cond_stage_model.transformer.text_model.embeddings.position_embedding.weight"
+	keyOpenCLIP     = "cond_stage_model.model.token_embedding.weight"
 	keyVAE          = "first_stage_model.encoder.conv_in.weight"
 	keyCLIPXL       = "conditioner.embedders.0.transformer.text_model.embeddings.position_embedding.weight"
 	keyOpenCLIPXL   = "conditioner.embedders.1.model.positional_embedding"
@@ -262,6 +270,22 @@ func signatures(c *Checkpoint, t Type) []signature {
 				return ""
 			}},
 			{key: keyCLIP, what: "the CLIP ViT-L/14 text encoder"},
+			{key: keyVAE, what: "the VAE"},
+		}
+	case SD2, SD2Inpaint:
+		ch := int64(4)
+		if t == SD2Inpaint {
+			ch = 9
+		}
+		return []signature{
+			{key: keyInpainting, what: fmt.Sprintf("the UNet's conv_in, %d input channels", ch), check: unetIn(ch)},
+			{key: keyV2, what: "the cross-attention on OpenCLIP ViT-H/14's 1024-wide text embeddings", check: func(s []int64) string {
+				if len(s) != 2 || s[1] != 1024 {
+					return fmt.Sprintf("is %v, want [*, 1024]", s)
+				}
+				return ""
+			}},
+			{key: keyOpenCLIP, what: "the OpenCLIP ViT-H/14 text encoder"},
 			{key: keyVAE, what: "the VAE"},
 		}
 	case FluxDev, FluxSchnell:

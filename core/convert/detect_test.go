@@ -30,6 +30,7 @@ func signatureCheckpoint(t *testing.T, keys map[string][]int64) *Checkpoint {
 
 func TestDetect(t *testing.T) {
 	sd1 := map[string][]int64{keyInpainting: {8, 4, 3, 3}, keyV2: {8, 768}, keyCLIP: {77, 8}, keyVAE: {8, 3, 3, 3}}
+	sd2 := map[string][]int64{keyInpainting: {8, 4, 3, 3}, keyV2: {8, 1024}, keyOpenCLIP: {8, 8}, keyVAE: {8, 3, 3, 3}}
 	with := func(base map[string][]int64, k string, shape []int64) map[string][]int64 {
 		out := map[string][]int64{}
 		for a, b := range base {
@@ -55,9 +56,12 @@ func TestDetect(t *testing.T) {
 	}{
 		{"SD 1.x", sd1, SD15, nil, []string{keyInpainting + " is [8 4 3 3]", keyCLIP}},
 		{"SD 1.x inpainting", with(sd1, keyInpainting, []int64{8, 9, 3, 3}), SD15Inpaint, nil, []string{"9 input channels"}},
-		{"SD 2.x", with(sd1, keyV2, []int64{8, 1024}), "", ErrUnsupportedType, []string{"Stable Diffusion 2.x", "ends in 1024", "modelpub converts sd15, sd15-inpaint, sdxl, flux-dev, flux-schnell"}},
-		{"SD 2.x inpainting", with(with(sd1, keyV2, []int64{8, 1024}), keyInpainting, []int64{8, 9, 3, 3}), "", ErrUnsupportedType, []string{"Stable Diffusion 2.x inpainting"}},
-		{"SDXL refiner", map[string][]int64{keyXLRefiner: {8}}, "", ErrUnsupportedType, []string{"Stable Diffusion XL refiner", keyXLRefiner}},
+		{"SD 2.x", sd2, SD2, nil, []string{"ends in 1024", keyOpenCLIP + " is [8 8]: the OpenCLIP ViT-H/14 text encoder"}},
+		{"SD 2.x inpainting", with(sd2, keyInpainting, []int64{8, 9, 3, 3}), SD2Inpaint, nil, []string{"9 input channels"}},
+		{"SD 2.x with SD 1.x's text encoder", with(with(sd1, keyV2, []int64{8, 1024}), keyOpenCLIP, nil), "", ErrUnknownArchitecture,
+			[]string{"not Stable Diffusion 2.x", keyOpenCLIP + " (the OpenCLIP ViT-H/14 text encoder) is missing"}},
+		{"SDXL refiner", map[string][]int64{keyXLRefiner: {8}}, "", ErrUnsupportedType, []string{"Stable Diffusion XL refiner", keyXLRefiner,
+			"modelpub converts sd15, sd15-inpaint, sdxl, sd2, sd2-inpaint, flux-dev, flux-schnell"}},
 		{"SD 3", map[string][]int64{keySD3: {8}}, "", ErrUnsupportedType, []string{"Stable Diffusion 3"}},
 		{"FLUX.1 schnell", flux(""), FluxSchnell, nil, []string{"guidance_in.in_layer.bias is absent", "img_in.weight is [8 64]"}},
 		{"FLUX.1 dev under model.diffusion_model", with(flux("model.diffusion_model."), "model.diffusion_model.guidance_in.in_layer.bias", []int64{8}),
@@ -109,6 +113,9 @@ func TestDetectAs(t *testing.T) {
 	require.ErrorIs(t, err, ErrTypeMismatch)
 	assert.Contains(t, err.Error(), "9 input channels")
 	_, err = DetectAs(c, SD2)
+	require.ErrorIs(t, err, ErrTypeMismatch)
+	assert.Contains(t, err.Error(), "is [8 768], want [*, 1024]")
+	_, err = DetectAs(c, SD3)
 	assert.ErrorIs(t, err, ErrOptions)
 
 	dev := signatureCheckpoint(t, map[string][]int64{"double_blocks.0.img_attn.norm.key_norm.scale": {8}, "img_in.weight": {8, 64},

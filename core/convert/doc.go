@@ -14,6 +14,14 @@
 //   - sdxl: SDXL base (conditioner.embedders.0/1.*): a
 //     StableDiffusionXLPipeline folder, the OpenCLIP ViT-bigG text encoder's
 //     fused q/k/v split by rows and its text_projection transposed.
+//   - sd2, sd2-inpaint: Stable Diffusion 2.x (a 1024-wide cross-attention,
+//     cond_stage_model.model.*: OpenCLIP ViT-H/14): a StableDiffusionPipeline
+//     or StableDiffusionInpaintPipeline folder, the text encoder a
+//     CLIPTextModel with its fused q/k/v split by rows and its last layer,
+//     text_projection and logit_scale dropped (SD_2_TEXT_ENCODER_KEYS_TO_IGNORE).
+//     Its configs are read from the Hub (stabilityai/stable-diffusion-2-1,
+//     v-prediction at 768 px, as diffusers does; the weights cannot tell a
+//     512 px epsilon model from it, which needs Options.ConfigFrom).
 //   - flux-dev, flux-schnell: a FLUX.1 transformer (double_blocks.*,
 //     single_blocks.*, with or without "model.diffusion_model."): a
 //     FluxTransformer2DModel folder (config.json and weights), its fused

@@ -11,8 +11,8 @@ var (
 	// ErrUnknownArchitecture: no supported model type's signature keys
 	// match the checkpoint.
 	ErrUnknownArchitecture = errors.New("convert: unknown checkpoint layout")
-	// ErrUnsupportedType: the checkpoint was recognised (SD 2.x, SD 3,
-	// ControlNet, …) but converting it is not supported.
+	// ErrUnsupportedType: the checkpoint was recognised (SDXL refiner,
+	// SD 3, ControlNet, …) but converting it is not supported.
 	ErrUnsupportedType = errors.New("convert: model type not supported")
 	// ErrTypeMismatch: the type asked for does not match the checkpoint.
 	ErrTypeMismatch = errors.New("convert: the checkpoint is not of the type asked for")

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io/fs"
 	"path"
+	"strconv"
 	"strings"
 
 	"modelpub/core/tensors"
@@ -116,6 +117,13 @@ var recipes = []*recipe{
 		components: sd15Components, nullComponents: sd15Nulls, indexFlags: sd15Flags, unetInChannels: 9},
 	{typ: SDXL, pipelineClass: "StableDiffusionXLPipeline", dir: "configs/sdxl", repo: "stabilityai/stable-diffusion-xl-base-1.0",
 		components: sdxlComponents, nullComponents: sdxlNulls},
+	// SD 2.x: no embedded configs; diffusers takes them from
+	// stabilityai/stable-diffusion-2-1 (v-prediction, 768 px) and
+	// stabilityai/stable-diffusion-2-inpainting.
+	{typ: SD2, pipelineClass: "StableDiffusionPipeline", repo: "stabilityai/stable-diffusion-2-1",
+		components: sd2Components, nullComponents: sd15Nulls},
+	{typ: SD2Inpaint, pipelineClass: "StableDiffusionInpaintPipeline", repo: "stabilityai/stable-diffusion-2-inpainting",
+		components: sd2Components, nullComponents: sd15Nulls, unetInChannels: 9},
 	{typ: FluxDev, dir: "configs/flux", repo: fluxRepos[FluxDev], subfolder: "transformer", components: fluxComponents,
 		single: true, editConfig: fluxEdit},
 	{typ: FluxSchnell, dir: "configs/flux", repo: fluxRepos[FluxSchnell], subfolder: "transformer", components: fluxComponents,
@@ -313,6 +321,74 @@ func sdxlComponents(cfg fs.FS, _ *Checkpoint) ([]*componentRecipe, error) {
 			names: clip2Names,
 		},
 	}, nil
+}
+
+// sd2Components are SD 2.x's UNet and VAE, mapped as SD 1.x's, and its
+// OpenCLIP ViT-H/14 text encoder (cond_stage_model.model.*) as a
+// CLIPTextModel, mapped as diffusers' convert_open_clip_checkpoint maps it:
+// the fused q/k/v projections split by rows; the last resblock,
+// text_projection and logit_scale left out (SD_2_TEXT_ENCODER_KEYS_TO_IGNORE:
+// SD 2 conditions on the penultimate layer, so the reference
+// text_encoder/config.json has one layer fewer than the checkpoint).
+func sd2Components(cfg fs.FS, _ *Checkpoint) ([]*componentRecipe, error) {
+	var uc unetConfig
+	var vc vaeConfig
+	var cc clipConfig
+	for rel, v := range map[string]any{"unet/config.json": &uc, "vae/config.json": &vc, "text_encoder/config.json": &cc} {
+		if err := readConfig(cfg, rel, v); err != nil {
+			return nil, err
+		}
+	}
+	unetNames, err := uc.names()
+	if err != nil {
+		return nil, err
+	}
+	vaeNames, err := vc.names()
+	if err != nil {
+		return nil, err
+	}
+	clipNames, err := cc.names(false)
+	if err != nil {
+		return nil, err
+	}
+	return []*componentRecipe{
+		ldmUNet(&uc, unetNames),
+		ldmVAE(&vc, vaeNames),
+		{
+			name: "text_encoder", library: "transformers", class: "CLIPTextModel", base: "model",
+			prefix: "cond_stage_model.model.",
+			rename: openCLIPPieces,
+			drop: func(key string) string {
+				switch {
+				case key == "logit_scale":
+					return "CLIP's contrastive logit scale, unused by the text encoder"
+				case key == "text_projection":
+					return "OpenCLIP's text projection: SD 2.x's text encoder is a CLIPTextModel without one (SD_2_TEXT_ENCODER_KEYS_TO_IGNORE)"
+				case openCLIPLayer(key) >= cc.NumHiddenLayers:
+					return fmt.Sprintf("OpenCLIP's last layer: SD 2.x uses the penultimate layer's output, so its text encoder has %d layers (SD_2_TEXT_ENCODER_KEYS_TO_IGNORE)", cc.NumHiddenLayers)
+				case !strings.HasPrefix(key, "transformer.") && openCLIPLayers[key] == "":
+					return "not read by diffusers' convert_open_clip_checkpoint"
+				}
+				return ""
+			},
+			names: clipNames,
+		},
+	}, nil
+}
+
+// openCLIPLayer is the resblock index of an OpenCLIP text tower key
+// ("transformer.resblocks.{i}.…"), or -1.
+func openCLIPLayer(key string) int {
+	rest, ok := strings.CutPrefix(key, "transformer.resblocks.")
+	if !ok {
+		return -1
+	}
+	num, _, _ := strings.Cut(rest, ".")
+	i, err := strconv.Atoi(num)
+	if err != nil || num != strconv.Itoa(i) {
+		return -1
+	}
+	return i
 }
 
 func ldmUNet(uc *unetConfig, names []string) *componentRecipe {

@@ -279,6 +279,12 @@ func Build(m Model, o Options) []Tensor {
 				ts = append(ts, Int(r.LDM, tensors.I64, []int64{1, 77}))
 			case "logit-scale":
 				ts = append(ts, Float(r.LDM, d, nil))
+			case "last-layer", "text-projection":
+				t, ok := droppedFloat(ts, r, d)
+				if !ok {
+					panic("converttest: " + r.LDM + ": a " + r.Diffusers + " row needs a like:KEY op")
+				}
+				ts = append(ts, t)
 			default:
 				panic("converttest: unknown dropped key class " + r.Diffusers)
 			}

@@ -51,3 +51,33 @@ func TestFluxSpecsMatchTheRealModels(t *testing.T) {
 	schnell := FluxTensorSpecs(false, 1)
 	assert.Equal(t, int64(11_901_408_320-(256*3072+3072+3072*3072+3072)), pipelinetest.Parameters(schnell))
 }
+
+// The SD 2.x specs have the names of SD 1.5's UNet (the same four levels;
+// only widths differ) and the parameter counts of
+// stabilityai/stable-diffusion-2-1's models: 865,910,724 in the UNet (its
+// 3.46 GB float32 file) and 340,387,840 in the 23-layer text encoder
+// (1.36 GB).
+func TestSD2SpecsMatchTheRealModels(t *testing.T) {
+	params := func(specs []pipelinetest.Spec) int64 {
+		var n int64
+		for _, s := range specs {
+			n += NumElements(s.Shape)
+		}
+		return n
+	}
+	assert.Equal(t, int64(865_910_724), params(SD2TensorSpecs(UNet, 1)))
+	assert.Equal(t, int64(340_387_840), params(SD2TensorSpecs(TextEncoder, 1)))
+	var sd15, sd2 []string
+	for _, s := range pipelinetest.SD15TensorSpecs(pipelinetest.UNet, 1) {
+		sd15 = append(sd15, s.Name)
+	}
+	for _, s := range SD2TensorSpecs(UNet, 1) {
+		sd2 = append(sd2, s.Name)
+	}
+	assert.ElementsMatch(t, sd15, sd2)
+	for _, s := range SD2TensorSpecs(UNet, Scale) {
+		if s.Name == "down_blocks.0.attentions.0.transformer_blocks.0.attn2.to_k.weight" {
+			assert.Equal(t, int64(SD2CrossWidth), s.Shape[1], "kept at full width: detection reads it")
+		}
+	}
+}

@@ -121,22 +121,28 @@ func (b *xlBuilder) attention(p string, dim, kv int64) {
 // projection_class_embeddings_input_dim 2816 (add_embedding after
 // time_embedding), use_linear_projection.
 func (b *xlBuilder) unet() {
-	full := []int64{320, 640, 1280}
-	attn := []bool{false, true, true}
-	depth := []int{1, 2, 10}
+	b.unetWith([]int64{320, 640, 1280}, []bool{false, true, true}, []int{1, 2, 10}, b.w(2048), b.w(2816))
+}
+
+// unetWith is a UNet2DConditionModel with use_linear_projection: per level
+// its full-size width, whether it has cross-attention and its transformer
+// depth; cross is the cross-attention width (already scaled); addEmbed,
+// when not 0, the input width of a text_time add_embedding.
+func (b *xlBuilder) unetWith(full []int64, attn []bool, depth []int, cross, addEmbed int64) {
 	n := len(full)
 	ch := make([]int64, n)
 	for i, c := range full {
 		ch[i] = b.w(c)
 	}
 	temb := 4 * ch[0]
-	cross := b.w(2048)
 	const layers = 2
 	b.conv("conv_in", ch[0], 4, 3)
 	b.linear("time_embedding.linear_1", temb, ch[0], true)
 	b.linear("time_embedding.linear_2", temb, temb, true)
-	b.linear("add_embedding.linear_1", temb, b.w(2816), true)
-	b.linear("add_embedding.linear_2", temb, temb, true)
+	if addEmbed != 0 {
+		b.linear("add_embedding.linear_1", temb, addEmbed, true)
+		b.linear("add_embedding.linear_2", temb, temb, true)
+	}
 	out, outFull := ch[0], full[0]
 	for i := range n {
 		in, inFull := out, outFull

@@ -17,10 +17,10 @@ import (
 // card builds README.md: the explicit card, else the source's README.md
 // with generated metadata, else a generated card; then merged with the
 // README.md already on the Hub and validated as the Hub would.
-func (j *job) card(ctx context.Context, src *pipeline.Pipeline, s *staging) ([]byte, error) {
+func (j *job) card(ctx context.Context, src *pipeline.Pipeline) ([]byte, error) {
 	j.ev.emit(Event{Step: StepCard, Message: "writing the model card"})
 	genOpts := card.GenerateOptions{RepoID: j.repoIDForCard(),
-		License: j.opts.License, LicenseName: j.opts.LicenseName, BaseModel: j.opts.BaseModel}
+		License: j.opts.License, LicenseName: j.opts.LicenseName, BaseModel: j.opts.BaseModel, Variant: j.opts.Variant}
 	var local *card.Card
 	switch {
 	case j.opts.Card != nil:
@@ -38,11 +38,11 @@ func (j *job) card(ctx context.Context, src *pipeline.Pipeline, s *staging) ([]b
 		local.SetMetadata(m)
 	default:
 		// The source's README.md with the metadata generated from the
-		// staged folder (which has the variant and the layout published).
-		gen, _, err := card.ForFolder(s.p, genOpts)
+		// source and the variant the publish adds.
+		gen, _, err := card.ForFolder(src, genOpts)
 		if err != nil {
 			if ye := (*card.YAMLError)(nil); errors.As(err, &ye) {
-				ye.File = filepath.Join(src.Dir, card.FileName) // the staged copy's is the source's
+				ye.File = filepath.Join(src.Dir, card.FileName)
 			}
 			return nil, fmt.Errorf("%w: %w (fix it, or pass a card)", ErrCard, err)
 		}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"path"
-	"path/filepath"
 	"sort"
 	"strings"
 
@@ -173,16 +172,10 @@ func (sc scope) stale(p string) (weightsFile, bool) {
 	return w, in
 }
 
-// localFile is a file of the upload view.
-type localFile struct {
-	FileInfo
-	abs string // its path in the view
-}
-
 // diff compares the published files with the Hub's (nil: not read) and
 // returns the plan, in path order. Files of the same path and size are
-// compared by content through the hash cache, as the upload will compare
-// them, so the upload hashes nothing again.
+// compared by content: with the digests the producer learnt, else through
+// the hash cache.
 func (j *job) diff(ctx context.Context, files []localFile, remote *Remote, sc scope, hc *hub.HashCache) ([]PlanEntry, error) {
 	var plan []PlanEntry
 	published := make(map[string]bool, len(files))
@@ -212,7 +205,7 @@ func (j *job) diff(ctx context.Context, files []localFile, remote *Remote, sc sc
 	for _, i := range toHash {
 		e := &plan[i]
 		r := remote.file(e.Path)
-		h, err := hub.HashFile(ctx, hc, files[i].abs, e.LFS, func(n int64) {
+		h, err := files[i].hashes(ctx, hc, e.LFS, func(n int64) {
 			done += n
 			j.ev.progress(Event{Step: StepUpload, Phase: "compare", File: e.Path, Bytes: done, Total: hashBytes})
 		})
@@ -371,13 +364,4 @@ func names(ws []weightsFile) string {
 		return strings.Join(n[:3], ", ") + fmt.Sprintf(" and %d more", len(n)-3)
 	}
 	return strings.Join(n, ", ")
-}
-
-// viewFiles are the files of the upload view with their paths in it.
-func viewFiles(view string, files []FileInfo) []localFile {
-	out := make([]localFile, len(files))
-	for i, f := range files {
-		out[i] = localFile{FileInfo: f, abs: filepath.Join(view, filepath.FromSlash(f.Path))}
-	}
-	return out
 }

@@ -36,16 +36,17 @@ type Step string
 // The steps of a publish.
 const (
 	StepCheck    Step = "check"    // token and write access to the namespace
-	StepStage    Step = "stage"    // save into the staging folder (or reuse it)
-	StepValidate Step = "validate" // the staged folder against the source
 	StepCard     Step = "card"     // README.md from the card, merged with the Hub's
-	StepUpload   Step = "upload"   // create the repo, hash, preupload, LFS uploads
-	StepCommit   Step = "commit"   // the commit or pull request
+	StepStage    Step = "stage"    // save into the staging folder (or reuse it)
+	StepValidate Step = "validate" // each staged file against the plan and the source, as it is written
+	StepUpload   Step = "upload"   // create the repo; preupload and LFS uploads of each checked file
+	StepCommit   Step = "commit"   // the commit or pull request, once every file is uploaded
 	StepDone     Step = "done"     // the final event, with the URL
 )
 
-// Steps lists the steps in order, for progress displays.
-var Steps = []Step{StepCheck, StepStage, StepValidate, StepCard, StepUpload, StepCommit}
+// Steps lists the steps in the order they start, for progress displays;
+// stage, validate and upload then run at the same time.
+var Steps = []Step{StepCheck, StepCard, StepStage, StepValidate, StepUpload, StepCommit}
 
 // Errors of the job, tested with errors.Is. Hub errors (hub.ErrUnauthorized,
 // hub.ErrNetwork, …) and pipeline errors come through wrapped as they are.
@@ -63,7 +64,10 @@ var (
 // required unless DryRun.
 type Options struct {
 	Source string // the Diffusers folder; only ever read
-	Repo   string // "ns/name", or "name" for the token's own namespace
+	// Pipeline is Source already opened (the app's): it is not opened
+	// again. nil → Run opens Source.
+	Pipeline *pipeline.Pipeline
+	Repo     string // "ns/name", or "name" for the token's own namespace
 	// AllowOutsideLinks follows symbolic links of Source that lead outside
 	// it (see core/folder); without it such a folder is refused.
 	AllowOutsideLinks bool
@@ -208,6 +212,10 @@ type job struct {
 	head   string // the commit the upload left the branch at
 	remote *Remote
 	hashes *hub.HashCache
+	// fingerprint is the run's one fingerprint of the source's files: the
+	// staging's and the record's keys are made from it.
+	fingerprint   string
+	commitMessage string
 }
 
 func newJob(opts Options) (*job, error) {
@@ -261,77 +269,140 @@ func (j *job) run(ctx context.Context) (*Result, error) {
 	}
 	j.res.Repo = j.id.String()
 
-	src, err := pipeline.OpenWith(ctx, j.opts.Source, pipeline.OpenOptions{AllowOutsideLinks: j.opts.AllowOutsideLinks})
-	if err != nil {
-		return nil, &StepError{StepStage, err}
+	src := j.opts.Pipeline
+	if src == nil || !samePath(src.Dir, j.opts.Source) {
+		var err error
+		if src, err = pipeline.OpenWith(ctx, j.opts.Source, pipeline.OpenOptions{AllowOutsideLinks: j.opts.AllowOutsideLinks}); err != nil {
+			return nil, &StepError{StepStage, err}
+		}
 	}
+	release := src.Hold() // each source file opened once more, whatever reads it
+	defer release()
 	unlock, err := lockSource(j.cache, src.Dir)
 	if err != nil {
 		return nil, &StepError{StepStage, err}
 	}
 	defer unlock()
-
+	// The run's one fingerprint of the source's files (its README.md
+	// aside: editing the card never restages a model).
+	if j.fingerprint, err = pipeline.Fingerprint(src.Dir, false); err != nil {
+		return nil, &StepError{StepStage, fmt.Errorf("read %s: %w", src.Dir, err)}
+	}
 	if j.alreadyPublished(src) {
 		j.ev.emit(Event{Step: StepDone, Done: true, URL: j.res.URL,
 			Message: "already published with these inputs, and " + j.revision() + " is still at that commit: nothing to do"})
 		return j.res, nil
 	}
 
-	// 2. Stage.
-	staged, err := j.stage(ctx, src)
-	if err != nil {
-		return nil, &StepError{StepStage, err}
-	}
-
-	// 3. Validate.
-	if err := j.validate(ctx, src, staged); err != nil {
-		return nil, &StepError{StepValidate, err}
-	}
-
-	// 4. The model card.
-	readme, err := j.card(ctx, src, staged)
+	// 2. The model card, checked as the Hub checks it, before any upload.
+	readme, err := j.card(ctx, src)
 	if err != nil {
 		return nil, &StepError{StepCard, err}
 	}
 	j.res.Card = readme
 
-	// The folder to upload: the staged (or source) files and README.md,
-	// and the plan: what differs from the Hub.
-	view, err := j.view(ctx, staged, readme)
+	// 3. What is saved, checked and uploaded: the plan reads nothing.
+	plan, err := pipeline.Plan(src, pipeline.SaveOptions{MaxShardSize: j.opts.MaxShardSize, Variant: j.opts.Variant})
 	if err != nil {
-		return nil, &StepError{StepUpload, err}
+		return nil, &StepError{StepStage, err}
+	}
+	s, err := j.stage(src)
+	if err != nil {
+		return nil, &StepError{StepStage, err}
 	}
 	if j.hashes, err = hub.OpenHashCache(filepath.Join(j.cache, "hub-hashes.json")); err != nil {
 		return nil, &StepError{StepUpload, err}
 	}
 	defer j.hashes.Save()
-	if err := j.plan(ctx, staged, view, j.remote); err != nil {
+	j.commitMessage = j.opts.CommitMessage
+	if j.commitMessage == "" {
+		j.commitMessage = DefaultCommitMessage(src)
+	}
+	sc := layoutScope(src)
+
+	// 4. Save, check and upload at once: each file joins the upload as soon
+	// as it is written and checked; the commit waits for them all.
+	var up *hub.Upload
+	if !j.opts.DryRun {
+		parent, err := j.prepare(ctx)
+		if err != nil {
+			return nil, &StepError{StepUpload, err}
+		}
+		if up, err = j.startUpload(ctx, parent); err != nil {
+			return nil, &StepError{StepUpload, err}
+		}
+		defer up.Abort()
+	}
+	files := &collector{}
+	emit := func(f localFile) error {
+		files.add(f)
+		if up == nil {
+			return nil
+		}
+		if err := up.Add(f.addition()); err != nil {
+			return &StepError{StepUpload, err}
+		}
+		return nil
+	}
+	if err := emit(localFile{FileInfo: FileInfo{Path: readmeName, Size: int64(len(readme))}, content: readme, sha256: sha256Hex(readme)}); err != nil {
+		return nil, err
+	}
+	pr := &producer{j: j, src: src, s: s, plan: plan, emit: emit}
+	if err := pr.run(ctx); err != nil {
+		var se *StepError
+		if errors.As(err, &se) {
+			return nil, err
+		}
+		return nil, &StepError{StepStage, err}
+	}
+	if !s.asIs {
+		pr.report.Problems = []pipeline.Finding{}
+		if pr.report.Warnings == nil {
+			pr.report.Warnings = []pipeline.Finding{}
+		}
+		j.res.Report = &pr.report
+		writeStamp(s.stamp, s.dir, s.key, files.sorted(), pr.report)
+		if !s.reused || pr.report.Tensors > 0 {
+			j.ev.emit(Event{Step: StepValidate, Done: true, Bytes: pr.report.Bytes, Total: pr.report.Bytes,
+				Message: fmt.Sprintf("valid: %d tensors (%s) match the source", pr.report.Tensors, tensors.FormatSize(pr.report.Bytes))})
+		}
+	}
+
+	// 5. The plan: what differs from the Hub, what is deleted.
+	if err := j.plan(ctx, files.sorted(), sc, j.remote); err != nil {
 		return nil, &StepError{StepUpload, err}
 	}
 	if j.opts.DryRun {
 		if j.remote != nil {
-			j.warnAmbiguities(staged) // what --no-delete would leave, said before it is done
+			j.warnAmbiguities(sc) // what --no-delete would leave, said before it is done
 		}
 		j.ev.emit(Event{Step: StepDone, Done: true, Message: fmt.Sprintf("dry run: %s would hold %d files (%s); %s",
 			j.res.Repo, len(j.res.Files), tensors.FormatSize(j.res.Bytes), planString(j.res.Summary))})
 		return j.res, nil
 	}
+	j.warnAmbiguities(sc)
 
-	// 5. Create the repository, upload, commit or open the pull request.
-	if err := j.upload(ctx, staged, view); err != nil {
-		step := StepUpload
+	// 6. One commit or pull request: the files and the deletions.
+	if err := j.commit(ctx, up); err != nil {
 		var se *StepError
 		if errors.As(err, &se) {
 			return nil, err
 		}
-		return nil, &StepError{step, err}
+		return nil, &StepError{StepUpload, err}
 	}
 	j.remember(src, j.head)
 	if !j.opts.KeepStaging {
-		j.dropStaging(staged, view)
+		j.dropStaging(s)
 	}
 	j.ev.emit(Event{Step: StepDone, Done: true, URL: j.res.URL, Message: j.doneMessage()})
 	return j.res, nil
+}
+
+// samePath reports whether two folder paths name the same folder.
+func samePath(a, b string) bool {
+	aa, err1 := filepath.Abs(a)
+	bb, err2 := filepath.Abs(b)
+	return err1 == nil && err2 == nil && aa == bb
 }
 
 func (j *job) doneMessage() string {

@@ -4,10 +4,13 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 
+	"modelpub/core/atomicfile"
 	"modelpub/core/pipeline"
 )
 
@@ -40,9 +43,15 @@ func (j *job) recordKey(src *pipeline.Pipeline) (string, error) {
 		}
 	}
 	sum := sha256.Sum256(cardBytes)
-	return pipeline.Fingerprint(src.Dir, true, "published", stagingFormat, o.Version, j.id.String(), j.revision(),
+	// The source's README.md counts (the run's fingerprint leaves it out).
+	readme, err := src.Files().ReadFile(readmeName, 0)
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return "", err
+	}
+	own := sha256.Sum256(readme)
+	return derive(j.fingerprint, "published", stagingFormat, o.Version, j.id.String(), j.revision(),
 		fmt.Sprint(o.MaxShardSize), o.Variant, o.License, o.LicenseName, o.BaseModel,
-		fmt.Sprint(o.ReplaceBody), hex.EncodeToString(sum[:]), fmt.Sprint(o.DeleteExtra), fmt.Sprint(o.NoDelete))
+		fmt.Sprint(o.ReplaceBody), hex.EncodeToString(sum[:]), hex.EncodeToString(own[:]), fmt.Sprint(o.DeleteExtra), fmt.Sprint(o.NoDelete)), nil
 }
 
 // revision is the branch the publish commits to.
@@ -96,6 +105,6 @@ func (j *job) remember(src *pipeline.Pipeline, head string) {
 		return
 	}
 	if os.MkdirAll(filepath.Dir(j.recordPath(src)), 0o755) == nil {
-		writeFileAtomic(j.recordPath(src), b)
+		atomicfile.WriteFile(j.recordPath(src), b, 0o644)
 	}
 }

@@ -4,14 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
-	"sort"
 	"strings"
 
-	"modelpub/core/folder"
 	"modelpub/core/hub"
-	"modelpub/core/tensors"
 )
 
 // lfsThreshold is the size from which the Hub stores any file in Git LFS.
@@ -21,70 +17,6 @@ const lfsThreshold = 10 << 20
 // a model folder meets.
 var lfsExtensions = []string{".bin", ".safetensors", ".ckpt", ".pt", ".pth", ".onnx", ".msgpack", ".h5",
 	".pkl", ".pickle", ".npy", ".npz", ".model", ".gguf", ".zip", ".tar", ".gz", ".xz", ".zst", ".ot", ".tflite", ".pb"}
-
-// view builds the folder UploadFolder sends: symbolic links to every file
-// of the staged folder (or the source), hidden folders aside, and README.md
-// written from the card. Its path is stable per folder so the hash cache,
-// keyed by path, finds the files of an earlier run.
-func (j *job) view(ctx context.Context, s *staging, readme []byte) (string, error) {
-	root := filepath.Join(j.cache, "upload")
-	if err := os.MkdirAll(root, 0o755); err != nil {
-		return "", err
-	}
-	dir := filepath.Join(root, sourceKey(s.dir))
-	tmp, err := os.MkdirTemp(root, ".view-*")
-	if err != nil {
-		return "", err
-	}
-	ok := false
-	defer func() {
-		if !ok {
-			os.RemoveAll(tmp)
-		}
-	}()
-	var files []FileInfo
-	// The source (uploaded as it is) or the staging, reached through the
-	// file policy as the source was opened: no link leads outside.
-	srcFiles, err := folder.New(s.dir, folder.Options{AllowOutsideLinks: j.opts.AllowOutsideLinks})
-	if err != nil {
-		return "", err
-	}
-	err = srcFiles.Walk(ctx, func(rel string, e folder.Entry) error {
-		if e.IsDir() {
-			return os.MkdirAll(filepath.Join(tmp, filepath.FromSlash(rel)), 0o755)
-		}
-		if rel == "README.md" {
-			return nil
-		}
-		abs := filepath.Join(srcFiles.Dir(), filepath.FromSlash(rel))
-		if err := os.Symlink(abs, filepath.Join(tmp, filepath.FromSlash(rel))); err != nil {
-			return err
-		}
-		files = append(files, FileInfo{Path: rel, Size: e.Info.Size(), LFS: isLFS(rel, e.Info.Size())})
-		return nil
-	})
-	if err != nil {
-		return "", fmt.Errorf("list %s: %w", s.dir, err)
-	}
-	if err := os.WriteFile(filepath.Join(tmp, "README.md"), readme, 0o644); err != nil {
-		return "", err
-	}
-	files = append(files, FileInfo{Path: "README.md", Size: int64(len(readme))})
-	sort.Slice(files, func(a, b int) bool { return files[a].Path < files[b].Path })
-	if err := os.RemoveAll(dir); err != nil {
-		return "", err
-	}
-	if err := os.Rename(tmp, dir); err != nil {
-		return "", err
-	}
-	ok = true
-	j.res.Files = files
-	j.res.Bytes = 0
-	for _, f := range files {
-		j.res.Bytes += f.Size
-	}
-	return dir, nil
-}
 
 func isLFS(path string, size int64) bool {
 	if size >= lfsThreshold {
@@ -99,10 +31,17 @@ func isLFS(path string, size int64) bool {
 	return false
 }
 
-// plan compares the view with remote (nil: not read) and fills in the
-// result's plan and summary.
-func (j *job) plan(ctx context.Context, s *staging, view string, remote *Remote) error {
-	plan, err := j.diff(ctx, viewFiles(view, j.res.Files), remote, layoutScope(s.p), j.hashes)
+// plan compares the published files with remote (nil: not read) and fills
+// in the result's files, plan and summary.
+func (j *job) plan(ctx context.Context, files []localFile, sc scope, remote *Remote) error {
+	j.res.Files, j.res.Bytes = nil, 0
+	for i := range files {
+		f := &files[i]
+		f.LFS = isLFS(f.Path, f.Size)
+		j.res.Files = append(j.res.Files, f.FileInfo)
+		j.res.Bytes += f.Size
+	}
+	plan, err := j.diff(ctx, files, remote, sc, j.hashes)
 	if err != nil {
 		return err
 	}
@@ -126,21 +65,21 @@ func (j *job) plan(ctx context.Context, s *staging, view string, remote *Remote)
 
 // warnAmbiguities warns about weight files the final plan keeps beside
 // the published layout.
-func (j *job) warnAmbiguities(s *staging) {
-	for _, w := range ambiguities(j.res.Plan, layoutScope(s.p)) {
+func (j *job) warnAmbiguities(sc scope) {
+	for _, w := range ambiguities(j.res.Plan, sc) {
 		j.warn(StepUpload, w+" (publish without --no-delete to remove them)")
 	}
 }
 
-// upload creates the repository and the branch if needed and uploads the
-// view as one commit or pull request, with the deletions of the plan. When
-// the branch moved since it was read, the plan is made again against its
-// new head first; the upload then refuses to commit over any later move.
-func (j *job) upload(ctx context.Context, s *staging, view string) error {
+// prepare creates the repository and the branch if needed and reads the
+// head the upload is made against: when the branch moved since it was
+// read, its files are read again, so the plan compares with its new head;
+// the upload then refuses to commit over any later move.
+func (j *job) prepare(ctx context.Context) (string, error) {
 	if !j.remote.Exists {
 		url, err := j.client.CreateRepo(ctx, j.id, hub.CreateRepoOptions{Private: j.opts.Private, ExistOK: true})
 		if err != nil {
-			return err
+			return "", err
 		}
 		j.ev.emit(Event{Step: StepUpload, Message: "created the repository " + url})
 	}
@@ -152,13 +91,13 @@ func (j *job) upload(ctx context.Context, s *staging, view string) error {
 			j.ev.emit(Event{Step: StepUpload, Message: "created branch " + branch})
 		case errors.Is(err, hub.ErrConflict):
 		default:
-			return err
+			return "", err
 		}
 	}
 	rev := j.revision()
 	now, err := j.client.Revision(ctx, j.id, rev)
 	if err != nil {
-		return err
+		return "", err
 	}
 	if j.remote.Head == nil || now.Head.ID != j.remote.Head.ID {
 		if j.remote.Head != nil {
@@ -168,39 +107,44 @@ func (j *job) upload(ctx context.Context, s *staging, view string) error {
 		moved := &Remote{Repo: j.remote.Repo, URL: j.remote.URL, Exists: true, Private: now.Private,
 			Revision: rev, BranchExists: true, Base: rev}
 		if err := j.readTree(ctx, moved, now.Head); err != nil {
-			return err
+			return "", err
 		}
-		if err := j.plan(ctx, s, view, moved); err != nil {
-			return err
-		}
+		j.remote = moved
 	}
-	j.warnAmbiguities(s)
+	return now.Head.ID, nil
+}
 
-	msg := j.opts.CommitMessage
-	if msg == "" {
-		msg = DefaultCommitMessage(s.p)
-	}
-	phase := ""
-	info, err := j.client.UploadFolder(ctx, j.id, view, hub.UploadOptions{
-		Revision: branch, CreatePR: j.opts.CreatePR, CommitMessage: msg, CommitDescription: j.opts.CommitDescription,
-		HashCache: j.hashes, Delete: deletions(j.res.Plan), ParentCommit: now.Head.ID,
+// startUpload starts the upload every produced file joins as soon as it
+// is checked; Commit waits for them all.
+func (j *job) startUpload(ctx context.Context, parent string) (*hub.Upload, error) {
+	seen := map[string]bool{}
+	return j.client.StartUpload(ctx, j.id, hub.UploadOptions{
+		Revision: j.opts.Branch, CreatePR: j.opts.CreatePR, CommitMessage: j.commitMessage, CommitDescription: j.opts.CommitDescription,
+		HashCache: j.hashes, ParentCommit: parent,
 		Progress: func(p hub.Progress) {
 			step := StepUpload
 			if p.Phase == "commit" || p.Phase == "done" {
 				step = StepCommit
 			}
 			e := Event{Step: step, Phase: p.Phase, File: p.File, Bytes: p.Bytes, Total: p.Total, Rate: p.Rate}
-			if p.Phase != phase {
-				phase = p.Phase
-				e.Message = phaseMessage(p)
-				j.ev.emit(e)
-				return
+			if !seen[p.Phase] && p.File == "" {
+				seen[p.Phase] = true
+				if e.Message = phaseMessage(p); e.Message != "" {
+					j.ev.emit(e)
+					return
+				}
 			}
-			if p.Total > 0 && (p.Phase == "upload" || p.Phase == "hash") {
+			if p.Total > 0 && (p.Phase == "upload" || p.Phase == "hash") || step == StepCommit {
 				j.ev.progress(e)
 			}
 		},
 	})
+}
+
+// commit makes the upload's one commit (or pull request) with the
+// deletions of the plan.
+func (j *job) commit(ctx context.Context, u *hub.Upload) error {
+	info, err := u.Commit(ctx, deletions(j.res.Plan))
 	if err != nil {
 		if errors.Is(err, hub.ErrConflict) && !j.opts.CreatePR {
 			return &StepError{StepCommit, fmt.Errorf("%w (the branch moved while uploading; run publish again: nothing already uploaded is sent twice)", err)}
@@ -267,14 +211,11 @@ func phaseMessage(p hub.Progress) string {
 	case "scan":
 		return "listing the files"
 	case "preupload":
-		return fmt.Sprintf("asking the Hub which of %s it needs", plural(p.FilesTotal, "file"))
+		return "asking the Hub about each file as it is ready"
 	case "hash":
-		if p.FilesTotal == 0 {
-			return ""
-		}
-		return fmt.Sprintf("hashing %s (%s; cached hashes are reused)", plural(p.FilesTotal, "file"), tensors.FormatSize(p.Total))
+		return "hashing the files whose digests are not known"
 	case "upload":
-		return fmt.Sprintf("uploading %s (%s) through Git LFS", plural(p.FilesTotal, "object"), tensors.FormatSize(p.Total))
+		return "uploading each file through Git LFS as soon as it is checked"
 	case "commit":
 		// One operation per file sent and per file deleted.
 		return fmt.Sprintf("committing %s", plural(p.FilesTotal, "change"))

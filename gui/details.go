@@ -27,16 +27,6 @@ type detailSection struct {
 	rows  []detailRow
 }
 
-// value returns the value of the first row called key, "" if none is.
-func (s detailSection) value(key string) string {
-	for _, r := range s.rows {
-		if r.key == key {
-			return r.value
-		}
-	}
-	return ""
-}
-
 // noSelection is shown while no node is selected.
 var noSelection = detailSection{title: "Details",
 	rows: []detailRow{{"", "Select the pipeline, a component, a file or a tensor in the tree to see its details here."}}}

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"fyne.io/fyne/v2"
+	"fyne.io/fyne/v2/canvas"
 	"fyne.io/fyne/v2/driver/desktop"
 	"fyne.io/fyne/v2/test"
 	"github.com/stretchr/testify/assert"
@@ -299,4 +300,17 @@ func TestTooltipStaysInside(t *testing.T) {
 
 	tip.hide()
 	assert.Empty(t, tip.shownText())
+}
+
+// shownText is the tip's text, its lines joined by newlines; "" while
+// hidden.
+func (t *tooltip) shownText() string {
+	if !t.box.Visible() {
+		return ""
+	}
+	lines := make([]string, len(t.lines.Objects))
+	for i, o := range t.lines.Objects {
+		lines[i] = o.(*canvas.Text).Text
+	}
+	return strings.Join(lines, "\n")
 }

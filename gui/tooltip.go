@@ -2,7 +2,6 @@ package gui
 
 import (
 	"image/color"
-	"strings"
 
 	"fyne.io/fyne/v2"
 	"fyne.io/fyne/v2/canvas"
@@ -78,17 +77,4 @@ func (t *tooltip) hide() {
 	if t.box.Visible() {
 		t.box.Hide()
 	}
-}
-
-// shownText is the tip's text, its lines joined by newlines; "" while
-// hidden.
-func (t *tooltip) shownText() string {
-	if !t.box.Visible() {
-		return ""
-	}
-	lines := make([]string, len(t.lines.Objects))
-	for i, o := range t.lines.Objects {
-		lines[i] = o.(*canvas.Text).Text
-	}
-	return strings.Join(lines, "\n")
 }

@@ -243,3 +243,13 @@ func TestFormatHelpers(t *testing.T) {
 	assert.Equal(t, "1 file", plural(1, "file", "files"))
 	assert.Equal(t, "0 files", plural(0, "file", "files"))
 }
+
+// value returns the value of the first row called key, "" if none is.
+func (s detailSection) value(key string) string {
+	for _, r := range s.rows {
+		if r.key == key {
+			return r.value
+		}
+	}
+	return ""
+}

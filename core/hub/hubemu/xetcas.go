@@ -231,9 +231,11 @@ func (x *XetCAS) writeAtomic(path string, b []byte) error {
 }
 
 var (
-	xetXorbPath   = regexp.MustCompile(`^/v1/xorbs/default/([0-9a-f]{64})$`)
-	xetChunkPath  = regexp.MustCompile(`^/v1/(?:chunks/default-merkledb|chunk/default)/([0-9a-f]{64})$`)
-	xetReconPath  = regexp.MustCompile(`^/v1/reconstructions/([0-9a-f]{64})$`)
+	xetXorbPath = regexp.MustCompile(`^/v1/xorbs/default/([0-9a-f]{64})$`)
+	// The spec's prefix is default-merkledb; @huggingface/hub asks
+	// chunks/default (2.17.5) or chunk/default (older).
+	xetChunkPath  = regexp.MustCompile(`^/v1/(?:chunks/default-merkledb|chunks/default|chunk/default)/([0-9a-f]{64})$`)
+	xetReconPath  = regexp.MustCompile(`^/v([12])/reconstructions/([0-9a-f]{64})$`)
 	xetFetchPath  = regexp.MustCompile(`^/v1/fetch/([0-9a-f]{64})$`)
 	xetRangeValue = regexp.MustCompile(`^bytes=(\d+)-(\d+)$`)
 	xetReconRange = regexp.MustCompile(`^bytes=(\d+)-(\d*)$`)
@@ -297,7 +299,7 @@ func (x *XetCAS) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		x.queryChunk(w, r, m[1])
 	case r.Method == http.MethodGet && xetReconPath.MatchString(p):
 		m = xetReconPath.FindStringSubmatch(p)
-		x.reconstruction(w, r, m[1])
+		x.reconstruction(w, r, m[2], m[1] == "2")
 	case r.Method == http.MethodGet && xetFetchPath.MatchString(p):
 		m = xetFetchPath.FindStringSubmatch(p)
 		x.fetch(w, r, m[1])
@@ -500,6 +502,24 @@ type xetReconstruction struct {
 	FetchInfo            map[string][]xetFetchInfo `json:"fetch_info"`
 }
 
+// The v2 answer (docs/xet/api.md, endpoint 6): per xorb, URLs each with
+// the chunk and byte ranges it serves; @huggingface/hub 2.x reads this one.
+type xetRangesV2 struct {
+	Chunks xetRange `json:"chunks"`
+	Bytes  xetRange `json:"bytes"` // end inclusive
+}
+
+type xetFetchV2 struct {
+	URL    string        `json:"url"`
+	Ranges []xetRangesV2 `json:"ranges"`
+}
+
+type xetReconstructionV2 struct {
+	OffsetIntoFirstRange uint64                  `json:"offset_into_first_range"`
+	Terms                []xetReconTerm          `json:"terms"`
+	Xorbs                map[string][]xetFetchV2 `json:"xorbs"`
+}
+
 func (x *XetCAS) origin(r *http.Request) string {
 	if x.baseURL != "" {
 		return x.baseURL
@@ -517,9 +537,10 @@ func (x *XetCAS) sign(h string, start, end uint64) string {
 	return hex.EncodeToString(m.Sum(nil))
 }
 
-// reconstruction answers GET /v1/reconstructions/{file}: the file's terms
-// (those covering the Range, if one is asked) and a signed URL per term.
-func (x *XetCAS) reconstruction(w http.ResponseWriter, r *http.Request, hexHash string) {
+// reconstruction answers GET /v1|v2/reconstructions/{file}: the file's
+// terms (those covering the Range, if one is asked) and a signed URL per
+// term for the term's bytes of its xorb.
+func (x *XetCAS) reconstruction(w http.ResponseWriter, r *http.Request, hexHash string, v2 bool) {
 	if !x.auth(w, r, false) {
 		return
 	}
@@ -553,7 +574,8 @@ func (x *XetCAS) reconstruction(w http.ResponseWriter, r *http.Request, hexHash 
 			return
 		}
 	}
-	ans := xetReconstruction{Terms: []xetReconTerm{}, FetchInfo: map[string][]xetFetchInfo{}}
+	v1 := xetReconstruction{Terms: []xetReconTerm{}, FetchInfo: map[string][]xetFetchInfo{}}
+	v2a := xetReconstructionV2{Terms: []xetReconTerm{}, Xorbs: map[string][]xetFetchV2{}}
 	origin := x.origin(r)
 	var pos uint64 // file offset of the current chunk
 	for _, t := range f.Terms {
@@ -564,8 +586,8 @@ func (x *XetCAS) reconstruction(w http.ResponseWriter, r *http.Request, hexHash 
 			if pos+cs > first && pos < last {
 				if start < 0 {
 					start = i
-					if len(ans.Terms) == 0 {
-						ans.OffsetIntoFirstRange = first - pos
+					if len(v1.Terms) == 0 {
+						v1.OffsetIntoFirstRange = first - pos
 					}
 				}
 				end = i + 1
@@ -580,16 +602,21 @@ func (x *XetCAS) reconstruction(w http.ResponseWriter, r *http.Request, hexHash 
 			n += c.Size
 		}
 		hs := t.Xorb.String()
-		ans.Terms = append(ans.Terms, xetReconTerm{Hash: hs, UnpackedLength: n, Range: xetRange{uint64(start), uint64(end)}})
+		term := xetReconTerm{Hash: hs, UnpackedLength: n, Range: xetRange{uint64(start), uint64(end)}}
+		v1.Terms = append(v1.Terms, term)
 		bs, be := uint64(rec.offsets[start]), uint64(rec.offsets[end])-1
-		ans.FetchInfo[hs] = append(ans.FetchInfo[hs], xetFetchInfo{
-			Range:    xetRange{uint64(start), uint64(end)},
-			URL:      fmt.Sprintf("%s/v1/fetch/%s?sig=%s", origin, hs, x.sign(hs, bs, be)),
-			URLRange: xetRange{bs, be},
-		})
+		u := fmt.Sprintf("%s/v1/fetch/%s?sig=%s", origin, hs, x.sign(hs, bs, be))
+		chunks := xetRange{uint64(start), uint64(end)}
+		v1.FetchInfo[hs] = append(v1.FetchInfo[hs], xetFetchInfo{Range: chunks, URL: u, URLRange: xetRange{bs, be}})
+		v2a.Xorbs[hs] = append(v2a.Xorbs[hs], xetFetchV2{URL: u, Ranges: []xetRangesV2{{Chunks: chunks, Bytes: xetRange{bs, be}}}})
 	}
 	w.Header().Set("Content-Type", "application/json")
-	_ = json.NewEncoder(w).Encode(ans)
+	if v2 {
+		v2a.OffsetIntoFirstRange, v2a.Terms = v1.OffsetIntoFirstRange, v1.Terms
+		_ = json.NewEncoder(w).Encode(v2a)
+		return
+	}
+	_ = json.NewEncoder(w).Encode(v1)
 }
 
 // fetch serves the signed byte range of a xorb; the Range header must be

@@ -13,11 +13,13 @@ import (
 	"context"
 	"encoding/binary"
 	"encoding/json"
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
@@ -53,24 +55,54 @@ func requireTool(t *testing.T, name string) string {
 	return p
 }
 
+// The reference packages are installed once per test binary (npm ci takes
+// seconds), in a temp folder TestMain removes.
+var (
+	referenceOnce sync.Once
+	referenceDir  string
+	referenceErr  error
+)
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if referenceDir != "" {
+		os.RemoveAll(referenceDir)
+	}
+	os.Exit(code)
+}
+
 // installReference copies testdata/xetchunk to a temp folder and runs
 // `npm ci` there, so the source tree never gets a node_modules.
 func installReference(t *testing.T, npm string) string {
 	t.Helper()
-	dir := t.TempDir()
-	for _, f := range []string{"package.json", "package-lock.json", "chunks.mjs"} {
+	referenceOnce.Do(func() { referenceDir, referenceErr = npmCI(npm) })
+	require.NoError(t, referenceErr)
+	return referenceDir
+}
+
+func npmCI(npm string) (string, error) {
+	dir, err := os.MkdirTemp("", "xet-reference-*")
+	if err != nil {
+		return "", err
+	}
+	for _, f := range []string{"package.json", "package-lock.json", "chunks.mjs", "download.mjs"} {
 		b, err := os.ReadFile(filepath.Join("testdata", "xetchunk", f))
-		require.NoError(t, err)
-		require.NoError(t, os.WriteFile(filepath.Join(dir, f), b, 0o644))
+		if err == nil {
+			err = os.WriteFile(filepath.Join(dir, f), b, 0o644)
+		}
+		if err != nil {
+			return dir, err
+		}
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, npm, "ci", "--no-audit", "--no-fund", "--loglevel=warn")
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), "npm_config_update_notifier=false")
-	out, err := cmd.CombinedOutput()
-	require.NoError(t, err, "npm ci in %s:\n%s", dir, out)
-	return dir
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return dir, fmt.Errorf("npm ci in %s: %w\n%s", dir, err, out)
+	}
+	return dir, nil
 }
 
 // conformanceInputs are the deterministic inputs both sides chunk.

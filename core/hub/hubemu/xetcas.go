@@ -101,7 +101,7 @@ func NewXetCAS(dir, baseURL string) (*XetCAS, error) {
 		if err != nil {
 			return nil, err
 		}
-		cs, err := xet.ReadXorb(b, h)
+		cs, err := xet.ReadXorbIndex(b, h)
 		if err != nil {
 			return nil, fmt.Errorf("hubemu: stored xorb %s: %w", e.Name(), err)
 		}
@@ -187,21 +187,28 @@ func (x *XetCAS) FileBySHA256(sum [32]byte) (xet.FileInfo, bool) {
 	return f, ok
 }
 
-// WriteFile writes a registered file's bytes to w, from its xorbs.
+// WriteFile writes a registered file's bytes to w, from its xorbs, one
+// term's chunks in memory at a time.
 func (x *XetCAS) WriteFile(w io.Writer, f xet.FileInfo) error {
 	for _, t := range f.Terms {
+		x.mu.Lock()
+		rec, ok := x.xorbs[t.Xorb]
+		x.mu.Unlock()
+		if !ok || int(t.End) > len(rec.chunks) || t.Start >= t.End {
+			return fmt.Errorf("hubemu: xorb %s does not hold chunks [%d, %d)", t.Xorb, t.Start, t.End)
+		}
 		b, err := os.ReadFile(x.xorbPath(t.Xorb))
 		if err != nil {
 			return err
 		}
-		cs, err := xet.ReadXorb(b, t.Xorb)
+		cs, err := xet.ReadXorb(b[rec.offsets[t.Start]:rec.offsets[t.End]], xet.Hash{})
 		if err != nil {
-			return err
+			return fmt.Errorf("hubemu: xorb %s: %w", t.Xorb, err)
 		}
-		if int(t.End) > len(cs) {
-			return fmt.Errorf("hubemu: xorb %s has %d chunks, term wants [%d, %d)", t.Xorb, len(cs), t.Start, t.End)
-		}
-		for _, c := range cs[t.Start:t.End] {
+		for i, c := range cs {
+			if c.Chunk != rec.chunks[int(t.Start)+i] {
+				return fmt.Errorf("hubemu: xorb %s chunk %d changed on disk", t.Xorb, int(t.Start)+i)
+			}
 			if _, err := w.Write(c.Data); err != nil {
 				return err
 			}
@@ -327,7 +334,7 @@ func (x *XetCAS) putXorb(w http.ResponseWriter, r *http.Request, hexHash string)
 		xetError(w, http.StatusBadRequest, "xorb larger than %d bytes", xet.MaxXorbSize)
 		return
 	}
-	cs, err := xet.ReadXorb(body, h)
+	cs, err := xet.ReadXorbIndex(body, h)
 	if err != nil {
 		xetError(w, http.StatusBadRequest, "xorb %s: %v", h, err)
 		return

@@ -183,17 +183,24 @@ type XorbChunk struct {
 // other writers may add, is skipped, not read: when the bytes do not parse
 // as chunks to their end, they are read up to the footer their last 4 bytes
 // locate, if the chunks end exactly there.
-func ReadXorb(b []byte, want Hash) ([]XorbChunk, error) {
+func ReadXorb(b []byte, want Hash) ([]XorbChunk, error) { return readXorb(b, want, true) }
+
+// ReadXorbIndex checks a xorb as ReadXorb does but keeps no chunk data
+// (Data is nil): memory stays at one chunk whatever the xorb holds (a
+// xorb of 8192 compressed zero chunks is 1 GiB of data).
+func ReadXorbIndex(b []byte, want Hash) ([]XorbChunk, error) { return readXorb(b, want, false) }
+
+func readXorb(b []byte, want Hash, keep bool) ([]XorbChunk, error) {
 	if len(b) > MaxXorbSize {
 		return nil, fmt.Errorf("%w: xorb of %d bytes exceeds %d", ErrFormat, len(b), MaxXorbSize)
 	}
-	out, err := readChunks(b, len(b))
+	out, err := readChunks(b, len(b), keep)
 	if err != nil {
 		footer, ok := xorbFooterStart(b)
 		if !ok {
 			return nil, err
 		}
-		if out, err = readChunks(b, footer); err != nil {
+		if out, err = readChunks(b, footer, keep); err != nil {
 			return nil, err
 		}
 	}
@@ -209,7 +216,7 @@ func ReadXorb(b []byte, want Hash) ([]XorbChunk, error) {
 	return out, nil
 }
 
-func readChunks(b []byte, end int) ([]XorbChunk, error) {
+func readChunks(b []byte, end int, keep bool) ([]XorbChunk, error) {
 	var out []XorbChunk
 	h := newChunkHasher()
 	for off := 0; off < end; {
@@ -233,13 +240,16 @@ func readChunks(b []byte, end int) ([]XorbChunk, error) {
 		if err != nil {
 			return nil, fmt.Errorf("xorb chunk %d: %w", len(out), err)
 		}
-		out = append(out, XorbChunk{
+		c := XorbChunk{
 			Chunk:       Chunk{Hash: h.hash(data), Size: uint32(raw)},
 			Compression: Compression(hd[4]),
 			Offset:      off,
 			Stored:      stored,
-			Data:        data,
-		})
+		}
+		if keep {
+			c.Data = data
+		}
+		out = append(out, c)
 		off = body + stored
 	}
 	return out, nil

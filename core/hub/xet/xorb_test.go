@@ -209,3 +209,22 @@ func BenchmarkCompression(b *testing.B) {
 		}
 	}
 }
+
+func TestReadXorbIndexKeepsNoData(t *testing.T) {
+	x := NewXorbWriter(PolicyBest)
+	zero := make([]byte, MaxChunkSize)
+	c := Chunk{Hash: ChunkHash(zero), Size: MaxChunkSize}
+	for range 200 {
+		require.True(t, x.Add(c, zero))
+	}
+	assert.Less(t, x.Len(), 200*1024, "zeros compress: 25 MiB of chunks in a small xorb")
+	idx, err := ReadXorbIndex(x.Bytes(), x.Hash())
+	require.NoError(t, err)
+	require.Len(t, idx, 200)
+	for _, ic := range idx {
+		assert.Nil(t, ic.Data)
+		assert.Equal(t, c, ic.Chunk)
+	}
+	_, err = ReadXorbIndex(x.Bytes(), ChunkHash([]byte("other")))
+	require.ErrorIs(t, err, ErrHashMismatch)
+}

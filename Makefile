@@ -17,6 +17,8 @@ BENCH_PKGS := time
 # The keyring integration test talks to a real Secret Service (gnome-keyring)
 # and checks it with secret-tool, in a private D-Bus session.
 KEYRING_PKGS := gnome-keyring libsecret-tools dbus
+# The one-pass test of core/publish reads a syscall trace of a publish.
+TRACE_PKGS := strace
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 APT  := DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get -o DPkg::Lock::Timeout=600
@@ -52,7 +54,7 @@ deps-bench: deps
 	$(call install_missing,$(BENCH_PKGS))
 
 deps-keyring:
-	$(call install_missing,$(KEYRING_PKGS))
+	$(call install_missing,$(KEYRING_PKGS) $(TRACE_PKGS))
 
 test: deps deps-node deps-keyring
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \

@@ -78,11 +78,17 @@ type producer struct {
 	mu       sync.Mutex
 	verified int64 // weights bytes read by the checks, for progress
 	report   pipeline.Report
+	stamp    *stamp // the staging's checked files, kept as sets pass
 }
 
 // run produces every file; it returns once all are handed on, or at the
 // first failure (after every goroutine it started has ended).
 func (pr *producer) run(ctx context.Context) error {
+	if !pr.s.asIs {
+		if pr.stamp = readStamp(pr.s.stamp); pr.stamp.Key != pr.s.key || pr.stamp.Files == nil {
+			pr.stamp = &stamp{Key: pr.s.key, Files: map[string]stampEntry{}}
+		}
+	}
 	switch {
 	case pr.s.asIs:
 		return pr.asIs(ctx)
@@ -196,7 +202,7 @@ func (pr *producer) reuse(ctx context.Context) error {
 	if err != nil {
 		return &StepError{StepStage, err}
 	}
-	stamp := readStamp(pr.s.stamp)
+	stamp := pr.stamp
 	weights := map[string]bool{}
 	var todo []setDone
 	for _, cp := range pr.plan.Components {
@@ -292,6 +298,17 @@ func (pr *producer) check(ctx context.Context, sd setDone) error {
 	if sp == nil {
 		return &StepError{StepValidate, fmt.Errorf("%s: no planned set %q", displayName(sd.component), sd.variant)}
 	}
+	// A set checked by an interrupted run and unchanged since is not read
+	// again.
+	if files, ok := pr.stamped(cp.Name, sp); ok {
+		pr.count(sp)
+		for _, f := range files {
+			if err := pr.emit(f); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
 	files, err := pipeline.VerifySet(ctx, pr.src, pr.s.dir, cp, sp, func(n int64) {
 		pr.mu.Lock()
 		pr.verified += n
@@ -306,21 +323,64 @@ func (pr *producer) check(ctx context.Context, sd setDone) error {
 		}
 		return &StepError{StepValidate, err}
 	}
+	pr.count(sp)
+	var out []localFile
+	for _, f := range files {
+		out = append(out, localFile{FileInfo: FileInfo{Path: f.Path, Size: f.Size}, sha256: f.SHA256, sample: f.Sample,
+			content: f.Content, abs: filepath.Join(pr.s.dir, filepath.FromSlash(f.Path))})
+	}
+	pr.remember(out)
+	for _, f := range out {
+		if err := pr.emit(f); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// count adds a checked set to the report.
+func (pr *producer) count(sp *pipeline.SetPlan) {
 	pr.mu.Lock()
+	defer pr.mu.Unlock()
 	for _, f := range sp.Files {
 		pr.report.Tensors += len(f.Tensors)
 		for _, t := range f.Tensors {
 			pr.report.Bytes += t.Bytes
 		}
 	}
-	pr.mu.Unlock()
+}
+
+// stamped returns the files of a set the stamp vouches for, all of them
+// or none.
+func (pr *producer) stamped(component string, sp *pipeline.SetPlan) ([]localFile, bool) {
+	pr.mu.Lock()
+	defer pr.mu.Unlock()
+	var out []localFile
+	for _, name := range setFiles(sp) {
+		rel := joinRel(component, name)
+		e, ok := pr.stamp.current(pr.s.dir, rel)
+		if !ok {
+			return nil, false
+		}
+		out = append(out, localFile{FileInfo: FileInfo{Path: rel, Size: e.Size}, sha256: e.SHA256,
+			abs: filepath.Join(pr.s.dir, filepath.FromSlash(rel))})
+	}
+	return out, true
+}
+
+// remember records checked files in the stamp at once: a run killed later
+// does not check them again.
+func (pr *producer) remember(files []localFile) {
+	pr.mu.Lock()
+	defer pr.mu.Unlock()
 	for _, f := range files {
-		if err := pr.emit(localFile{FileInfo: FileInfo{Path: f.Path, Size: f.Size}, sha256: f.SHA256, sample: f.Sample,
-			content: f.Content, abs: filepath.Join(pr.s.dir, filepath.FromSlash(f.Path))}); err != nil {
-			return err
+		if st, err := os.Stat(f.abs); err == nil {
+			pr.stamp.Files[f.Path] = stampEntry{Size: st.Size(), MtimeNs: st.ModTime().UnixNano(), SHA256: f.sha256}
 		}
 	}
-	return nil
+	if b, err := json.Marshal(pr.stamp); err == nil {
+		atomicfile.WriteFile(pr.s.stamp, b, 0o644)
+	}
 }
 
 // checkReport turns a validation report with problems into ErrInvalid.

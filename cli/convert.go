@@ -19,8 +19,8 @@ import (
 func init() {
 	register(command{
 		name:    "convert",
-		args:    "CHECKPOINT OUT [--type auto|sd15|sd15-inpaint|sd2|sd2-inpaint|sdxl|flux-dev|flux-schnell] [--config-from REPO[@REV]] [--endpoint URL] [--dtype f16|bf16|f32] [--variant fp16|bf16] [--max-shard-size SIZE] [--no-verify] [--json]",
-		summary: "convert a single-file SD 1.5, SD 2.x, SDXL or FLUX.1 checkpoint (.safetensors, .ckpt) into a Diffusers folder",
+		args:    "CHECKPOINT OUT [--type auto|sd15|sd15-inpaint|sd2|sd2-inpaint|sdxl|sdxl-refiner|flux-dev|flux-schnell] [--config-from REPO[@REV]] [--endpoint URL] [--dtype f16|bf16|f32] [--variant fp16|bf16] [--max-shard-size SIZE] [--no-verify] [--json]",
+		summary: "convert a single-file SD 1.5, SD 2.x, SDXL (base, refiner) or FLUX.1 checkpoint (.safetensors, .ckpt) into a Diffusers folder",
 		help:    fmt.Sprintf(convertHelp, typeNames()),
 		run:     runConvert,
 	})
@@ -54,6 +54,10 @@ stabilityai/stable-diffusion-2-1 (v-prediction, 768 px) or
 stabilityai/stable-diffusion-2-inpainting as diffusers reads them. A 512 px
 epsilon model (2.0-base, 2.1-base) needs --config-from
 stabilityai/stable-diffusion-2-1-base: the weights cannot tell them apart.
+The SDXL refiner (its only text encoder, OpenCLIP ViT-bigG, under
+conditioner.embedders.0.model.*) becomes a StableDiffusionXLImg2ImgPipeline
+folder with that encoder as text_encoder_2, with the configs of
+stabilityai/stable-diffusion-xl-refiner-1.0 read from the Hub.
 
 OUT must not exist or be an empty folder. It is built in a hidden folder
 beside it, validated as diffusers would load it, and every tensor compared

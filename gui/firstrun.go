@@ -181,8 +181,17 @@ func (u *UI) chooseConvertDir(src string) {
 	})
 }
 
-// pickConvertDirDefault asks with the native folder picker, or Fyne's.
+// EnvConvertTo, for scripted runs such as make screenshots, is the folder
+// a checkpoint is converted into without showing the folder picker.
+const EnvConvertTo = "MODELPUB_CONVERT_TO"
+
+// pickConvertDirDefault asks with the native folder picker, or Fyne's
+// (EnvConvertTo, when set, answers instead).
 func (u *UI) pickConvertDirDefault(start string, done func(string, error)) {
+	if dir := os.Getenv(EnvConvertTo); dir != "" {
+		done(dir, nil)
+		return
+	}
 	dir, err := u.callBrowse(titleConvert, start)
 	switch {
 	case errors.Is(err, errPickCancelled):
@@ -267,8 +276,8 @@ func convertErrorText(err error) (title, next string) {
 			"checkpoint (.safetensors or .ckpt) of Stable Diffusion 1.x or 2.x, SDXL base or FLUX.1."
 	case errors.Is(err, convert.ErrUnknownArchitecture), errors.Is(err, convert.ErrUnsupportedType):
 		return "Modelpub cannot convert this checkpoint", "Modelpub converts Stable Diffusion 1.x and 2.x (and " +
-			"their inpainting models), SDXL base and the FLUX.1 dev and schnell transformers. A LoRA, an " +
-			"embedding or a VAE alone is not a model to convert."
+			"their inpainting models), SDXL base and refiner and the FLUX.1 dev and schnell transformers. A " +
+			"LoRA, an embedding or a VAE alone is not a model to convert."
 	case errors.Is(err, convert.ErrConfigRepo):
 		return "Cannot read the reference configs", "This model's configs come from the Hugging Face Hub. Check " +
 			"the network; for a gated repository, accept its terms on its page and log in with that account in " +

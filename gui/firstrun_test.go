@@ -287,3 +287,16 @@ func TestDroppedSD2CheckpointTakesItsConfigsFromTheHub(t *testing.T) {
 		})
 	}
 }
+
+// MODELPUB_CONVERT_TO answers the folder picker (scripted runs).
+func TestConvertToFromTheEnvironment(t *testing.T) {
+	u, _ := newTestUI(t)
+	dir := t.TempDir()
+	t.Setenv(EnvConvertTo, dir)
+	var got string
+	u.pickConvertDirDefault(t.TempDir(), func(d string, err error) {
+		require.NoError(t, err)
+		got = d
+	})
+	assert.Equal(t, dir, got)
+}

@@ -34,9 +34,12 @@ const (
 	SD2Inpaint Type = "sd2-inpaint"
 )
 
+// SDXLRefiner is the SDXL refiner: StableDiffusionXLImg2ImgPipeline, with
+// the configs of stabilityai/stable-diffusion-xl-refiner-1.0 (NeedsConfigs).
+const SDXLRefiner Type = "sdxl-refiner"
+
 // Types recognised by Detect that Convert does not write (yet).
 const (
-	SDXLRefiner Type = "sdxl-refiner"
 	SDXLInpaint Type = "sdxl-inpaint"
 	Playground  Type = "playground-v2.5"
 	Upscale     Type = "sd-x4-upscaler"
@@ -94,6 +97,7 @@ const (
 	keyAnimateDiff2 = "mid_block.motion_modules.0.temporal_transformer.norm.bias"
 	keyCLIP         = "cond_stage_model.transformer.text_model.embeddings.position_embedding.weight"
 	keyOpenCLIP     = "cond_stage_model.model.token_embedding.weight"
+	keyRefinerProj  = "conditioner.embedders.0.model.text_projection"
 	keyVAE          = "first_stage_model.encoder.conv_in.weight"
 	keyCLIPXL       = "conditioner.embedders.0.transformer.text_model.embeddings.position_embedding.weight"
 	keyOpenCLIPXL   = "conditioner.embedders.1.model.positional_embedding"
@@ -286,6 +290,14 @@ func signatures(c *Checkpoint, t Type) []signature {
 				return ""
 			}},
 			{key: keyOpenCLIP, what: "the OpenCLIP ViT-H/14 text encoder"},
+			{key: keyVAE, what: "the VAE"},
+		}
+	case SDXLRefiner:
+		return []signature{
+			{key: keyXLRefiner, what: "OpenCLIP ViT-bigG, the SDXL refiner's only text encoder"},
+			{key: keyRefinerProj, what: "its text projection"},
+			{key: keyInpainting, what: "the UNet's conv_in, 4 input channels", check: unetIn(4)},
+			{key: keyAddEmbedding, what: "the UNet's add_embedding (text_time conditioning)"},
 			{key: keyVAE, what: "the VAE"},
 		}
 	case FluxDev, FluxSchnell:

@@ -22,6 +22,11 @@
 //     Its configs are read from the Hub (stabilityai/stable-diffusion-2-1,
 //     v-prediction at 768 px, as diffusers does; the weights cannot tell a
 //     512 px epsilon model from it, which needs Options.ConfigFrom).
+//   - sdxl-refiner: the SDXL refiner (conditioner.embedders.0.model.*:
+//     OpenCLIP ViT-bigG, its only text encoder): a
+//     StableDiffusionXLImg2ImgPipeline folder, that encoder written as
+//     text_encoder_2 (q/k/v split, text_projection transposed), with the
+//     configs of stabilityai/stable-diffusion-xl-refiner-1.0 from the Hub.
 //   - flux-dev, flux-schnell: a FLUX.1 transformer (double_blocks.*,
 //     single_blocks.*, with or without "model.diffusion_model."): a
 //     FluxTransformer2DModel folder (config.json and weights), its fused

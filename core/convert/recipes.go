@@ -124,6 +124,11 @@ var recipes = []*recipe{
 		components: sd2Components, nullComponents: sd15Nulls},
 	{typ: SD2Inpaint, pipelineClass: "StableDiffusionInpaintPipeline", repo: "stabilityai/stable-diffusion-2-inpainting",
 		components: sd2Components, nullComponents: sd15Nulls, unetInChannels: 9},
+	// SDXL refiner: no embedded configs; diffusers takes them from
+	// stabilityai/stable-diffusion-xl-refiner-1.0, whose model_index.json
+	// has no first text encoder or tokenizer.
+	{typ: SDXLRefiner, pipelineClass: "StableDiffusionXLImg2ImgPipeline", repo: "stabilityai/stable-diffusion-xl-refiner-1.0",
+		components: sdxlRefinerComponents, nullComponents: sdxlNulls},
 	{typ: FluxDev, dir: "configs/flux", repo: fluxRepos[FluxDev], subfolder: "transformer", components: fluxComponents,
 		single: true, editConfig: fluxEdit},
 	{typ: FluxSchnell, dir: "configs/flux", repo: fluxRepos[FluxSchnell], subfolder: "transformer", components: fluxComponents,
@@ -309,16 +314,8 @@ func sdxlComponents(cfg fs.FS, _ *Checkpoint) ([]*componentRecipe, error) {
 			name: "text_encoder_2", library: "transformers", class: "CLIPTextModelWithProjection", base: "model",
 			prefix: "conditioner.embedders.1.model.",
 			rename: openCLIPPieces,
-			drop: func(key string) string {
-				switch {
-				case key == "logit_scale":
-					return "CLIP's contrastive logit scale, unused by the text encoder"
-				case !strings.HasPrefix(key, "transformer.") && openCLIPLayers[key] == "":
-					return "not read by diffusers' convert_open_clip_checkpoint"
-				}
-				return ""
-			},
-			names: clip2Names,
+			drop:   dropOpenCLIPExtras,
+			names:  clip2Names,
 		},
 	}, nil
 }
@@ -389,6 +386,58 @@ func openCLIPLayer(key string) int {
 		return -1
 	}
 	return i
+}
+
+// sdxlRefinerComponents are the SDXL refiner's UNet and VAE, mapped as
+// SDXL base's, and its only text encoder, OpenCLIP ViT-bigG
+// (conditioner.embedders.0.model.*), as text_encoder_2: a
+// CLIPTextModelWithProjection mapped as diffusers'
+// convert_open_clip_checkpoint maps it (prefix
+// "conditioner.embedders.0.model."), text_projection transposed.
+func sdxlRefinerComponents(cfg fs.FS, _ *Checkpoint) ([]*componentRecipe, error) {
+	var uc unetConfig
+	var vc vaeConfig
+	var cc clipConfig
+	for rel, v := range map[string]any{"unet/config.json": &uc, "vae/config.json": &vc, "text_encoder_2/config.json": &cc} {
+		if err := readConfig(cfg, rel, v); err != nil {
+			return nil, err
+		}
+	}
+	unetNames, err := uc.names()
+	if err != nil {
+		return nil, err
+	}
+	vaeNames, err := vc.names()
+	if err != nil {
+		return nil, err
+	}
+	clipNames, err := cc.names(true)
+	if err != nil {
+		return nil, err
+	}
+	return []*componentRecipe{
+		ldmUNet(&uc, unetNames),
+		ldmVAE(&vc, vaeNames),
+		{
+			name: "text_encoder_2", library: "transformers", class: "CLIPTextModelWithProjection", base: "model",
+			prefix: "conditioner.embedders.0.model.",
+			rename: openCLIPPieces,
+			drop:   dropOpenCLIPExtras,
+			names:  clipNames,
+		},
+	}, nil
+}
+
+// dropOpenCLIPExtras gives the reason diffusers leaves out a key of an
+// OpenCLIP text tower converted with its projection.
+func dropOpenCLIPExtras(key string) string {
+	switch {
+	case key == "logit_scale":
+		return "CLIP's contrastive logit scale, unused by the text encoder"
+	case !strings.HasPrefix(key, "transformer.") && openCLIPLayers[key] == "":
+		return "not read by diffusers' convert_open_clip_checkpoint"
+	}
+	return ""
 }
 
 func ldmUNet(uc *unetConfig, names []string) *componentRecipe {

@@ -2,6 +2,8 @@ package convert
 
 import (
 	"context"
+	"crypto/sha256"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -16,32 +18,42 @@ import (
 	"modelpub/core/pipeline"
 )
 
-// startSD2Hub serves converttest.SD2Reference from the Hub emulator as
-// the repositories diffusers takes SD 2.x configs from.
-func startSD2Hub(t *testing.T) (*hub.Client, string) {
+// serveReferences serves each stand-in reference repository (repo id →
+// files) from the Hub emulator, on loopback, and returns an anonymous
+// client of it.
+func serveReferences(t *testing.T, refs map[string]fs.FS) *hub.Client {
 	t.Helper()
-	const tok = "hf_stabilityOwnerToken00000000000"
-	srv, err := hubemu.New(hubemu.Options{Dir: t.TempDir(), Tokens: map[string]string{tok: "stabilityai"}})
+	const tok = "hf_referenceOwnerToken00000000000"
+	owners := map[string]string{}
+	for repo := range refs {
+		ns, _, _ := strings.Cut(repo, "/")
+		owners[ns] = ns
+	}
+	tokens := map[string]string{}
+	for ns := range owners {
+		tokens[tok+ns] = ns
+	}
+	srv, err := hubemu.New(hubemu.Options{Dir: t.TempDir(), Tokens: tokens})
 	require.NoError(t, err)
 	_, err = srv.Start("127.0.0.1:0")
 	require.NoError(t, err)
 	t.Cleanup(func() { srv.Close() })
-	owner, err := hub.NewClient(hub.Options{Endpoint: srv.URL(), Token: tok})
-	require.NoError(t, err)
-	ref := t.TempDir()
-	require.NoError(t, os.CopyFS(ref, converttest.SD2Reference()))
 	ctx := context.Background()
-	for _, repo := range []string{DefaultConfigRepo(SD2), DefaultConfigRepo(SD2Inpaint)} {
+	for repo, files := range refs {
 		id, err := hub.ParseRepoID(repo)
 		require.NoError(t, err)
+		owner, err := hub.NewClient(hub.Options{Endpoint: srv.URL(), Token: tok + id.Namespace})
+		require.NoError(t, err)
+		dir := t.TempDir()
+		require.NoError(t, os.CopyFS(dir, files))
 		_, err = owner.CreateRepo(ctx, id, hub.CreateRepoOptions{})
 		require.NoError(t, err)
-		_, err = owner.UploadFolder(ctx, id, ref, hub.UploadOptions{})
+		_, err = owner.UploadFolder(ctx, id, dir, hub.UploadOptions{})
 		require.NoError(t, err)
 	}
 	anon, err := hub.NewClient(hub.Options{Endpoint: srv.URL()})
 	require.NoError(t, err)
-	return anon, ref
+	return anon
 }
 
 // An SD 2.x checkpoint (key names and shapes of the original layout, the
@@ -51,7 +63,8 @@ func startSD2Hub(t *testing.T) (*hub.Client, string) {
 // OpenCLIP layer, text_projection and logit_scale dropped, the repository's
 // model_index.json and scheduler kept.
 func TestConvertSD2(t *testing.T) {
-	h, ref := startSD2Hub(t)
+	h := serveReferences(t, map[string]fs.FS{
+		DefaultConfigRepo(SD2): converttest.SD2Reference(), DefaultConfigRepo(SD2Inpaint): converttest.SD2Reference()})
 	m := converttest.SD2Model()
 	cases := []struct {
 		name      string
@@ -102,7 +115,9 @@ func TestConvertSD2(t *testing.T) {
 				inCh = float64(tc.inChannel)
 			}
 			assert.Equal(t, inCh, readJSON(t, filepath.Join(out, "unet/config.json"))["in_channels"])
-			assert.Equal(t, fileHash(t, filepath.Join(ref, "tokenizer/vocab.json")), fileHash(t, filepath.Join(out, "tokenizer/vocab.json")))
+			vocab, err := fs.ReadFile(converttest.SD2Reference(), "tokenizer/vocab.json")
+			require.NoError(t, err)
+			assert.Equal(t, sha256.Sum256(vocab), fileHash(t, filepath.Join(out, "tokenizer/vocab.json")))
 
 			// validate --against reads the configs from the folder itself.
 			p, err := pipeline.Open(context.Background(), out)

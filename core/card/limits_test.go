@@ -5,10 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"regexp"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -245,35 +242,24 @@ func TestCardLinearTime(t *testing.T) {
 	}
 }
 
-// childEnv names the README.md a test re-run in its own process reads.
-const childEnv = "MODELPUB_CARD_BIG_CHILD"
-
 // TestHugeCardMemory reads, in a process of its own, an 11 MB README.md of
 // a million keys (refused; it took 2.6 GB before) and one of 30,000 keys
 // just under the limits (parsed, merged, checked and written): each peak
 // RSS stays under 8 times the file plus 100 MB.
 func TestHugeCardMemory(t *testing.T) {
-	if path := os.Getenv(childEnv); path != "" {
+	if path := costtest.ChildInput(); path != "" {
 		hugeCardChild(t, path)
 		return
 	}
 	if raceEnabled || testing.Short() {
 		t.Skip("memory is not measurable under -race")
 	}
-	if _, err := os.Stat("/proc/self/status"); err != nil {
-		t.Skip("peak RSS is measured on Linux")
-	}
+	costtest.PeakRSS(t) // skip where there is no /proc
 	for _, n := range []int{1_000_000, 30_000} {
 		path := filepath.Join(t.TempDir(), "README.md")
 		data := keysCard(n)
 		require.NoError(t, os.WriteFile(path, data, 0o644))
-		cmd := exec.Command(os.Args[0], "-test.run=^"+t.Name()+"$", "-test.count=1", "-test.v")
-		cmd.Env = append(os.Environ(), childEnv+"="+path, "GOGC=100", "GOMEMLIMIT=off")
-		out, err := cmd.CombinedOutput()
-		require.NoError(t, err, "%s", out)
-		m := regexp.MustCompile(`peak-rss=(\d+)`).FindSubmatch(out)
-		require.NotNil(t, m, "%s", out)
-		rss, _ := strconv.ParseInt(string(m[1]), 10, 64)
+		rss := costtest.ChildPeakRSS(t, path)
 		t.Logf("%d keys, %d KB: peak RSS %d MB", n, len(data)>>10, rss>>20)
 		assert.LessOrEqual(t, rss, 8*int64(len(data))+100<<20, "%d keys", n)
 	}
@@ -287,7 +273,7 @@ func hugeCardChild(t *testing.T, path string) {
 	require.NoError(t, err)
 	own, err := Parse(data)
 	if errors.Is(err, ErrMetadataTooLarge) {
-		fmt.Printf("peak-rss=%d\n", costtest.PeakRSS(t))
+		costtest.ReportPeakRSS(t)
 		return
 	}
 	require.NoError(t, err)
@@ -298,5 +284,5 @@ func hugeCardChild(t *testing.T, path string) {
 	c.Warnings()
 	_, err = c.Bytes()
 	require.NoError(t, err)
-	fmt.Printf("peak-rss=%d\n", costtest.PeakRSS(t))
+	costtest.ReportPeakRSS(t)
 }

@@ -4,10 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"regexp"
-	"strconv"
 	"testing"
 	"time"
 
@@ -90,39 +87,23 @@ func TestSaveLinearTime(t *testing.T) {
 	assert.Less(t, large, 8*small+20*time.Millisecond, "4 times the tensors take %.1f times as long", float64(large)/float64(small))
 }
 
-// childEnv names the folder a test re-run in its own process saves.
-const childEnv = "MODELPUB_PIPELINE_BIG_CHILD"
-
 // TestSaveBigHeaderMemory saves a model of 300,000 tensors (a 25 MB header)
 // into four shards and an index, and validates the result, in a process of
 // its own: its peak RSS stays under 8 times the header plus 100 MB. (A
 // 94 MB header took 1.97 GB to save before.)
 func TestSaveBigHeaderMemory(t *testing.T) {
-	if src := os.Getenv(childEnv); src != "" {
+	if src := costtest.ChildInput(); src != "" {
 		openSaveValidate(t, src, filepath.Join(filepath.Dir(src), "out"), SaveOptions{MaxShardSize: 300_000})
-		status, err := os.ReadFile("/proc/self/status")
-		require.NoError(t, err)
-		m := regexp.MustCompile(`VmHWM:\s+(\d+) kB`).FindSubmatch(status)
-		require.NotNil(t, m)
-		fmt.Printf("peak-rss-kb=%s\n", m[1])
+		costtest.ReportPeakRSS(t)
 		return
 	}
 	if raceEnabled || testing.Short() {
 		t.Skip("memory is not measurable under -race")
 	}
-	if _, err := os.Stat("/proc/self/status"); err != nil {
-		t.Skip("peak RSS is measured on Linux")
-	}
+	costtest.PeakRSS(t) // skip where there is no /proc
 	src := filepath.Join(t.TempDir(), "model")
 	header := writeManyTensors(t, src, 300_000)
-	cmd := exec.Command(os.Args[0], "-test.run=^"+t.Name()+"$", "-test.count=1", "-test.v")
-	cmd.Env = append(os.Environ(), childEnv+"="+src, "GOGC=100", "GOMEMLIMIT=off")
-	out, err := cmd.CombinedOutput()
-	require.NoError(t, err, "%s", out)
-	m := regexp.MustCompile(`peak-rss-kb=(\d+)`).FindSubmatch(out)
-	require.NotNil(t, m, "%s", out)
-	kb, _ := strconv.ParseInt(string(m[1]), 10, 64)
-	rss := kb << 10
+	rss := costtest.ChildPeakRSS(t, src)
 	t.Logf("header %d MB, peak RSS %d MB", header>>20, rss>>20)
 	assert.LessOrEqual(t, rss, 8*header+100<<20, "peak RSS %d MB for a header of %d MB", rss>>20, header>>20)
 }

@@ -5,9 +5,7 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -33,25 +31,6 @@ func tinyTensors(n int) []WriteTensor {
 		ws[i] = WriteTensor{Name: fmt.Sprintf("t.%07d", i), DType: F32, Shape: []int64{1}, Data: Bytes(data[4*i : 4*i+4])}
 	}
 	return ws
-}
-
-// childEnv names the input a test re-run in its own process works on.
-const childEnv = "MODELPUB_TENSORS_BIG_CHILD"
-
-// runChild runs test name again in a new process of this test binary, with
-// childEnv set to arg, and returns the peak RSS the child reports (a
-// process's peak cannot be reset, so each measure gets its own process).
-func runChild(t *testing.T, name, arg string) int64 {
-	t.Helper()
-	cmd := exec.Command(os.Args[0], "-test.run=^"+name+"$", "-test.count=1", "-test.v")
-	cmd.Env = append(os.Environ(), childEnv+"="+arg, "GOGC=100", "GOMEMLIMIT=off")
-	out, err := cmd.CombinedOutput()
-	require.NoError(t, err, "%s", out)
-	m := regexp.MustCompile(`peak-rss=(\d+)`).FindSubmatch(out)
-	require.NotNil(t, m, "%s", out)
-	n, err := strconv.ParseInt(string(m[1]), 10, 64)
-	require.NoError(t, err)
-	return n
 }
 
 // requireLinear times f on n and 4n items: linear work takes 4 to 6 times
@@ -302,7 +281,7 @@ func TestBigInputsLinearTime(t *testing.T) {
 // peak RSS must stay under 8 times the header plus 100 MB. (The 1.3 M
 // tensors of a 94 MB header took 1 GB to read before.)
 func TestBigHeaderMemory(t *testing.T) {
-	if dir := os.Getenv(childEnv); dir != "" {
+	if dir := costtest.ChildInput(); dir != "" {
 		bigHeaderChild(t, dir)
 		return
 	}
@@ -314,7 +293,7 @@ func TestBigHeaderMemory(t *testing.T) {
 	l, err := WriteFile(context.Background(), filepath.Join(dir, "model.safetensors"), tinyTensors(400_000), nil, WriteOptions{})
 	require.NoError(t, err)
 	header := int64(len(l.Header))
-	rss := runChild(t, t.Name(), dir)
+	rss := costtest.ChildPeakRSS(t, dir)
 	t.Logf("header %d MB, peak RSS %d MB", header>>20, rss>>20)
 	assert.LessOrEqual(t, rss, 8*header+100<<20, "peak RSS %d MB for a header of %d MB", rss>>20, header>>20)
 }
@@ -346,5 +325,5 @@ func bigHeaderChild(t *testing.T, dir string) {
 	set, err := OpenShardedSet(index)
 	require.NoError(t, err)
 	require.Len(t, set.Index.WeightMap, 400_000)
-	fmt.Printf("peak-rss=%d\n", costtest.PeakRSS(t))
+	costtest.ReportPeakRSS(t)
 }

@@ -110,10 +110,14 @@ var (
 // (DIFFUSERS_DEFAULT_PIPELINE_PATHS).
 var fluxRepos = map[Type]string{FluxDev: "black-forest-labs/FLUX.1-dev", FluxSchnell: "black-forest-labs/FLUX.1-schnell"}
 
+// The repositories are those of DIFFUSERS_DEFAULT_PIPELINE_PATHS in
+// diffusers' single_file_utils.py (today's: runwayml's SD 1.5 repositories
+// left the Hub for stable-diffusion-v1-5/*); SD 1.x, SDXL base and Flux
+// convert with their embedded copies unless --config-from says otherwise.
 var recipes = []*recipe{
-	{typ: SD15, pipelineClass: "StableDiffusionPipeline", dir: "configs/sd15", repo: "runwayml/stable-diffusion-v1-5",
+	{typ: SD15, pipelineClass: "StableDiffusionPipeline", dir: "configs/sd15", repo: "stable-diffusion-v1-5/stable-diffusion-v1-5",
 		components: sd15Components, nullComponents: sd15Nulls, indexFlags: sd15Flags},
-	{typ: SD15Inpaint, pipelineClass: "StableDiffusionInpaintPipeline", dir: "configs/sd15", repo: "runwayml/stable-diffusion-inpainting",
+	{typ: SD15Inpaint, pipelineClass: "StableDiffusionInpaintPipeline", dir: "configs/sd15", repo: "stable-diffusion-v1-5/stable-diffusion-inpainting",
 		components: sd15Components, nullComponents: sd15Nulls, indexFlags: sd15Flags, unetInChannels: 9},
 	{typ: SDXL, pipelineClass: "StableDiffusionXLPipeline", dir: "configs/sdxl", repo: "stabilityai/stable-diffusion-xl-base-1.0",
 		components: sdxlComponents, nullComponents: sdxlNulls},

@@ -214,3 +214,18 @@ func TestConvertConfigFromRefusals(t *testing.T) {
 	_, err = FetchConfigs(context.Background(), owner, "refs/sd15", "")
 	require.NoError(t, err)
 }
+
+// The default reference repositories are diffusers' (DIFFUSERS_DEFAULT_PIPELINE_PATHS).
+func TestDefaultConfigRepo(t *testing.T) {
+	for typ, want := range map[Type]string{
+		SD15: "stable-diffusion-v1-5/stable-diffusion-v1-5", SD15Inpaint: "stable-diffusion-v1-5/stable-diffusion-inpainting",
+		SD2: "stabilityai/stable-diffusion-2-1", SD2Inpaint: "stabilityai/stable-diffusion-2-inpainting",
+		SDXL: "stabilityai/stable-diffusion-xl-base-1.0", SDXLRefiner: "stabilityai/stable-diffusion-xl-refiner-1.0",
+		FluxDev: "black-forest-labs/FLUX.1-dev", FluxSchnell: "black-forest-labs/FLUX.1-schnell", SD3: "",
+	} {
+		assert.Equal(t, want, DefaultConfigRepo(typ), "%s", typ)
+	}
+	for typ, want := range map[Type]bool{SD15: false, SDXL: false, FluxDev: false, SD2: true, SD2Inpaint: true, SDXLRefiner: true, SD3: false} {
+		assert.Equal(t, want, NeedsConfigs(typ), "%s", typ)
+	}
+}

@@ -36,9 +36,9 @@ func Open(path string) (*File, error) {
 
 // OpenData opens the safetensors file at path and validates its header as
 // Open does, but keeps only what reading tensor data needs: Header.Tensors
-// is nil (see CheckHeaderFile). It is for callers that already have the
-// tensor list, from an earlier Open or ReadHeaderFile, and read tensors
-// through TensorSource: a header of a million tensors is checked in a
+// is nil, and the check keeps 16 bytes per tensor and its name, not a
+// TensorInfo. It is for callers that already have the tensor list, from an
+// earlier Open or ReadHeaderFile, and read tensors through TensorSource: a header of a million tensors is checked in a
 // fraction of the memory a full read takes, and costs nothing after.
 func OpenData(path string) (*File, error) {
 	f, err := folder.OpenRegular(path)

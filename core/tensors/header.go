@@ -120,15 +120,6 @@ func ReadHeaderFile(path string) (*Header, error) {
 	return readHeaderFile(path, false)
 }
 
-// CheckHeaderFile validates the header of the file at path exactly as
-// ReadHeaderFile does, and returns it without its tensor list
-// (Header.Tensors is nil): for callers that need only the metadata or
-// where the data starts, or that have the tensor list already. The check
-// keeps 16 bytes per tensor and its name, not a TensorInfo.
-func CheckHeaderFile(path string) (*Header, error) {
-	return readHeaderFile(path, true)
-}
-
 func readHeaderFile(path string, check bool) (*Header, error) {
 	f, err := folder.OpenRegular(path)
 	if err != nil {
@@ -147,7 +138,7 @@ func readHeaderFile(path string, check bool) (*Header, error) {
 const headerWindow = 1 << 20
 
 // readHeader reads the header of r as ReadHeader documents; check leaves
-// out the tensor list (CheckHeaderFile).
+// out the tensor list (OpenData).
 func readHeader(r io.ReaderAt, size int64, check bool) (*Header, error) {
 	return readHeaderWindow(r, size, check, headerWindow)
 }

@@ -366,3 +366,12 @@ func DTypes() []DType {
 	}
 	return out
 }
+
+// CheckHeaderFile validates the header of the file at path exactly as
+// ReadHeaderFile does, and returns it without its tensor list
+// (Header.Tensors is nil): for callers that need only the metadata or
+// where the data starts, or that have the tensor list already. The check
+// keeps 16 bytes per tensor and its name, not a TensorInfo.
+func CheckHeaderFile(path string) (*Header, error) {
+	return readHeaderFile(path, true)
+}

@@ -231,7 +231,11 @@ console.log("ms", performance.now() - t);
 // startEmulator starts a Hub emulator on loopback with a fresh data dir
 // under the bench dir (same disk as the inputs) and a client for it.
 func (b *bench) startEmulator(sub string) (*hubemu.Server, *hub.Client, func()) {
-	dir := filepath.Join(b.dir, sub)
+	return startEmulatorIn(filepath.Join(b.dir, sub))
+}
+
+// startEmulatorIn starts an emulator keeping its repositories in dir.
+func startEmulatorIn(dir string) (*hubemu.Server, *hub.Client, func()) {
 	check(os.RemoveAll(dir))
 	srv, err := hubemu.New(hubemu.Options{Dir: dir, Tokens: map[string]string{benchHubToken: "bench"}, Record: true})
 	check(err)

@@ -32,7 +32,7 @@ func main() {
 	bin := flag.String("bin", "bin/modelpub", "the modelpub binary to measure")
 	dir := flag.String("dir", "", "folder for the generated inputs (default: a folder under the system temp dir, kept between runs)")
 	runs := flag.Int("runs", 5, "timed runs per measurement; the median is reported")
-	only := flag.String("only", "", "run only these groups, comma-separated: kernel, listing, files, pipelines, hub, convert")
+	only := flag.String("only", "", "run only these groups, comma-separated: kernel, listing, files, pipelines, hub, publish, convert")
 	flag.Parse()
 	if *dir == "" {
 		*dir = filepath.Join(os.TempDir(), "modelpub-bench")
@@ -46,7 +46,7 @@ func main() {
 	groups := []struct {
 		name string
 		run  func()
-	}{{"kernel", b.kernel}, {"listing", b.listing}, {"files", b.reshardAndConvert}, {"pipelines", b.pipelines}, {"hub", b.hub}, {"convert", b.convertCheckpoint}}
+	}{{"kernel", b.kernel}, {"listing", b.listing}, {"files", b.reshardAndConvert}, {"pipelines", b.pipelines}, {"hub", b.hub}, {"publish", b.publishOnePass}, {"convert", b.convertCheckpoint}}
 	for _, g := range groups {
 		if *only == "" || slices.Contains(strings.Split(*only, ","), g.name) {
 			g.run()

@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"modelpub/core/pipeline"
-	"modelpub/core/pipeline/pipelinetest"
 )
 
 // pipelines: save, save with an fp16 variant, validate and inspect the
@@ -23,14 +22,7 @@ import (
 // "cp -r && sync"; validate writes nothing and is compared with cp -r on
 // tmpfs, where cp -r costs only its reads and writes to memory.
 func (b *bench) pipelines() {
-	src := filepath.Join(b.dir, "sd15-full")
-	if _, err := pipeline.Open(context.Background(), src); err != nil {
-		check(os.RemoveAll(src))
-		fmt.Fprintf(os.Stderr, "generating %s (synthetic SD-1.5, scale 1)…\n", src)
-		_, err := pipelinetest.WriteSD15(context.Background(), src, pipelinetest.Options{Scale: 1, Seed: 1})
-		check(err)
-	}
-	check(exec.Command("sh", "-c", `find "$0" -type f -exec cat {} + > /dev/null`, src).Run()) // page cache
+	src := b.fullSD15()
 
 	// inspect, in process: opening reads headers only.
 	var times []time.Duration

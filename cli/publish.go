@@ -4,8 +4,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"sync"
+	"time"
 
 	"modelpub/core/auth"
 	"modelpub/core/card"
@@ -249,19 +251,29 @@ func printPlan(w io.Writer, res *publish.Result) {
 	}
 }
 
-// publishOutput renders events: a line per step message and a progress
-// bar on a terminal, or JSON lines.
+// publishOutput renders events: a line per step message and, on a
+// terminal, one status line with the progress of every step running (the
+// save, the check and the upload overlap), or JSON lines. It is the one
+// throttle of a publish's progress: the status line is drawn, and a byte
+// count written as JSON, at most every progressInterval per step.
 type publishOutput struct {
-	mu     sync.Mutex
-	stdout io.Writer
-	stderr io.Writer
-	json   bool
-	bar    *progressBar
-	step   publish.Step
+	mu       sync.Mutex
+	stdout   io.Writer
+	stderr   io.Writer
+	raw      io.Writer // stderr without escaping, for \r and erase-line
+	json     bool
+	term     bool
+	active   []publish.Event // the latest progress of each running step, in the order they started
+	lastJSON map[publish.Step]time.Time
+	lastDraw time.Time
+	drawn    bool
 }
 
+const progressInterval = 100 * time.Millisecond
+
 func newPublishOutput(stdout, stderr io.Writer, asJSON bool) *publishOutput {
-	return &publishOutput{stdout: stdout, stderr: stderr, json: asJSON, bar: newProgressBar(stderr)}
+	return &publishOutput{stdout: stdout, stderr: stderr, raw: rawWriter(stderr), json: asJSON, term: isTerminal(stderr),
+		lastJSON: map[publish.Step]time.Time{}}
 }
 
 func (p *publishOutput) writeJSON(v any) {
@@ -272,32 +284,88 @@ func (p *publishOutput) writeJSON(v any) {
 	p.stdout.Write(append(b, '\n'))
 }
 
+// isProgress reports an event that only counts bytes.
+func isProgress(e publish.Event) bool {
+	return e.Message == "" && !e.Done && e.Total > 0 && e.Bytes < e.Total
+}
+
 func (p *publishOutput) event(e publish.Event) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	now := time.Now()
 	if p.json {
+		if isProgress(e) && now.Sub(p.lastJSON[e.Step]) < progressInterval {
+			return
+		}
+		p.lastJSON[e.Step] = now
 		p.writeJSON(e)
 		return
 	}
-	if e.Step != p.step {
-		p.bar.done()
-		p.bar = newProgressBar(p.stderr)
-		p.step = e.Step
-	}
 	if e.Message != "" {
-		p.bar.done()
-		p.bar = newProgressBar(p.stderr)
+		p.clear()
 		fmt.Fprintf(p.stderr, "%-8s %s\n", e.Step, safeText(e.Message))
 	}
-	if e.Total > 0 && !e.Done {
-		p.bar.updateWith(e.Bytes, e.Total, rateETA(e))
+	i := slices.IndexFunc(p.active, func(a publish.Event) bool { return a.Step == e.Step })
+	switch {
+	case e.Done || e.Step == publish.StepDone:
+		if i >= 0 {
+			p.active = slices.Delete(p.active, i, i+1)
+		}
+	case e.Total > 0 && i >= 0:
+		p.active[i] = e
+	case e.Total > 0:
+		p.active = append(p.active, e)
+	}
+	if p.term && (e.Message != "" || now.Sub(p.lastDraw) >= progressInterval) {
+		p.draw(now)
+	}
+}
+
+// draw writes the status line: a bar when one step runs, one segment per
+// step when several do.
+func (p *publishOutput) draw(now time.Time) {
+	p.lastDraw = now
+	if len(p.active) == 0 {
+		p.clear()
+		return
+	}
+	var line string
+	if len(p.active) == 1 {
+		e := p.active[0]
+		line = fmt.Sprintf("%-8s %s%s", e.Step, renderBar(e.Bytes, e.Total, 30), rateETA(e))
+	} else {
+		parts := make([]string, len(p.active))
+		for i, e := range p.active {
+			parts[i] = fmt.Sprintf("%s %3.0f%% of %s%s", e.Step, 100*float64(e.Bytes)/float64(e.Total),
+				tensors.FormatSize(e.Total), rateOnly(e))
+		}
+		line = strings.Join(parts, " · ")
+	}
+	fmt.Fprint(p.raw, "\r"+line+"\x1b[K")
+	p.drawn = true
+}
+
+// clear erases the status line, so a message takes its place.
+func (p *publishOutput) clear() {
+	if p.drawn {
+		fmt.Fprint(p.raw, "\r\x1b[K")
+		p.drawn = false
 	}
 }
 
 func (p *publishOutput) finish() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.bar.done()
+	p.active = nil
+	p.clear()
+}
+
+// rateOnly renders "  12.3 MB/s" for a segment of the status line.
+func rateOnly(e publish.Event) string {
+	if e.Rate > 0 {
+		return fmt.Sprintf(" %s/s", tensors.FormatSize(int64(e.Rate)))
+	}
+	return ""
 }
 
 // rateETA renders "  12.3 MB/s  ETA 4m10s" for a bar's tail.

@@ -19,6 +19,7 @@ import (
 
 	"modelpub/core/hub/hubemu"
 	"modelpub/core/pipeline/pipelinetest"
+	"modelpub/core/publish"
 )
 
 const publishTok = "hf_cli_publish_secret_0123456789abcdefgh"
@@ -215,7 +216,7 @@ func TestPublishResumesAfterSIGKILL(t *testing.T) {
 	var out, errb bytes.Buffer
 	code := Run(args, &out, &errb)
 	require.Equal(t, ExitOK, code, errb.String())
-	assert.Contains(t, errb.String(), "reusing the staged folder", "the staging survived the kill")
+	assert.Regexp(t, `reusing the staged folder|resumed: [0-9.]+ [KM]B kept from the interrupted run`, errb.String(), "the staging survived the kill")
 	assert.NotContains(t, errb.String(), "hashing", "nothing is hashed again: the digests come from the check, or from the sets the killed run checked:\n%s", errb.String())
 	var resent []string
 	sentAny := false
@@ -281,4 +282,43 @@ func TestPublishCommandPlansTheLayout(t *testing.T) {
 	code := Run(append(append([]string{}, base...), "--no-delete", "--delete-extra"), &o, &e)
 	assert.Equal(t, ExitUsage, code)
 	assert.Contains(t, e.String(), "exclude each other")
+}
+
+// The printer is the one throttle of a publish's progress: interleaved
+// byte counts of overlapping steps make one status line drawn at most every
+// 100 ms, and JSON byte counts at most one per step and interval; messages
+// and ends always pass.
+func TestPublishOutputThrottlesInterleavedSteps(t *testing.T) {
+	var errb, outb bytes.Buffer
+	p := newPublishOutput(&outb, &errb, false)
+	p.term = true // as on a terminal
+	start := time.Now()
+	p.event(publish.Event{Step: publish.StepStage, Message: "staging: unet has no fp16 variant yet"})
+	for i := int64(1); i <= 3000; i++ {
+		if i == 1500 {
+			time.Sleep(110 * time.Millisecond) // one draw is due
+		}
+		for _, s := range []publish.Step{publish.StepStage, publish.StepValidate, publish.StepUpload} {
+			p.event(publish.Event{Step: s, Bytes: i, Total: 3000})
+		}
+	}
+	p.event(publish.Event{Step: publish.StepStage, Done: true, Message: "staged"})
+	p.finish()
+	elapsed := time.Since(start)
+	draws := strings.Count(errb.String(), "\r") - strings.Count(errb.String(), "\r\x1b[K")
+	assert.LessOrEqual(t, draws, int(elapsed/(100*time.Millisecond))+3, "one status line per 100 ms")
+	assert.Contains(t, errb.String(), "staging: unet has no fp16 variant yet\n")
+	assert.Contains(t, errb.String(), "stage    staged\n")
+	assert.Regexp(t, `stage +[0-9]+% of 3.00 KB · validate +[0-9]+% of 3.00 KB · upload +[0-9]+% of 3.00 KB`, errb.String(), "the steps running share one line")
+
+	errb.Reset()
+	p = newPublishOutput(&outb, &errb, true)
+	for i := int64(1); i <= 3000; i++ {
+		p.event(publish.Event{Step: publish.StepUpload, Bytes: i, Total: 3001})
+	}
+	p.event(publish.Event{Step: publish.StepUpload, Bytes: 3001, Total: 3001, Done: true})
+	lines := strings.Split(strings.TrimSpace(outb.String()), "\n")
+	assert.Less(t, len(lines), 100, "JSON byte counts are throttled too")
+	assert.Contains(t, lines[len(lines)-1], `"done":true`, "the end always passes")
+	assert.Empty(t, errb.String())
 }

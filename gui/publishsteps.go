@@ -100,6 +100,12 @@ func newPublishTracker(dry, compared bool) *publishTracker {
 	return t
 }
 
+// overlaps reports the steps that run at the same time as the others of
+// the one pass: stage, validate, upload.
+func overlaps(s publish.Step) bool {
+	return s == publish.StepStage || s == publish.StepValidate || s == publish.StepUpload
+}
+
 // snapshot returns a copy the UI goroutine may keep.
 func (t *publishTracker) snapshot() publishProgress {
 	p := t.p
@@ -124,10 +130,22 @@ func (t *publishTracker) event(e publish.Event) publishProgress {
 		return t.snapshot()
 	}
 	if idx != p.current {
+		// Stage, validate and upload run at the same time (each file is
+		// uploaded as soon as it is checked): a later one starting does not
+		// end an earlier one; their Done does, or the commit starting.
 		for i := 0; i < idx; i++ {
+			if overlaps(publish.Steps[i]) && e.Step != publish.StepCommit {
+				continue
+			}
 			if p.states[i] == stepRunning || p.states[i] == stepPending {
 				p.states[i] = stepDone
 			}
+		}
+		if idx < p.current && overlaps(e.Step) && e.Message == "" {
+			// A byte count of an earlier step still running: the bar keeps
+			// showing the later one.
+			p.states[idx] = stepRunning
+			return t.snapshot()
 		}
 		p.current = idx
 		p.phase, p.message, p.file, p.bytes, p.total, p.rate, p.eta = "", "", "", 0, 0, 0, 0

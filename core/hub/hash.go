@@ -11,9 +11,10 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"strconv"
 	"sync"
 	"time"
+
+	"modelpub/core/atomicfile"
 )
 
 // gitBlobSHA1 is git's object id of a blob: sha1("blob <n>\0" + data).
@@ -226,12 +227,7 @@ func (hc *HashCache) Save() error {
 	if err := os.MkdirAll(filepath.Dir(hc.path), 0o700); err != nil {
 		return err
 	}
-	tmp := hc.path + ".tmp" + strconv.Itoa(os.Getpid())
-	if err := os.WriteFile(tmp, b, 0o600); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, hc.path); err != nil {
-		os.Remove(tmp)
+	if err := atomicfile.WriteFile(hc.path, b, 0o600); err != nil {
 		return err
 	}
 	hc.dirty = false

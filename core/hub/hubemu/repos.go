@@ -23,6 +23,23 @@ type createRequest struct {
 	} `json:"files"`
 }
 
+// target is the repo a create or delete request names: its type ("" is a
+// model), and "name" either as namespace/name or as a name in the
+// organization's namespace, else in the caller's.
+func (req *createRequest) target(user string) repoRef {
+	ref := repoRef{typ: req.Type, ns: user, name: req.Name}
+	if ref.typ == "" {
+		ref.typ = "model"
+	}
+	if req.Organization != nil && *req.Organization != "" {
+		ref.ns = *req.Organization
+	}
+	if n, nm, ok := strings.Cut(req.Name, "/"); ok {
+		ref.ns, ref.name = n, nm
+	}
+	return ref
+}
+
 func (c *call) createRepo() {
 	if c.user == "" {
 		c.fail(http.StatusUnauthorized, "", "You must be authenticated to create a repo.")
@@ -32,20 +49,11 @@ func (c *call) createRepo() {
 	if !c.readJSON(&req, 64<<20) {
 		return
 	}
-	typ := req.Type
-	if typ == "" {
-		typ = "model"
-	}
+	ref := req.target(c.user)
+	typ, ns, name := ref.typ, ref.ns, ref.name
 	if typ != "model" && typ != "dataset" && typ != "space" {
 		c.fail(http.StatusBadRequest, "", "Invalid repo type %q", typ)
 		return
-	}
-	ns, name := c.user, req.Name
-	if req.Organization != nil && *req.Organization != "" {
-		ns = *req.Organization
-	}
-	if n, nm, ok := strings.Cut(req.Name, "/"); ok {
-		ns, name = n, nm
 	}
 	if err := validateRepoID(ns, name); err != nil {
 		c.fail(http.StatusBadRequest, "", "Invalid repo name: %v", err)
@@ -117,25 +125,15 @@ func (c *call) deleteRepo() {
 	if !c.readJSON(&req, 1<<20) {
 		return
 	}
-	typ := req.Type
-	if typ == "" {
-		typ = "model"
-	}
-	ns, name := c.user, req.Name
-	if req.Organization != nil && *req.Organization != "" {
-		ns = *req.Organization
-	}
-	if n, nm, ok := strings.Cut(req.Name, "/"); ok {
-		ns, name = n, nm
-	}
-	rp := c.repo(repoRef{typ, ns, name}, true)
+	ref := req.target(c.user)
+	rp := c.repo(ref, true)
 	if rp == nil {
 		return
 	}
 	defer rp.mu.Unlock()
 	s := c.s
 	s.mu.Lock()
-	delete(s.repos, repoKey(typ, ns, name))
+	delete(s.repos, repoKey(ref.typ, ref.ns, ref.name))
 	s.mu.Unlock()
 	rp.deleted = true
 	trash := filepath.Join(s.dir, "tmp", "deleted-"+randomHex(8))

@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"runtime"
 	"sort"
 	"sync"
@@ -47,27 +46,6 @@ type Addition struct {
 	// Sample is the content's first ≤512 bytes, when the caller has them:
 	// preupload needs them, and a caller that just read the file saves a read.
 	Sample []byte
-}
-
-// FileAddition is the Addition of the local file at local as path.
-func FileAddition(path, local string) (Addition, error) {
-	abs, err := filepath.Abs(local)
-	if err != nil {
-		return Addition{}, err
-	}
-	info, err := os.Stat(abs)
-	if err != nil {
-		return Addition{}, fmt.Errorf("hub: %w", err)
-	}
-	if !info.Mode().IsRegular() {
-		return Addition{}, fmt.Errorf("hub: %s is not a regular file", local)
-	}
-	return Addition{Path: path, Size: info.Size(), Local: abs}, nil
-}
-
-// BytesAddition is the Addition of b as path.
-func BytesAddition(path string, b []byte) Addition {
-	return Addition{Path: path, Size: int64(len(b)), Bytes: b}
 }
 
 type nopCloser struct{ *bytes.Reader }

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"net/http"
-	"os"
 	"path/filepath"
 	"sync/atomic"
 	"testing"
@@ -31,7 +30,7 @@ func TestUploadSendsWhileFilesAreStillAdded(t *testing.T) {
 	u, err := f.client(t).StartUpload(context.Background(), aliceM, UploadOptions{HashCache: noCache(t)})
 	require.NoError(t, err)
 	defer u.Abort()
-	require.NoError(t, u.Add(BytesAddition("a.safetensors", first)))
+	require.NoError(t, u.Add(bytesAddition("a.safetensors", first)))
 	// The first file reaches the Hub's storage before the second exists.
 	require.Eventually(t, func() bool {
 		f.mu.Lock()
@@ -39,8 +38,8 @@ func TestUploadSendsWhileFilesAreStillAdded(t *testing.T) {
 		return f.lfs[sha256hex(first)] != nil
 	}, 5*time.Second, 5*time.Millisecond, "the first file is uploaded before Commit")
 	assert.Empty(t, f.commits, "nothing is committed before Commit")
-	require.NoError(t, u.Add(BytesAddition("b.safetensors", second)))
-	require.NoError(t, u.Add(BytesAddition("README.md", []byte("# m\n"))))
+	require.NoError(t, u.Add(bytesAddition("b.safetensors", second)))
+	require.NoError(t, u.Add(bytesAddition("README.md", []byte("# m\n"))))
 	ci, err := u.Commit(context.Background(), nil)
 	require.NoError(t, err)
 	require.Len(t, f.commits, 1, "one commit holds every file")
@@ -91,12 +90,12 @@ func TestUploadFailureCommitsNothing(t *testing.T) {
 	c := f.client(t, func(o *Options) { o.Sleep = nil })
 	u, err := c.StartUpload(context.Background(), aliceM, UploadOptions{HashCache: noCache(t)})
 	require.NoError(t, err)
-	require.NoError(t, u.Add(BytesAddition("a.safetensors", randomBytes(31, 900))))
-	require.NoError(t, u.Add(BytesAddition("README.md", []byte("# m\n"))))
+	require.NoError(t, u.Add(bytesAddition("a.safetensors", randomBytes(31, 900))))
+	require.NoError(t, u.Add(bytesAddition("README.md", []byte("# m\n"))))
 	_, err = u.Commit(context.Background(), nil)
 	require.Error(t, err)
 	assert.Empty(t, f.commits, "a failed upload commits nothing")
-	assert.Error(t, u.Add(BytesAddition("c.txt", []byte("late"))), "an upload that failed takes no more files")
+	assert.Error(t, u.Add(bytesAddition("c.txt", []byte("late"))), "an upload that failed takes no more files")
 }
 
 func TestUploadAbortStopsEverything(t *testing.T) {
@@ -114,7 +113,7 @@ func TestUploadAbortStopsEverything(t *testing.T) {
 	defer close(block)
 	u, err := f.client(t).StartUpload(context.Background(), aliceM, UploadOptions{HashCache: noCache(t)})
 	require.NoError(t, err)
-	require.NoError(t, u.Add(BytesAddition("a.txt", []byte("a"))))
+	require.NoError(t, u.Add(bytesAddition("a.txt", []byte("a"))))
 	done := make(chan struct{})
 	go func() { u.Abort(); close(done) }()
 	select {
@@ -129,7 +128,7 @@ func TestUploadRefusesRepeatedPaths(t *testing.T) {
 	f := newFakeHub(t)
 	f.addRepo("alice/m")
 	_, err := f.client(t).UploadFiles(context.Background(), aliceM, []Addition{
-		BytesAddition("a.txt", []byte("1")), BytesAddition("./a.txt", []byte("2")),
+		bytesAddition("a.txt", []byte("1")), bytesAddition("./a.txt", []byte("2")),
 	}, UploadOptions{HashCache: noCache(t)})
 	var he *Error
 	require.ErrorAs(t, err, &he)
@@ -137,20 +136,12 @@ func TestUploadRefusesRepeatedPaths(t *testing.T) {
 	assert.Contains(t, err.Error(), `"a.txt" is added twice`)
 }
 
-func TestFileAddition(t *testing.T) {
-	dir := t.TempDir()
-	p := filepath.Join(dir, "x.bin")
-	require.NoError(t, os.WriteFile(p, []byte("12345"), 0o644))
-	a, err := FileAddition("x.bin", p)
-	require.NoError(t, err)
-	assert.Equal(t, int64(5), a.Size)
-	assert.True(t, filepath.IsAbs(a.Local))
-	_, err = FileAddition("d", dir)
-	assert.ErrorContains(t, err, "is not a regular file")
-}
-
 func noCache(t *testing.T) *HashCache {
 	hc, err := OpenHashCache(filepath.Join(t.TempDir(), "hashes.json"))
 	require.NoError(t, err)
 	return hc
+}
+
+func bytesAddition(path string, b []byte) Addition {
+	return Addition{Path: path, Size: int64(len(b)), Bytes: b}
 }

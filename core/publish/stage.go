@@ -71,8 +71,6 @@ func (j *job) stage(src *pipeline.Pipeline) (*staging, error) {
 	return s, nil
 }
 
-func isSingleModel(p *pipeline.Pipeline) bool { return p.Index == nil }
-
 // cleanStagings removes the other stagings of the same source (older
 // inputs) and the temporary folders of interrupted saves, keeping keep.
 func cleanStagings(root, skey, keep string) {

@@ -478,6 +478,7 @@ func (pp *publishPanel) start(dry bool) {
 	}
 	opts := pp.targetOptions()
 	opts.AllowOutsideLinks = pp.p.Files() != nil && pp.p.Files().AllowsOutsideLinks()
+	opts.Pipeline = pp.p // opened already: publish reads the headers no second time
 	opts.CommitMessage = strings.TrimSpace(pp.message.Text)
 	opts.CommitDescription = strings.TrimSpace(pp.description.Text)
 	opts.Card = cd

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode"
 
 	"fyne.io/fyne/v2"
 	"fyne.io/fyne/v2/container"
@@ -77,6 +78,7 @@ type cardPanel struct {
 	revert      *widget.Button
 	kept        *widget.Label // says the edits are kept, or restored
 	body        *widget.Entry
+	fit         *editorFit // widens the editor to its longest word
 	preview     *markdownView
 	form        *fyne.Container
 	main        fyne.CanvasObject
@@ -144,7 +146,8 @@ func newCardPanel(e *env) *cardPanel {
 	editor := container.NewBorder(heading("Markdown"), nil, nil, nil, c.body)
 	preview := container.NewBorder(heading("Preview"), nil, nil, nil, container.NewVScroll(c.preview.box))
 	split := container.NewHSplit(editor, preview)
-	c.main = container.NewBorder(top, nil, nil, nil, split)
+	c.fit = &editorFit{split: split, body: c.body}
+	c.main = container.NewBorder(top, nil, nil, nil, container.New(c.fit, split))
 	hint := widget.NewLabelWithStyle("Open a folder to write its model card.\n"+
 		"The card is generated from the folder (and its README.md, if it has one), then yours to edit.",
 		fyne.TextAlignCenter, fyne.TextStyle{})
@@ -546,6 +549,9 @@ func (c *cardPanel) formChanged() {
 
 // bodyChanged writes the editor into the card's body.
 func (c *cardPanel) bodyChanged(s string) {
+	if c.fit != nil {
+		c.fit.update()
+	}
 	if c.filling || c.card == nil {
 		return
 	}
@@ -916,3 +922,79 @@ func (d *debouncer) cancel() {
 }
 
 var _ panel = (*cardPanel)(nil)
+
+// maxEditorShare is the most of the card panel's width editorFit gives the
+// Markdown editor, and minPreviewWidth the least it leaves the preview.
+const (
+	maxEditorShare  = 0.65
+	minPreviewWidth = 360
+)
+
+// editorFit lays out the editor-preview split, widening the editor (up to
+// maxEditorShare, leaving the preview minPreviewWidth) to the longest word of the body plus its margins. The
+// editor wraps at spaces (TextWrapWord), and Fyne cuts a word only when it
+// is longer than a line: a URL of the card then stays whole on its line
+// rather than being cut mid-word. A word longer still is cut at the line's
+// end, as it must be when the editor wraps.
+type editorFit struct {
+	split *container.Split
+	body  *widget.Entry
+	width float32 // the width last laid out
+}
+
+// MinSize implements fyne.Layout.
+func (l *editorFit) MinSize(objs []fyne.CanvasObject) fyne.Size { return objs[0].MinSize() }
+
+// Layout implements fyne.Layout.
+func (l *editorFit) Layout(objs []fyne.CanvasObject, size fyne.Size) {
+	l.width = size.Width
+	objs[0].Move(fyne.NewPos(0, 0))
+	objs[0].Resize(size)
+	l.update()
+}
+
+// update widens the editor, if its body now holds a longer word.
+func (l *editorFit) update() {
+	if share := l.share(); share > l.split.Offset {
+		l.split.SetOffset(share)
+	}
+}
+
+// share is the part of the width the editor needs for its longest word,
+// at most maxEditorShare and what leaves the preview minPreviewWidth.
+func (l *editorFit) share() float64 {
+	if l.width <= 0 {
+		return 0
+	}
+	word := longestWord(l.body.Text)
+	if word == "" {
+		return 0
+	}
+	// The entry's border and inner padding on both sides, its scroll bar,
+	// and the split's divider.
+	margin := 2*theme.InnerPadding() + 2*theme.InputBorderSize() + theme.ScrollBarSize() + 2*theme.Padding() + theme.SeparatorThicknessSize()
+	need := fyne.MeasureText(word, theme.TextSize(), l.body.TextStyle).Width + margin
+	return max(0, min(float64(need/l.width), maxEditorShare, float64((l.width-minPreviewWidth)/l.width)))
+}
+
+// longestWord is the longest run of s without white space, by runes.
+func longestWord(s string) string {
+	best, bestN, start, n := "", 0, -1, 0
+	for i, r := range s {
+		if unicode.IsSpace(r) {
+			if start >= 0 && n > bestN {
+				best, bestN = s[start:i], n
+			}
+			start, n = -1, 0
+			continue
+		}
+		if start < 0 {
+			start = i
+		}
+		n++
+	}
+	if start >= 0 && n > bestN {
+		best = s[start:]
+	}
+	return best
+}

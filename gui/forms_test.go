@@ -7,6 +7,7 @@ import (
 	"fyne.io/fyne/v2"
 	"fyne.io/fyne/v2/container"
 	"fyne.io/fyne/v2/test"
+	"fyne.io/fyne/v2/theme"
 	"fyne.io/fyne/v2/widget"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -112,4 +113,44 @@ func TestSavePickerTitle(t *testing.T) {
 	top := overlayText(w)
 	assert.Contains(t, top, "Save to folder")
 	assert.NotContains(t, top, "Open Folder")
+}
+
+// TestEditorKeepsURLsWhole: the Markdown editor wraps at spaces, and is
+// widened (up to maxEditorShare of the panel, leaving the preview
+// minPreviewWidth) to the longest word of the body, so a URL is not cut
+// mid-word when the panel has room for it.
+func TestEditorKeepsURLsWhole(t *testing.T) {
+	c, w := newTestCardPanel(t)
+	c.SetPipeline(jobPipeline(t, 7))
+	w.Resize(fyne.NewSize(1100, 700))
+	assert.Equal(t, fyne.TextWrapWord, c.body.Wrapping)
+	url := "https://huggingface.co/stable-diffusion-v1-5/stable-diffusion-v1-5/tree/main"
+	c.body.SetText("# Title\n\nSee " + url + " for the configuration of every component.\n")
+	w.Resize(fyne.NewSize(1100, 701))
+
+	rows := editorRows(c)
+	assert.Contains(t, rows, url, "the URL on one row of its own: %q", rows)
+	editorWidth := c.body.Size().Width
+	assert.Greater(t, editorWidth, fyne.MeasureText(url, theme.TextSize(), c.body.TextStyle).Width)
+	assert.LessOrEqual(t, float64(editorWidth), maxEditorShare*float64(c.fit.width)+1)
+
+	// A word longer than the room is cut at the line's end: the editor
+	// never takes more than its share.
+	c.body.SetText(strings.Repeat("x", 2000))
+	assert.LessOrEqual(t, float64(c.body.Size().Width), maxEditorShare*float64(c.fit.width)+1)
+	assert.GreaterOrEqual(t, c.preview.box.Size().Width, float32(minPreviewWidth)-4*theme.Padding()-theme.ScrollBarSize())
+	assert.Equal(t, "", longestWord(" \n\t"))
+	assert.Equal(t, "bbb", longestWord("a bbb cc"))
+}
+
+// editorRows is the text of each row the editor shows.
+func editorRows(c *cardPanel) []string {
+	var rows []string
+	for _, line := range strings.Split(test.RenderObjectToMarkup(c.body), "\n") {
+		line = strings.TrimSpace(line)
+		if i := strings.Index(line, ">"); strings.HasPrefix(line, "<text") && i > 0 {
+			rows = append(rows, strings.TrimSuffix(line[i+1:], "</text>"))
+		}
+	}
+	return rows
 }

@@ -1,6 +1,8 @@
 package gui
 
 import (
+	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -13,6 +15,8 @@ import (
 	"fyne.io/fyne/v2/widget"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"modelpub/core/publish"
 )
 
 // windowWidth is the width the window takes once the desktop driver has
@@ -59,6 +63,60 @@ func TestLongErrorsDoNotWidenTheWindow(t *testing.T) {
 	u.save()
 	assert.Contains(t, overlayText(w), "cannot be read")
 	assert.LessOrEqual(t, windowWidth(w), before, "the dialog fits in the window")
+}
+
+// TestLongPublishErrorDoesNotWidenTheWindow: a publish that fails with
+// an error of 2,000 characters on one line, without a space (a path in a
+// path), shows it in Progress cut to the column, and whole in Details…;
+// neither the panel nor the dialogs widen the window.
+func TestLongPublishErrorDoesNotWidenTheWindow(t *testing.T) {
+	u, w := newTestUI(t)
+	dir, _ := writeSD15(t)
+	u.OpenPath(dir)
+	require.NotNil(t, u.pipeline)
+	u.selectTab("Publish")
+	before := windowWidth(w)
+	require.Equal(t, float32(1000), before, "the window fits its content before")
+
+	pp := u.publisher
+	long := "stage: " + strings.Repeat("/very-long-folder-name", 100)[:1993]
+	require.Len(t, long, 2000)
+	pp.runJob = func(context.Context, publish.Options) (*publish.Result, error) { return nil, errors.New(long) }
+	pp.DryRun()
+
+	require.False(t, pp.Busy())
+	require.True(t, pp.failureBox.Visible(), "the error shows in Progress")
+	assert.Equal(t, long, pp.failure.Text)
+	assert.Less(t, pp.failure.MinSize().Width, float32(100), "cut to the column, never wider")
+	assert.Contains(t, overlayText(w), "Publishing failed")
+	assert.LessOrEqual(t, windowWidth(w), before, "the error dialog fits in the window")
+	dismissDialogs(w)
+	assert.LessOrEqual(t, windowWidth(w), before, "the Publish panel does not widen the window")
+
+	test.Tap(pp.failureBox.Objects[1].(*widget.Button)) // Details…
+	require.NotNil(t, pp.detailsDialog)
+	assert.Contains(t, overlayText(w), "Publishing failed: details")
+	assert.Equal(t, long, detailsText(t, w), "the whole error, one click away")
+	assert.LessOrEqual(t, windowWidth(w), before, "and so does its whole text")
+	dismissDialogs(w)
+
+	for _, np := range u.panels {
+		u.selectTab(np.title)
+		assert.LessOrEqual(t, windowWidth(w), before, "the %s tab widens the window", np.title)
+	}
+}
+
+// detailsText is the text of the selectable label of the dialog on top.
+func detailsText(t *testing.T, w fyne.Window) string {
+	t.Helper()
+	var found []string
+	walkObjects(w.Canvas().Overlays().Top(), func(o fyne.CanvasObject) {
+		if l, ok := o.(*widget.Label); ok && l.Selectable {
+			found = append(found, l.Text)
+		}
+	})
+	require.Len(t, found, 1)
+	return found[0]
 }
 
 // TestCappedWidth: a line that cannot be wrapped or cut in a panel is

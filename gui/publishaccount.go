@@ -13,6 +13,7 @@ import (
 	"fyne.io/fyne/v2/theme"
 	"fyne.io/fyne/v2/widget"
 
+	"modelpub/core/advice"
 	"modelpub/core/auth"
 	"modelpub/core/hub"
 	"modelpub/core/publish"
@@ -109,12 +110,15 @@ func (pp *publishPanel) setAccount(tok auth.Token, acct *publish.Account, err er
 		if !tok.IsZero() {
 			what = fmt.Sprintf("The token (from %s)", tok.Source)
 		}
-		next := "Log in again with a valid token."
-		if errors.Is(err, hub.ErrNetwork) || errors.Is(err, context.DeadlineExceeded) {
+		next := advice.For(err, pp.cfg.endpoint())
+		switch {
+		case errors.Is(err, hub.ErrNetwork) || errors.Is(err, context.DeadlineExceeded):
 			next = "Check the connection, then log in again to retry."
+		case next == "":
+			next = "Log in again with a valid token."
 		}
-		pp.setAccountText(fmt.Sprintf("%s could not be checked with %s: %v\n%s", what, pp.cfg.host(), err, next),
-			widget.DangerImportance)
+		pp.setAccountText(fmt.Sprintf("%s could not be checked with %s: %s\n%s", what, pp.cfg.host(),
+			advice.Message(err, pp.cfg.endpoint()), next), widget.DangerImportance)
 	}
 	pp.update()
 	pp.scheduleRemote()
@@ -142,8 +146,7 @@ func (pp *publishPanel) showAccount() {
 	imp := widget.MediumImportance
 	if a.Role == "read" {
 		imp = widget.DangerImportance
-		text += fmt.Sprintf(" This token is read-only: it cannot publish. Create one with the write role at "+
-			"%s/settings/tokens and log in with it.", pp.cfg.pageURL())
+		text += " This token is read-only: it cannot publish. " + advice.For(publish.ErrReadOnlyToken, pp.cfg.endpoint())
 	}
 	pp.setAccountText(text, imp)
 	prev := pp.namespace.Selected
@@ -186,13 +189,15 @@ func (pp *publishPanel) showLogin() {
 		return nil
 	}
 	item := widget.NewFormItem("Token", entry)
-	item.HintText = fmt.Sprintf("A token with the write role, from %s/settings/tokens. It is kept in the OS keyring.",
-		pp.cfg.pageURL())
+	item.HintText = "A token with the write role: " + advice.TokenSource(pp.cfg.endpoint(), "") +
+		". It is kept in the OS keyring."
 	d := dialog.NewForm("Log in to "+pp.cfg.host(), "Log in", "Cancel", []*widget.FormItem{item}, func(ok bool) {
 		if ok {
 			pp.login(entry.Text)
 		}
 	}, pp.e.win)
+	// Enter logs in, as the Log in button does (not while the entry is empty).
+	entry.OnSubmitted = func(string) { d.Submit() }
 	pp.loginDialog, pp.loginEntry = d, entry
 	d.Resize(fyne.NewSize(min(560, pp.e.win.Canvas().Size().Width*0.9), d.MinSize().Height))
 	d.Show()
@@ -206,8 +211,8 @@ func (pp *publishPanel) login(raw string) {
 	token, err := auth.ReadToken(strings.NewReader(raw))
 	if err != nil {
 		pp.e.showProblem("Not a Hub token", "What was pasted is not a token: it is empty, or has spaces or "+
-			"control characters inside.", fmt.Sprintf("Copy the token again from %s/settings/tokens "+
-			"(it starts with hf_) and log in again.", pp.cfg.pageURL()))
+			"control characters inside.", "Copy the token again (it starts with hf_) and log in again: "+
+			advice.TokenSource(pp.cfg.endpoint(), "")+".")
 		return
 	}
 	pp.checked = true
@@ -234,12 +239,11 @@ func (pp *publishPanel) loggedIn(token string, acct *publish.Account, err, store
 	if err != nil {
 		pp.showAccount() // as before the attempt
 		pp.update()
-		title, next := "The Hub refused the token", fmt.Sprintf("Copy the token again from %s/settings/tokens, "+
-			"or create a new one with the write role, and log in with it.", pp.cfg.pageURL())
-		if !errors.Is(err, hub.ErrUnauthorized) {
-			title, next = publishErrorText(err, pp.cfg.pageURL())
-		}
-		pp.e.showProblem(title, "Logging in to "+pp.cfg.host()+" failed: "+err.Error(), next)
+		// What the Hub answered, without its request id (kept under
+		// Details…), then the advice, once.
+		title, next := publishErrorText(err, pp.cfg.endpoint())
+		pp.showFailure(title, "Logging in to "+pp.cfg.host()+" failed: "+publishErrorCause(err, pp.cfg.endpoint()),
+			next, err.Error())
 		return
 	}
 	if storeErr != nil {

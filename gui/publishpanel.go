@@ -108,6 +108,9 @@ type publishPanel struct {
 	bytesText  *widget.Label
 	fileText   *widget.Label
 	status     *widget.Label
+	failure    *widget.Label   // the error of the last job, on one line; Details… shows it whole
+	failureBox *fyne.Container // failure and its Details… button, shown after a failed job
+	failed     error           // that error
 	warnings   *widget.Label
 	link       *widget.Hyperlink
 	filesText  *widget.Label
@@ -121,6 +124,8 @@ type publishPanel struct {
 	loginDialog   *dialog.FormDialog
 	loginEntry    *widget.Entry
 	keyringDialog *dialog.ConfirmDialog
+	failureDialog *dialog.CustomDialog
+	detailsDialog *dialog.CustomDialog
 }
 
 func newPublishPanel(e *env, cards *cardPanel) *publishPanel {
@@ -171,9 +176,8 @@ func newPublishPanel(e *env, cards *cardPanel) *publishPanel {
 	pp.noDeleteWarn.Wrapping = fyne.TextWrapWord
 	pp.noDeleteWarn.Importance = widget.WarningImportance
 	pp.noDeleteWarn.Hide()
-	pp.output = widget.NewLabel("")
+	pp.output = widget.NewLabel("") // in the text colour: a hint in the disabled colour is faint in the light theme
 	pp.output.Wrapping = fyne.TextWrapWord
-	pp.output.Importance = widget.LowImportance
 
 	pp.dryRunBtn = widget.NewButtonWithIcon("Dry run", theme.VisibilityIcon(), pp.DryRun)
 	pp.publishBtn = widget.NewButtonWithIcon("Publish", theme.UploadIcon(), pp.Publish)
@@ -201,6 +205,18 @@ func newPublishPanel(e *env, cards *cardPanel) *publishPanel {
 	pp.fileText.Truncation = fyne.TextTruncateEllipsis
 	pp.status = widget.NewLabel("")
 	pp.status.Wrapping = fyne.TextWrapWord
+	// An error can be one line of thousands of characters (a path in a
+	// path): it is cut to the column, and Details… shows it whole.
+	pp.failure = widget.NewLabel("")
+	pp.failure.Truncation = fyne.TextTruncateEllipsis
+	pp.failure.Importance = widget.DangerImportance
+	pp.failureBox = container.NewBorder(nil, nil, nil,
+		widget.NewButton("Details…", func() {
+			if pp.failed != nil {
+				pp.showDetails(strings.TrimSuffix(pp.status.Text, "."), pp.failed.Error())
+			}
+		}), pp.failure)
+	pp.failureBox.Hide()
 	pp.warnings = widget.NewLabel("")
 	pp.warnings.Wrapping = fyne.TextWrapWord
 	pp.warnings.Importance = widget.WarningImportance
@@ -230,7 +246,7 @@ func newPublishPanel(e *env, cards *cardPanel) *publishPanel {
 		widget.NewLabel("On the Hub"), container.NewVBox(pp.deleteExtra, deleteHint),
 		layout.NewSpacer(), widget.NewAccordion(widget.NewAccordionItem("Advanced",
 			container.NewVBox(pp.noDelete, pp.noDeleteWarn))))
-	pp.left = container.NewVBox(
+	pp.left = container.New(wrapVBox{},
 		heading("Account"),
 		pp.accountText, container.NewHBox(pp.loginBtn, pp.logoutBtn),
 		widget.NewSeparator(),
@@ -241,8 +257,8 @@ func newPublishPanel(e *env, cards *cardPanel) *publishPanel {
 		nil, nil, container.NewVScroll(pp.left))
 	// The outcome first, then the steps; the files below, as tall as the
 	// split lets them.
-	pp.right = container.NewVBox(
-		heading("Progress"), pp.status, pp.warnings, pp.link, compact(steps), pp.bar, pp.bytesText, pp.fileText)
+	pp.right = container.New(wrapVBox{},
+		heading("Progress"), pp.status, pp.failureBox, pp.warnings, pp.link, compact(steps), pp.bar, pp.bytesText, pp.fileText)
 	files := container.NewBorder(container.NewBorder(nil, nil, heading("Files"), nil, pp.filesText), pp.fileDetail, nil, nil,
 		container.New(&fillWidth{t: pp.table, change: changeWidth()}, pp.table))
 	right := container.NewVSplit(container.NewVScroll(pp.right), files)
@@ -448,7 +464,7 @@ func (pp *publishPanel) showOutput() {
 		ch = *pp.e.choices
 	}
 	if ch.MaxShardSize > 0 {
-		shards = "shards of at most " + formatSize(ch.MaxShardSize)
+		shards = "shards of at most " + formatLimit(ch.MaxShardSize) // as the Shards tab writes it
 	} else {
 		shards = "each library's default shard size"
 	}
@@ -558,9 +574,14 @@ func (pp *publishPanel) finish(final publishProgress, res *publish.Result, err e
 		pp.status.SetText("Cancelled. Files the Hub already received are kept there and not sent again next time.")
 		return
 	case err != nil:
-		title, next := publishErrorText(err, pp.cfg.pageURL())
+		title, next := publishErrorText(err, pp.cfg.endpoint())
 		pp.status.SetText(title + ".")
-		pp.e.showProblem(title, err.Error(), next)
+		pp.failed = err
+		cause := publishErrorCause(err, pp.cfg.endpoint())
+		pp.failure.SetText(cause)
+		pp.failureBox.Show()
+		pp.right.Refresh()
+		pp.showFailure(title, cause, next, err.Error())
 		return
 	}
 	pp.bar.SetValue(1)
@@ -621,6 +642,9 @@ func (pp *publishPanel) runIdle() {
 func (pp *publishPanel) clearResult() {
 	pp.plan, pp.planSummary, pp.planDone, pp.planTarget = nil, publish.Summary{}, false, ""
 	pp.link.Hide()
+	pp.failed = nil
+	pp.failure.SetText("")
+	pp.failureBox.Hide()
 	pp.warnings.Hide()
 	pp.warnings.SetText("")
 	pp.status.SetText("Dry run saves the folder as chosen and lists what would be sent, kept and deleted, " +

@@ -13,6 +13,7 @@ import (
 
 	"fyne.io/fyne/v2"
 	"fyne.io/fyne/v2/test"
+	"fyne.io/fyne/v2/widget"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"github.com/zalando/go-keyring"
@@ -151,6 +152,112 @@ func TestPublishPanelLogInAndOut(t *testing.T) {
 	assert.ErrorIs(t, err, keyring.ErrNotFound, "logging out removes it")
 }
 
+// Enter in the token entry logs in, as the Log in button does; not while
+// the entry is empty.
+func TestPublishPanelEnterLogsIn(t *testing.T) {
+	srv := startTestHub(t)
+	pp, w := newTestPublishPanel(t, srv.URL())
+	pp.SetPipeline(jobPipeline(t, 7))
+	test.Tap(pp.loginBtn)
+	require.NotNil(t, pp.loginDialog)
+	enter := func() {
+		w.Canvas().Focused().TypedKey(&fyne.KeyEvent{Name: fyne.KeyReturn})
+	}
+	require.Equal(t, pp.loginEntry, w.Canvas().Focused(), "the token entry has the focus")
+
+	enter()
+	assert.Contains(t, topDialog(w), "Log in to", "an empty entry does not submit")
+	assert.Nil(t, pp.account)
+
+	test.Type(w.Canvas().Focused(), aliceToken) // into what has the focus
+	enter()
+	require.NotNil(t, pp.account, pp.accountText.Text)
+	assert.Equal(t, "alice", pp.account.User)
+	assert.Empty(t, topDialog(w), "the dialog is closed")
+}
+
+// An idle progress bar (no job yet) is not shown, so it reads no "0%";
+// it shows once a job runs.
+func TestPublishPanelIdleProgress(t *testing.T) {
+	srv := startTestHub(t)
+	pp, w := newTestPublishPanel(t, srv.URL())
+	assert.False(t, pp.bar.Visible())
+	showFolder(pp, jobPipeline(t, 7))
+	assert.False(t, pp.bar.Visible())
+	assert.NotContains(t, test.RenderObjectToMarkup(pp.right), "0%")
+
+	pp.DryRun()
+	require.Empty(t, topDialog(w), "no error")
+	assert.True(t, pp.bar.Visible())
+	assert.Contains(t, test.RenderObjectToMarkup(pp.right), "100%")
+}
+
+// The "Uploaded as saved" hint is in the text colour, and names the shard
+// limit as the Shards tab does.
+func TestPublishPanelOutputHint(t *testing.T) {
+	pp, _ := newTestPublishPanel(t, "http://127.0.0.1:1")
+	assert.Equal(t, widget.MediumImportance, pp.output.Importance)
+	pp.e.choices.set(5_000_000_000, "fp16")
+	assert.Equal(t, "Uploaded as saved: shards of at most 5 GB, with an fp16 variant (the Shards and Variant tabs choose).", pp.output.Text)
+	pp.e.choices.set(1_500_000_000, "")
+	assert.Contains(t, pp.output.Text, "shards of at most 1.5 GB, no variant")
+}
+
+// overlayLabels is the text of the labels of the dialog on top, one per line.
+func overlayLabels(w fyne.Window) string {
+	var texts []string
+	walkObjects(w.Canvas().Overlays().Top(), func(o fyne.CanvasObject) {
+		if l, ok := o.(*widget.Label); ok {
+			texts = append(texts, l.Text)
+		}
+	})
+	return strings.Join(texts, "\n")
+}
+
+// dialogButton is the button labelled text of the dialog on top.
+func dialogButton(t *testing.T, w fyne.Window, text string) *widget.Button {
+	t.Helper()
+	var found *widget.Button
+	walkObjects(w.Canvas().Overlays().Top(), func(o fyne.CanvasObject) {
+		if b, ok := o.(*widget.Button); ok && b.Text == text {
+			found = b
+		}
+	})
+	require.NotNil(t, found, "no button %q", text)
+	return found
+}
+
+// walkObjects calls f on o and every object inside it.
+func walkObjects(o fyne.CanvasObject, f func(fyne.CanvasObject)) {
+	if o == nil {
+		return
+	}
+	f(o)
+	switch v := o.(type) {
+	case *fyne.Container:
+		for _, c := range v.Objects {
+			walkObjects(c, f)
+		}
+	case fyne.Widget:
+		if _, ok := v.(*widget.Label); ok {
+			return // its text is its Text
+		}
+		for _, c := range test.WidgetRenderer(v).Objects() {
+			walkObjects(c, f)
+		}
+	}
+}
+
+// assertAdviceOnce checks that text says what to do about a refused token
+// once, and holds no request id.
+func assertAdviceOnce(t *testing.T, text string) {
+	t.Helper()
+	assert.Equal(t, 1, strings.Count(strings.ToLower(text), "log in again"), "the advice once: %s", text)
+	assert.Equal(t, 1, strings.Count(text, "use a token the local Hub was started with"), "the advice once: %s", text)
+	assert.NotContains(t, text, "request id")
+	assert.NotContains(t, text, "Root=", "the emulator's request id")
+}
+
 func TestPublishPanelFindsTheStoredToken(t *testing.T) {
 	srv := startTestHub(t)
 	pp, _ := newTestPublishPanel(t, srv.URL())
@@ -201,10 +308,16 @@ func TestPublishPanelWrongToken(t *testing.T) {
 	pp.login("hf_not_a_token_the_hub_knows_0123456789")
 
 	require.NotNil(t, w.Canvas().Overlays().Top(), "an error dialog")
-	markup := topDialog(w)
-	assert.Contains(t, markup, "The Hub refused the token")
-	assert.Contains(t, markup, "/settings/tokens", "and what to do")
+	assert.Contains(t, topDialog(w), "The Hub refused the token")
+	text := overlayLabels(w)
+	assert.Contains(t, text, `HTTP 401; "Invalid credentials in Authorization header"`, "what the Hub said")
+	assertAdviceOnce(t, text)
+	assert.NotContains(t, text, "/settings/tokens", "a local Hub has no token page")
 	assert.Nil(t, pp.account)
+
+	// The full error, with the Hub's request id, is under Details….
+	test.Tap(dialogButton(t, w, "Details…"))
+	assert.Contains(t, overlayLabels(w), "request id Root=")
 	_, err := keyring.Get(auth.Service, auth.Account(srv.URL()))
 	assert.ErrorIs(t, err, keyring.ErrNotFound, "a refused token is not kept")
 
@@ -220,6 +333,8 @@ func TestPublishPanelReadOnlyToken(t *testing.T) {
 	pp.SetPipeline(jobPipeline(t, 7))
 	require.NotNil(t, pp.account)
 	assert.Contains(t, pp.accountText.Text, "read-only")
+	assert.Equal(t, 1, strings.Count(pp.accountText.Text, "write role"), "the advice once: %s", pp.accountText.Text)
+	assert.Contains(t, pp.accountText.Text, "use a token the local Hub was started with")
 	assert.True(t, pp.publishBtn.Disabled(), "a read token cannot publish")
 	assert.False(t, pp.dryRunBtn.Disabled())
 }
@@ -393,6 +508,31 @@ func TestPublishPanelPublishesAndOpensPullRequest(t *testing.T) {
 	assert.Equal(t, wantBytes, download(t, srv, "alice/sd15", "main", "README.md"), "main is untouched")
 	assert.Equal(t, mainFiles, remoteFiles(t, srv, "alice/sd15", "main"))
 	assert.Contains(t, string(download(t, srv, "alice/sd15", "refs%2Fpr%2F1", "README.md")), "and dogs")
+
+	// Nothing overlaps: "… from keyring." under its heading, each label as
+	// tall as its wrapped text at its width, also after the panel narrows.
+	assertStacked(t, pp.left)
+	assertStacked(t, pp.right)
+	w.Resize(fyne.NewSize(820, 760))
+	assertStacked(t, pp.left)
+	assertStacked(t, pp.right)
+}
+
+// assertStacked checks that c's visible objects stand one under the other
+// without overlapping, each at least as tall as it asks to be.
+func assertStacked(t *testing.T, c *fyne.Container) {
+	t.Helper()
+	var prev fyne.CanvasObject
+	for _, o := range c.Objects {
+		if !o.Visible() {
+			continue
+		}
+		assert.GreaterOrEqual(t, o.Size().Height, o.MinSize().Height, "%T is cut", o)
+		if prev != nil {
+			assert.GreaterOrEqual(t, o.Position().Y, prev.Position().Y+prev.Size().Height, "%T overlaps the %T above", o, prev)
+		}
+		prev = o
+	}
 }
 
 func TestPublishPanelInvalidCard(t *testing.T) {
@@ -424,8 +564,10 @@ func TestPublishPanelErrorDialog(t *testing.T) {
 
 	markup := topDialog(w)
 	assert.Contains(t, markup, "The Hub refused the token")
-	assert.Contains(t, markup, "Log in again")
+	assertAdviceOnce(t, overlayLabels(w))
 	assert.Equal(t, stepFailed, stateOf(pp, publish.StepCheck))
+	assert.True(t, pp.failureBox.Visible(), "Progress says why")
+	assert.NotContains(t, pp.failure.Text, "request id")
 	assert.False(t, pp.Busy())
 	assert.False(t, pp.publishBtn.Disabled(), "it may be tried again")
 }
@@ -439,7 +581,7 @@ func TestPublishErrorText(t *testing.T) {
 		title, has string
 	}{
 		{wrap(publish.ErrReadOnlyToken), "The token cannot write", "write role"},
-		{wrap(publish.ErrNamespace), "The token cannot write to this namespace", "Pick a namespace"},
+		{wrap(publish.ErrNamespace), "The token cannot write to this namespace", "namespace the token may write to"},
 		{wrap(hub.ErrUnauthorized), "The Hub refused the token", "Log in again"},
 		{wrap(publish.ErrCard), "The model card has invalid metadata", "Model card tab"},
 		{wrap(publish.ErrBusy), "The folder is being published already", "Wait"},
@@ -451,6 +593,23 @@ func TestPublishErrorText(t *testing.T) {
 		assert.Equal(t, tt.title, title, tt.err)
 		assert.Contains(t, next, tt.has, tt.err)
 	}
+}
+
+// The cause shown above the advice has no request id, and no hint of the
+// Hub client where the app gives its own advice.
+func TestPublishErrorCause(t *testing.T) {
+	network := &publish.StepError{Step: publish.StepCheck, Err: &hub.Error{Kind: hub.ErrNetwork, Op: "whoami",
+		Err: errors.New("connection refused"), RequestID: "req-1", Hint: "check the network connection"}}
+	got := publishErrorCause(network, "http://127.0.0.1:1")
+	assert.Contains(t, got, "connection refused")
+	assert.NotContains(t, got, "req-1")
+	assert.NotContains(t, got, "check the network connection", "the app says what to do")
+
+	other := &hub.Error{Kind: hub.ErrBadRequest, Op: "commit", StatusCode: 400, Message: "nope", RequestID: "req-2",
+		Hint: "the Hub rejected the request; see its message"}
+	got = publishErrorCause(other, "http://127.0.0.1:1")
+	assert.Contains(t, got, "see its message", "no advice of the app's: the hint stays")
+	assert.NotContains(t, got, "req-2")
 }
 
 // A publish whose LFS uploads are slowed stops within a second of Cancel,

@@ -246,6 +246,18 @@ func (pp *publishPanel) showProgress(s publishProgress) {
 	} else {
 		pp.bar.SetValue(0)
 	}
+	// Before any job the bar would read "0%" of nothing: it shows once a
+	// job runs, and keeps where the last one got.
+	if started := s.current >= 0 || pp.running; started != pp.bar.Visible() {
+		if started {
+			pp.bar.Show()
+		} else {
+			pp.bar.Hide()
+		}
+		if pp.right != nil {
+			pp.right.Refresh()
+		}
+	}
 	switch {
 	case s.total > 0 || s.bytes > 0:
 		pp.bytesText.SetText(byteProgress(s.bytes, s.total, s.rate, s.eta))

@@ -6,6 +6,7 @@ import (
 	"fyne.io/fyne/v2/dialog"
 	"fyne.io/fyne/v2/driver/desktop"
 	"fyne.io/fyne/v2/storage"
+	"fyne.io/fyne/v2/theme"
 	"fyne.io/fyne/v2/widget"
 )
 
@@ -130,5 +131,49 @@ func (cappedWidthLayout) Layout(objs []fyne.CanvasObject, size fyne.Size) {
 	for _, o := range objs {
 		o.Move(fyne.NewPos(0, 0))
 		o.Resize(size)
+	}
+}
+
+// wrapVBox lays out objects one under the other, as container.NewVBox
+// does, but gives each the height it needs at the width it gets. A wrapped
+// label asks for the height of its text at its current width; a VBox asks
+// before it resizes, so a label that gets narrower (a longer text beside
+// it, a moved split) is left too short and the next object covers its
+// last line. wrapVBox resizes each object to its width first, then asks.
+type wrapVBox struct{}
+
+// MinSize implements fyne.Layout.
+func (wrapVBox) MinSize(objs []fyne.CanvasObject) fyne.Size {
+	var s fyne.Size
+	n := 0
+	for _, o := range objs {
+		if !o.Visible() {
+			continue
+		}
+		m := o.MinSize()
+		s.Width = max(s.Width, m.Width)
+		s.Height += m.Height
+		n++
+	}
+	if n > 1 {
+		s.Height += float32(n-1) * theme.Padding()
+	}
+	return s
+}
+
+// Layout implements fyne.Layout.
+func (wrapVBox) Layout(objs []fyne.CanvasObject, size fyne.Size) {
+	y := float32(0)
+	for _, o := range objs {
+		if !o.Visible() {
+			continue
+		}
+		if o.Size().Width != size.Width {
+			o.Resize(fyne.NewSize(size.Width, o.MinSize().Height))
+		}
+		h := o.MinSize().Height
+		o.Move(fyne.NewPos(0, y))
+		o.Resize(fyne.NewSize(size.Width, h))
+		y += h + theme.Padding()
 	}
 }

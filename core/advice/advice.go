@@ -115,3 +115,19 @@ func Message(err error, endpoint string) string {
 	}
 	return strings.Replace(err.Error(), he.Error(), short.Error(), 1)
 }
+
+// Bare is err's text without the Hub's request id and without its hint,
+// for a caller that says what to do in its own words (the app's advice on
+// a network error or a full disk), so the advice is not given twice.
+func Bare(err error) string {
+	if err == nil {
+		return ""
+	}
+	var he *hub.Error
+	if !errors.As(err, &he) {
+		return err.Error()
+	}
+	short := *he
+	short.RequestID, short.Hint = "", ""
+	return strings.Replace(err.Error(), he.Error(), short.Error(), 1)
+}

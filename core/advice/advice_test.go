@@ -93,6 +93,14 @@ func TestMessage(t *testing.T) {
 	assert.Contains(t, got, "what the Hub client says")
 
 	assert.Equal(t, "boom", advice.Message(errors.New("boom"), hfHub))
+
+	got = advice.Bare(server)
+	assert.NotContains(t, got, "request id")
+	assert.NotContains(t, got, "what the Hub client says", "the caller advises")
+	assert.Contains(t, got, "the Hub refused: ")
+	assert.Contains(t, got, `HTTP 500; "boom"`)
+	assert.Equal(t, "boom", advice.Bare(errors.New("boom")))
+	assert.Empty(t, advice.Bare(nil))
 	assert.Empty(t, advice.Message(nil, hfHub))
 }
 

@@ -14,7 +14,6 @@ import (
 	"slices"
 	"sort"
 	"strings"
-	"sync"
 
 	"modelpub/core/folder"
 	"modelpub/core/tensors"
@@ -217,9 +216,7 @@ type Pipeline struct {
 	Warnings []Warning
 
 	root *folder.Root
-
-	heldMu sync.Mutex
-	held   *heldFiles // while held (Hold)
+	held *heldFiles // a view made by Hold; nil otherwise
 }
 
 // Component returns the component called name.

@@ -38,7 +38,7 @@ func saveInPlace(t *testing.T) (*pipeline.Pipeline, string, *pipeline.SavePlan, 
 	require.NoError(t, err)
 	p, err := pipeline.Open(context.Background(), src)
 	require.NoError(t, err)
-	release := p.Hold()
+	p, release := p.Hold()
 	t.Cleanup(release)
 	opts := pipeline.SaveOptions{MaxShardSize: 2 << 20, Variant: "fp16", Resume: true, InPlace: true, Inputs: "test"}
 	plan, err := pipeline.Plan(p, opts)

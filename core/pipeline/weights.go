@@ -98,28 +98,23 @@ func (h *heldFiles) open(path string) (*tensors.File, error) {
 	return f, nil
 }
 
-// Hold makes every read of p's safetensors weights share one handle per
-// file, opened at the first read and kept until release is called (by the
-// caller that held p, once nothing reads it any more): a file is opened
-// once however many passes read it, and every pass reads the same file
-// even if the folder's entry is replaced meanwhile.
-func (p *Pipeline) Hold() (release func()) {
+// Hold returns a view of p whose readers of safetensors weights share one
+// handle per file, opened at the first read and kept until release is
+// called (once nothing reads the view any more): a file is opened once
+// however many passes read it (a publish's save and check), and every pass
+// reads the same file even if the folder's entry is replaced meanwhile.
+// p itself, which other readers may use at the same time, is unchanged.
+func (p *Pipeline) Hold() (view *Pipeline, release func()) {
 	h := &heldFiles{files: map[string]*tensors.File{}}
-	p.heldMu.Lock()
-	p.held = h
-	p.heldMu.Unlock()
-	return func() {
-		p.heldMu.Lock()
-		if p.held == h {
-			p.held = nil
-		}
-		p.heldMu.Unlock()
+	v := *p
+	v.held = h
+	return &v, func() {
 		h.mu.Lock()
 		defer h.mu.Unlock()
 		for _, f := range h.files {
 			f.Close()
 		}
-		h.files = nil
+		h.files = map[string]*tensors.File{}
 	}
 }
 
@@ -127,9 +122,7 @@ func (p *Pipeline) Hold() (release func()) {
 // (relative to p's folder), sharing p's handles while p is held.
 func (p *Pipeline) setReader(component, format string) *setReader {
 	r := newSetReader(filepath.Join(p.Dir, component), format)
-	p.heldMu.Lock()
 	r.held = p.held
-	p.heldMu.Unlock()
 	return r
 }
 

@@ -276,7 +276,7 @@ func (j *job) run(ctx context.Context) (*Result, error) {
 			return nil, &StepError{StepStage, err}
 		}
 	}
-	release := src.Hold() // each source file opened once more, whatever reads it
+	src, release := src.Hold() // each source file opened once more, whatever reads it
 	defer release()
 	unlock, err := lockSource(j.cache, src.Dir)
 	if err != nil {

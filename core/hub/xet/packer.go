@@ -7,8 +7,9 @@ import (
 	"io"
 )
 
-// SealedXorb is a finished xorb, ready to upload: its bytes belong to the
-// Packer and stay valid only during the emit callback.
+// SealedXorb is a finished xorb, ready to upload. Its Bytes are the
+// receiver's: each xorb gets a buffer of its own, so emit may hand them to
+// another goroutine.
 type SealedXorb struct {
 	Info  XorbInfo // hash, chunks, serialized size: its CAS info entry
 	Bytes []byte
@@ -175,7 +176,7 @@ func (p *Packer) Flush() error {
 		Chunks:     append([]Chunk(nil), p.xw.Chunks()...),
 		StoredSize: uint32(p.xw.Len()),
 	}
-	if err := p.emit(SealedXorb{Info: info, Bytes: p.xw.Bytes()}); err != nil {
+	if err := p.emit(SealedXorb{Info: info, Bytes: p.xw.Detach()}); err != nil {
 		return err
 	}
 	p.sealed = append(p.sealed, info.Hash)

@@ -65,6 +65,7 @@ type XorbWriter struct {
 	raw     uint64 // sum of the chunks' sizes
 	auto    autoState
 	schemes [3]int // chunks stored per scheme, for reports and tests
+	maxSize int    // 0: MaxXorbSize; tests set less to get many xorbs
 }
 
 // PolicyAuto's parameters.
@@ -107,6 +108,14 @@ func (x *XorbWriter) Chunks() []Chunk { return x.chunks }
 // the next Add or Reset.
 func (x *XorbWriter) Bytes() []byte { return x.buf }
 
+// Detach returns the serialized xorb and gives up its buffer: the caller
+// owns the slice, and the next xorb is written into a new one.
+func (x *XorbWriter) Detach() []byte {
+	b := x.buf
+	x.buf = nil
+	return b
+}
+
 // Hash is the xorb's hash.
 func (x *XorbWriter) Hash() Hash { return XorbHash(x.chunks) }
 
@@ -121,7 +130,11 @@ func (x *XorbWriter) Schemes() map[Compression]int {
 // stays within MaxXorbSize even if the chunk is stored uncompressed, and
 // within MaxXorbChunks.
 func (x *XorbWriter) Fits(size int) bool {
-	return len(x.chunks) < MaxXorbChunks && len(x.buf)+chunkHeaderSize+size <= MaxXorbSize
+	limit := MaxXorbSize
+	if x.maxSize > 0 {
+		limit = x.maxSize
+	}
+	return len(x.chunks) < MaxXorbChunks && len(x.buf)+chunkHeaderSize+size <= limit
 }
 
 // Add appends a chunk; c must be data's chunk (its hash is not checked

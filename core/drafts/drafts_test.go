@@ -5,6 +5,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -34,12 +35,14 @@ func TestSaveLoadDelete(t *testing.T) {
 	data, err := os.ReadFile(s.Path(src))
 	require.NoError(t, err)
 	assert.Equal(t, cardText, string(data), "the .md is the card as it is, to read or copy by hand")
-	info, err := os.Stat(s.Path(src))
-	require.NoError(t, err)
-	assert.Equal(t, fs.FileMode(0o600), info.Mode().Perm(), "private to the user")
-	info, err = os.Stat(s.Dir())
-	require.NoError(t, err)
-	assert.Equal(t, fs.FileMode(0o700), info.Mode().Perm())
+	if runtime.GOOS != "windows" { // Windows keeps no Unix mode: the user's profile is private
+		info, err := os.Stat(s.Path(src))
+		require.NoError(t, err)
+		assert.Equal(t, fs.FileMode(0o600), info.Mode().Perm(), "private to the user")
+		info, err = os.Stat(s.Dir())
+		require.NoError(t, err)
+		assert.Equal(t, fs.FileMode(0o700), info.Mode().Perm())
+	}
 
 	require.NoError(t, s.Save(&Draft{Folder: src, Card: []byte("second"), BodyEdited: false}))
 	d, err = s.Load(src)
@@ -76,7 +79,13 @@ func TestKey(t *testing.T) {
 	assert.Len(t, k, 64)
 	assert.Equal(t, k, Key("sd15"), "a relative path is made absolute")
 	assert.Equal(t, k, Key(src+"/"), "cleaned")
-	assert.Equal(t, k, Key(link), "one folder through a link has one draft")
+	if runtime.GOOS == "windows" {
+		// Under Wine 8.0, EvalSymlinks of a link made by os.Symlink does
+		// not give the folder's own path (seen in make test-windows).
+		t.Log("the link case is not checked on Windows (Wine resolves links to another path)")
+	} else {
+		assert.Equal(t, k, Key(link), "one folder through a link has one draft")
+	}
 	assert.NotEqual(t, k, Key(filepath.Join(root, "other")))
 	assert.NotEqual(t, Key(filepath.Join(root, "missing")), Key(filepath.Join(root, "missing2")),
 		"a folder that does not exist (any more) still has its key")
@@ -156,9 +165,11 @@ func TestWriteFile(t *testing.T) {
 	data, err := os.ReadFile(path)
 	require.NoError(t, err)
 	assert.Equal(t, "new", string(data))
-	info, err := os.Stat(path)
-	require.NoError(t, err)
-	assert.Equal(t, fs.FileMode(0o644), info.Mode().Perm())
+	if runtime.GOOS != "windows" { // Windows keeps no Unix mode
+		info, err := os.Stat(path)
+		require.NoError(t, err)
+		assert.Equal(t, fs.FileMode(0o644), info.Mode().Perm())
+	}
 
 	// A folder in the way: an error naming it, nothing changed, nothing
 	// left behind.
@@ -169,7 +180,7 @@ func TestWriteFile(t *testing.T) {
 	assert.Contains(t, err.Error(), sub)
 
 	// A folder that cannot be written: path is left as it was.
-	if os.Geteuid() != 0 {
+	if runtime.GOOS != "windows" && os.Geteuid() != 0 { // Unix permissions, enforced (not root)
 		require.NoError(t, os.Chmod(dir, 0o555))
 		t.Cleanup(func() { os.Chmod(dir, 0o755) })
 		err = WriteFile(path, []byte("newer"), 0o644)
@@ -186,13 +197,26 @@ func TestWriteFile(t *testing.T) {
 }
 
 func TestDefaultDir(t *testing.T) {
-	t.Setenv("XDG_CONFIG_HOME", "/x/config")
-	dir, err := DefaultDir()
+	// The user config dir: $XDG_CONFIG_HOME (else ~/.config) on Linux,
+	// %AppData% on Windows, ~/Library/Application Support on macOS.
+	env, dir, want := "XDG_CONFIG_HOME", "/x/config", "/x/config/modelpub/cards"
+	clear := []string{"XDG_CONFIG_HOME", "HOME"}
+	switch runtime.GOOS {
+	case "windows":
+		env, dir, want = "AppData", `C:\Users\u\AppData\Roaming`, `C:\Users\u\AppData\Roaming\modelpub\cards`
+		clear = []string{"AppData"}
+	case "darwin":
+		env, dir, want = "HOME", "/Users/u", "/Users/u/Library/Application Support/modelpub/cards"
+		clear = []string{"HOME"}
+	}
+	t.Setenv(env, dir)
+	got, err := DefaultDir()
 	require.NoError(t, err)
-	assert.Equal(t, "/x/config/modelpub/cards", dir)
+	assert.Equal(t, want, got)
 
-	t.Setenv("XDG_CONFIG_HOME", "")
-	t.Setenv("HOME", "")
+	for _, e := range clear {
+		t.Setenv(e, "")
+	}
 	_, err = DefaultDir()
 	assert.Error(t, err, "no config dir to be found")
 }

@@ -10,6 +10,14 @@ BUILD_PKGS := gcc pkg-config libgl1-mesa-dev libx11-dev libxcursor-dev libxrandr
               libxinerama-dev libxi-dev libxxf86vm-dev \
               libgtk-3-dev
 # (libgtk-3-dev: the native folder picker, github.com/sqweek/dialog, is GTK 3.)
+# On a Mac, Xcode's command line tools (xcode-select --install) give cgo
+# all Fyne needs: nothing to install, and make package makes Modelpub.app.
+ifeq ($(shell uname -s),Darwin)
+BUILD_PKGS :=
+PACKAGE_OS := darwin
+else
+PACKAGE_OS := linux
+endif
 # make screenshots runs the real app under Xvfb and photographs it.
 SHOT_PKGS := xvfb xauth imagemagick xdotool
 # Benchmarks measure peak memory with GNU time.
@@ -102,7 +110,8 @@ deps-shots: deps
 screenshots: build deps-shots
 	xvfb-run -a -s "-screen 0 1280x800x24" $(GO) run ./cmd/screenshots -app ./$(BIN) -out docs/screenshots
 
-# The Linux bundle, Modelpub.tar.xz, from FyneApp.toml. The fyne tool goes to
+# The Linux bundle, Modelpub.tar.xz, from FyneApp.toml (on a Mac:
+# Modelpub.app). The fyne tool goes to
 # ./.bin; the first run rebuilds all cgo with hardening flags (about 4 min).
 FYNE_VERSION := v1.7.4
 FYNE_TOOL    := .bin/fyne
@@ -110,7 +119,7 @@ $(FYNE_TOOL):
 	GOBIN=$(CURDIR)/.bin $(GO) install fyne.io/tools/cmd/fyne@$(FYNE_VERSION)
 
 package: deps $(FYNE_TOOL)
-	$(FYNE_TOOL) package -os linux
+	$(FYNE_TOOL) package -os $(PACKAGE_OS)
 
 # The core and the CLI compile for macOS (Intel and Apple silicon); cgo is
 # off for the check, so it needs no Apple SDK. The app itself is built on a

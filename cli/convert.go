@@ -19,8 +19,8 @@ import (
 func init() {
 	register(command{
 		name:    "convert",
-		args:    "CHECKPOINT OUT [--type auto|sd15|sd15-inpaint|sd2|sd2-inpaint|sdxl|sdxl-refiner|flux-dev|flux-schnell] [--config-from REPO[@REV]] [--endpoint URL] [--dtype f16|bf16|f32] [--variant fp16|bf16] [--max-shard-size SIZE] [--no-verify] [--json]",
-		summary: "convert a single-file SD 1.5, SD 2.x, SDXL (base, refiner) or FLUX.1 checkpoint (.safetensors, .ckpt) into a Diffusers folder",
+		args:    "CHECKPOINT OUT [--type auto|sd15|sd15-inpaint|sd2|sd2-inpaint|sdxl|sdxl-refiner|sd3|sd35|flux-dev|flux-schnell] [--config-from REPO[@REV]] [--endpoint URL] [--dtype f16|bf16|f32] [--variant fp16|bf16] [--max-shard-size SIZE] [--no-verify] [--json]",
+		summary: "convert a single-file SD 1.5, SD 2.x, SDXL (base, refiner), SD 3/3.5 or FLUX.1 checkpoint (.safetensors, .ckpt) into a Diffusers folder",
 		help:    fmt.Sprintf(convertHelp, typeNames()),
 		run:     runConvert,
 	})
@@ -57,7 +57,13 @@ stabilityai/stable-diffusion-2-1-base: the weights cannot tell them apart.
 The SDXL refiner (its only text encoder, OpenCLIP ViT-bigG, under
 conditioner.embedders.0.model.*) becomes a StableDiffusionXLImg2ImgPipeline
 folder with that encoder as text_encoder_2, with the configs of
-stabilityai/stable-diffusion-xl-refiner-1.0 read from the Hub.
+stabilityai/stable-diffusion-xl-refiner-1.0 read from the Hub. SD 3 and 3.5
+(joint_blocks.*) give an SD3Transformer2DModel folder (the transformer only;
+a bundled VAE or text encoders are listed as dropped), their fused q/k/v
+split and the final modulations' halves swapped as diffusers does, with the
+transformer config of stabilityai/stable-diffusion-3-medium-diffusers,
+-3.5-large or -3.5-medium: gated repositories, so log in (modelpub login) or
+set HF_TOKEN with an account that accepted their terms.
 
 OUT must not exist or be an empty folder. It is built in a hidden folder
 beside it, validated as diffusers would load it, and every tensor compared

@@ -120,7 +120,7 @@ func Convert(ctx context.Context, src, dst string, opts Options) (*Result, error
 	if err != nil {
 		return nil, err
 	}
-	cfg, repo, err := configsFor(ctx, d, opts)
+	cfg, repo, err := configsFor(ctx, c, d, opts)
 	if err != nil {
 		return nil, err
 	}
@@ -193,11 +193,14 @@ func Convert(ctx context.Context, src, dst string, opts Options) (*Result, error
 // configsFor reads the configs from the Hub when opts asks for a
 // repository or the type has none embedded; nil (and "") keeps the
 // embedded ones.
-func configsFor(ctx context.Context, d *Detection, opts Options) (fs.FS, string, error) {
+func configsFor(ctx context.Context, c *Checkpoint, d *Detection, opts Options) (fs.FS, string, error) {
 	r := recipeFor(d.Type)
 	repo := opts.ConfigFrom
 	if repo == "" && r != nil && r.dir == "" {
 		repo = r.repo
+		if r.repoFor != nil {
+			repo = r.repoFor(c)
+		}
 	}
 	if repo == "" || r == nil {
 		return nil, "", nil

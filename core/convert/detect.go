@@ -45,7 +45,6 @@ const (
 	Upscale     Type = "sd-x4-upscaler"
 	ControlNet  Type = "controlnet"
 	Cascade     Type = "stable-cascade"
-	SD3         Type = "sd3"
 	AnimateDiff Type = "animatediff"
 	FluxFill    Type = "flux-fill"
 	FluxDepth   Type = "flux-depth"
@@ -113,7 +112,7 @@ var typeNames = map[Type]string{
 	SD2: "Stable Diffusion 2.x", SD2Inpaint: "Stable Diffusion 2.x inpainting",
 	SDXL: "Stable Diffusion XL base", SDXLRefiner: "Stable Diffusion XL refiner", SDXLInpaint: "Stable Diffusion XL inpainting",
 	Playground: "Playground v2.5", Upscale: "Stable Diffusion x4 upscaler", ControlNet: "a ControlNet",
-	Cascade: "Stable Cascade", SD3: "Stable Diffusion 3", AnimateDiff: "an AnimateDiff motion module",
+	Cascade: "Stable Cascade", SD3: "Stable Diffusion 3 (transformer)", SD35: "Stable Diffusion 3.5 (transformer)", AnimateDiff: "an AnimateDiff motion module",
 	FluxDev: "FLUX.1 dev (transformer)", FluxSchnell: "FLUX.1 schnell (transformer)", FluxFill: "FLUX.1 Fill", FluxDepth: "FLUX.1 Depth",
 }
 
@@ -212,8 +211,8 @@ func detectType(c *Checkpoint, d *Detection) Type {
 		return ControlNet
 	case has(keyCascadeC, "Stable Cascade stage C"), has(keyCascadeB, "Stable Cascade stage B"):
 		return Cascade
-	case has(keySD3, "SD 3's MMDiT joint blocks"):
-		return SD3
+	case c.Has(keySD3), c.Has(keySD3Block):
+		return detectSD3(c, d)
 	case has(keyAnimateDiff, "an AnimateDiff motion module"), has(keyAnimateDiff2, "an AnimateDiff v2 motion module"):
 		return AnimateDiff
 	case has(keysFlux[0], "Flux's double-stream blocks"), has(keysFlux[1], "Flux's double-stream blocks"):
@@ -300,6 +299,8 @@ func signatures(c *Checkpoint, t Type) []signature {
 			{key: keyAddEmbedding, what: "the UNet's add_embedding (text_time conditioning)"},
 			{key: keyVAE, what: "the VAE"},
 		}
+	case SD3, SD35:
+		return sd3Signatures(c, t)
 	case FluxDev, FluxSchnell:
 		p := fluxPrefix(c)
 		sigs := []signature{

@@ -64,8 +64,10 @@ func TestDetect(t *testing.T) {
 			SDXLRefiner, nil, []string{keyXLRefiner + " is present: SDXL refiner's only text encoder", keyRefinerProj + " is [8 8]"}},
 		{"SDXL refiner without its VAE", map[string][]int64{keyXLRefiner: {8}, keyRefinerProj: {8, 8}, keyInpainting: {8, 4, 3, 3}, keyAddEmbedding: {8, 8}},
 			"", ErrUnknownArchitecture, []string{"not Stable Diffusion XL refiner", keyVAE + " (the VAE) is missing"}},
-		{"SD 3", map[string][]int64{keySD3: {8}}, "", ErrUnsupportedType, []string{"Stable Diffusion 3",
-			"modelpub converts sd15, sd15-inpaint, sdxl, sd2, sd2-inpaint, sdxl-refiner, flux-dev, flux-schnell"}},
+		{"SD 3 without its patch embedding", map[string][]int64{keySD3: {8}}, "", ErrUnknownArchitecture, []string{"not Stable Diffusion 3 (transformer)",
+			"x_embedder.proj.weight (the patch embedding) is missing"}},
+		{"Stable Cascade", map[string][]int64{keyCascadeC: {8, 8}}, "", ErrUnsupportedType, []string{"Stable Cascade",
+			"modelpub converts sd15, sd15-inpaint, sdxl, sd2, sd2-inpaint, sdxl-refiner, sd3, sd35, flux-dev, flux-schnell"}},
 		{"FLUX.1 schnell", flux(""), FluxSchnell, nil, []string{"guidance_in.in_layer.bias is absent", "img_in.weight is [8 64]"}},
 		{"FLUX.1 dev under model.diffusion_model", with(flux("model.diffusion_model."), "model.diffusion_model.guidance_in.in_layer.bias", []int64{8}),
 			FluxDev, nil, []string{"model.diffusion_model.guidance_in.in_layer.bias is present"}},
@@ -118,7 +120,7 @@ func TestDetectAs(t *testing.T) {
 	_, err = DetectAs(c, SD2)
 	require.ErrorIs(t, err, ErrTypeMismatch)
 	assert.Contains(t, err.Error(), "is [8 768], want [*, 1024]")
-	_, err = DetectAs(c, SD3)
+	_, err = DetectAs(c, ControlNet)
 	assert.ErrorIs(t, err, ErrOptions)
 
 	dev := signatureCheckpoint(t, map[string][]int64{"double_blocks.0.img_attn.norm.key_norm.scale": {8}, "img_in.weight": {8, 64},

@@ -27,6 +27,15 @@
 //     StableDiffusionXLImg2ImgPipeline folder, that encoder written as
 //     text_encoder_2 (q/k/v split, text_projection transposed), with the
 //     configs of stabilityai/stable-diffusion-xl-refiner-1.0 from the Hub.
+//   - sd3, sd35: an SD 3 or 3.5 transformer (joint_blocks.*, with or
+//     without "model.diffusion_model."): an SD3Transformer2DModel folder,
+//     its fused q/k/v split by rows and the last block's context
+//     modulation and the final modulation swapped, as
+//     convert_sd3_transformer_checkpoint_to_diffusers does; a bundled VAE
+//     or text encoders are dropped. Its config comes from the (gated) Hub
+//     repositories diffusers names: stabilityai/stable-diffusion-3-medium-diffusers,
+//     stabilityai/stable-diffusion-3.5-large or -medium (chosen by the
+//     checkpoint's depth).
 //   - flux-dev, flux-schnell: a FLUX.1 transformer (double_blocks.*,
 //     single_blocks.*, with or without "model.diffusion_model."): a
 //     FluxTransformer2DModel folder (config.json and weights), its fused

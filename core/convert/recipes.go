@@ -34,6 +34,9 @@ type recipe struct {
 	repo string
 	// subfolder is where a single model's configs are in repo.
 	subfolder string
+	// repoFor, if set, picks the repository by the checkpoint (SD 3.5
+	// large or medium); repo is the default named in messages.
+	repoFor func(c *Checkpoint) string
 	// components builds the components from the configs (and, where the
 	// layout varies, the checkpoint's keys).
 	components func(cfg fs.FS, c *Checkpoint) ([]*componentRecipe, error)
@@ -133,6 +136,11 @@ var recipes = []*recipe{
 	// has no first text encoder or tokenizer.
 	{typ: SDXLRefiner, pipelineClass: "StableDiffusionXLImg2ImgPipeline", repo: "stabilityai/stable-diffusion-xl-refiner-1.0",
 		components: sdxlRefinerComponents, nullComponents: sdxlNulls},
+	// SD 3 and 3.5 transformers: no embedded configs (the reference
+	// repositories are gated: the user's token opens them).
+	{typ: SD3, repo: "stabilityai/stable-diffusion-3-medium-diffusers", subfolder: "transformer", components: sd3Components,
+		single: true},
+	{typ: SD35, repo: sd35LargeRepo, repoFor: sd35Repo, subfolder: "transformer", components: sd3Components, single: true},
 	{typ: FluxDev, dir: "configs/flux", repo: fluxRepos[FluxDev], subfolder: "transformer", components: fluxComponents,
 		single: true, editConfig: fluxEdit},
 	{typ: FluxSchnell, dir: "configs/flux", repo: fluxRepos[FluxSchnell], subfolder: "transformer", components: fluxComponents,

@@ -81,3 +81,28 @@ func TestSD2SpecsMatchTheRealModels(t *testing.T) {
 		}
 	}
 }
+
+// The SD 3 medium specs have the published parameter count of
+// stabilityai/stable-diffusion-3-medium's transformer, 2,028,328,000,
+// beside its 192² × 1536 position table; the mapping covers every tensor
+// once.
+func TestSD3SpecsMatchTheRealModel(t *testing.T) {
+	var n int64
+	for _, s := range SD3TensorSpecs(SD3Medium, 1) {
+		if s.Name != "pos_embed.pos_embed" {
+			n += NumElements(s.Shape)
+		}
+	}
+	assert.Equal(t, int64(2_028_328_000), n)
+	for _, a := range []SD3Arch{SD3Medium, SD35Large, SD35Medium} {
+		seen := map[string]bool{}
+		for _, r := range SD3Mapping(a, "") {
+			assert.False(t, seen[r.Diffusers], "%s twice", r.Diffusers)
+			seen[r.Diffusers] = true
+		}
+		for _, s := range SD3TensorSpecs(a, Scale) {
+			assert.True(t, seen[s.Name], "%s is mapped", s.Name)
+		}
+		assert.Len(t, seen, len(SD3TensorSpecs(a, Scale)))
+	}
+}

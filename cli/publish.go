@@ -305,6 +305,9 @@ func (p *publishOutput) event(e publish.Event) {
 		p.clear()
 		fmt.Fprintf(p.stderr, "%-8s %s\n", e.Step, safeText(e.Message))
 	}
+	if e.Step == publish.StepCommit || e.Step == publish.StepDone {
+		p.active = p.active[:0] // the commit starts once every file is saved, checked and uploaded
+	}
 	i := slices.IndexFunc(p.active, func(a publish.Event) bool { return a.Step == e.Step })
 	switch {
 	case e.Done || e.Step == publish.StepDone:

@@ -167,22 +167,30 @@ func (pr *producer) save(ctx context.Context) error {
 		},
 		OnSet: func(c string, sp *pipeline.SetPlan) { sets <- setDone{c, sp.Variant} },
 	})
+	if err == nil { // said at once: the checks of the last sets go on
+		msg := "staged in " + pr.s.dir
+		if res.Kept > 0 {
+			msg += fmt.Sprintf(" (resumed: %s kept from the interrupted run)", tensors.FormatSize(res.Kept))
+		}
+		j.ev.emit(Event{Step: StepStage, Done: true, Bytes: res.Bytes, Total: res.Bytes, Message: msg})
+	}
 	close(sets)
 	wg.Wait()
+	// The first cause, not the cancellations it made of the others.
+	cause := func(e error) bool { return e != nil && !errors.Is(e, context.Canceled) }
 	switch {
+	case cause(checkErr):
+		return checkErr
+	case cause(emitErr):
+		return emitErr
+	case err != nil:
+		return &StepError{StepStage, err}
 	case checkErr != nil:
 		return checkErr
 	case emitErr != nil:
 		return emitErr
-	case err != nil:
-		return &StepError{StepStage, err}
-	}
-	msg := "staged in " + pr.s.dir
-	if res.Kept > 0 {
-		msg += fmt.Sprintf(" (resumed: %s kept from the interrupted run)", tensors.FormatSize(res.Kept))
 	}
 	j.res.Folder = pr.s.dir
-	j.ev.emit(Event{Step: StepStage, Done: true, Bytes: res.Bytes, Total: res.Bytes, Message: msg})
 	for _, l := range res.Lossy {
 		pr.report.Warnings = append(pr.report.Warnings, pipeline.Finding{Code: "lossy-variant", Path: l.Component,
 			Message: fmt.Sprintf("%s variant %s: tensor %q: %d values overflowed to ±inf and %d non-zero values became zero",

@@ -242,3 +242,34 @@ func TestHeaderPathIsOneClickAway(t *testing.T) {
 	assert.Equal(t, u.pipeline.Dir, u.details.shown.value("Folder"))
 	assert.True(t, u.details.content.Visible())
 }
+
+// TestWrapVBox: when the column narrows, a wrapped label gets the height
+// of its text at the new width, and what follows moves down; a plain VBox
+// asks the label its height at the old width and lets the next object
+// cover its last lines (the "from keyring." under the Target heading).
+func TestWrapVBox(t *testing.T) {
+	test.NewTempApp(t)
+	for _, tt := range []struct {
+		name string
+		box  func(objs ...fyne.CanvasObject) *fyne.Container
+		ok   bool
+	}{
+		{"wrapVBox", func(objs ...fyne.CanvasObject) *fyne.Container { return container.New(wrapVBox{}, objs...) }, true},
+		{"VBox", container.NewVBox, false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			text := widget.NewLabel(strings.Repeat("Logged in as alice: token role write, from keyring. ", 6))
+			text.Wrapping = fyne.TextWrapWord
+			heading := widget.NewLabel("Target")
+			hidden := widget.NewLabel("hidden")
+			hidden.Hide()
+			box := tt.box(text, hidden, heading)
+			box.Resize(fyne.NewSize(600, 400))
+			box.Resize(fyne.NewSize(250, 400))
+			fits := text.Size().Height >= text.MinSize().Height &&
+				heading.Position().Y >= text.Position().Y+text.Size().Height
+			assert.Equal(t, tt.ok, fits, "label %v (needs %v), heading at %v", text.Size(), text.MinSize(), heading.Position())
+		})
+	}
+	assert.Equal(t, float32(0), wrapVBox{}.MinSize(nil).Height)
+}

@@ -11,10 +11,11 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// shortRetries makes replace give up after about 300 ms.
+// shortRetries makes replace give up after about 1.5 s (time enough for
+// a loaded machine to run the goroutine that lets the file go).
 func shortRetries(t *testing.T) {
 	first, max, total := retryFirst, retryMax, retryFor
-	retryFirst, retryMax, retryFor = 5*time.Millisecond, 50*time.Millisecond, 300*time.Millisecond
+	retryFirst, retryMax, retryFor = 5*time.Millisecond, 100*time.Millisecond, 1500*time.Millisecond
 	t.Cleanup(func() { retryFirst, retryMax, retryFor = first, max, total })
 }
 

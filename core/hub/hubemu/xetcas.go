@@ -656,3 +656,34 @@ func (x *XetCAS) fetch(w http.ResponseWriter, r *http.Request, hexHash string) {
 	w.WriteHeader(http.StatusPartialContent)
 	_, _ = w.Write(b[s : e+1])
 }
+
+// XetBatchAction is the upload action for an object of an LFS batch answer
+// when the emulator chooses the "xet" transfer (the answer's top-level
+// "transfer" is then "xet"): href is the xet-write-token URL, the headers
+// carry a fresh write token for the CAS at casURL, as the Hub does and
+// @huggingface/hub 2.x reads them.
+func (x *XetCAS) XetBatchAction(casURL, writeTokenURL, repo string) (href string, header map[string]string) {
+	tok, exp := x.IssueToken(repo, true, time.Hour)
+	sid := make([]byte, 12)
+	_, _ = rand.Read(sid)
+	return writeTokenURL, map[string]string{
+		xet.HeaderCASURL:          casURL,
+		xet.HeaderAccessToken:     tok,
+		xet.HeaderTokenExpiration: strconv.FormatInt(exp.Unix(), 10),
+		xet.HeaderSessionID:       hex.EncodeToString(sid),
+	}
+}
+
+// SetXetFileInfo writes the headers of a resolve answer for a Xet-stored
+// file when the client asked for them (Accept includes
+// application/vnd.xet-fileinfo+json), as @huggingface/hub's
+// fileDownloadInfo reads them: the size, the file hash, and Link relations
+// xet-reconstruction-info (this CAS's reconstruction URL) and xet-auth
+// (the Hub's xet-read-token URL).
+func (x *XetCAS) SetXetFileInfo(h http.Header, f xet.FileInfo, casURL, readTokenURL string) {
+	h.Set("Content-Type", "application/vnd.xet-fileinfo+json")
+	h.Set("X-Linked-Size", strconv.FormatUint(f.Size(), 10))
+	h.Set("X-Xet-Hash", f.Hash.String())
+	h.Set("Link", fmt.Sprintf(`<%s/v1/reconstructions/%s>; rel="xet-reconstruction-info", <%s>; rel="xet-auth"`,
+		strings.TrimRight(casURL, "/"), f.Hash.String(), readTokenURL))
+}

@@ -263,3 +263,22 @@ func TestXetCASFaultsAreRetried(t *testing.T) {
 	got, _ := xetDownload(t, h, tok, infos[0].Hash, "")
 	assert.Equal(t, data, got)
 }
+
+func TestXetCASHubSideHelpers(t *testing.T) {
+	h := newXetHub(t, t.TempDir())
+	href, hdr := h.cas.XetBatchAction(h.srv.URL, h.srv.URL+"/api/models/alice/repo/xet-write-token/main", "models/alice/repo")
+	assert.Contains(t, href, "xet-write-token")
+	tok, err := xet.TokenFromBatchAction(hdr)
+	require.NoError(t, err, "our client reads what the emulator hands out")
+	ts := xet.NewTokenSource(func(context.Context) (xet.Token, error) { return xet.Token{}, fmt.Errorf("not needed") }, nil)
+	ts.Seed(tok)
+	cc := xet.NewCASClient(ts, xet.CASOptions{HTTPClient: h.srv.Client()})
+	infos := uploadXet(t, cc, xetData(300<<10, 9))
+
+	rec := httptest.NewRecorder()
+	h.cas.SetXetFileInfo(rec.Header(), infos[0], h.srv.URL, h.srv.URL+"/api/models/alice/repo/xet-read-token/main")
+	assert.Equal(t, "307200", rec.Header().Get("X-Linked-Size"))
+	assert.Equal(t, infos[0].Hash.String(), rec.Header().Get("X-Xet-Hash"))
+	assert.Contains(t, rec.Header().Get("Link"), `/v1/reconstructions/`+infos[0].Hash.String()+`>; rel="xet-reconstruction-info"`)
+	assert.Contains(t, rec.Header().Get("Link"), `xet-read-token/main>; rel="xet-auth"`)
+}

@@ -519,3 +519,42 @@ func (cc *CASClient) QueryChunk(ctx context.Context, h Hash) (s *Shard, found bo
 	}
 	return s, true, nil
 }
+
+// The headers of an LFS batch answer's upload action when the Hub chose
+// the "xet" transfer (top-level "transfer": "xet"); the action's href is
+// the URL to fetch a fresh token from (as @huggingface/hub 2.x reads them).
+const (
+	HeaderCASURL          = "X-Xet-Cas-Url"
+	HeaderAccessToken     = "X-Xet-Access-Token"
+	HeaderTokenExpiration = "X-Xet-Token-Expiration" // unix seconds
+	HeaderSessionID       = "X-Xet-Session-Id"
+)
+
+// TokenFromBatchAction reads the CAS token an LFS batch answer hands out
+// with the xet transfer. The first token then needs no request of its own;
+// NewTokenSource's fetcher (FetchToken on the action's href) replaces it.
+func TokenFromBatchAction(header map[string]string) (Token, error) {
+	get := func(k string) string {
+		for hk, v := range header {
+			if strings.EqualFold(hk, k) {
+				return v
+			}
+		}
+		return ""
+	}
+	exp, err := strconv.ParseInt(get(HeaderTokenExpiration), 10, 64)
+	t := Token{AccessToken: get(HeaderAccessToken), CASURL: strings.TrimRight(get(HeaderCASURL), "/"), Expires: time.Unix(exp, 0)}
+	u, uerr := url.Parse(t.CASURL)
+	if err != nil || exp <= 0 || t.AccessToken == "" || uerr != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil {
+		return Token{}, &CASError{Kind: ErrRefused, Op: "lfs batch xet action",
+			Message: "the upload action lacks a valid " + HeaderCASURL + ", " + HeaderAccessToken + " or " + HeaderTokenExpiration}
+	}
+	return t, nil
+}
+
+// Seed makes t the held token, e.g. one from TokenFromBatchAction.
+func (s *TokenSource) Seed(t Token) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.cur = t
+}

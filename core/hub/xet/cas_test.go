@@ -327,3 +327,38 @@ func TestCASRetriesAndErrors(t *testing.T) {
 		assert.False(t, errors.Is(err, ErrServer))
 	})
 }
+
+func TestTokenFromBatchAction(t *testing.T) {
+	tok, err := TokenFromBatchAction(map[string]string{
+		"x-xet-cas-url": "https://cas.example/", "X-Xet-Access-Token": "xet_abc", "X-Xet-Token-Expiration": "1848535668",
+	})
+	require.NoError(t, err)
+	assert.Equal(t, Token{AccessToken: "xet_abc", CASURL: "https://cas.example", Expires: time.Unix(1848535668, 0)}, tok)
+	for _, h := range []map[string]string{
+		{},
+		{"X-Xet-Cas-Url": "https://cas.example", "X-Xet-Access-Token": "x"},
+		{"X-Xet-Cas-Url": "ftp://cas", "X-Xet-Access-Token": "x", "X-Xet-Token-Expiration": "9"},
+		{"X-Xet-Cas-Url": "https://u:p@cas", "X-Xet-Access-Token": "x", "X-Xet-Token-Expiration": "9"},
+	} {
+		_, err := TokenFromBatchAction(h)
+		require.ErrorIs(t, err, ErrRefused, "%v", h)
+	}
+
+	// A seeded token is used until it nears its expiry.
+	f := newFakeCAS(t)
+	cc, ts := newTestClient(f, nil)
+	seed, _ := cas0Token(f)
+	ts.Seed(seed)
+	h, x := testXorb(t)
+	_, err = cc.UploadXorb(context.Background(), h, x)
+	require.NoError(t, err)
+	assert.Equal(t, 0, f.count("xet-write-token"), "the seeded token served")
+}
+
+// cas0Token issues a token from the fake as a batch answer would carry it.
+func cas0Token(f *fakeCAS) (Token, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.valid["xet_seeded"] = true
+	return Token{AccessToken: "xet_seeded", CASURL: f.srv.URL, Expires: time.Now().Add(time.Hour)}, nil
+}

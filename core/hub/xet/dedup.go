@@ -48,10 +48,28 @@ type cachedShard struct {
 	chunks []Hash // plain chunk hashes this shard put in ShardCache.plain
 }
 
-// OpenShardCache opens (creating it) the cache in dir with a budget of
-// maxBytes (<= 0: 1 GiB). Unreadable and expired shards are removed, and
-// the oldest beyond the budget. now nil: time.Now.
+// DefaultShardCacheDir is os.UserCacheDir()/modelpub/xet-shards, beside
+// core/hub's hash cache.
+func DefaultShardCacheDir() (string, error) {
+	dir, err := os.UserCacheDir()
+	if err != nil {
+		return "", err
+	}
+	return filepath.Join(dir, "modelpub", "xet-shards"), nil
+}
+
+// OpenShardCache opens (creating it) the cache in dir ("" →
+// DefaultShardCacheDir) with a budget of maxBytes (<= 0: 1 GiB).
+// Unreadable and expired shards are removed, and the oldest beyond the
+// budget. now nil: time.Now.
 func OpenShardCache(dir string, maxBytes int64, now func() time.Time) (*ShardCache, error) {
+	if dir == "" {
+		d, err := DefaultShardCacheDir()
+		if err != nil {
+			return nil, fmt.Errorf("xet: shard cache: %w", err)
+		}
+		dir = d
+	}
 	if maxBytes <= 0 {
 		maxBytes = 1 << 30
 	}

@@ -131,3 +131,15 @@ func TestShardCacheFeedsThePacker(t *testing.T) {
 	assert.Equal(t, uint64(0), p2.Stats().NewBytes, "everything is known")
 	assert.Equal(t, infos, again, "the same reconstruction")
 }
+
+func TestDefaultShardCacheDir(t *testing.T) {
+	t.Setenv("XDG_CACHE_HOME", t.TempDir())
+	t.Setenv("HOME", t.TempDir())
+	d, err := DefaultShardCacheDir()
+	require.NoError(t, err)
+	assert.Equal(t, filepath.Join("modelpub", "xet-shards"), filepath.Join(filepath.Base(filepath.Dir(d)), filepath.Base(d)))
+	c, err := OpenShardCache("", 0, nil)
+	require.NoError(t, err)
+	assert.Equal(t, int64(0), c.Size())
+	assert.DirExists(t, d)
+}

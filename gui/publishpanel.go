@@ -164,10 +164,11 @@ func newPublishPanel(e *env, cards *cardPanel) *publishPanel {
 	pp.description.Wrapping = fyne.TextWrapWord
 	pp.description.SetMinRowsVisible(3)
 	pp.deleteExtra = widget.NewCheck("Delete other files on the Hub", func(bool) { pp.deleteChanged() })
+	// In the text colour, as every hint of the panel: the disabled colour
+	// is faint in the light theme.
 	deleteHint := widget.NewLabel("Weight files of another layout (old shards, variants) are always deleted, so " +
 		"the Hub holds one layout. Other files only on the Hub (sample images, docs) are kept unless this is checked.")
 	deleteHint.Wrapping = fyne.TextWrapWord
-	deleteHint.Importance = widget.LowImportance
 	pp.noDelete = widget.NewCheck("Delete nothing", func(bool) { pp.deleteChanged() })
 	pp.noDeleteWarn = widget.NewLabel("Not even weights of another layout. Not advised: the old weight files stay " +
 		"beside the new ones, and diffusers may " +
@@ -228,7 +229,6 @@ func newPublishPanel(e *env, cards *cardPanel) *publishPanel {
 	pp.filesText.Truncation = fyne.TextTruncateEllipsis
 	pp.fileDetail = widget.NewLabel("")
 	pp.fileDetail.Wrapping = fyne.TextWrapBreak
-	pp.fileDetail.Importance = widget.LowImportance
 	pp.table = pp.newFilesTable()
 
 	heading := func(s string) *widget.Label {

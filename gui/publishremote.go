@@ -167,18 +167,18 @@ func (pp *publishPanel) remoteText() (string, widget.Importance) {
 	host := pp.cfg.host()
 	switch {
 	case pp.p == nil:
-		return "Open a folder to publish it.", widget.LowImportance
+		return "Open a folder to publish it.", widget.MediumImportance
 	case pp.account == nil:
 		return fmt.Sprintf("Log in to see what %s holds for this repository: the dry run then compares the folder "+
-			"with it and names what it would send, keep and delete.", host), widget.LowImportance
+			"with it and names what it would send, keep and delete.", host), widget.MediumImportance
 	case pp.namespace.Selected == "" || pp.targetProblem() != "":
-		return "Choose the repository above.", widget.LowImportance
+		return "Choose the repository above.", widget.MediumImportance
 	case pp.remoteReading:
-		return fmt.Sprintf("Reading %s on %s…", pp.repoID(), host), widget.LowImportance
+		return fmt.Sprintf("Reading %s on %s…", pp.repoID(), host), widget.MediumImportance
 	case pp.remoteErr != nil:
 		title, _ := publishErrorText(pp.remoteErr, pp.cfg.pageURL())
-		return fmt.Sprintf("%s: %s could not be read on %s (%v). A dry run still works; it cannot compare "+
-			"with the Hub.", title, pp.repoID(), host, pp.remoteErr), widget.DangerImportance
+		return fmt.Sprintf("%s: %s could not be read on %s (%s). A dry run still works; it cannot compare "+
+			"with the Hub.", title, pp.repoID(), host, publishErrorCause(pp.remoteErr, pp.cfg.endpoint())), widget.DangerImportance
 	case pp.remote == nil:
 		return "", widget.MediumImportance
 	}

@@ -18,17 +18,11 @@ import (
 type bgJob struct {
 	e     *env
 	title string // the dialog's
+	jobRun
 
-	running bool
-	stop    context.CancelFunc
-	gen     int
-	idle    []func()
-
-	dlg       *dialog.CustomDialog
-	heading   *widget.Label
-	bar       *widget.ProgressBar
-	detail    *widget.Label
-	cancelBtn *widget.Button
+	dlg    *dialog.CustomDialog
+	bar    *widget.ProgressBar
+	detail *widget.Label
 }
 
 func newBgJob(e *env, title string) *bgJob { return &bgJob{e: e, title: title} }
@@ -50,10 +44,7 @@ func (j *bgJob) start(heading string, work func(ctx context.Context, report func
 	if j.running {
 		return
 	}
-	ctx, stop := context.WithCancel(context.Background())
-	j.running, j.stop = true, stop
-	j.gen++
-	gen := j.gen
+	ctx, stop, gen := j.begin()
 	j.showDialog(heading)
 	bridge := newProgressBridge(j.e.do, func(st jobState) {
 		if gen == j.gen && j.running {
@@ -69,14 +60,10 @@ func (j *bgJob) start(heading string, work func(ctx context.Context, report func
 			if gen != j.gen {
 				return
 			}
-			j.running, j.stop = false, nil
+			j.ended()
 			j.dlg.Hide()
 			done(err)
-			idle := j.idle
-			j.idle = nil
-			for _, f := range idle {
-				f()
-			}
+			j.runIdle()
 		})
 	})
 }
@@ -94,11 +81,25 @@ func (j *bgJob) showDialog(heading string) {
 	j.dlg.Show()
 }
 
-// Busy reports whether the job runs.
-func (j *bgJob) Busy() bool { return j.running }
+// jobRun is the run state bgJob and saveJob share, kept on the UI
+// goroutine: whether a job runs, how to stop it, its generation (what an
+// older run reports late is dropped), what waits for it to end, and its
+// dialog's heading and Cancel button.
+type jobRun struct {
+	running bool
+	stop    context.CancelFunc
+	gen     int
+	idle    []func()
 
-// Cancel stops the running job; done is told once it has stopped.
-func (j *bgJob) Cancel() {
+	heading   *widget.Label
+	cancelBtn *widget.Button
+}
+
+// Busy reports whether the job runs.
+func (j *jobRun) Busy() bool { return j.running }
+
+// Cancel stops the running job; its end is told once it has stopped.
+func (j *jobRun) Cancel() {
 	if j.running && j.stop != nil {
 		j.stop()
 		j.cancelBtn.Disable()
@@ -107,10 +108,31 @@ func (j *bgJob) Cancel() {
 }
 
 // OnIdle runs f once the job does not run: now, or when it ends.
-func (j *bgJob) OnIdle(f func()) {
+func (j *jobRun) OnIdle(f func()) {
 	if !j.running {
 		f()
 		return
 	}
 	j.idle = append(j.idle, f)
+}
+
+// begin marks a new run started and returns its context, the function
+// that stops it, and its generation.
+func (j *jobRun) begin() (context.Context, context.CancelFunc, int) {
+	ctx, stop := context.WithCancel(context.Background())
+	j.running, j.stop = true, stop
+	j.gen++
+	return ctx, stop, j.gen
+}
+
+// ended marks the run stopped; runIdle then runs what waited for it.
+func (j *jobRun) ended() { j.running, j.stop = false, nil }
+
+// runIdle runs, once, what OnIdle queued while the job ran.
+func (j *jobRun) runIdle() {
+	idle := j.idle
+	j.idle = nil
+	for _, f := range idle {
+		f()
+	}
 }

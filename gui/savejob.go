@@ -26,8 +26,9 @@ import (
 // writes the open folder there with the window's choices (shard size,
 // variant), as pipeline.Save does, with a progress dialog and a Cancel
 // button; once the save is complete it writes the model card into it as
-// README.md, and says where it went and what the variant lost. Every
-// method runs on the UI goroutine.
+// README.md, and says where it went and what the variant lost; a cancelled
+// save leaves no partial folder behind. Every method runs on the UI
+// goroutine.
 type saveJob struct {
 	e *env
 	// pick asks for a folder and calls done on the UI goroutine with it,
@@ -39,46 +40,21 @@ type saveJob struct {
 	// save then writes the card modelpub card writes for the saved folder.
 	card func() ([]byte, error)
 
-	running bool
-	stop    context.CancelFunc
-	gen     int
-	idle    []func()
+	jobRun
 	lastDir string // the folder chosen last, where the picker starts next
 
-	// The progress dialog of the running save.
+	// The progress dialog of the running save (with jobRun's heading and
+	// Cancel button).
 	progress  *dialog.CustomDialog
-	heading   *widget.Label
 	bar       *widget.ProgressBar
 	bytesText *widget.Label
 	fileText  *widget.Label
-	cancelBtn *widget.Button
 }
 
 func newSaveJob(e *env) *saveJob {
 	s := &saveJob{e: e}
 	s.pick = s.pickWithFyne
 	return s
-}
-
-// Busy reports whether a save runs.
-func (s *saveJob) Busy() bool { return s.running }
-
-// Cancel stops the running save; it leaves no partial folder behind.
-func (s *saveJob) Cancel() {
-	if s.running && s.stop != nil {
-		s.stop()
-		s.cancelBtn.Disable()
-		s.heading.SetText("Cancelling…")
-	}
-}
-
-// OnIdle runs f once no save runs: now, or when the running one ends.
-func (s *saveJob) OnIdle(f func()) {
-	if !s.running {
-		f()
-		return
-	}
-	s.idle = append(s.idle, f)
 }
 
 // Run asks where to save p, then saves it there.
@@ -116,10 +92,7 @@ func (s *saveJob) saveTo(p *pipeline.Pipeline, chosen string) {
 	if s.card != nil {
 		readme, readmeErr = s.card()
 	}
-	ctx, stop := context.WithCancel(context.Background())
-	s.running, s.stop = true, stop
-	s.gen++
-	gen := s.gen
+	ctx, stop, gen := s.begin()
 	s.showProgressDialog(p, chosen)
 
 	type state struct {
@@ -225,15 +198,9 @@ func writeReadme(ctx context.Context, dir string, data []byte, dataErr error) st
 
 // finish closes the progress dialog and says how the save went.
 func (s *saveJob) finish(res *pipeline.SaveResult, err error, variant, cardNote string) {
-	s.running, s.stop = false, nil
+	s.ended()
 	s.progress.Hide()
-	defer func() {
-		idle := s.idle
-		s.idle = nil
-		for _, f := range idle {
-			f()
-		}
-	}()
+	defer s.runIdle()
 	switch {
 	case errors.Is(err, context.Canceled):
 		return // the user asked; nothing was left behind

@@ -275,7 +275,7 @@ func (v *comparer) compareSet(ctx context.Context, sc *Component, sw *WeightSet,
 		}
 	}
 	matched = nil
-	srcRd := newSetReader(filepath.Join(v.src.Dir, sc.Name), sw.Format)
+	srcRd := v.src.setReader(sc.Name, sw.Format)
 	srcRd.windowed = true
 	defer srcRd.Close()
 	dstDir := filepath.Join(v.dst.Dir, dc.Name)

@@ -243,15 +243,22 @@ func (c *caller) log(format string, args ...any) {
 const maxAnswer = MaxShardSize + 1<<20
 
 func (c *caller) once(ctx context.Context, method, rawURL string, body []byte, token string) (*attempt, error) {
+	var fb *fencedBody
 	var rd io.Reader
 	if body != nil {
-		rd = bytes.NewReader(body)
+		fb = &fencedBody{r: bytes.NewReader(body)}
+		// The transport may still be reading a request body after the
+		// answer came (an early error answer): the fence stops it before
+		// the caller reuses the bytes.
+		defer fb.Close()
+		rd = fb
 	}
 	req, err := http.NewRequestWithContext(ctx, method, rawURL, rd)
 	if err != nil {
 		return nil, err
 	}
 	if body != nil {
+		req.ContentLength = int64(len(body))
 		req.Header.Set("Content-Type", "application/octet-stream")
 	}
 	if token != "" {
@@ -267,6 +274,29 @@ func (c *caller) once(ctx context.Context, method, rawURL string, body []byte, t
 		return nil, c.scrubErr(err)
 	}
 	return &attempt{status: resp.StatusCode, header: resp.Header, body: b}, nil
+}
+
+// fencedBody is a request body that reads nothing once closed.
+type fencedBody struct {
+	mu   sync.Mutex
+	r    *bytes.Reader
+	done bool
+}
+
+func (f *fencedBody) Read(p []byte) (int, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.done {
+		return 0, errors.New("xet: the request is over")
+	}
+	return f.r.Read(p)
+}
+
+func (f *fencedBody) Close() error {
+	f.mu.Lock()
+	f.done = true
+	f.mu.Unlock()
+	return nil
 }
 
 func (c *caller) scrub(s string) string {

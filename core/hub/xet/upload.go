@@ -10,7 +10,12 @@ import (
 // UploadOptions configure an Uploader.
 type UploadOptions struct {
 	Policy   Policy // chunk compression; zero: PolicyAuto
-	Parallel int    // xorb uploads in flight, each holding one xorb (<= 64 MiB); 0: 2
+	Parallel int    // xorb uploads in flight; 0: 2
+	// XorbSize caps the serialized xorbs, MaxXorbSize at most (0). Memory
+	// is (Parallel+1) × XorbSize of xorb buffers, allocated once and
+	// reused: 192 MiB at the defaults, 48 MiB with 16 MiB xorbs. Smaller
+	// xorbs mean more requests and smaller global-deduplication answers.
+	XorbSize int
 	// Cache, when set, is asked where chunks already are, receives every
 	// uploaded xorb at once (so a rerun after a crash does not send it
 	// again) and every uploaded shard, and keeps what global
@@ -50,6 +55,7 @@ type Uploader struct {
 	ctx  context.Context // of the current Add or Finish, for emit
 
 	slots chan struct{}
+	free  chan []byte // xorb buffers back from finished uploads
 	wg    sync.WaitGroup
 
 	mu     sync.Mutex
@@ -67,8 +73,21 @@ func NewUploader(cas *CASClient, opts UploadOptions) *Uploader {
 	if opts.Parallel <= 0 {
 		opts.Parallel = 2
 	}
-	u := &Uploader{cas: cas, opts: opts, slots: make(chan struct{}, opts.Parallel)}
+	if opts.XorbSize <= 0 || opts.XorbSize > MaxXorbSize {
+		opts.XorbSize = MaxXorbSize
+	}
+	u := &Uploader{cas: cas, opts: opts, slots: make(chan struct{}, opts.Parallel),
+		free: make(chan []byte, opts.Parallel+1)}
 	u.p = NewPacker(opts.Policy, u.emit)
+	u.p.xw.maxSize = opts.XorbSize
+	u.p.xw.alloc = func() []byte {
+		select {
+		case b := <-u.free:
+			return b
+		default:
+			return make([]byte, 0, opts.XorbSize)
+		}
+	}
 	if opts.Cache != nil {
 		u.p.Lookup = u.lookup
 	}
@@ -121,6 +140,12 @@ func (u *Uploader) emit(x SealedXorb) error {
 		defer u.wg.Done()
 		defer func() { <-u.slots }()
 		inserted, err := u.cas.UploadXorb(ctx, x.Info.Hash, x.Bytes)
+		defer func() {
+			select {
+			case u.free <- x.Bytes[:0]:
+			default:
+			}
+		}()
 		if err == nil && u.opts.Cache != nil {
 			// Remembered at once: a rerun after a crash finds it here.
 			if b, merr := (&Shard{Xorbs: []XorbInfo{x.Info}}).Marshal(false); merr == nil {

@@ -30,13 +30,12 @@ func TestUploaderResumesFromItsCache(t *testing.T) {
 
 	var mu sync.Mutex
 	var progress []UploadStats
-	u := NewUploader(cc, UploadOptions{Cache: cache, Parallel: 3, Progress: func(s UploadStats) {
+	u := NewUploader(cc, UploadOptions{Cache: cache, Parallel: 3, XorbSize: 512 << 10, Progress: func(s UploadStats) {
 		mu.Lock()
 		progress = append(progress, s)
 		mu.Unlock()
 	}})
-	u.p.xw.maxSize = 512 << 10 // many small xorbs, uploaded in parallel
-	f.fail("/v1/shards", 400)  // the first run dies before registering the files
+	f.fail("/v1/shards", 400) // the first run dies before registering the files
 	_, err = uploadAll(t, u, a, b)
 	require.ErrorIs(t, err, ErrRefused)
 	first := u.Stats()
@@ -59,8 +58,7 @@ func TestUploaderResumesFromItsCache(t *testing.T) {
 func TestUploaderFailsOnARefusedXorb(t *testing.T) {
 	f := newFakeCAS(t)
 	cc, _ := newTestClient(f, nil)
-	u := NewUploader(cc, UploadOptions{})
-	u.p.xw.maxSize = 256 << 10
+	u := NewUploader(cc, UploadOptions{XorbSize: 256 << 10})
 	f.fail("/v1/xorbs/", 403)
 	_, err := uploadAll(t, u, weights("F16", 2<<20, 3))
 	require.ErrorIs(t, err, ErrForbidden)

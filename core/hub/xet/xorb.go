@@ -65,7 +65,17 @@ type XorbWriter struct {
 	raw     uint64 // sum of the chunks' sizes
 	auto    autoState
 	schemes [3]int // chunks stored per scheme, for reports and tests
-	maxSize int    // 0: MaxXorbSize; tests set less to get many xorbs
+	maxSize int    // 0: MaxXorbSize
+	// alloc, when set, gives the buffer of each new xorb (after Detach).
+	alloc func() []byte
+}
+
+// limit is the most serialized bytes a xorb may reach.
+func (x *XorbWriter) limit() int {
+	if x.maxSize > 0 {
+		return x.maxSize
+	}
+	return MaxXorbSize
 }
 
 // PolicyAuto's parameters.
@@ -130,11 +140,7 @@ func (x *XorbWriter) Schemes() map[Compression]int {
 // stays within MaxXorbSize even if the chunk is stored uncompressed, and
 // within MaxXorbChunks.
 func (x *XorbWriter) Fits(size int) bool {
-	limit := MaxXorbSize
-	if x.maxSize > 0 {
-		limit = x.maxSize
-	}
-	return len(x.chunks) < MaxXorbChunks && len(x.buf)+chunkHeaderSize+size <= limit
+	return len(x.chunks) < MaxXorbChunks && len(x.buf)+chunkHeaderSize+size <= x.limit()
 }
 
 // Add appends a chunk; c must be data's chunk (its hash is not checked
@@ -142,6 +148,9 @@ func (x *XorbWriter) Fits(size int) bool {
 func (x *XorbWriter) Add(c Chunk, data []byte) bool {
 	if int(c.Size) != len(data) || len(data) > MaxChunkSize || !x.Fits(len(data)) {
 		return false
+	}
+	if x.buf == nil && x.alloc != nil {
+		x.buf = x.alloc()[:0]
 	}
 	stored, scheme := x.compress(data)
 	x.buf = appendChunkHeader(x.buf, len(stored), scheme, len(data))

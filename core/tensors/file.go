@@ -16,31 +16,19 @@ type File struct {
 
 // Open opens the safetensors file at path and validates its header. Only
 // the header is read. A FIFO, device or socket is refused (folder.ErrNotRegular).
-func Open(path string) (*File, error) {
-	f, err := folder.OpenRegular(path)
-	if err != nil {
-		return nil, err
-	}
-	st, err := f.Stat()
-	if err != nil {
-		f.Close()
-		return nil, err
-	}
-	h, err := ReadHeader(f, st.Size())
-	if err != nil {
-		f.Close()
-		return nil, withPath(err, path)
-	}
-	return &File{Path: path, Header: h, f: f}, nil
-}
+func Open(path string) (*File, error) { return open(path, false) }
 
 // OpenData opens the safetensors file at path and validates its header as
 // Open does, but keeps only what reading tensor data needs: Header.Tensors
 // is nil, and the check keeps 16 bytes per tensor and its name, not a
 // TensorInfo. It is for callers that already have the tensor list, from an
-// earlier Open or ReadHeaderFile, and read tensors through TensorSource: a header of a million tensors is checked in a
-// fraction of the memory a full read takes, and costs nothing after.
-func OpenData(path string) (*File, error) {
+// earlier Open or ReadHeaderFile, and read tensors through TensorSource: a
+// header of a million tensors is checked in a fraction of the memory a full
+// read takes, and costs nothing after.
+func OpenData(path string) (*File, error) { return open(path, true) }
+
+// open opens path as Open does; check leaves the tensor list out (OpenData).
+func open(path string, check bool) (*File, error) {
 	f, err := folder.OpenRegular(path)
 	if err != nil {
 		return nil, err
@@ -50,7 +38,7 @@ func OpenData(path string) (*File, error) {
 		f.Close()
 		return nil, err
 	}
-	h, err := readHeader(f, st.Size(), true)
+	h, err := readHeader(f, st.Size(), check)
 	if err != nil {
 		f.Close()
 		return nil, withPath(err, path)

@@ -47,7 +47,10 @@ func legacyMainPickle(t testing.TB, path string) []byte {
 	return main
 }
 
-func FuzzPlan(f *testing.F) {
+// addCheckpointPickles seeds f with the main pickle of every checkpoint in
+// testdata: data.pkl of each zip (legacy false) and that of legacy.pt
+// (legacy true).
+func addCheckpointPickles(f *testing.F) {
 	zips, _ := filepath.Glob(filepath.Join("testdata", "*.pt"))
 	bins, _ := filepath.Glob(filepath.Join("testdata", "*.bin"))
 	for _, p := range append(zips, bins...) {
@@ -66,6 +69,10 @@ func FuzzPlan(f *testing.F) {
 		}
 	}
 	f.Add(legacyMainPickle(f, filepath.Join("testdata", "legacy.pt")), true)
+}
+
+func FuzzPlan(f *testing.F) {
+	addCheckpointPickles(f)
 	f.Add(statePickle(spec{"w", "HalfStorage", "0", 16, 2, []int64{2, 3}, []int64{1, 2}}), false)
 	f.Add([]byte("\x80\x02c__builtin__\nlist\n)R."), false)
 	// Crashers found by the fuzzer live in testdata/fuzz/FuzzPlan and are
@@ -117,24 +124,7 @@ var fuzzLimits = vmLimits{
 // stack) and that its heap estimate bounds what gopickle allocates (plus
 // the per-opcode garbage the estimate leaves out).
 func FuzzScanLimits(f *testing.F) {
-	paths, _ := filepath.Glob(filepath.Join("testdata", "*.pt"))
-	bins, _ := filepath.Glob(filepath.Join("testdata", "*.bin"))
-	for _, p := range append(paths, bins...) {
-		b, err := os.ReadFile(p)
-		if err != nil {
-			f.Fatal(err)
-		}
-		if !bytes.HasPrefix(b, []byte("PK")) {
-			continue
-		}
-		_, ents := readZipEntries(f, p)
-		for _, e := range ents {
-			if e.name == "data.pkl" && len(e.data) < 64<<10 {
-				f.Add(e.data, false)
-			}
-		}
-	}
-	f.Add(legacyMainPickle(f, filepath.Join("testdata", "legacy.pt")), true)
+	addCheckpointPickles(f)
 	for _, proto := range []int{2, 4} {
 		f.Add(newTorchPickle(proto).stateDict(3, func(i int) string { return fmt.Sprint("w", i) }), false)
 	}

@@ -43,8 +43,8 @@ func (r *pseudoRandom) Read(p []byte) (int, error) {
 // CAS that discards what it gets: peak RSS stays near the xorb buffers
 // ((Parallel+1) × XorbSize) whatever the size.
 func TestUploadMemoryIsBounded(t *testing.T) {
-	if testing.Short() {
-		t.Skip("uploads 768 MiB twice")
+	if raceEnabled || testing.Short() {
+		t.Skip("uploads 768 MiB twice; peak RSS means nothing under the race detector")
 	}
 	if costtest.ChildInput() == "" {
 		for _, c := range []struct {

@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"modelpub/core/advice"
 	"modelpub/core/auth"
 	"modelpub/core/card"
 	"modelpub/core/folder"
@@ -192,6 +193,9 @@ func runPublish(args []string, stdout, stderr io.Writer) int {
 			msg = fmt.Sprintf("%s: %s", se.Step, errText(se.Err)) // "check: whoami: …", not "publish: check: hub: …"
 		}
 		fmt.Fprintf(stderr, "modelpub publish: %s\n", msg)
+		if a := advice.For(err, o.Endpoint); a != "" {
+			fmt.Fprintf(stderr, "modelpub publish: %s\n", a)
+		}
 		if ctx.Err() != nil {
 			fmt.Fprintln(stderr, "modelpub publish: interrupted; run the same command again to resume")
 		}

@@ -24,7 +24,7 @@ func CheckAccount(ctx context.Context, c *hub.Client) (*Account, error) {
 	u, err := c.WhoAmI(ctx)
 	if err != nil {
 		if errors.Is(err, hub.ErrUnauthorized) {
-			return nil, fmt.Errorf("the Hub refused the token (log in again with a valid token): %w", err)
+			return nil, fmt.Errorf("the Hub refused the token: %w", err)
 		}
 		return nil, err
 	}

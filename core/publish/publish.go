@@ -51,7 +51,7 @@ var Steps = []Step{StepCheck, StepCard, StepStage, StepValidate, StepUpload, Ste
 // Errors of the job, tested with errors.Is. Hub errors (hub.ErrUnauthorized,
 // hub.ErrNetwork, …) and pipeline errors come through wrapped as they are.
 var (
-	ErrNoToken       = errors.New("no Hub token: log in first (modelpub login), or set HF_TOKEN")
+	ErrNoToken       = errors.New("no Hub token")
 	ErrReadOnlyToken = errors.New("the token is read-only: publishing needs a token with the write role")
 	ErrNamespace     = errors.New("the token cannot write to this namespace")
 	ErrInvalid       = errors.New("the staged folder did not validate against the source")

@@ -361,7 +361,7 @@ func TestPublishRefusals(t *testing.T) {
 		{"org where the role is read", func(o *publish.Options) { o.Token, o.Repo = bobTok, "studio/model" }, publish.ErrNamespace, "bob"},
 		{"bad repo id", func(o *publish.Options) { o.Repo = "alice/bad--name" }, hub.ErrInvalidRepoID, "bad--name"},
 		{"dataset repo", func(o *publish.Options) { o.Repo = "datasets/alice/data" }, hub.ErrInvalidRepoID, "models"},
-		{"no token", func(o *publish.Options) { o.Token = "" }, publish.ErrNoToken, "modelpub login"},
+		{"no token", func(o *publish.Options) { o.Token = "" }, publish.ErrNoToken, "no Hub token"},
 		{"unreachable endpoint", func(o *publish.Options) { o.Endpoint = "http://127.0.0.1:1" }, hub.ErrNetwork, "127.0.0.1:1"},
 		{"bad variant", func(o *publish.Options) { o.Variant = "int8" }, pipeline.ErrUnsupportedVariant, "int8"},
 		{"both PR and branch", func(o *publish.Options) { o.CreatePR, o.Branch = true, "dev" }, nil, "either a pull request or a branch"},

@@ -98,6 +98,7 @@ fuzz:
 		$(GO) test ./core/tensors/ -run '^$$' -fuzz "^$$t\$$" -fuzztime $(FUZZTIME) -timeout 0 || exit 1; done
 	for t in FuzzPlan FuzzScanLimits; do $(GO) test ./core/torchbin/ -run '^$$' -fuzz "^$$t\$$" -fuzztime $(FUZZTIME) -timeout 0 || exit 1; done
 	$(GO) test ./core/card/ -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) -timeout 0
+	for t in FuzzParseShard FuzzReadXorb; do $(GO) test ./core/hub/xet/ -run '^$$' -fuzz "^$$t\$$" -fuzztime $(FUZZTIME) -timeout 0 || exit 1; done
 
 clean:
 	rm -rf bin dist

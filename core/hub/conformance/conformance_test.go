@@ -170,8 +170,10 @@ func TestOfficialClientConformance(t *testing.T) {
 	npm := requireTool(t, "npm")
 	jsDir := installClient(t, npm)
 
+	// NoXet: this scenario checks the LFS path (basic and multipart) of
+	// both clients; TestOfficialClientXetUpload checks the Xet one.
 	srv, err := hubemu.New(hubemu.Options{Dir: t.TempDir(), Tokens: map[string]string{token: user},
-		ChunkSize: chunkSize, Record: true})
+		ChunkSize: chunkSize, Record: true, NoXet: true})
 	require.NoError(t, err)
 	_, err = srv.Start("127.0.0.1:0")
 	require.NoError(t, err)

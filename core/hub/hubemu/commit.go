@@ -288,6 +288,7 @@ func (c *call) commit(ref repoRef, rest []string) {
 	}
 	c.s.recordCommit(c.rec, ops)
 	grants := c.lfsGrants(rp, ops)
+	c.takeXetFiles(rp, ops, grants)
 	if rp = c.repo(ref, true); rp == nil {
 		return
 	}

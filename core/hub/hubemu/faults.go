@@ -46,12 +46,14 @@ const (
 	ClassResolve     = "resolve"
 	ClassBranch      = "branch" // branch create/delete, refs, commits, settings
 	ClassValidate    = "validate-yaml"
+	ClassXetToken    = "xet-token" // xet-write-token and xet-read-token
+	ClassXet         = "xet"       // the Xet CAS under /v1/ and /v2/ (xorbs, shards, reconstructions, fetches)
 	ClassOther       = "other"
 )
 
 // AllClasses lists every endpoint class.
 var AllClasses = []string{ClassWhoami, ClassCreate, ClassDelete, ClassInfo, ClassPreupload, ClassLFSBatch,
-	ClassLFSUpload, ClassLFSComplete, ClassLFSVerify, ClassCommit, ClassTree, ClassResolve, ClassBranch, ClassValidate, ClassOther}
+	ClassLFSUpload, ClassLFSComplete, ClassLFSVerify, ClassCommit, ClassTree, ClassResolve, ClassBranch, ClassValidate, ClassXetToken, ClassXet, ClassOther}
 
 // FaultSpec says which requests fail and how. The zero value injects
 // nothing. Decisions are a pure function of (Seed, class, method, path,

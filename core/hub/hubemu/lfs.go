@@ -140,9 +140,20 @@ func (c *call) lfsBatch(ref repoRef) {
 		c.fail(http.StatusRequestEntityTooLarge, "", "Too many objects in one batch: %d (at most 1000)", len(req.Objects))
 		return
 	}
-	multipart := false
+	multipart, useXet := false, false
 	for _, t := range req.Transfers {
 		multipart = multipart || t == "multipart"
+		useXet = useXet || t == "xet" && !c.s.opts.NoXet
+	}
+	transfer := "basic"
+	var xetHref string
+	if useXet {
+		transfer = "xet"
+		rev := "main"
+		if req.Ref != nil && req.Ref.Name != "" {
+			rev = strings.TrimPrefix(req.Ref.Name, "refs/heads/")
+		}
+		xetHref = c.xetTokenURL(ref, "write", rev)
 	}
 	verifyHref := c.origin + "/" + urlPrefix(ref.typ) + ref.ns + "/" + ref.name + ".git/info/lfs/objects/verify"
 	out := make([]batchObject, 0, len(req.Objects))
@@ -164,6 +175,16 @@ func (c *call) lfsBatch(ref repoRef) {
 			// Already stored: no actions, the client skips it.
 		case stored >= 0:
 			bo.Error = &batchError{422, fmt.Sprintf("Object %s is stored with size %d, not %d", o.Oid, stored, o.Size)}
+		case useXet:
+			// The Hub's answer when the client offers xet: the upload
+			// action names the CAS and a write token; the bytes go there.
+			if err := rp.markLFS(lfsXetOffered, o.Oid); err != nil {
+				c.fail(http.StatusInternalServerError, "", "storage: %v", err)
+				return
+			}
+			href, header := c.s.cas.XetBatchAction(c.origin, xetHref, key)
+			bo.Authenticated = true
+			bo.Actions = map[string]batchAction{"upload": {Href: href, Header: header}}
 		case multipart && o.Size > c.s.opts.MultipartThreshold:
 			act, err := c.s.newMultipart(c, key, o.Oid, o.Size)
 			if err != nil {
@@ -183,7 +204,7 @@ func (c *call) lfsBatch(ref repoRef) {
 		out = append(out, bo)
 	}
 	c.w.Header().Set("Content-Type", lfsContentType)
-	json.NewEncoder(c.w).Encode(map[string]any{"transfer": "basic", "objects": out, "hash_algo": "sha256"})
+	json.NewEncoder(c.w).Encode(map[string]any{"transfer": transfer, "objects": out, "hash_algo": "sha256"})
 }
 
 // newMultipart opens a session and returns its upload action: the

@@ -29,6 +29,7 @@ type Options struct {
 	MultipartThreshold int64                        // objects larger than this go multipart; 0 = ChunkSize
 	TreePageSize       int                          // entries per tree page; 0 = 1000, as the Hub
 	BaseURL            string                       // origin put in returned URLs; "" = from the request (scheme + Host)
+	NoXet              bool                         // the LFS batch never answers the "xet" transfer (the Hub does when the client offers it)
 	Faults             FaultSpec                    // injected failures
 	Record             bool                         // keep a log of requests, see Requests
 	Logf               func(format string, a ...any)
@@ -67,6 +68,7 @@ type Server struct {
 	removeDir bool
 	key       []byte // signs upload URLs
 	faults    atomic.Pointer[faulter]
+	cas       *XetCAS // the Xet CAS, under dir/xet, served under /v1/ and /v2/
 
 	mu       sync.Mutex
 	repos    map[string]*repo
@@ -130,6 +132,11 @@ func New(opts Options) (*Server, error) {
 	if err := s.loadRepos(); err != nil {
 		return nil, err
 	}
+	cas, err := NewXetCAS(filepath.Join(s.dir, "xet"), s.opts.BaseURL)
+	if err != nil {
+		return nil, err
+	}
+	s.cas = cas
 	return s, nil
 }
 
@@ -416,8 +423,8 @@ func dropConnection(w http.ResponseWriter) {
 func (s *Server) newCall(w http.ResponseWriter, r *http.Request) *call {
 	c := &call{w: w, r: r, s: s, origin: s.origin(r)}
 	auth := r.Header.Get("Authorization")
-	if auth == "" || isUploadPath(r.URL.Path) {
-		return c // the upload handlers refuse Authorization themselves
+	if auth == "" || isUploadPath(r.URL.Path) || isCASPath(r.URL.Path) {
+		return c // the upload handlers refuse Authorization themselves; the CAS checks its own tokens
 	}
 	tok, ok := strings.CutPrefix(auth, "Bearer ")
 	if !ok {
@@ -622,9 +629,14 @@ func (s *Server) route(r *http.Request) route {
 				return is(with(ClassBranch, (*call).commits), "GET")
 			case "settings":
 				return is(with(ClassBranch, (*call).settings), "PUT")
+			case "xet-write-token", "xet-read-token":
+				write := rest[0] == "xet-write-token"
+				return is(with(ClassXetToken, func(c *call, ref repoRef, rest []string) { c.xetToken(ref, rest, write) }), "GET")
 			}
 		}
 		return notFound
+	case isCASPath(r.URL.Path):
+		return route{ClassXet, (*call).serveCAS}
 	case len(segs) >= 3 && segs[0] == "_emu" && segs[1] == "lfs":
 		switch {
 		case segs[2] == "upload" && len(segs) == 4:

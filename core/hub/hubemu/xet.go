@@ -1,0 +1,124 @@
+package hubemu
+
+// The Hub side of Xet storage (docs/xet in huggingface/hub-docs): the
+// xet-write-token and xet-read-token endpoints, the "xet" transfer of the
+// LFS batch, and commits of files whose bytes the emulator's XetCAS holds.
+// The CAS itself is served under /v1/ and /v2/ on the same origin.
+
+import (
+	"encoding/hex"
+	"net/http"
+	"net/url"
+	"os"
+	"strings"
+	"time"
+
+	"modelpub/core/hub/xet"
+)
+
+const (
+	xetTokenTTL = time.Hour
+	// lfsXetOffered marks an oid the repo's LFS batch answered with the
+	// xet transfer: a commit of the repo may then take the file from the
+	// CAS (by its sha256).
+	lfsXetOffered = "xet"
+)
+
+func isCASPath(p string) bool { return strings.HasPrefix(p, "/v1/") || strings.HasPrefix(p, "/v2/") }
+
+// XetCAS returns the emulator's Xet CAS (served under /v1/ and /v2/).
+func (s *Server) XetCAS() *XetCAS { return s.cas }
+
+// xetTokenURL is the Hub URL of the repo's xet-{write|read}-token for rev.
+func (c *call) xetTokenURL(ref repoRef, kind, rev string) string {
+	return c.origin + "/api/" + ref.typ + "s/" + url.PathEscape(ref.ns) + "/" + url.PathEscape(ref.name) +
+		"/xet-" + kind + "-token/" + url.PathEscape(rev)
+}
+
+// xetToken answers GET /api/{type}s/{repo}/xet-{write|read}-token/{rev}: a
+// CAS token for the repo, after the Hub's access checks (a write token
+// needs write access; a read token needs read access to the files).
+func (c *call) xetToken(ref repoRef, rest []string, write bool) {
+	rp := c.repo(ref, write)
+	if rp == nil {
+		return
+	}
+	readable := c.canRead(&rp.meta)
+	key := rp.key()
+	var ok bool
+	rev := revArg(rest[1:])
+	if !write {
+		_, ok = rp.resolveRev(rev)
+	}
+	rp.mu.Unlock()
+	if !write {
+		if !readable {
+			status := http.StatusForbidden
+			if c.user == "" {
+				status = http.StatusUnauthorized
+			}
+			c.fail(status, "GatedRepo", "Access to %s %s is restricted.", ref.typ, ref.ns+"/"+ref.name)
+			return
+		}
+		if !ok {
+			c.revisionNotFound(rev)
+			return
+		}
+	}
+	c.w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	c.w.WriteHeader(http.StatusOK)
+	_, _ = c.w.Write(c.s.cas.TokenJSON(c.origin, key, write, xetTokenTTL))
+}
+
+// serveCAS hands a request to the CAS; its bearer token is a CAS token,
+// not a Hub one (newCall does not check it).
+func (c *call) serveCAS() { c.s.cas.ServeHTTP(c.w, c.r) }
+
+// takeXetFiles stores, as LFS objects the repo may use, the files of the
+// commit's lfsFile operations that the repo's LFS batch offered to Xet and
+// that the CAS now holds (a shard registered them under that sha256).
+func (c *call) takeXetFiles(rp *repo, ops []commitOp, grants map[string]bool) {
+	for _, op := range ops {
+		oid := op.entry.Oid
+		if op.kind != "lfsFile" || !validOid(oid) || grants[oid] || rp.hasLFS(oid) || !rp.hasMarker(lfsXetOffered, oid) {
+			continue
+		}
+		b, err := hex.DecodeString(oid)
+		if err != nil || len(b) != 32 {
+			continue
+		}
+		var sum [32]byte
+		copy(sum[:], b)
+		f, ok := c.s.cas.FileBySHA256(sum)
+		if !ok {
+			continue // applyOps refuses it as not uploaded
+		}
+		if c.s.objectSize(oid) != int64(f.Size()) {
+			if err := c.s.storeXetFile(f, oid); err != nil {
+				c.s.logf("hubemu: %s: taking %s from the CAS: %v", rp.fullID(), oid, err)
+				continue
+			}
+		}
+		if err := rp.markLFS(lfsUploaded, oid); err != nil {
+			c.s.logf("hubemu: %s: marking %s: %v", rp.fullID(), oid, err)
+		}
+	}
+}
+
+// storeXetFile writes a CAS file's bytes into the LFS store, checked
+// against its sha256.
+func (s *Server) storeXetFile(f xet.FileInfo, oid string) error {
+	tmp, err := s.tempFile()
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if err := s.cas.WriteFile(tmp, f); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	return s.installObject(tmp.Name(), oid, int64(f.Size()))
+}

@@ -83,13 +83,7 @@ func (c *call) takeXetFiles(rp *repo, ops []commitOp, grants map[string]bool) {
 		if op.kind != "lfsFile" || !validOid(oid) || grants[oid] || rp.hasLFS(oid) || !rp.hasMarker(lfsXetOffered, oid) {
 			continue
 		}
-		b, err := hex.DecodeString(oid)
-		if err != nil || len(b) != 32 {
-			continue
-		}
-		var sum [32]byte
-		copy(sum[:], b)
-		f, ok := c.s.cas.FileBySHA256(sum)
+		f, ok := c.s.XetFile(oid)
 		if !ok {
 			continue // applyOps refuses it as not uploaded
 		}
@@ -105,8 +99,37 @@ func (c *call) takeXetFiles(rp *repo, ops []commitOp, grants map[string]bool) {
 	}
 }
 
+// XetFile finds the file a shard registered in the CAS under sha256 oid
+// (lowercase hex, as LFS pointers name it). The shard's metadata extension
+// may hold the sha256 as raw bytes (core/hub/xet writes it so) or as
+// @huggingface/hub 2.17.5 writes it, like a Xet hash (each 8-byte word
+// reversed): both are looked up.
+func (s *Server) XetFile(oid string) (xet.FileInfo, bool) {
+	b, err := hex.DecodeString(oid)
+	if err != nil || len(b) != 32 || !validOid(oid) {
+		return xet.FileInfo{}, false
+	}
+	sum := [32]byte(b)
+	if f, ok := s.cas.FileBySHA256(sum); ok {
+		return f, true
+	}
+	return s.cas.FileBySHA256(xetWordSwap(sum))
+}
+
+// xetWordSwap reverses the bytes of each 8-byte word: the order in which a
+// Xet hash's hex string lists its bytes.
+func xetWordSwap(h [32]byte) [32]byte {
+	var out [32]byte
+	for w := 0; w < 32; w += 8 {
+		for i := 0; i < 8; i++ {
+			out[w+i] = h[w+7-i]
+		}
+	}
+	return out
+}
+
 // storeXetFile writes a CAS file's bytes into the LFS store, checked
-// against its sha256.
+// against oid (whatever sha256 the shard declared).
 func (s *Server) storeXetFile(f xet.FileInfo, oid string) error {
 	tmp, err := s.tempFile()
 	if err != nil {

@@ -1,0 +1,177 @@
+package hubemu
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"modelpub/core/hub/xet"
+)
+
+// xetBatch asks the LFS batch for files with the given transfers.
+func (h *hubT) xetBatch(repo, tok string, transfers []string, files []upFile) (string, []batchObj) {
+	h.t.Helper()
+	var objs []map[string]any
+	for _, f := range files {
+		objs = append(objs, map[string]any{"oid": sha256hex(f.data), "size": len(f.data)})
+	}
+	b, _ := json.Marshal(map[string]any{"operation": "upload", "transfers": transfers,
+		"hash_algo": "sha_256", "ref": map[string]string{"name": "main"}, "objects": objs})
+	r := h.do("POST", "/"+repo+".git/info/lfs/objects/batch", tok,
+		map[string]string{"Accept": lfsContentType, "Content-Type": lfsContentType}, b)
+	require.Equal(h.t, 200, r.status, "%s", r.body)
+	var out struct {
+		Transfer string     `json:"transfer"`
+		Objects  []batchObj `json:"objects"`
+	}
+	r.json(h.t, &out)
+	require.Len(h.t, out.Objects, len(files))
+	return out.Transfer, out.Objects
+}
+
+func TestXetTokenAccess(t *testing.T) {
+	const readTok = "hf_alice_read"
+	h := newHub(t, Options{Tokens: map[string]string{aliceTok: "alice", bobTok: "bob", readTok: "alice"},
+		ReadTokens: map[string]bool{readTok: true}})
+	h.createRepo("alice", "pub", false)
+	h.createRepo("alice", "priv", true)
+	tests := []struct {
+		name, repo, kind, rev, tok string
+		want                       int
+	}{
+		{"owner write", "alice/pub", "write", "main", aliceTok, 200},
+		{"owner read", "alice/priv", "read", "main", aliceTok, 200},
+		{"other user write", "alice/pub", "write", "main", bobTok, 403},
+		{"read token write", "alice/pub", "write", "main", readTok, 403},
+		{"anonymous write", "alice/pub", "write", "main", "", 401},
+		{"other user read public", "alice/pub", "read", "main", bobTok, 200},
+		{"anonymous read public", "alice/pub", "read", "main", "", 200},
+		{"other user read private", "alice/priv", "read", "main", bobTok, 404},
+		{"other user write private", "alice/priv", "write", "main", bobTok, 404},
+		{"anonymous read private", "alice/priv", "read", "main", "", 401},
+		{"unknown revision", "alice/pub", "read", "nope", aliceTok, 404},
+		{"missing repo", "alice/none", "write", "main", aliceTok, 404},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := h.do("GET", "/api/models/"+tt.repo+"/xet-"+tt.kind+"-token/"+tt.rev, tt.tok, nil, nil)
+			require.Equal(t, tt.want, r.status, "%s", r.body)
+			if tt.want != 200 {
+				assert.NotContains(t, string(r.body), "accessToken")
+				return
+			}
+			var tok struct {
+				AccessToken string `json:"accessToken"`
+				Exp         int64  `json:"exp"`
+				CASURL      string `json:"casUrl"`
+			}
+			r.json(t, &tok)
+			assert.NotEmpty(t, tok.AccessToken)
+			assert.Equal(t, h.url, tok.CASURL)
+			assert.Greater(t, tok.Exp, time.Now().Unix())
+			// A read token does not upload; a write token reaches the
+			// CAS's checks of the body (400 on an empty shard).
+			up := h.do("POST", "/v1/shards", tok.AccessToken, nil, []byte("not a shard"))
+			if tt.kind == "read" {
+				assert.Equal(t, http.StatusForbidden, up.status, "%s", up.body)
+			} else {
+				assert.Equal(t, http.StatusBadRequest, up.status, "%s", up.body)
+			}
+		})
+	}
+	// A Hub token is not a CAS token.
+	r := h.do("POST", "/v1/shards", aliceTok, nil, []byte("x"))
+	assert.Equal(t, http.StatusUnauthorized, r.status, "%s", r.body)
+}
+
+func TestXetBatchTransfer(t *testing.T) {
+	files := []upFile{{"model.safetensors", pseudoRandom(5000, 3)}}
+	for _, tt := range []struct {
+		name      string
+		noXet     bool
+		transfers []string
+		want      string
+	}{
+		{"xet not offered", false, []string{"basic", "multipart"}, "basic"},
+		{"xet offered", false, []string{"basic", "multipart", "xet"}, "xet"},
+		{"xet offered, NoXet", true, []string{"basic", "multipart", "xet"}, "basic"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			h := newHub(t, Options{NoXet: tt.noXet})
+			h.createRepo("alice", "m", false)
+			transfer, objs := h.xetBatch("alice/m", aliceTok, tt.transfers, files)
+			require.Equal(t, tt.want, transfer)
+			up := objs[0].Actions["upload"]
+			if tt.want == "basic" {
+				assert.Contains(t, up.Href, "/_emu/lfs/upload/")
+				assert.Empty(t, up.Header[xet.HeaderAccessToken])
+				return
+			}
+			assert.Equal(t, h.url+"/api/models/alice/m/xet-write-token/main", up.Href)
+			tok, err := xet.TokenFromBatchAction(up.Header)
+			require.NoError(t, err)
+			assert.Equal(t, h.url, tok.CASURL)
+			assert.NotEmpty(t, up.Header[xet.HeaderSessionID])
+			_, isVerify := objs[0].Actions["verify"]
+			assert.False(t, isVerify, "no verify action with xet")
+		})
+	}
+}
+
+// TestXetUploadCommitResolve: the Go Xet uploader sends a file to the
+// emulator's CAS from a batch's xet action; the commit takes it, resolve
+// serves its bytes; another repo cannot commit it by its oid alone.
+func TestXetUploadCommitResolve(t *testing.T) {
+	h := newHub(t, Options{})
+	h.createRepo("alice", "m", false)
+	h.createRepo("bob", "b", false)
+	data := xetData(3<<20+77, 9)
+	files := []upFile{{"model.safetensors", data}}
+	transfer, objs := h.xetBatch("alice/m", aliceTok, []string{"basic", "xet"}, files)
+	require.Equal(t, "xet", transfer)
+	up := objs[0].Actions["upload"]
+	first, err := xet.TokenFromBatchAction(up.Header)
+	require.NoError(t, err)
+	ctx := context.Background()
+	retry := xet.Retry{MaxRetries: 2, BaseWait: time.Millisecond, MaxWait: 2 * time.Millisecond}
+	ts := xet.NewTokenSource(func(ctx context.Context) (xet.Token, error) {
+		return xet.FetchToken(ctx, h.hc, retry, up.Href, aliceTok)
+	}, nil)
+	ts.Seed(first)
+	u := xet.NewUploader(xet.NewCASClient(ts, xet.CASOptions{HTTPClient: h.hc, Retry: retry}), xet.UploadOptions{})
+	_, err = u.Add(ctx, strings.NewReader(string(data)))
+	require.NoError(t, err)
+	_, err = u.Finish(ctx)
+	require.NoError(t, err)
+
+	// Bob's repo never had the object offered: refused as not uploaded.
+	r := h.do("POST", "/api/models/bob/b/commit/main", bobTok, map[string]string{"Content-Type": "application/x-ndjson"},
+		commitBody("take it", "", lfsLine("model.safetensors", data)))
+	require.Equal(t, http.StatusBadRequest, r.status, "%s", r.body)
+	assert.Contains(t, string(r.body), "does not exist")
+
+	r = h.commit("alice/m", "main", "", commitBody("xet upload", "", lfsLine("model.safetensors", data)))
+	require.Equal(t, 200, r.status, "%s", r.body)
+	got := h.do("GET", "/alice/m/resolve/main/model.safetensors", aliceTok, nil, nil)
+	require.Equal(t, 200, got.status)
+	assert.Equal(t, sha256hex(data), sha256hex(got.body), "resolve serves the uploaded bytes")
+	assert.Equal(t, "3145805", got.header.Get("X-Linked-Size"))
+
+	var puts, casPosts int
+	for _, rq := range h.s.Requests() {
+		switch {
+		case rq.Class == ClassLFSUpload:
+			puts++
+		case rq.Class == ClassXet && rq.Method == "POST":
+			casPosts++
+		}
+	}
+	assert.Zero(t, puts, "no LFS PUT")
+	assert.GreaterOrEqual(t, casPosts, 2, "a xorb and a shard")
+}

@@ -70,7 +70,7 @@ func TestOfficialClientXetUpload(t *testing.T) {
 
 	// The bytes went to the CAS: xorbs and a shard, all accepted, and not
 	// one LFS upload.
-	var xorbs, shards, tokens int
+	var xorbs, shards, tokens, recons int
 	for _, r := range srv.Requests() {
 		switch {
 		case r.Class == hubemu.ClassLFSUpload || r.Class == hubemu.ClassLFSComplete:
@@ -81,13 +81,22 @@ func TestOfficialClientXetUpload(t *testing.T) {
 		case r.Class == hubemu.ClassXet && r.Method == http.MethodPost && r.Path == "/v1/shards":
 			shards++
 			assert.Less(t, r.Status, 300, "%s %s answered %d", r.Method, r.Path, r.Status)
+		case r.Class == hubemu.ClassXet && r.Method == http.MethodGet && strings.Contains(r.Path, "/reconstructions/"):
+			recons++
+			assert.Less(t, r.Status, 300, "%s %s answered %d", r.Method, r.Path, r.Status)
 		case r.Class == hubemu.ClassXetToken:
 			tokens++
+			assert.Equal(t, http.StatusOK, r.Status, "%s %s", r.Method, r.Path)
 		}
 	}
+	// downloadFile read the Xet-stored files back through the CAS: the
+	// resolve answered their Xet file info, the client asked for a read
+	// token and the files' reconstructions.
+	assert.GreaterOrEqual(t, recons, 3, "reconstruction queries of downloadFile")
+	assert.GreaterOrEqual(t, tokens, 1, "xet-read-token requests of downloadFile")
 	assert.GreaterOrEqual(t, xorbs, 1, "xorb uploads")
 	assert.GreaterOrEqual(t, shards, 1, "shard uploads")
-	t.Logf("CAS: %d xorb and %d shard uploads, %d token requests", xorbs, shards, tokens)
+	t.Logf("CAS: %d xorb and %d shard uploads, %d reconstructions, %d token requests", xorbs, shards, recons, tokens)
 	for _, p := range []string{"unet/model.safetensors", "vae/twice.safetensors", "vae/small.safetensors"} {
 		sum := sha256.Sum256(files[p])
 		_, ok := srv.XetFile(hex.EncodeToString(sum[:]))

@@ -42,6 +42,9 @@ func (c *call) resolve(ref repoRef, segs []string, raw bool) {
 		c.fail(http.StatusNotFound, "EntryNotFound", "Entry not found")
 		return
 	}
+	if !raw && c.xetFileInfo(ref, e, cm.ID) {
+		return
+	}
 	var content io.ReadSeeker
 	size, etag := e.Size, e.Oid
 	if raw && e.LFS {

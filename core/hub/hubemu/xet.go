@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -87,11 +88,11 @@ func (c *call) takeXetFiles(rp *repo, ops []commitOp, grants map[string]bool) {
 		if !ok {
 			continue // applyOps refuses it as not uploaded
 		}
-		if c.s.objectSize(oid) != int64(f.Size()) {
-			if err := c.s.storeXetFile(f, oid); err != nil {
-				c.s.logf("hubemu: %s: taking %s from the CAS: %v", rp.fullID(), oid, err)
-				continue
-			}
+		// The bytes are checked against oid even when the object is
+		// stored: the record of its Xet hash says the CAS file is it.
+		if err := c.s.storeXetFile(f, oid); err != nil {
+			c.s.logf("hubemu: %s: taking %s from the CAS: %v", rp.fullID(), oid, err)
+			continue
 		}
 		if err := rp.markLFS(lfsUploaded, oid); err != nil {
 			c.s.logf("hubemu: %s: marking %s: %v", rp.fullID(), oid, err)
@@ -143,5 +144,54 @@ func (s *Server) storeXetFile(f xet.FileInfo, oid string) error {
 	if err := tmp.Close(); err != nil {
 		return err
 	}
-	return s.installObject(tmp.Name(), oid, int64(f.Size()))
+	if err := s.installObject(tmp.Name(), oid, int64(f.Size())); err != nil {
+		return err
+	}
+	rec := s.xetRecordPath(oid)
+	if err := os.MkdirAll(filepath.Dir(rec), 0o755); err != nil {
+		return err
+	}
+	return os.WriteFile(rec, []byte(f.Hash.String()), 0o644)
+}
+
+// xetRecordPath holds the Xet hash of a CAS file whose bytes were checked
+// to be LFS object oid.
+func (s *Server) xetRecordPath(oid string) string {
+	return filepath.Join(s.dir, "objects", "xet", oid[:2], oid)
+}
+
+// checkedXetFile is the CAS file of LFS object oid if its bytes were
+// checked against oid when a commit took it.
+func (s *Server) checkedXetFile(oid string) (xet.FileInfo, bool) {
+	f, ok := s.XetFile(oid)
+	if !ok {
+		return xet.FileInfo{}, false
+	}
+	b, err := os.ReadFile(s.xetRecordPath(oid))
+	if err != nil || string(b) != f.Hash.String() {
+		return xet.FileInfo{}, false
+	}
+	return f, true
+}
+
+// xetFileInfo answers a resolve that accepts
+// application/vnd.xet-fileinfo+json for a file stored in the CAS: the
+// headers @huggingface/hub's fileDownloadInfo reads (size, Xet hash, the
+// reconstruction and xet-read-token links) and no body; the client then
+// reads the bytes from the CAS. It reports whether it answered.
+func (c *call) xetFileInfo(ref repoRef, e fileEntry, commit string) bool {
+	if !e.LFS || !strings.Contains(c.r.Header.Get("Accept"), "application/vnd.xet-fileinfo+json") {
+		return false
+	}
+	f, ok := c.s.checkedXetFile(e.Oid)
+	if !ok {
+		return false
+	}
+	h := c.w.Header()
+	c.s.cas.SetXetFileInfo(h, f, c.origin, c.xetTokenURL(ref, "read", commit))
+	h.Set("ETag", `"`+e.Oid+`"`)
+	h.Set("X-Linked-Etag", `"`+e.Oid+`"`)
+	h.Set("Content-Length", "0")
+	c.w.WriteHeader(http.StatusOK)
+	return true
 }

@@ -163,6 +163,23 @@ func TestXetUploadCommitResolve(t *testing.T) {
 	assert.Equal(t, sha256hex(data), sha256hex(got.body), "resolve serves the uploaded bytes")
 	assert.Equal(t, "3145805", got.header.Get("X-Linked-Size"))
 
+	// Asked for Xet file info, resolve names the CAS file instead.
+	info := h.do("GET", "/alice/m/resolve/main/model.safetensors", aliceTok,
+		map[string]string{"Accept": "application/vnd.xet-fileinfo+json, */*", "Range": "bytes=0-0"}, nil)
+	require.Equal(t, 200, info.status, "%s", info.body)
+	assert.Equal(t, "application/vnd.xet-fileinfo+json", info.header.Get("Content-Type"))
+	assert.Len(t, info.header.Get("X-Xet-Hash"), 64)
+	assert.Equal(t, "3145805", info.header.Get("X-Linked-Size"))
+	assert.Contains(t, info.header.Get("Link"), h.url+"/v1/reconstructions/"+info.header.Get("X-Xet-Hash"))
+	assert.Contains(t, info.header.Get("Link"), `/xet-read-token/`)
+	assert.Empty(t, info.body)
+	// A file stored through LFS is served as bytes whatever the Accept.
+	h.push("alice/m", "main", []upFile{{"lfs.bin", pseudoRandom(2000, 4)}})
+	plain := h.do("GET", "/alice/m/resolve/main/lfs.bin", aliceTok,
+		map[string]string{"Accept": "application/vnd.xet-fileinfo+json, */*"}, nil)
+	require.Equal(t, 200, plain.status)
+	assert.Equal(t, pseudoRandom(2000, 4), plain.body)
+
 	var puts, casPosts int
 	for _, rq := range h.s.Requests() {
 		switch {
@@ -172,6 +189,6 @@ func TestXetUploadCommitResolve(t *testing.T) {
 			casPosts++
 		}
 	}
-	assert.Zero(t, puts, "no LFS PUT")
+	assert.Equal(t, 1, puts, "one LFS PUT: lfs.bin's")
 	assert.GreaterOrEqual(t, casPosts, 2, "a xorb and a shard")
 }

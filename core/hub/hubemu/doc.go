@@ -28,13 +28,29 @@
 //	PUT    /_emu/lfs/upload/{oid}?…&sig=          presigned basic upload
 //	PUT    /_emu/lfs/part/{oid}/{n}?…&sig=        presigned part, answers ETag
 //	POST   /_emu/lfs/complete/{oid}?…&sig=        multipart completion
+//	GET    /api/{type}s/{ns}/{name}/xet-write-token/{rev}  CAS token (write access)
+//	GET    /api/{type}s/{ns}/{name}/xet-read-token/{rev}   CAS token (read access)
+//	…      /v1/… and /v2/…                        the Xet CAS (XetCAS): xorbs, shards, chunks, reconstructions, fetch
 //
 // Deliberate differences from huggingface.co:
 //   - LFS files are served by resolve directly (200/206) instead of a 302 to
 //     a CDN; the headers a client reads (ETag, X-Linked-Etag, X-Linked-Size,
 //     X-Repo-Commit, Content-Range) are the Hub's.
-//   - The LFS batch always answers "transfer":"basic" (never xet), with a
-//     verify action for basic uploads only.
+//   - The LFS batch answers "transfer":"xet" when the client lists "xet"
+//     in its transfers (as the Hub does; Options.NoXet turns it off): each
+//     object's upload action is the xet-write-token URL with a CAS token
+//     in its headers, and the bytes go to the CAS (xorbs and shards)
+//     served on the same origin. Otherwise it answers "basic", with a
+//     verify action for basic uploads only. A commit's lfsFile may name a
+//     file the CAS holds (by the sha256 of the shard's metadata extension)
+//     when the repo's batch offered that oid to Xet; the commit then
+//     checks the file's bytes against the oid and stores them as the LFS
+//     object, so resolve and raw serve it as any other. Resolve with
+//     Accept application/vnd.xet-fileinfo+json answers such a file's Xet
+//     file info (X-Xet-Hash, X-Linked-Size, Link xet-reconstruction-info
+//     and xet-auth) and no body. The CAS does not record which repo
+//     uploaded a file: a repo whose batch was offered an oid may commit a
+//     CAS file of that sha256 that another repo uploaded.
 //   - LFS objects are stored once, content-addressed, for the whole
 //     server; but, as on the Hub, a repo may only use the objects uploaded
 //     through its own batch actions or referenced by its own commits. The

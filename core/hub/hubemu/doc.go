@@ -43,14 +43,13 @@
 //     served on the same origin. Otherwise it answers "basic", with a
 //     verify action for basic uploads only. A commit's lfsFile may name a
 //     file the CAS holds (by the sha256 of the shard's metadata extension)
-//     when the repo's batch offered that oid to Xet; the commit then
+//     when the repo's batch offered that oid to Xet and a shard uploaded
+//     with a CAS token of that repo registered the file; the commit then
 //     checks the file's bytes against the oid and stores them as the LFS
 //     object, so resolve and raw serve it as any other. Resolve with
 //     Accept application/vnd.xet-fileinfo+json answers such a file's Xet
 //     file info (X-Xet-Hash, X-Linked-Size, Link xet-reconstruction-info
-//     and xet-auth) and no body. The CAS does not record which repo
-//     uploaded a file: a repo whose batch was offered an oid may commit a
-//     CAS file of that sha256 that another repo uploaded.
+//     and xet-auth) and no body.
 //   - LFS objects are stored once, content-addressed, for the whole
 //     server; but, as on the Hub, a repo may only use the objects uploaded
 //     through its own batch actions or referenced by its own commits. The

@@ -6,7 +6,9 @@ package hubemu
 // The CAS itself is served under /v1/ and /v2/ on the same origin.
 
 import (
+	"bytes"
 	"encoding/hex"
+	"io"
 	"net/http"
 	"net/url"
 	"os"
@@ -23,6 +25,9 @@ const (
 	// xet transfer: a commit of the repo may then take the file from the
 	// CAS (by its sha256).
 	lfsXetOffered = "xet"
+	// lfsXetShard marks, by Xet file hash, a file a shard uploaded with a
+	// token of the repo registered in the CAS.
+	lfsXetShard = "xetfile"
 )
 
 func isCASPath(p string) bool { return strings.HasPrefix(p, "/v1/") || strings.HasPrefix(p, "/v2/") }
@@ -72,8 +77,62 @@ func (c *call) xetToken(ref repoRef, rest []string, write bool) {
 }
 
 // serveCAS hands a request to the CAS; its bearer token is a CAS token,
-// not a Hub one (newCall does not check it).
-func (c *call) serveCAS() { c.s.cas.ServeHTTP(c.w, c.r) }
+// not a Hub one (newCall does not check it). A shard the CAS accepts is
+// remembered for the repo its token was issued for: the files it
+// registers are the ones a commit of that repo may take from the CAS.
+func (c *call) serveCAS() {
+	if c.r.Method != http.MethodPost || c.r.URL.Path != "/v1/shards" {
+		c.s.cas.ServeHTTP(c.w, c.r)
+		return
+	}
+	body, err := io.ReadAll(io.LimitReader(c.r.Body, xet.MaxShardSize+1))
+	if err != nil {
+		c.fail(http.StatusBadRequest, "", "reading the shard: %v", err)
+		return
+	}
+	c.r.Body = io.NopCloser(bytes.NewReader(body))
+	sw := &casStatus{ResponseWriter: c.w}
+	c.s.cas.ServeHTTP(sw, c.r)
+	if sw.status >= 300 {
+		return
+	}
+	key, write, ok := c.s.cas.TokenScope(strings.TrimPrefix(c.r.Header.Get("Authorization"), "Bearer "))
+	sh, err := xet.ParseShard(body)
+	if !ok || !write || err != nil {
+		return
+	}
+	c.s.mu.Lock()
+	rp := c.s.repos[key]
+	c.s.mu.Unlock()
+	if rp == nil {
+		return
+	}
+	for _, f := range sh.Files {
+		if err := rp.markLFS(lfsXetShard, f.Hash.String()); err != nil {
+			c.s.logf("hubemu: %s: marking Xet file %s: %v", rp.fullID(), f.Hash, err)
+		}
+	}
+}
+
+// casStatus keeps the status the CAS answered.
+type casStatus struct {
+	http.ResponseWriter
+	status int
+}
+
+func (w *casStatus) WriteHeader(code int) {
+	if w.status == 0 {
+		w.status = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *casStatus) Write(p []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	return w.ResponseWriter.Write(p)
+}
 
 // takeXetFiles stores, as LFS objects the repo may use, the files of the
 // commit's lfsFile operations that the repo's LFS batch offered to Xet and
@@ -85,7 +144,7 @@ func (c *call) takeXetFiles(rp *repo, ops []commitOp, grants map[string]bool) {
 			continue
 		}
 		f, ok := c.s.XetFile(oid)
-		if !ok {
+		if !ok || !rp.hasMarker(lfsXetShard, f.Hash.String()) {
 			continue // applyOps refuses it as not uploaded
 		}
 		// The bytes are checked against oid even when the object is

@@ -150,9 +150,19 @@ func TestXetUploadCommitResolve(t *testing.T) {
 	_, err = u.Finish(ctx)
 	require.NoError(t, err)
 
-	// Bob's repo never had the object offered: refused as not uploaded.
-	r := h.do("POST", "/api/models/bob/b/commit/main", bobTok, map[string]string{"Content-Type": "application/x-ndjson"},
-		commitBody("take it", "", lfsLine("model.safetensors", data)))
+	// Bob's repo cannot take the file by its oid: neither before its
+	// batch offers the oid to Xet nor after (the shard came with a token
+	// of alice/m).
+	bobCommit := func() resp {
+		return h.do("POST", "/api/models/bob/b/commit/main", bobTok, map[string]string{"Content-Type": "application/x-ndjson"},
+			commitBody("take it", "", lfsLine("model.safetensors", data)))
+	}
+	r := bobCommit()
+	require.Equal(t, http.StatusBadRequest, r.status, "%s", r.body)
+	assert.Contains(t, string(r.body), "does not exist")
+	transfer, _ = h.xetBatch("bob/b", bobTok, []string{"basic", "xet"}, files)
+	require.Equal(t, "xet", transfer)
+	r = bobCommit()
 	require.Equal(t, http.StatusBadRequest, r.status, "%s", r.body)
 	assert.Contains(t, string(r.body), "does not exist")
 

@@ -162,6 +162,18 @@ func (x *XetCAS) IssueToken(repo string, write bool, ttl time.Duration) (string,
 	return tok, exp
 }
 
+// TokenScope reports the repository key and scope a CAS token was issued
+// for, while it is valid.
+func (x *XetCAS) TokenScope(tok string) (repo string, write, ok bool) {
+	x.mu.Lock()
+	g, ok := x.tokens[tok]
+	x.mu.Unlock()
+	if !ok || tok == "" || x.now().After(g.exp) {
+		return "", false, false
+	}
+	return g.repo, g.write, true
+}
+
 // TokenJSON is the Hub's answer to xet-write-token / xet-read-token for a
 // CAS at casURL.
 func (x *XetCAS) TokenJSON(casURL, repo string, write bool, ttl time.Duration) []byte {

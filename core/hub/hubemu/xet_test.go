@@ -202,3 +202,43 @@ func TestXetUploadCommitResolve(t *testing.T) {
 	assert.Equal(t, 1, puts, "one LFS PUT: lfs.bin's")
 	assert.GreaterOrEqual(t, casPosts, 2, "a xorb and a shard")
 }
+
+// TestXetFaults: the emulator's fault injection strikes the CAS under its
+// class "xet"; the Go uploader's retries get through.
+func TestXetFaults(t *testing.T) {
+	h := newHub(t, Options{})
+	h.createRepo("alice", "m", false)
+	data := xetData(200<<10, 5)
+	_, objs := h.xetBatch("alice/m", aliceTok, []string{"basic", "xet"}, []upFile{{"w.safetensors", data}})
+	up := objs[0].Actions["upload"]
+	first, err := xet.TokenFromBatchAction(up.Header)
+	require.NoError(t, err)
+	h.s.SetFaults(FaultSpec{First: 1, Kinds: []FaultKind{Fault503}, Endpoints: []string{ClassXet}})
+	ctx := context.Background()
+	retry := xet.Retry{MaxRetries: 3, BaseWait: time.Millisecond, MaxWait: 2 * time.Millisecond}
+	ts := xet.NewTokenSource(func(ctx context.Context) (xet.Token, error) {
+		return xet.FetchToken(ctx, h.hc, retry, up.Href, aliceTok)
+	}, nil)
+	ts.Seed(first)
+	u := xet.NewUploader(xet.NewCASClient(ts, xet.CASOptions{HTTPClient: h.hc, Retry: retry}), xet.UploadOptions{})
+	_, err = u.Add(ctx, strings.NewReader(string(data)))
+	require.NoError(t, err)
+	_, err = u.Finish(ctx)
+	require.NoError(t, err)
+	var faulted, ok int
+	for _, rq := range h.s.Requests() {
+		if rq.Class != ClassXet || rq.Method != http.MethodPost {
+			continue
+		}
+		if rq.Fault == Fault503 {
+			faulted++
+			assert.Equal(t, http.StatusServiceUnavailable, rq.Status)
+		} else if rq.Status < 300 {
+			ok++
+		}
+	}
+	assert.GreaterOrEqual(t, faulted, 2, "the first xorb and shard POSTs failed")
+	assert.GreaterOrEqual(t, ok, 2, "their retries succeeded")
+	r := h.commit("alice/m", "main", "", commitBody("after faults", "", lfsLine("w.safetensors", data)))
+	require.Equal(t, 200, r.status, "%s", r.body)
+}

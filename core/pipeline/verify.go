@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/binary"
@@ -174,7 +175,7 @@ func verifyFile(ctx context.Context, rd *setReader, dir string, cp *ComponentPla
 		if data.Size() != want.Bytes {
 			return bad(want.Name, "the source gives %d bytes, the plan %d", data.Size(), want.Bytes)
 		}
-		*cmp = seqCompare{seq: seq, buf: cmp.buf, start: seq.pos}
+		*cmp = seqCompare{seq: seq, start: seq.pos}
 		if err := data.CopyTo(ctx, cmp); err != nil {
 			if cmp.mismatch {
 				what := "is not bit-identical to the source"
@@ -260,7 +261,8 @@ func (s *seqReader) full(b []byte) error {
 }
 
 func (s *seqReader) skip(n int64) error {
-	k, err := io.CopyN(io.Discard, s.r, n)
+	d, err := s.r.Discard(int(n)) // hashed on its way into the buffer, not copied out
+	k := int64(d)
 	s.pos += k
 	if s.progress != nil && k > 0 {
 		s.progress(k)
@@ -271,7 +273,6 @@ func (s *seqReader) skip(n int64) error {
 // seqCompare compares what is written to it with the next bytes of seq.
 type seqCompare struct {
 	seq      *seqReader
-	buf      []byte
 	start    int64
 	mismatch bool
 	at       int64 // the first difference, from the tensor's start
@@ -281,20 +282,32 @@ type seqCompare struct {
 var errDiffers = errors.New("bytes differ")
 
 func (c *seqCompare) Write(p []byte) (int, error) {
-	if cap(c.buf) < len(p) {
-		c.buf = make([]byte, len(p))
-	}
-	b := c.buf[:len(p)]
-	before := c.seq.pos
-	if err := c.seq.full(b); err != nil {
-		c.readErr = err
-		return 0, err
-	}
-	for i := range p {
-		if b[i] != p[i] {
-			c.mismatch, c.at = true, before-c.start+int64(i)
-			return 0, errDiffers
+	done := 0
+	for done < len(p) {
+		// Compared in the reader's own buffer: no copy of the file's bytes.
+		want := p[done:]
+		n := min(len(want), c.seq.r.Size())
+		b, err := c.seq.r.Peek(n)
+		if len(b) < n {
+			if err == nil || err == io.EOF {
+				err = io.ErrUnexpectedEOF
+			}
+			c.readErr = err
+			return done, err
 		}
+		if !bytes.Equal(b, want[:n]) {
+			for i := range b {
+				if b[i] != want[i] {
+					c.mismatch, c.at = true, c.seq.pos-c.start+int64(i)
+					return done, errDiffers
+				}
+			}
+		}
+		if err := c.seq.skip(int64(n)); err != nil {
+			c.readErr = err
+			return done, err
+		}
+		done += n
 	}
-	return len(p), nil
+	return done, nil
 }

@@ -17,8 +17,9 @@ import (
 	"modelpub/core/atomicfile"
 )
 
-// gitBlobSHA1 is git's object id of a blob: sha1("blob <n>\0" + data).
-func gitBlobSHA1(b []byte) string {
+// GitBlobSHA1 is git's object id of a blob: sha1("blob <n>\0" + data),
+// what the Hub names a regular file by.
+func GitBlobSHA1(b []byte) string {
 	h := sha1.New()
 	fmt.Fprintf(h, "blob %d\x00", len(b))
 	h.Write(b)

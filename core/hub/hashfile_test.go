@@ -44,7 +44,7 @@ func TestHashFileFeedsTheUpload(t *testing.T) {
 		h, err := HashFile(context.Background(), hc, filepath.Join(dir, tt.path), tt.lfs, nil)
 		require.NoError(t, err)
 		assert.Equal(t, sha256hex(tt.content), h.SHA256, tt.path)
-		assert.Equal(t, gitBlobSHA1(tt.content), h.SHA1, tt.path)
+		assert.Equal(t, GitBlobSHA1(tt.content), h.SHA1, tt.path)
 		again, err := HashFile(context.Background(), nil, filepath.Join(dir, tt.path), tt.lfs, nil)
 		require.NoError(t, err)
 		assert.Equal(t, h, again, "without a cache: the same hashes")

@@ -3,7 +3,6 @@ package hub
 import (
 	"bytes"
 	"context"
-	"crypto/sha1"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -428,10 +427,7 @@ func (u *Upload) regular(p *pending) error {
 	if err != nil {
 		return err
 	}
-	h1 := sha1.New()
-	fmt.Fprintf(h1, "blob %d\x00", len(b))
-	h1.Write(b)
-	p.h = Hashes{SHA1: hex.EncodeToString(h1.Sum(nil)), SHA256: a.Hashes.SHA256}
+	p.h = Hashes{SHA1: GitBlobSHA1(b), SHA256: a.Hashes.SHA256}
 	if a.Hashes.SHA256 != "" {
 		if sum := sha256.Sum256(b); hex.EncodeToString(sum[:]) != a.Hashes.SHA256 {
 			return fmt.Errorf("hub: %s changed since it was written: its bytes are not the ones hashed then", a.Path)

@@ -386,7 +386,7 @@ func TestHashes(t *testing.T) {
 	// git hash-object and sha256sum of "hello\n".
 	assert.Equal(t, "ce013625030ba8dba906f756967f9e9ca394464a", h.SHA1)
 	assert.Equal(t, "5891b5b522d5df086d0ff0b110fbd9d21bb4fc7163af34d08286a2e846f6be03", h.SHA256)
-	assert.Equal(t, "e69de29bb2d1d6434b8b29ae775ad8c2e48c5391", gitBlobSHA1(nil))
+	assert.Equal(t, "e69de29bb2d1d6434b8b29ae775ad8c2e48c5391", GitBlobSHA1(nil))
 }
 
 // A failing run with a distinctive token: the token appears in no error,

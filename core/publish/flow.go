@@ -2,7 +2,6 @@ package publish
 
 import (
 	"context"
-	"crypto/sha1"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -50,7 +49,7 @@ func (f *localFile) hashes(ctx context.Context, hc *hub.HashCache, lfs bool, pro
 			return hub.Hashes{}, err
 		}
 	}
-	return hub.Hashes{SHA1: gitSHA1(b), SHA256: f.sha256}, nil
+	return hub.Hashes{SHA1: hub.GitBlobSHA1(b), SHA256: f.sha256}, nil
 }
 
 // addition is the file as the hub client takes it.
@@ -113,15 +112,21 @@ func (pr *producer) asIs(ctx context.Context) error {
 	return pr.walk(ctx, pr.src.Files(), nil)
 }
 
-// walk hands on every file of root but README.md; weights listed in
-// skip are left to their set's check.
+// walk hands on every file of root but README.md, with the digest the
+// stamp has for it (if any); weights listed in skip are left to their set's
+// check.
 func (pr *producer) walk(ctx context.Context, root *folder.Root, skip map[string]bool) error {
 	return root.Walk(ctx, func(rel string, e folder.Entry) error {
 		if e.IsDir() || rel == readmeName || skip[rel] {
 			return nil
 		}
-		return pr.emit(localFile{FileInfo: FileInfo{Path: rel, Size: e.Info.Size()},
-			abs: filepath.Join(root.Dir(), filepath.FromSlash(rel))})
+		f := localFile{FileInfo: FileInfo{Path: rel, Size: e.Info.Size()}, abs: filepath.Join(root.Dir(), filepath.FromSlash(rel))}
+		if pr.stamp != nil {
+			if st, ok := pr.stamp.current(root.Dir(), rel); ok {
+				f.sha256 = st.SHA256
+			}
+		}
+		return pr.emit(f)
 	})
 }
 
@@ -199,9 +204,9 @@ func (pr *producer) save(ctx context.Context) error {
 	return nil
 }
 
-// reuse hands on the files of a complete staging: those the stamp vouches
-// for with their digests, the others read again (weight sets checked
-// against the source again).
+// reuse hands on the files of a complete staging: each weight set through
+// check (from the stamp when it vouches for the set, else checked against
+// the source again), the other files with the digests the stamp has.
 func (pr *producer) reuse(ctx context.Context) error {
 	j := pr.j
 	j.res.Folder, j.res.Reused = pr.s.dir, true
@@ -210,55 +215,27 @@ func (pr *producer) reuse(ctx context.Context) error {
 	if err != nil {
 		return &StepError{StepStage, err}
 	}
-	stamp := pr.stamp
 	weights := map[string]bool{}
-	var todo []setDone
 	for _, cp := range pr.plan.Components {
 		for _, sp := range cp.Sets {
-			fresh := true
 			for _, name := range setFiles(&sp) {
-				rel := joinRel(cp.Name, name)
-				weights[rel] = true
-				if _, ok := stamp.current(pr.s.dir, rel); !ok {
-					fresh = false
-				}
-			}
-			if !fresh {
-				todo = append(todo, setDone{cp.Name, sp.Variant})
-				continue
-			}
-			for _, name := range setFiles(&sp) {
-				rel := joinRel(cp.Name, name)
-				e, _ := stamp.current(pr.s.dir, rel)
-				if err := pr.emit(localFile{FileInfo: FileInfo{Path: rel, Size: e.Size}, sha256: e.SHA256,
-					abs: filepath.Join(pr.s.dir, filepath.FromSlash(rel))}); err != nil {
-					return err
-				}
+				weights[joinRel(cp.Name, name)] = true
 			}
 		}
 	}
-	err = root.Walk(ctx, func(rel string, e folder.Entry) error {
-		if e.IsDir() || rel == readmeName || weights[rel] {
-			return nil
-		}
-		f := localFile{FileInfo: FileInfo{Path: rel, Size: e.Info.Size()}, abs: filepath.Join(pr.s.dir, filepath.FromSlash(rel))}
-		if st, ok := stamp.current(pr.s.dir, rel); ok {
-			f.sha256 = st.SHA256
-		}
-		return pr.emit(f)
-	})
-	if err != nil {
+	if err := pr.walk(ctx, root, weights); err != nil {
 		return err
 	}
-	if len(todo) == 0 {
-		pr.report = stamp.Report
-		j.ev.emit(Event{Step: StepValidate, Done: true, Message: "already checked; unchanged since"})
-		return nil
-	}
-	for _, sd := range todo {
-		if err := pr.check(ctx, sd); err != nil {
-			return err
+	pr.report.Warnings = pr.stamp.Report.Warnings // those of the save that made the staging
+	for _, cp := range pr.plan.Components {
+		for _, sp := range cp.Sets {
+			if err := pr.check(ctx, setDone{cp.Name, sp.Variant}); err != nil {
+				return err
+			}
 		}
+	}
+	if pr.verified == 0 {
+		j.ev.emit(Event{Step: StepValidate, Message: "already checked; unchanged since"})
 	}
 	return nil
 }
@@ -382,10 +359,14 @@ func (pr *producer) remember(files []localFile) {
 	pr.mu.Lock()
 	defer pr.mu.Unlock()
 	for _, f := range files {
+		if f.sha256 == "" || f.abs == "" {
+			continue
+		}
 		if st, err := os.Stat(f.abs); err == nil {
 			pr.stamp.Files[f.Path] = stampEntry{Size: st.Size(), MtimeNs: st.ModTime().UnixNano(), SHA256: f.sha256}
 		}
 	}
+	pr.stamp.Report = pr.report
 	if b, err := json.Marshal(pr.stamp); err == nil {
 		atomicfile.WriteFile(pr.s.stamp, b, 0o644)
 	}
@@ -450,24 +431,6 @@ func (s *stamp) current(dir, rel string) (stampEntry, bool) {
 	return e, err == nil && st.Mode().IsRegular() && st.Size() == e.Size && st.ModTime().UnixNano() == e.MtimeNs
 }
 
-// writeStamp records files (those with a digest) of the staging.
-func writeStamp(path, dir, key string, files []localFile, r pipeline.Report) {
-	s := stamp{Key: key, Files: map[string]stampEntry{}, Report: r}
-	for _, f := range files {
-		if f.sha256 == "" || f.abs == "" {
-			continue
-		}
-		st, err := os.Stat(filepath.Join(dir, filepath.FromSlash(f.Path)))
-		if err != nil {
-			continue
-		}
-		s.Files[f.Path] = stampEntry{Size: st.Size(), MtimeNs: st.ModTime().UnixNano(), SHA256: f.sha256}
-	}
-	if b, err := json.Marshal(s); err == nil {
-		atomicfile.WriteFile(path, b, 0o644)
-	}
-}
-
 // collector keeps the produced files, in path order on demand.
 type collector struct {
 	mu    sync.Mutex
@@ -485,14 +448,6 @@ func (c *collector) sorted() []localFile {
 	defer c.mu.Unlock()
 	sort.Slice(c.files, func(a, b int) bool { return c.files[a].Path < c.files[b].Path })
 	return c.files
-}
-
-// gitSHA1 is git's blob id of b.
-func gitSHA1(b []byte) string {
-	h := sha1.New()
-	fmt.Fprintf(h, "blob %d\x00", len(b))
-	h.Write(b)
-	return hex.EncodeToString(h.Sum(nil))
 }
 
 func sha256Hex(b []byte) string {

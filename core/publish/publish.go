@@ -361,7 +361,7 @@ func (j *job) run(ctx context.Context) (*Result, error) {
 			pr.report.Warnings = []pipeline.Finding{}
 		}
 		j.res.Report = &pr.report
-		writeStamp(s.stamp, s.dir, s.key, files.sorted(), pr.report)
+		pr.remember(files.sorted()) // every checked or copied file, and the report
 		if !s.reused || pr.report.Tensors > 0 {
 			j.ev.emit(Event{Step: StepValidate, Done: true, Bytes: pr.report.Bytes, Total: pr.report.Bytes,
 				Message: fmt.Sprintf("valid: %d tensors (%s) match the source", pr.report.Tensors, tensors.FormatSize(pr.report.Bytes))})

@@ -39,7 +39,7 @@ type AddFile struct {
 func AddBytes(path string, b []byte) AddFile {
 	return AddFile{Path: path, Size: int64(len(b)), Open: func() (io.ReadCloser, error) {
 		return io.NopCloser(bytes.NewReader(b)), nil
-	}, SHA1: gitBlobSHA1(b)}
+	}, SHA1: GitBlobSHA1(b)}
 }
 
 // AddLFS adds or replaces a file whose content is an LFS object already

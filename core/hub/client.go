@@ -35,6 +35,7 @@ type Options struct {
 	Retry      RetryPolicy                                // backoff for idempotent calls and uploads
 	Logf       func(string, ...any)                       // retry and skip notices, one call at a time; nil → silent. Never receives the token.
 	Sleep      func(context.Context, time.Duration) error // test hook; nil → a timer that honours ctx
+	Transfer   Transfer                                   // how large files are sent; "" → TransferAuto
 }
 
 // Client talks to one Hub endpoint with one token. It is safe for

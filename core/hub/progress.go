@@ -20,6 +20,7 @@ type Progress struct {
 	FileSize   int64   // File's bytes to do in this phase
 	FileDone   bool    // File finished this phase
 	Bytes      int64   // bytes done in this phase, all files (upload: LFS bytes sent)
+	Deduped    int64   // upload: bytes not sent because the Hub already held them (Xet)
 	Total      int64   // bytes to do in this phase, as known so far
 	Files      int     // files finished in this phase
 	FilesTotal int     // files to do in this phase, as known so far

@@ -50,6 +50,7 @@ type UploadReport struct {
 	Files   []FileResult // every file of the folder, in the order of the folder's walk
 	Deleted []string     // paths the commit deleted
 	Sent    int64        // bytes sent: LFS objects uploaded plus the contents of regular files committed
+	Deduped int64        // bytes of large files not sent because the Hub already held them (Xet chunks)
 }
 
 // FileResult is the outcome of one file of the folder.

@@ -50,28 +50,39 @@ func (s rangeSource) CopyTo(ctx context.Context, w io.Writer) error {
 			s.off, s.n = s.off+done, s.n-done
 		}
 	}
+	_, err := streamRange(ctx, w, s.r, s.off, s.n)
+	return err
+}
+
+// streamRange copies n bytes of r at off to w through a pooled buffer and
+// returns how many it wrote. Like the kernel copy it writes every byte the
+// source has before saying it ended, so the writer's position tells which
+// tensor was cut.
+func streamRange(ctx context.Context, w io.Writer, r io.ReaderAt, off, n int64) (int64, error) {
 	bp := chunkPool.Get().(*[]byte)
 	defer chunkPool.Put(bp)
 	buf := *bp
-	for s.n > 0 {
+	var done int64
+	for done < n {
 		if err := ctx.Err(); err != nil {
-			return err
+			return done, err
 		}
-		k := min(int64(len(buf)), s.n)
-		m, err := s.r.ReadAt(buf[:k], s.off)
-		if int64(m) < k {
-			if err == nil || err == io.EOF {
-				err = ErrShortSource
+		k := min(int64(len(buf)), n-done)
+		m, rerr := r.ReadAt(buf[:k], off+done)
+		if m > 0 {
+			if _, err := w.Write(buf[:m]); err != nil {
+				return done, err
 			}
-			return fmt.Errorf("reading %d bytes at offset %d: %w", k, s.off, err)
+			done += int64(m)
 		}
-		if _, err := w.Write(buf[:k]); err != nil {
-			return err
+		if int64(m) < k {
+			if rerr == nil || rerr == io.EOF {
+				rerr = ErrShortSource
+			}
+			return done, fmt.Errorf("copying %d bytes at offset %d: %w", n-done, off+done, rerr)
 		}
-		s.off += k
-		s.n -= k
 	}
-	return nil
+	return done, nil
 }
 
 // Bytes is a Source holding its data in memory; for small tensors and tests.

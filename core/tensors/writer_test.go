@@ -288,8 +288,18 @@ func TestRangeSourceFallback(t *testing.T) {
 	require.NoError(t, Range(src, 5, int64(len(data))-10).CopyTo(context.Background(), &buf))
 	assert.True(t, bytes.Equal(data[5:len(data)-5], buf.Bytes()), "buffered copy")
 
+	// A cut source: both paths write every byte it has before saying it
+	// ended, so the writer's position names the cut tensor.
+	require.NoError(t, dst.Truncate(0))
+	_, err = dst.Seek(0, io.SeekStart)
+	require.NoError(t, err)
+	buf.Reset()
 	for _, w := range []io.Writer{dst, &buf} {
 		err = Range(src, 10, int64(len(data))).CopyTo(context.Background(), w)
 		assert.ErrorIs(t, err, ErrShortSource)
 	}
+	got, err = os.ReadFile(dst.Name())
+	require.NoError(t, err)
+	assert.True(t, bytes.Equal(data[10:], got), "kernel copy of a cut source: %d bytes", len(got))
+	assert.True(t, bytes.Equal(data[10:], buf.Bytes()), "buffered copy of a cut source: %d bytes", buf.Len())
 }

@@ -1,0 +1,82 @@
+package xet
+
+import (
+	"context"
+	"errors"
+	"io"
+)
+
+// Estimate says how many bytes an upload of some files would send, from a
+// shard cache alone, without packing or sending anything: each file is cut
+// and hashed as the Packer cuts and hashes it, and a chunk counts as new
+// unless the cache knows where it is or an earlier chunk of the estimate
+// had the same hash (the Packer packs such a chunk once). Global
+// deduplication is not asked, so the estimate is an upper bound of what an
+// upload with the same cache sends, before compression.
+//
+// Memory is the Chunker's buffer plus one hash per distinct new chunk seen
+// (about 48 bytes per 64 KiB on average). An Estimate is used from one
+// goroutine.
+type Estimate struct {
+	cache *ShardCache
+	seen  map[Hash]struct{}
+	// Total is the bytes read by Add so far; New those of chunks neither
+	// in the cache nor seen before; Total - New were found.
+	Total, New int64
+}
+
+// NewEstimate returns an empty Estimate looking chunks up in cache (nil:
+// only repeats within the estimate are found).
+func NewEstimate(cache *ShardCache) *Estimate {
+	return &Estimate{cache: cache, seen: map[Hash]struct{}{}}
+}
+
+// estimateCheckEvery is how many chunks Add cuts between two looks at its
+// context: about 4 MiB.
+const estimateCheckEvery = 64
+
+// Add reads r to its end and returns the bytes of its chunks that are new
+// (also added to e.New). It stops with ctx's error when ctx ends, and with
+// a read error as it came; the counts then hold what was read before.
+func (e *Estimate) Add(ctx context.Context, r io.Reader) (newBytes int64, err error) {
+	c := NewChunker(r)
+	for i := 0; ; i++ {
+		if i%estimateCheckEvery == 0 {
+			if err := ctx.Err(); err != nil {
+				return newBytes, err
+			}
+		}
+		ch, _, err := c.Next()
+		if errors.Is(err, io.EOF) {
+			return newBytes, nil
+		}
+		if err != nil {
+			return newBytes, err
+		}
+		n := int64(ch.Size)
+		e.Total += n
+		if e.known(ch.Hash) {
+			continue
+		}
+		e.seen[ch.Hash] = struct{}{}
+		e.New += n
+		newBytes += n
+	}
+}
+
+func (e *Estimate) known(h Hash) bool {
+	if _, ok := e.seen[h]; ok {
+		return true
+	}
+	if e.cache == nil {
+		return false
+	}
+	_, ok := e.cache.Lookup(h)
+	return ok
+}
+
+// EstimateNew is the bytes of r that an upload deduplicating against
+// cache would send: NewEstimate(cache).Add(ctx, r).
+func EstimateNew(ctx context.Context, r io.Reader, cache *ShardCache) (newBytes int64, err error) {
+	return NewEstimate(cache).Add(ctx, r)
+}

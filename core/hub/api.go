@@ -300,23 +300,47 @@ func (c *Client) Preupload(ctx context.Context, id RepoID, rev string, files []P
 // returns one action per object in the order of objects. ref names the
 // branch; "" omits it (pull requests). A per-object error fails the call.
 func (c *Client) LFSBatch(ctx context.Context, id RepoID, ref string, objects []LFSObject) ([]LFSAction, error) {
+	_, actions, err := c.lfsBatch(ctx, id, ref, lfsTransfers, objects)
+	return actions, err
+}
+
+// The transfers a batch request offers (the order @huggingface/hub 2.x
+// sends them in).
+var (
+	lfsTransfers = []string{"basic", "multipart"}
+	autoTransfer = []string{"basic", "multipart", "xet"}
+	xetTransfer  = []string{"xet"}
+)
+
+// lfsBatch is LFSBatch offering transfers; it also returns the transfer
+// the Hub chose (the answer's "transfer", "basic" when it has none, as the
+// Git LFS batch API says).
+func (c *Client) lfsBatch(ctx context.Context, id RepoID, ref string, transfers []string, objects []LFSObject) (string, []LFSAction, error) {
 	if err := id.Validate(); err != nil {
-		return nil, err
+		return "", nil, err
 	}
+	transfer := ""
 	u := c.apiURL(id.gitPath() + ".git/info/lfs/objects/batch")
 	h := http.Header{"Accept": {"application/vnd.git-lfs+json"}, "Content-Type": {"application/vnd.git-lfs+json"}}
 	out := make([]LFSAction, 0, len(objects))
 	for start := 0; start < len(objects); start += lfsBatchSize {
 		batch := objects[start:min(start+lfsBatchSize, len(objects))]
-		req := lfsBatchRequest{Operation: "upload", Transfers: []string{"basic", "multipart"}, Objects: batch, HashAlgo: "sha256"}
+		req := lfsBatchRequest{Operation: "upload", Transfers: transfers, Objects: batch, HashAlgo: "sha256"}
 		if ref != "" {
 			req.Ref = &lfsRef{Name: ref}
 		}
 		var resp lfsBatchResponse
 		if _, err := c.doJSON(ctx, &request{op: "lfs batch", method: http.MethodPost, url: u, header: h,
 			body: marshalBody(req), auth: true, retry: true}, &resp); err != nil {
-			return nil, err
+			return "", nil, err
 		}
+		if resp.Transfer == "" {
+			resp.Transfer = "basic"
+		}
+		if transfer != "" && resp.Transfer != transfer {
+			return "", nil, errorf(ErrBadRequest, "lfs batch", "the Hub answered transfer %q to one batch and %q to another", transfer, resp.Transfer)
+		}
+		transfer = resp.Transfer
 		byOID := make(map[string]LFSAction, len(resp.Objects))
 		asked := make(map[string]bool, len(batch))
 		for _, o := range batch {
@@ -324,10 +348,10 @@ func (c *Client) LFSBatch(ctx context.Context, id RepoID, ref string, objects []
 		}
 		for _, a := range resp.Objects {
 			if !asked[a.OID] {
-				return nil, errorf(ErrBadRequest, "lfs batch", "the Hub answered for object %s, which was not asked for", a.OID)
+				return "", nil, errorf(ErrBadRequest, "lfs batch", "the Hub answered for object %s, which was not asked for", a.OID)
 			}
 			if a.Error != nil {
-				return nil, &Error{Kind: ErrBadRequest, Op: "lfs batch", StatusCode: a.Error.Code, Message: c.scrub(a.Error.Message),
+				return "", nil, &Error{Kind: ErrBadRequest, Op: "lfs batch", StatusCode: a.Error.Code, Message: c.scrub(a.Error.Message),
 					Hint: fmt.Sprintf("the Hub refused object %s; see its message", a.OID)}
 			}
 			byOID[a.OID] = a
@@ -335,12 +359,12 @@ func (c *Client) LFSBatch(ctx context.Context, id RepoID, ref string, objects []
 		for _, o := range batch {
 			a, ok := byOID[o.OID]
 			if !ok {
-				return nil, errorf(ErrBadRequest, "lfs batch", "the Hub did not answer for object %s", o.OID)
+				return "", nil, errorf(ErrBadRequest, "lfs batch", "the Hub did not answer for object %s", o.OID)
 			}
 			out = append(out, a)
 		}
 	}
-	return out, nil
+	return transfer, out, nil
 }
 
 // ReadFile downloads a small file of the repository at rev ("" → main), such

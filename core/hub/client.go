@@ -50,6 +50,7 @@ type Client struct {
 	retry     RetryPolicy
 	logf      func(string, ...any)
 	sleep     func(context.Context, time.Duration) error
+	transfer  Transfer
 
 	roleMu sync.Mutex
 	role   string // token role learned from whoami ("read", "write", …)
@@ -87,7 +88,12 @@ func NewClient(opts Options) (*Client, error) {
 		u.User = nil
 		ep = u.String()
 	}
+	transfer, err := ParseTransfer(string(opts.Transfer))
+	if err != nil {
+		return nil, err
+	}
 	c := &Client{
+		transfer: transfer,
 		secrets:  secrets,
 		endpoint: ep,
 		origin:   strings.ToLower(u.Scheme + "://" + u.Host),

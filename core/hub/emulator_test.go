@@ -72,9 +72,12 @@ func download(t *testing.T, base, repo, rev, path string) []byte {
 	return b
 }
 
+// newClient is a client of the emulator that uploads through Git LFS
+// (basic and multipart): the tests of that path use it; the Xet ones use
+// newXetClient.
 func newClient(t *testing.T, srv *hubemu.Server, logs *bytes.Buffer) *hub.Client {
 	t.Helper()
-	c, err := hub.NewClient(hub.Options{Endpoint: srv.URL(), Token: token, Version: "test",
+	c, err := hub.NewClient(hub.Options{Endpoint: srv.URL(), Token: token, Version: "test", Transfer: hub.TransferLFS,
 		Retry: hub.RetryPolicy{MaxRetries: 8, BaseWait: 10 * time.Millisecond, MaxWait: 50 * time.Millisecond},
 		Logf:  func(f string, a ...any) { fmt.Fprintf(logs, f+"\n", a...) }})
 	require.NoError(t, err)

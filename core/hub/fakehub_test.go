@@ -330,7 +330,7 @@ func (f *fakeHub) batch(w http.ResponseWriter, r *http.Request) {
 	if !f.strict(r, &body) {
 		return
 	}
-	if body.Operation != "upload" || strings.Join(body.Transfers, ",") != "basic,multipart" || body.HashAlgo != "sha256" {
+	if body.Operation != "upload" || (strings.Join(body.Transfers, ",") != "basic,multipart" && strings.Join(body.Transfers, ",") != "basic,multipart,xet") || body.HashAlgo != "sha256" {
 		f.t.Errorf("batch: operation %q transfers %v hash_algo %q", body.Operation, body.Transfers, body.HashAlgo)
 	}
 	f.mu.Lock()

@@ -16,11 +16,11 @@ import (
 type Progress struct {
 	Phase      string  // "scan", "preupload", "hash", "upload", "commit", "done"
 	File       string  // path in the repo this report is about; "" for phase-wide reports
-	FileBytes  int64   // File's bytes done in this phase
+	FileBytes  int64   // File's bytes done in this phase (upload: sent or deduplicated)
 	FileSize   int64   // File's bytes to do in this phase
 	FileDone   bool    // File finished this phase
-	Bytes      int64   // bytes done in this phase, all files (upload: LFS bytes sent)
-	Deduped    int64   // upload: bytes not sent because the Hub already held them (Xet)
+	Bytes      int64   // bytes done in this phase, all files (upload: bytes sent; Xet: file bytes of the new chunks in xorbs the CAS accepted)
+	Deduped    int64   // upload: bytes not sent because the Hub already held them (Xet); Bytes + Deduped reach Total
 	Total      int64   // bytes to do in this phase, as known so far
 	Files      int     // files finished in this phase
 	FilesTotal int     // files to do in this phase, as known so far
@@ -95,6 +95,22 @@ func (r *reporter) add(phase, path string, delta int64) {
 	s.p.Bytes += delta
 	if f := s.perFile[path]; f != nil {
 		f[0] += delta
+	}
+	r.emit(s, time.Now(), path, false)
+}
+
+// dedup counts n bytes of path that need no sending (Xet chunks the Hub
+// holds): Deduped and the file's bytes grow, Bytes does not.
+func (r *reporter) dedup(phase, path string, n int64) {
+	if r.fn == nil {
+		return
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	s := r.state(phase)
+	s.p.Deduped += n
+	if f := s.perFile[path]; f != nil {
+		f[0] += n
 	}
 	r.emit(s, time.Now(), path, false)
 }

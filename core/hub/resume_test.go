@@ -41,7 +41,7 @@ func TestResumeHelperProcess(t *testing.T) {
 	}
 	var job resumeJob
 	require.NoError(t, json.Unmarshal([]byte(spec), &job))
-	c, err := hub.NewClient(hub.Options{Endpoint: job.Endpoint, Token: job.Token, Version: "test",
+	c, err := hub.NewClient(hub.Options{Endpoint: job.Endpoint, Token: job.Token, Version: "test", Transfer: hub.TransferLFS,
 		Retry: hub.RetryPolicy{MaxRetries: 8, BaseWait: 10 * time.Millisecond, MaxWait: 50 * time.Millisecond}})
 	require.NoError(t, err)
 	id, err := hub.ParseRepoID(job.Repo)

@@ -104,24 +104,31 @@ type Upload struct {
 	head    string             // the revision's head at the first preupload (or ParentCommit)
 	kept    int64              // bytes of regular files held for the commit
 	err     error              // the first failure
+	noXet   bool               // TransferAuto: Xet failed to start, batches offer LFS only
+
+	xetMu sync.Mutex  // making xs
+	xs    *xetSession // the Xet upload, from the first batch that answered xet
 }
 
 // pending is one added file and what its processing learns.
 type pending struct {
-	a      Addition
-	mode   string // "lfs" or "regular"
-	ignore bool
-	remote string // preupload oid ("" when new)
-	h      Hashes
-	data   []byte // a regular file's content, when kept
-	res    FileResult
+	a       Addition
+	mode    string // "lfs" or "regular"
+	ignore  bool
+	remote  string // preupload oid ("" when new)
+	h       Hashes
+	data    []byte // a regular file's content, when kept
+	deduped int64  // Xet: bytes of its chunks not sent
+	res     FileResult
 }
 
 // object is one LFS object of the upload.
 type object struct {
-	done chan struct{}
-	sent bool
-	err  error
+	done    chan struct{}
+	sent    int64 // bytes sent (Xet: the new chunks); 0 when the Hub stores it
+	deduped int64 // Xet: bytes of its chunks not sent
+	stored  bool  // the Hub already stored the object: nothing was sent
+	err     error
 }
 
 // StartUpload starts an upload to the repository's revision (opts.Revision,
@@ -360,10 +367,11 @@ func (u *Upload) process(p *pending) error {
 		}
 	}
 	defer close(o.done)
-	o.sent, o.err = u.sendObject(p)
-	if o.sent {
-		r.Outcome, r.Sent = FileSent, a.Size
+	o.sent, o.deduped, o.stored, o.err = u.sendObject(p)
+	if o.err == nil && !o.stored && o.sent > 0 {
+		r.Outcome, r.Sent = FileSent, o.sent
 	}
+	p.deduped = o.deduped
 	return o.err
 }
 
@@ -473,38 +481,88 @@ func readAll(a *Addition) ([]byte, error) {
 	return b, nil
 }
 
-// sendObject asks the LFS batch where p's object goes and sends it; it
-// reports whether bytes were sent (false: the Hub already stores it).
-func (u *Upload) sendObject(p *pending) (bool, error) {
+// sendObject asks the LFS batch where p's object goes and sends it,
+// through Xet when the batch answers it: it reports the bytes sent, those
+// Xet found on the Hub, and whether the Hub already stored the object
+// (nothing sent).
+func (u *Upload) sendObject(p *pending) (sent, deduped int64, stored bool, err error) {
 	ref := u.rev
 	if u.opts.CreatePR {
 		ref = ""
 	}
 	a := &p.a
-	actions, err := u.c.LFSBatch(u.ctx, u.id, ref, []LFSObject{{OID: p.h.SHA256, Size: a.Size}})
+	objs := []LFSObject{{OID: p.h.SHA256, Size: a.Size}}
+	transfer, actions, err := u.c.lfsBatch(u.ctx, u.id, ref, u.transfers(), objs)
 	if err != nil {
-		return false, err
+		return 0, 0, false, err
 	}
 	act := actions[0]
 	if act.Size != a.Size {
-		return false, errorf(ErrBadRequest, "lfs batch", "the Hub answered for object %s of size %d, which is not being uploaded", act.OID, act.Size)
+		return 0, 0, false, errorf(ErrBadRequest, "lfs batch", "the Hub answered for object %s of size %d, which is not being uploaded", act.OID, act.Size)
+	}
+	switch {
+	case transfer == "xet":
+		if act.Upload() == nil {
+			return 0, 0, true, nil
+		}
+		xs, err := u.xetStart(act.Upload())
+		if err == nil {
+			sent, deduped, err := xs.send(p)
+			return sent, deduped, sent == 0 && err == nil, err
+		}
+		if u.c.transfer == TransferXet || u.ctx.Err() != nil {
+			return 0, 0, false, err
+		}
+		// Auto: a Hub that answers xet but gives no usable token is an
+		// explicit refusal; the upload goes on through Git LFS.
+		u.c.logf("hub: Xet refused (%v); uploading through Git LFS", err)
+		u.mu.Lock()
+		u.noXet = true
+		u.mu.Unlock()
+		if _, actions, err = u.c.lfsBatch(u.ctx, u.id, ref, lfsTransfers, objs); err != nil {
+			return 0, 0, false, err
+		}
+		act = actions[0]
+	case u.c.transfer == TransferXet:
+		return 0, 0, false, &Error{Kind: ErrXetUnavailable, Op: "lfs batch",
+			Message: "offered only the xet transfer, the Hub answered the transfer " + transfer,
+			Hint:    "this Hub does not take Xet uploads; use --transfer auto or lfs"}
 	}
 	if act.Upload() == nil {
-		return false, nil
+		return 0, 0, true, nil
 	}
 	u.rep.phase("upload", a.Size, 1)
 	u.rep.file("upload", a.Path, a.Size)
 	f, err := a.open()
 	if err != nil {
-		return false, err
+		return 0, 0, false, err
 	}
 	defer f.Close()
 	if err := u.c.UploadLFSObject(u.ctx, u.id, act, f, LFSUploadOptions{Slots: u.slots,
 		Progress: func(n int64) { u.rep.add("upload", a.Path, n) }}); err != nil {
-		return false, err
+		return 0, 0, false, err
 	}
 	u.rep.done("upload", a.Path)
-	return true, nil
+	return a.Size, 0, false, nil
+}
+
+// finishXet ends the Xet upload, if any: with ok, the last xorb and the
+// shards that register its files go up; otherwise it only waits for the
+// xorb uploads in flight.
+func (u *Upload) finishXet(ok bool) error {
+	u.xetMu.Lock()
+	xs := u.xs
+	u.xs = nil
+	u.xetMu.Unlock()
+	if xs == nil {
+		return nil
+	}
+	if !ok {
+		u.cancel()
+		_ = xs.finish(u.ctx)
+		return nil
+	}
+	return xs.finish(u.ctx)
 }
 
 // Abort stops the upload and waits for its work to end; nothing is
@@ -515,6 +573,7 @@ func (u *Upload) Abort() {
 	u.mu.Unlock()
 	u.cancel()
 	u.wg.Wait()
+	_ = u.finishXet(false)
 }
 
 // Commit waits for every added file, then makes one commit (or pull
@@ -546,6 +605,11 @@ func (u *Upload) Commit(ctx context.Context, deletes []string) (*CommitInfo, err
 		err = ctx.Err()
 	}
 	if err != nil {
+		_ = u.finishXet(false)
+		return nil, err
+	}
+	// Every xorb and shard is in before the commit names the files.
+	if err := u.finishXet(true); err != nil {
 		return nil, err
 	}
 	dels, err := cleanDeletes(deletes, u.paths)
@@ -557,6 +621,7 @@ func (u *Upload) Commit(ctx context.Context, deletes []string) (*CommitInfo, err
 	for i, p := range u.files {
 		report.Files[i] = p.res
 		report.Sent += p.res.Sent
+		report.Deduped += p.deduped
 		switch p.res.Outcome {
 		case FileSent, FileStored:
 		default:

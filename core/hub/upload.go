@@ -7,6 +7,8 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+
+	"modelpub/core/hub/xet"
 )
 
 // UploadOptions configures an upload (StartUpload, UploadFiles,
@@ -32,6 +34,11 @@ type UploadOptions struct {
 	// fails with ErrConflict before any object is sent, and the commit is
 	// made against it (a branch that moves later is ErrConflict too).
 	ParentCommit string
+	// XetCache is the shard cache of Xet uploads: where chunks already
+	// sent are, so they are not sent again (by a rerun after a crash, a
+	// re-publish). nil → the cache under xet.DefaultShardCacheDir, one
+	// folder per CAS, bounded by DefaultXetCacheBytes (none if that fails).
+	XetCache *xet.ShardCache
 }
 
 // FileOutcome is what UploadFolder did with one file.
@@ -40,7 +47,7 @@ type FileOutcome string
 // The outcomes of a file.
 const (
 	FileSent      FileOutcome = "sent"      // committed, its content sent
-	FileStored    FileOutcome = "stored"    // committed; the Hub already stored its LFS object, nothing sent
+	FileStored    FileOutcome = "stored"    // committed; the Hub already stored its LFS object (or, through Xet, every chunk), nothing sent
 	FileUnchanged FileOutcome = "unchanged" // the same content is on the Hub at that path: not committed
 	FileIgnored   FileOutcome = "ignored"   // excluded by the repository's .gitignore: not committed
 )
@@ -49,7 +56,7 @@ const (
 type UploadReport struct {
 	Files   []FileResult // every file of the folder, in the order of the folder's walk
 	Deleted []string     // paths the commit deleted
-	Sent    int64        // bytes sent: LFS objects uploaded plus the contents of regular files committed
+	Sent    int64        // bytes sent: LFS objects uploaded (Xet: their new chunks) plus the contents of regular files committed
 	Deduped int64        // bytes of large files not sent because the Hub already held them (Xet chunks)
 }
 
@@ -61,7 +68,7 @@ type FileResult struct {
 	OID     string      // sha256 for LFS, git blob sha1 otherwise ("" when ignored)
 	Remote  string      // the oid preupload gave for the path ("" when it was new)
 	Outcome FileOutcome //
-	Sent    int64       // bytes of this file sent (an object shared by several paths counts once)
+	Sent    int64       // bytes of this file sent (an object shared by several paths counts once; Xet: its new chunks, before compression)
 }
 
 // Count returns how many files had outcome o and their bytes sent.

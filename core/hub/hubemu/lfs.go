@@ -149,11 +149,16 @@ func (c *call) lfsBatch(ref repoRef) {
 	var xetHref string
 	if useXet {
 		transfer = "xet"
-		rev := "main"
+		// A pull request's batch names no ref (the client may only be
+		// allowed to open one): the refresh URL then names the default
+		// branch with create_pr=1, as huggingface_hub asks for a token for
+		// a pull request; a client that knows the branch the pull
+		// request is opened against names it instead.
 		if req.Ref != nil && req.Ref.Name != "" {
-			rev = strings.TrimPrefix(req.Ref.Name, "refs/heads/")
+			xetHref = c.xetTokenURL(ref, "write", strings.TrimPrefix(req.Ref.Name, "refs/heads/"))
+		} else {
+			xetHref = c.xetTokenURL(ref, "write", "main") + "?create_pr=1"
 		}
-		xetHref = c.xetTokenURL(ref, "write", rev)
 	}
 	verifyHref := c.origin + "/" + urlPrefix(ref.typ) + ref.ns + "/" + ref.name + ".git/info/lfs/objects/verify"
 	out := make([]batchObject, 0, len(req.Objects))

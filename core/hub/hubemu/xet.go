@@ -160,32 +160,16 @@ func (c *call) takeXetFiles(rp *repo, ops []commitOp, grants map[string]bool) {
 }
 
 // XetFile finds the file a shard registered in the CAS under sha256 oid
-// (lowercase hex, as LFS pointers name it). The shard's metadata extension
-// may hold the sha256 as raw bytes (core/hub/xet writes it so) or as
-// @huggingface/hub 2.17.5 writes it, like a Xet hash (each 8-byte word
-// reversed): both are looked up.
+// (lowercase hex, as LFS pointers name it). Only the spec's form of the
+// shard's metadata extension counts: a Xet hash, as xet-core and
+// @huggingface/hub write it (xet.ParseShard reads it back to the digest);
+// a shard that wrote the digest's raw bytes registered another sha256.
 func (s *Server) XetFile(oid string) (xet.FileInfo, bool) {
 	b, err := hex.DecodeString(oid)
 	if err != nil || len(b) != 32 || !validOid(oid) {
 		return xet.FileInfo{}, false
 	}
-	sum := [32]byte(b)
-	if f, ok := s.cas.FileBySHA256(sum); ok {
-		return f, true
-	}
-	return s.cas.FileBySHA256(xetWordSwap(sum))
-}
-
-// xetWordSwap reverses the bytes of each 8-byte word: the order in which a
-// Xet hash's hex string lists its bytes.
-func xetWordSwap(h [32]byte) [32]byte {
-	var out [32]byte
-	for w := 0; w < 32; w += 8 {
-		for i := 0; i < 8; i++ {
-			out[w+i] = h[w+7-i]
-		}
-	}
-	return out
+	return s.cas.FileBySHA256([32]byte(b))
 }
 
 // storeXetFile writes a CAS file's bytes into the LFS store, checked

@@ -168,6 +168,7 @@ func WriteTokenURL(endpoint, repoType, repoID, revision string) string {
 // the CAS client.
 type caller struct {
 	http    *http.Client
+	header  http.Header // sent with every request (User-Agent, X-Xet-Session-Id)
 	retry   Retry
 	sleep   func(context.Context, time.Duration) error
 	logf    func(string, ...any)
@@ -260,6 +261,9 @@ func (c *caller) once(ctx context.Context, method, rawURL string, body []byte, t
 	if body != nil {
 		req.ContentLength = int64(len(body))
 		req.Header.Set("Content-Type", "application/octet-stream")
+	}
+	for k, v := range c.header {
+		req.Header[k] = v
 	}
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
@@ -398,15 +402,26 @@ func FetchToken(ctx context.Context, hc *http.Client, retry Retry, tokenURL, hub
 	if err != nil {
 		return Token{}, err
 	}
+	t, err := ParseToken(a.body)
+	if err != nil {
+		err.(*CASError).StatusCode = a.status
+		return Token{}, err
+	}
+	return t, nil
+}
+
+// ParseToken reads the Hub's xet-write-token (or xet-read-token) answer,
+// {accessToken, exp, casUrl} (docs/xet/auth.md); an answer without them,
+// or whose casUrl is not an http(s) URL without credentials, is a
+// *CASError of kind ErrRefused.
+func ParseToken(body []byte) (Token, error) {
 	var j tokenJSON
-	if err := json.Unmarshal(a.body, &j); err != nil || j.AccessToken == "" || j.CASURL == "" || j.Exp <= 0 {
-		return Token{}, &CASError{Kind: ErrRefused, Op: "xet write token", StatusCode: a.status,
-			Message: "the answer is not {accessToken, exp, casUrl}"}
+	if err := json.Unmarshal(body, &j); err != nil || j.AccessToken == "" || j.CASURL == "" || j.Exp <= 0 {
+		return Token{}, &CASError{Kind: ErrRefused, Op: "xet write token", Message: "the answer is not {accessToken, exp, casUrl}"}
 	}
 	u, err := url.Parse(j.CASURL)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil {
-		return Token{}, &CASError{Kind: ErrRefused, Op: "xet write token", StatusCode: a.status,
-			Message: "casUrl is not an http(s) URL without credentials"}
+		return Token{}, &CASError{Kind: ErrRefused, Op: "xet write token", Message: "casUrl is not an http(s) URL without credentials"}
 	}
 	return Token{AccessToken: j.AccessToken, CASURL: strings.TrimRight(j.CASURL, "/"), Expires: time.Unix(j.Exp, 0)}, nil
 }
@@ -479,6 +494,11 @@ type CASOptions struct {
 	Retry      Retry                                      // backoff
 	Logf       func(string, ...any)                       // retry notices; never receives a token
 	Sleep      func(context.Context, time.Duration) error // test hook; nil: a timer honouring ctx
+	// SessionID is sent as X-Xet-Session-Id with every CAS request, as
+	// xet-core and @huggingface/hub do (the Hub hands one out in the LFS
+	// batch's xet action); "" sends none.
+	SessionID string
+	UserAgent string // "" → Go's default
 }
 
 // NewCASClient returns a client using tokens.
@@ -492,8 +512,14 @@ func NewCASClient(tokens *TokenSource, opts CASOptions) *CASClient {
 		sleep = sleepCtx
 	}
 	cc := &CASClient{tokens: tokens}
-	cc.c = caller{http: hc, retry: opts.Retry, sleep: sleep, logf: opts.Logf,
+	cc.c = caller{http: hc, retry: opts.Retry, sleep: sleep, logf: opts.Logf, header: http.Header{},
 		secrets: func() []string { return []string{tokens.secret()} }}
+	if opts.SessionID != "" {
+		cc.c.header.Set(HeaderSessionID, opts.SessionID)
+	}
+	if opts.UserAgent != "" {
+		cc.c.header.Set("User-Agent", opts.UserAgent)
+	}
 	return cc
 }
 
@@ -587,4 +613,16 @@ func (s *TokenSource) Seed(t Token) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.cur = t
+}
+
+// SessionFromBatchAction is the X-Xet-Session-Id an LFS batch answer's xet
+// action carries ("" when none): @huggingface/hub sends it back with every
+// CAS request and token refresh of the upload.
+func SessionFromBatchAction(header map[string]string) string {
+	for k, v := range header {
+		if strings.EqualFold(k, HeaderSessionID) {
+			return v
+		}
+	}
+	return ""
 }

@@ -11,8 +11,16 @@ import (
 // receiver's: each xorb gets a buffer of its own, so emit may hand them to
 // another goroutine.
 type SealedXorb struct {
-	Info  XorbInfo // hash, chunks, serialized size: its CAS info entry
-	Bytes []byte
+	Info  XorbInfo    // hash, chunks, serialized size: its CAS info entry
+	Bytes []byte      //
+	Files []FileBytes // the chunk bytes each file put in it (first packed there), in file order
+}
+
+// FileBytes counts bytes of one file, by its index among the Packer's
+// files (PackedFile.Index).
+type FileBytes struct {
+	File  int
+	Bytes uint64
 }
 
 // Located is where a chunk already on the CAS is: chunk Index of Xorb.
@@ -31,8 +39,13 @@ type Packer struct {
 	// Lookup, when set, says where a chunk the CAS already holds is; such
 	// chunks are referenced, not packed.
 	Lookup func(Hash) (Located, bool)
+	// OnDedup, when set, is told each chunk of a file that is not packed
+	// (already packed in this session, or Lookup found it), as it is read.
+	OnDedup func(file int, size uint32)
 
 	emit   func(SealedXorb) error
+	files  int         // files added so far; the current one is files-1
+	share  []FileBytes // the open xorb's bytes per file
 	xw     *XorbWriter
 	seq    int             // sequence number of the open xorb
 	sealed []Hash          // hash of each sealed xorb, by sequence number
@@ -69,11 +82,14 @@ func (p *Packer) Stats() Stats { return p.stats }
 // PackedFile is a file the Packer has read; its FileInfo is complete once
 // every xorb holding its new chunks is sealed (after Flush).
 type PackedFile struct {
-	Hash   Hash
-	SHA256 [32]byte
-	Size   uint64
-	p      *Packer
-	terms  []pendingTerm
+	Hash         Hash
+	SHA256       [32]byte
+	Size         uint64
+	Index        int    // the file's place among the Packer's files, from 0
+	NewBytes     uint64 // bytes of its chunks packed into xorbs
+	DedupedBytes uint64 // bytes of its chunks referenced instead (NewBytes + DedupedBytes = Size)
+	p            *Packer
+	terms        []pendingTerm
 }
 
 type pendingTerm struct {
@@ -88,7 +104,8 @@ type pendingTerm struct {
 func (p *Packer) AddFile(r io.Reader) (*PackedFile, error) {
 	sum := sha256.New()
 	c := NewChunker(io.TeeReader(r, sum))
-	f := &PackedFile{p: p}
+	f := &PackedFile{p: p, Index: p.files}
+	p.files++
 	var chunks []Chunk // this file's chunks, for the file hash
 	termFirst := 0     // index in chunks of the open term's first chunk
 	closeTerm := func() {
@@ -109,9 +126,17 @@ func (p *Packer) AddFile(r io.Reader) (*PackedFile, error) {
 		if err != nil {
 			return nil, err
 		}
-		at, err := p.place(ch, data)
+		at, packed, err := p.place(ch, data)
 		if err != nil {
 			return nil, err
+		}
+		if packed {
+			f.NewBytes += uint64(ch.Size)
+		} else {
+			f.DedupedBytes += uint64(ch.Size)
+			if p.OnDedup != nil {
+				p.OnDedup(f.Index, ch.Size)
+			}
 		}
 		// Extend the open term when the chunk follows its last one in the
 		// same xorb; otherwise close it and open another.
@@ -138,32 +163,37 @@ func (p *Packer) AddFile(r io.Reader) (*PackedFile, error) {
 	return f, nil
 }
 
-// place finds or packs a chunk.
-func (p *Packer) place(ch Chunk, data []byte) (placed, error) {
+// place finds or packs a chunk; packed says which.
+func (p *Packer) place(ch Chunk, data []byte) (at placed, packed bool, err error) {
 	if at, ok := p.local[ch.Hash]; ok {
 		p.stats.DedupedBytes += uint64(ch.Size)
-		return at, nil
+		return at, false, nil
 	}
 	if p.Lookup != nil {
 		if loc, ok := p.Lookup(ch.Hash); ok {
 			at := placed{xorb: loc.Xorb, index: loc.Index, remote: true}
 			p.local[ch.Hash] = at
 			p.stats.DedupedBytes += uint64(ch.Size)
-			return at, nil
+			return at, false, nil
 		}
 	}
 	if !p.xw.Fits(len(data)) {
 		if err := p.Flush(); err != nil {
-			return placed{}, err
+			return placed{}, false, err
 		}
 	}
-	at := placed{seq: p.seq, index: uint32(p.xw.NumChunks())}
+	at = placed{seq: p.seq, index: uint32(p.xw.NumChunks())}
 	if !p.xw.Add(ch, data) {
-		return placed{}, fmt.Errorf("xet: chunk of %d bytes does not fit an empty xorb", len(data))
+		return placed{}, false, fmt.Errorf("xet: chunk of %d bytes does not fit an empty xorb", len(data))
 	}
 	p.local[ch.Hash] = at
 	p.stats.NewBytes += uint64(ch.Size)
-	return at, nil
+	if n := len(p.share); n > 0 && p.share[n-1].File == p.files-1 {
+		p.share[n-1].Bytes += uint64(ch.Size)
+	} else {
+		p.share = append(p.share, FileBytes{File: p.files - 1, Bytes: uint64(ch.Size)})
+	}
+	return at, true, nil
 }
 
 // Flush seals the open xorb, if it holds any chunk, and hands it to emit.
@@ -176,7 +206,9 @@ func (p *Packer) Flush() error {
 		Chunks:     append([]Chunk(nil), p.xw.Chunks()...),
 		StoredSize: uint32(p.xw.Len()),
 	}
-	if err := p.emit(SealedXorb{Info: info, Bytes: p.xw.Detach()}); err != nil {
+	share := p.share
+	p.share = nil
+	if err := p.emit(SealedXorb{Info: info, Bytes: p.xw.Detach(), Files: share}); err != nil {
 		return err
 	}
 	p.sealed = append(p.sealed, info.Hash)

@@ -42,10 +42,28 @@ type Term struct {
 	Verification Hash   // VerificationHash of the range's chunk hashes
 }
 
+// hashOrder converts between a sha256 digest and the bytes a shard's
+// metadata extension holds: the field is a Xet hash (docs/xet/shard.md:
+// "sha256: Hash"), which xet-core fills with MerkleHash::from_hex of the
+// sha256's hex digest (data/src/sha256.rs) and @huggingface/hub with
+// writeHashToArray of it (utils/uploadShards.ts). A Xet hash's hex string
+// lists each 8-byte little-endian word's bytes in reverse, so the field
+// holds the digest with the bytes of each 8-byte word reversed. The
+// conversion is its own inverse.
+func hashOrder(h [32]byte) [32]byte {
+	var out [32]byte
+	for w := 0; w < 32; w += 8 {
+		for i := 0; i < 8; i++ {
+			out[w+i] = h[w+7-i]
+		}
+	}
+	return out
+}
+
 // FileInfo is a file's reconstruction as a shard records it.
 type FileInfo struct {
 	Hash   Hash     // FileHash of the file's chunks
-	SHA256 [32]byte // the file's sha256, which the Hub's LFS pointers name; zero: none
+	SHA256 [32]byte // the file's sha256 digest (as LFS pointers name it; Marshal and ParseShard convert to and from the shard's order); zero: none
 	Terms  []Term
 }
 
@@ -125,7 +143,8 @@ func (s *Shard) Marshal(withFooter bool) ([]byte, error) {
 			zeros(16)
 		}
 		if flags&fileFlagWithMetadataExt != 0 {
-			b.Write(f.SHA256[:])
+			sha := hashOrder(f.SHA256)
+			b.Write(sha[:])
 			zeros(16)
 		}
 	}
@@ -262,7 +281,7 @@ func ParseShard(b []byte) (*Shard, error) {
 			}
 		}
 		if flags&fileFlagWithMetadataExt != 0 {
-			f.SHA256 = [32]byte(r.take(32, "metadata extension"))
+			f.SHA256 = hashOrder([32]byte(r.take(32, "metadata extension")))
 			r.take(16, "metadata extension")
 		}
 		if r.err != nil {

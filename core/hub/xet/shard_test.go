@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/binary"
+	"encoding/hex"
 	"errors"
 	"testing"
 
@@ -199,4 +200,26 @@ func TestParseShardRefuses(t *testing.T) {
 	}
 	_, err = (&Shard{Files: []FileInfo{{Hash: ChunkHash([]byte("x"))}}}).Marshal(false)
 	require.ErrorIs(t, err, ErrFormat, "a non-empty file needs terms")
+}
+
+// The metadata extension holds the sha256 as a Xet hash, as xet-core's
+// Sha256Generator makes it (MerkleHash::from_hex of the hex digest, its
+// test vector "some data") and @huggingface/hub writes it: read as a Hash,
+// the field prints as the digest's hex; ParseShard gives the digest back.
+func TestShardSHA256IsAXetHash(t *testing.T) {
+	const want = "1307990e6ba5ca145eb35e99182a9bec46531bc54ddf656a602c780fa0240dee"
+	sum := sha256.Sum256([]byte("some data"))
+	require.Equal(t, want, hex.EncodeToString(sum[:]))
+	chunks := Chunks([]byte("some data"))
+	f := FileInfo{Hash: FileHash(chunks), SHA256: sum,
+		Terms: []Term{{Xorb: XorbHash(chunks), Start: 0, End: 1, Size: 9, Verification: VerificationHash([]Hash{chunks[0].Hash})}}}
+	b, err := (&Shard{Files: []FileInfo{f}}).Marshal(false)
+	require.NoError(t, err)
+	// header, file header, one term, one verification entry, then the extension
+	ext := shardHeaderSize + 3*shardEntrySize
+	assert.Equal(t, want, Hash(b[ext:ext+32]).String())
+	assert.NotEqual(t, sum[:], b[ext:ext+32], "not the digest's raw bytes")
+	s, err := ParseShard(b)
+	require.NoError(t, err)
+	assert.Equal(t, sum, s.Files[0].SHA256)
 }

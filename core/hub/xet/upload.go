@@ -11,10 +11,11 @@ import (
 type UploadOptions struct {
 	Policy   Policy // chunk compression; zero: PolicyAuto
 	Parallel int    // xorb uploads in flight; 0: 2
-	// XorbSize caps the serialized xorbs, MaxXorbSize at most (0). Memory
-	// is (Parallel+1) × XorbSize of xorb buffers, allocated once and
-	// reused: 192 MiB at the defaults, 48 MiB with 16 MiB xorbs. Smaller
-	// xorbs mean more requests and smaller global-deduplication answers.
+	// XorbSize caps the serialized xorbs: 0 → DefaultXorbSize, at most
+	// MaxXorbSize. Memory is (Parallel+1) × XorbSize of xorb buffers,
+	// allocated once and reused: 96 MiB at the defaults, 192 MiB with 64
+	// MiB xorbs. Smaller xorbs mean more requests and smaller
+	// global-deduplication answers.
 	XorbSize int
 	// Cache, when set, is asked where chunks already are, receives every
 	// uploaded xorb at once (so a rerun after a crash does not send it
@@ -28,7 +29,27 @@ type UploadOptions struct {
 	// Progress, when set, is called after each xorb upload and each file,
 	// from the goroutine that caused it; it must be quick.
 	Progress func(UploadStats)
+	// OnXorb, when set, is called after each xorb the CAS accepted, with
+	// the bytes of each file's chunks it carried, from the goroutine that
+	// uploaded it; it must be quick and safe for concurrent use.
+	OnXorb func(XorbSent)
+	// OnDedup, when set, is called from Add's goroutine for each chunk of
+	// a file that is not sent: already in this upload, in Cache or found
+	// by global deduplication (file: the index Add's PackedFile has).
+	OnDedup func(file int, size uint32)
 }
+
+// XorbSent is a xorb the CAS accepted.
+type XorbSent struct {
+	Hash     Hash
+	Stored   int         // serialized bytes sent
+	Inserted bool        // false: the CAS already held it
+	Files    []FileBytes // chunk bytes per file (PackedFile.Index) first packed in it
+}
+
+// DefaultXorbSize is the xorb size an Uploader fills by default: half the
+// format's maximum, which keeps an upload's xorb buffers under 100 MiB.
+const DefaultXorbSize = 32 << 20
 
 // GlobalDedupSpacing is the least distance between two global
 // deduplication queries within a file: the spec recommends about 4 MB, as
@@ -73,12 +94,14 @@ func NewUploader(cas *CASClient, opts UploadOptions) *Uploader {
 	if opts.Parallel <= 0 {
 		opts.Parallel = 2
 	}
-	if opts.XorbSize <= 0 || opts.XorbSize > MaxXorbSize {
-		opts.XorbSize = MaxXorbSize
+	if opts.XorbSize <= 0 {
+		opts.XorbSize = DefaultXorbSize
 	}
+	opts.XorbSize = min(opts.XorbSize, MaxXorbSize)
 	u := &Uploader{cas: cas, opts: opts, slots: make(chan struct{}, opts.Parallel),
 		free: make(chan []byte, opts.Parallel+1)}
 	u.p = NewPacker(opts.Policy, u.emit)
+	u.p.OnDedup = opts.OnDedup
 	u.p.xw.maxSize = opts.XorbSize
 	u.p.xw.alloc = func() []byte {
 		select {
@@ -167,6 +190,9 @@ func (u *Uploader) emit(x SealedXorb) error {
 		}
 		st := u.statsLocked()
 		u.mu.Unlock()
+		if u.opts.OnXorb != nil {
+			u.opts.OnXorb(XorbSent{Hash: x.Info.Hash, Stored: len(x.Bytes), Inserted: inserted, Files: x.Files})
+		}
 		if u.opts.Progress != nil {
 			u.opts.Progress(st)
 		}

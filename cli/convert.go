@@ -183,6 +183,14 @@ func runConvert(args []string, stdout, stderr io.Writer) int {
 		return ExitUsage
 	}
 	opts.Hub = &lazyHub{endpoint: ep}
+	// The checkpoint's sha256 (for the card) comes from the hash cache the
+	// publish uses when the file is unchanged since: a second conversion
+	// of the same checkpoint does not read it for that. A cache that cannot
+	// be read or saved only costs the hash.
+	if hc, err := hub.OpenHashCache(""); err == nil {
+		opts.HashCache = hc
+		defer hc.Save()
+	}
 	ctx, stop := interruptible()
 	defer stop()
 	bar := newProgressBar(stderr)

@@ -22,8 +22,19 @@ import (
 	"modelpub/core/tensors"
 )
 
+// isolateUserCache points the user cache (where convert keeps checkpoint
+// hashes) at a fresh folder and returns it.
+func isolateUserCache(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	t.Setenv("XDG_CACHE_HOME", dir)
+	t.Setenv("LocalAppData", dir)
+	return dir
+}
+
 func writeSD15Checkpoint(t *testing.T, dir string) string {
 	t.Helper()
+	isolateUserCache(t)
 	src := filepath.Join(dir, "v1-5.safetensors")
 	converttest.WriteSafetensors(t, src, converttest.SD15(converttest.Options{Extras: true}))
 	return src
@@ -61,6 +72,12 @@ func TestConvertCommand(t *testing.T) {
 	require.NoError(t, err)
 	assert.Contains(t, string(readme), "| `v1-5.safetensors` | ")
 	assert.Contains(t, string(readme), "`"+wantSum+"`")
+	cachePath, err := hub.DefaultHashCachePath()
+	require.NoError(t, err)
+	require.True(t, strings.HasPrefix(cachePath, os.Getenv("XDG_CACHE_HOME")), "the test's own cache")
+	cached, err := os.ReadFile(cachePath)
+	require.NoError(t, err, "the checkpoint's sha256 is kept for the next conversion or publish")
+	assert.Contains(t, string(cached), wantSum)
 
 	stdout.Reset()
 	stderr.Reset()
@@ -111,6 +128,7 @@ func TestConvertCommand(t *testing.T) {
 // Bad arguments and checkpoints that cannot be converted exit 2 with the
 // reason, and create nothing.
 func TestConvertCommandRefuses(t *testing.T) {
+	isolateUserCache(t)
 	dir := t.TempDir()
 	good := writeSD15Checkpoint(t, dir)
 	unknown := filepath.Join(dir, "bert.safetensors")
@@ -157,6 +175,7 @@ func TestConvertHelp(t *testing.T) {
 }
 
 func TestConvertCommandSDXL(t *testing.T) {
+	isolateUserCache(t)
 	dir := t.TempDir()
 	src := filepath.Join(dir, "sd_xl_base.safetensors")
 	converttest.WriteSafetensors(t, src, converttest.SDXL(converttest.Options{DType: tensors.F16}))
@@ -176,6 +195,7 @@ func TestConvertCommandSDXL(t *testing.T) {
 }
 
 func TestConvertCommandFlux(t *testing.T) {
+	isolateUserCache(t)
 	dir := t.TempDir()
 	src := filepath.Join(dir, "flux1-schnell.safetensors")
 	converttest.WriteSafetensors(t, src, converttest.Flux(false, converttest.Options{DType: tensors.BF16}))
@@ -251,6 +271,7 @@ func TestConvertConfigFrom(t *testing.T) {
 // stabilityai/stable-diffusion-2-1, read from the Hub of --endpoint, and
 // the result validates against it.
 func TestConvertSD2Command(t *testing.T) {
+	isolateUserCache(t)
 	const ownerTok = "hf_stabilityOwnerToken00000000000"
 	srv, err := hubemu.New(hubemu.Options{Dir: t.TempDir(), Tokens: map[string]string{ownerTok: "stabilityai"}})
 	require.NoError(t, err)

@@ -219,7 +219,13 @@ func (u *UI) runConvert(src, chosen string) {
 			if err != nil {
 				return err
 			}
-			res, err = convert.Convert(ctx, src, dst, convert.Options{Hub: reader, Progress: func(p convert.Progress) {
+			// The hash cache the publish uses gives the checkpoint's
+			// sha256 without reading it when it was converted before.
+			hc, _ := hub.OpenHashCache("")
+			if hc != nil {
+				defer hc.Save()
+			}
+			res, err = convert.Convert(ctx, src, dst, convert.Options{Hub: reader, HashCache: hc, Progress: func(p convert.Progress) {
 				step := "Writing"
 				if p.Step == "verify" {
 					step = "Checking against the checkpoint"

@@ -2,16 +2,14 @@ package convert
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"strings"
 
 	"modelpub/core/card"
 	"modelpub/core/folder"
+	"modelpub/core/hub"
 	"modelpub/core/pipeline"
 	"modelpub/core/tensors"
 )
@@ -28,7 +26,9 @@ type SourceFile struct {
 // conversion writes and verifies: the writer copies byte ranges in the
 // kernel and Verify reads only the mapped ranges, in output order, so
 // neither pass sees the whole file in order; one more sequential read,
-// overlapped with the rest, costs little wall time.
+// overlapped with the rest, costs little wall time. A checkpoint the hash
+// cache knows, unchanged since (same size, modification time and file
+// id), is not read at all.
 type sourceHash struct {
 	cancel context.CancelFunc
 	done   chan struct{}
@@ -36,14 +36,15 @@ type sourceHash struct {
 	err    error
 }
 
-// hashSource starts hashing the file at path. wait gives the result; stop
-// (deferred by the caller) ends the goroutine on every path.
-func hashSource(ctx context.Context, path string) *sourceHash {
+// hashSource starts hashing the file at path, through hc (nil: no cache).
+// wait gives the result; stop (deferred by the caller) ends the goroutine
+// on every path.
+func hashSource(ctx context.Context, hc *hub.HashCache, path string) *sourceHash {
 	ctx, cancel := context.WithCancel(ctx)
 	h := &sourceHash{cancel: cancel, done: make(chan struct{})}
 	go func() {
 		defer close(h.done)
-		h.src, h.err = hashFile(ctx, path)
+		h.src, h.err = hashFile(ctx, hc, path)
 	}()
 	return h
 }
@@ -60,31 +61,21 @@ func (h *sourceHash) stop() {
 	<-h.done
 }
 
-// hashFile is the sha256 of the file at path, streamed in 1 MiB reads.
-func hashFile(ctx context.Context, path string) (SourceFile, error) {
-	f, err := folder.OpenRegular(path)
+// hashFile is the name, size and sha256 of the file at path: from hc when
+// it knows the file unchanged, else read once (and stored in hc).
+func hashFile(ctx context.Context, hc *hub.HashCache, path string) (SourceFile, error) {
+	st, err := os.Stat(path)
 	if err != nil {
 		return SourceFile{}, err
 	}
-	defer f.Close()
-	sum := sha256.New()
-	buf := make([]byte, 1<<20)
-	var n int64
-	for {
-		if err := ctx.Err(); err != nil {
-			return SourceFile{}, err
-		}
-		k, err := f.Read(buf)
-		sum.Write(buf[:k])
-		n += int64(k)
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			return SourceFile{}, fmt.Errorf("%s: %w", path, err)
-		}
+	h, err := hub.HashFile(ctx, hc, path, true, nil)
+	if err != nil {
+		return SourceFile{}, err
 	}
-	return SourceFile{Name: filepath.Base(path), Size: n, SHA256: hex.EncodeToString(sum.Sum(nil))}, nil
+	if h.SHA256 == "" {
+		return SourceFile{}, fmt.Errorf("%s: no sha256", path)
+	}
+	return SourceFile{Name: filepath.Base(path), Size: st.Size(), SHA256: h.SHA256}, nil
 }
 
 // publishedLine ends every generated card body (card.Generate); the

@@ -8,12 +8,14 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"modelpub/core/card"
 	"modelpub/core/convert/converttest"
+	"modelpub/core/hub"
 	"modelpub/core/pipeline"
 )
 
@@ -115,4 +117,45 @@ func TestMDCode(t *testing.T) {
 	} {
 		assert.Equal(t, want, mdCode(in), "mdCode(%q)", in)
 	}
+}
+
+// With a hash cache, a checkpoint converted before is not hashed again:
+// the card takes the sha256 the cache holds for the unchanged file (here
+// edited in the cache file, so only a cache hit can produce it), and a
+// changed file (new modification time) is hashed again.
+func TestConvertCardHashFromCache(t *testing.T) {
+	dir := t.TempDir()
+	src := filepath.Join(dir, "m.safetensors")
+	converttest.WriteSafetensors(t, src, converttest.SD15(converttest.Options{}))
+	raw, err := os.ReadFile(src)
+	require.NoError(t, err)
+	sum := sha256.Sum256(raw)
+	real := hex.EncodeToString(sum[:])
+	cachePath := filepath.Join(dir, "cache", "hashes.json")
+	convertWith := func(out string) SourceFile {
+		hc, err := hub.OpenHashCache(cachePath)
+		require.NoError(t, err)
+		res, err := Convert(context.Background(), src, filepath.Join(dir, out), Options{SkipVerify: true, HashCache: hc})
+		require.NoError(t, err)
+		require.NoError(t, hc.Save())
+		return res.Source
+	}
+
+	require.Equal(t, real, convertWith("first").SHA256, "a cold cache hashes the file")
+	stored, err := os.ReadFile(cachePath)
+	require.NoError(t, err)
+	require.Contains(t, string(stored), real, "the sha256 is kept for the next conversion")
+
+	planted := strings.Repeat("ab", 32)
+	require.NoError(t, os.WriteFile(cachePath, []byte(strings.ReplaceAll(string(stored), real, planted)), 0o644))
+	got := convertWith("second")
+	assert.Equal(t, planted, got.SHA256, "an unchanged checkpoint is taken from the cache, not read")
+	assert.Equal(t, int64(len(raw)), got.Size)
+	readme, err := os.ReadFile(filepath.Join(dir, "second", card.FileName))
+	require.NoError(t, err)
+	assert.Contains(t, string(readme), planted)
+
+	later := time.Now().Add(time.Hour)
+	require.NoError(t, os.Chtimes(src, later, later))
+	assert.Equal(t, real, convertWith("third").SHA256, "a changed file is hashed again")
 }

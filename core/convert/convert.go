@@ -13,6 +13,7 @@ import (
 	"strings"
 	"sync"
 
+	"modelpub/core/hub"
 	"modelpub/core/pipeline"
 	"modelpub/core/tensors"
 )
@@ -55,6 +56,11 @@ type Options struct {
 	// Hub reads ConfigFrom (a *hub.Client with the user's token, for gated
 	// repositories); nil allows no download.
 	Hub HubReader
+	// HashCache, when set, gives the checkpoint's sha256 (for the card)
+	// without reading it if the cache knows the file unchanged, and keeps
+	// it for the next conversion or publish; the caller saves it. nil
+	// hashes the checkpoint on every conversion.
+	HashCache *hub.HashCache
 }
 
 // Progress is the state of a running conversion.
@@ -135,7 +141,7 @@ func Convert(ctx context.Context, src, dst string, opts Options) (*Result, error
 	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
 		return nil, err
 	}
-	h := hashSource(ctx, src)
+	h := hashSource(ctx, opts.HashCache, src)
 	defer h.stop()
 	w := &writer{c: c, plan: plan, opts: opts, res: &Result{Dir: dst, Plan: plan, Lossy: []LossyTensor{}}}
 	files, err := plan.configFiles()

@@ -283,3 +283,165 @@ func sha256Hex(b []byte) string {
 	s := sha256.Sum256(b)
 	return hex.EncodeToString(s[:])
 }
+
+// safetensorsLike is a safetensors-shaped file: an 8-byte length, a JSON
+// header naming the tensors, then their bytes in order.
+func safetensorsLike(tensors []string, data map[string][]byte) []byte {
+	var hdr strings.Builder
+	hdr.WriteString("{")
+	off := 0
+	for i, name := range tensors {
+		if i > 0 {
+			hdr.WriteString(",")
+		}
+		n := len(data[name])
+		fmt.Fprintf(&hdr, `"%s":{"dtype":"F16","shape":[%d],"data_offsets":[%d,%d]}`, name, n/2, off, off+n)
+		off += n
+	}
+	hdr.WriteString("}")
+	for hdr.Len()%8 != 0 {
+		hdr.WriteString(" ")
+	}
+	out := make([]byte, 8, 8+hdr.Len()+off)
+	for i, v := 0, uint64(hdr.Len()); i < 8; i, v = i+1, v>>8 {
+		out[i] = byte(v)
+	}
+	out = append(out, hdr.String()...)
+	for _, name := range tensors {
+		out = append(out, data[name]...)
+	}
+	return out
+}
+
+// sentSince sums the xorb bytes the emulator accepted after the first
+// skip requests.
+func sentSince(srv *hubemu.Server, skip int) (xorbBytes int64) {
+	for i, r := range srv.Requests() {
+		if i >= skip && r.Class == hubemu.ClassXet && r.Method == http.MethodPost && strings.HasPrefix(r.Path, "/v1/xorbs/") && r.Status == 200 {
+			xorbBytes += r.BodySize
+		}
+	}
+	return xorbBytes
+}
+
+// Re-publishing the same tensors in another layout (one file split into
+// two shards) sends at most 5% of the bytes: only the chunks around the
+// new headers and the seam.
+func TestXetReshardSendsLittle(t *testing.T) {
+	ctx := context.Background()
+	srv := startEmulator(t, "")
+	c, _ := newXetClient(t, srv, hub.TransferAuto, nil)
+	id := createRepo(t, c, "alice/reshard")
+	names := []string{"down.weight", "mid.weight", "up.weight", "out.weight"}
+	data := map[string][]byte{}
+	for i, n := range names {
+		data[n] = weightsLike(4<<20, uint64(10+i))
+	}
+	one := map[string][]byte{"unet/diffusion_pytorch_model.safetensors": safetensorsLike(names, data)}
+	cache := newShardCache(t)
+	_, err := c.UploadFolder(ctx, id, writeFiles(t, one), hub.UploadOptions{XetCache: cache})
+	require.NoError(t, err)
+
+	two := map[string][]byte{
+		"unet/diffusion_pytorch_model-00001-of-00002.safetensors": safetensorsLike(names[:2], data),
+		"unet/diffusion_pytorch_model-00002-of-00002.safetensors": safetensorsLike(names[2:], data),
+	}
+	var total int64
+	for _, b := range two {
+		total += int64(len(b))
+	}
+	skip := len(srv.Requests())
+	info, err := c.UploadFolder(ctx, id, writeFiles(t, two), hub.UploadOptions{XetCache: cache,
+		Delete: []string{"unet/diffusion_pytorch_model.safetensors"}})
+	require.NoError(t, err)
+	wire := sentSince(srv, skip)
+	t.Logf("resharded %d bytes: %d sent (%d on the wire), %d deduplicated", total, info.Upload.Sent, wire, info.Upload.Deduped)
+	assert.LessOrEqual(t, info.Upload.Sent, total/20, "≤ 5%% of the bytes sent")
+	assert.LessOrEqual(t, wire, total/20, "≤ 5%% of the bytes on the wire")
+	assert.Equal(t, total, info.Upload.Sent+info.Upload.Deduped)
+	for p, b := range two {
+		assert.True(t, bytes.Equal(b, download(t, srv.URL(), id.String(), "main", p)), p)
+	}
+}
+
+// A fine-tune published to another repository of the same Hub, whose unet
+// alone changed, sends at most 1.1× the unet: the other components are
+// found through the global deduplication query (a fresh shard cache, as
+// on another machine) or the local cache.
+func TestXetFineTuneSendsTheChangedFile(t *testing.T) {
+	for _, fresh := range []bool{true, false} {
+		t.Run(fmt.Sprintf("fresh cache %v", fresh), func(t *testing.T) {
+			ctx := context.Background()
+			srv := startEmulator(t, "")
+			c, _ := newXetClient(t, srv, hub.TransferAuto, nil)
+			base := map[string][]byte{
+				"model_index.json":                                   []byte(`{"_class_name": "StableDiffusionPipeline"}` + "\n"),
+				"unet/diffusion_pytorch_model.safetensors":           weightsLike(6<<20, 21),
+				"vae/diffusion_pytorch_model.safetensors":            weightsLike(3<<20, 22),
+				"text_encoder/model.safetensors":                     weightsLike(4<<20, 23),
+				"safety_checker/diffusion_pytorch_model.safetensors": weightsLike(2<<20, 24),
+			}
+			cache := newShardCache(t)
+			_, err := c.UploadFolder(ctx, createRepo(t, c, "alice/base"), writeFiles(t, base), hub.UploadOptions{XetCache: cache})
+			require.NoError(t, err)
+
+			tuned := map[string][]byte{}
+			for p, b := range base {
+				tuned[p] = b
+			}
+			unet := weightsLike(6<<20, 99)
+			tuned["unet/diffusion_pytorch_model.safetensors"] = unet
+			if fresh {
+				cache = newShardCache(t)
+			}
+			id := createRepo(t, c, "alice/fine-tune")
+			skip := len(srv.Requests())
+			info, err := c.UploadFolder(ctx, id, writeFiles(t, tuned), hub.UploadOptions{XetCache: cache})
+			require.NoError(t, err)
+			wire := sentSince(srv, skip)
+			lfsSent := info.Upload.Sent - int64(len(tuned["model_index.json"]))
+			t.Logf("unet %d bytes: %d sent (%d on the wire), %d deduplicated", len(unet), lfsSent, wire, info.Upload.Deduped)
+			assert.LessOrEqual(t, lfsSent, int64(len(unet))*11/10)
+			assert.LessOrEqual(t, wire, int64(len(unet))*11/10)
+			for p, b := range tuned {
+				assert.True(t, bytes.Equal(b, download(t, srv.URL(), id.String(), "main", p)), p)
+			}
+		})
+	}
+}
+
+// 10% of the CAS and token requests fail (errors, dropped connections,
+// answers lost after the work was done): every upload completes with the
+// right bytes, for 20 seeds.
+func TestXetUploadUnderFaults(t *testing.T) {
+	files := map[string][]byte{
+		"unet/w.safetensors": weightsLike(700<<10, 31),
+		"vae/w.safetensors":  weightsLike(300<<10, 32),
+		"config.json":        []byte(`{"a": 1}` + "\n"),
+	}
+	dir := writeFiles(t, files)
+	struck := 0
+	t.Cleanup(func() {
+		t.Logf("%d CAS requests met a fault", struck)
+		assert.Positive(t, struck, "faults struck the CAS")
+	})
+	for seed := 1; seed <= 20; seed++ {
+		t.Run(fmt.Sprint(seed), func(t *testing.T) {
+			ctx := context.Background()
+			srv := startEmulator(t, fmt.Sprintf("seed=%d,rate=10%%,kinds=500+503+drop+lost,endpoints=xet+xet-token", seed))
+			var logs bytes.Buffer
+			c, _ := newXetClient(t, srv, hub.TransferXet, &logs)
+			id := createRepo(t, c, "alice/faults")
+			_, err := c.UploadFolder(ctx, id, dir, hub.UploadOptions{XetCache: newShardCache(t)})
+			require.NoError(t, err, "logs:\n%s", logs.String())
+			for _, r := range srv.Requests() {
+				if r.Fault != "" && (r.Class == hubemu.ClassXet || r.Class == hubemu.ClassXetToken) {
+					struck++
+				}
+			}
+			for p, b := range files {
+				assert.True(t, bytes.Equal(b, download(t, srv.URL(), id.String(), "main", p)), p)
+			}
+		})
+	}
+}

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"sync"
 
+	"modelpub/core/atomicfile"
 	"modelpub/core/hub"
 	"modelpub/core/pipeline"
 	"modelpub/core/tensors"
@@ -191,7 +192,9 @@ func Convert(ctx context.Context, src, dst string, opts Options) (*Result, error
 		return nil, err
 	}
 	done = true
-	syncDir(filepath.Dir(dst))
+	// The rename is durable once the parent folder is synced; a failure
+	// there leaves a complete folder, so it is not reported.
+	_ = atomicfile.SyncDir(filepath.Dir(dst))
 	sort.Strings(w.res.Files)
 	return w.res, nil
 }
@@ -478,13 +481,6 @@ func findings(fs []pipeline.Finding) string {
 		s = append(s, f.Message)
 	}
 	return listKeys(s)
-}
-
-func syncDir(dir string) {
-	if d, err := os.Open(dir); err == nil {
-		_ = d.Sync()
-		d.Close()
-	}
 }
 
 // spaceMargin is kept free beyond the output's size.

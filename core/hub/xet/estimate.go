@@ -6,29 +6,36 @@ import (
 	"io"
 )
 
-// Estimate says how many bytes an upload of some files would send, from a
-// shard cache alone, without packing or sending anything: each file is cut
+// Estimate says how many bytes an upload of some files would send, from
+// shard caches alone, without packing or sending anything: each file is cut
 // and hashed as the Packer cuts and hashes it, and a chunk counts as new
-// unless the cache knows where it is or an earlier chunk of the estimate
+// unless a cache knows where it is or an earlier chunk of the estimate
 // had the same hash (the Packer packs such a chunk once). Global
 // deduplication is not asked, so the estimate is an upper bound of what an
-// upload with the same cache sends, before compression.
+// upload with the same caches sends, before compression.
 //
 // Memory is the Chunker's buffer plus one hash per distinct new chunk seen
 // (about 48 bytes per 64 KiB on average). An Estimate is used from one
 // goroutine.
 type Estimate struct {
-	cache *ShardCache
-	seen  map[Hash]struct{}
+	caches []*ShardCache
+	seen   map[Hash]struct{}
 	// Total is the bytes read by Add so far; New those of chunks neither
 	// in the cache nor seen before; Total - New were found.
 	Total, New int64
 }
 
-// NewEstimate returns an empty Estimate looking chunks up in cache (nil:
-// only repeats within the estimate are found).
-func NewEstimate(cache *ShardCache) *Estimate {
-	return &Estimate{cache: cache, seen: map[Hash]struct{}{}}
+// NewEstimate returns an empty Estimate looking chunks up in each of
+// caches (nil ones skipped; none: only repeats within the estimate are
+// found).
+func NewEstimate(caches ...*ShardCache) *Estimate {
+	e := &Estimate{seen: map[Hash]struct{}{}}
+	for _, c := range caches {
+		if c != nil {
+			e.caches = append(e.caches, c)
+		}
+	}
+	return e
 }
 
 // estimateCheckEvery is how many chunks Add cuts between two looks at its
@@ -68,11 +75,12 @@ func (e *Estimate) known(h Hash) bool {
 	if _, ok := e.seen[h]; ok {
 		return true
 	}
-	if e.cache == nil {
-		return false
+	for _, c := range e.caches {
+		if _, ok := c.Lookup(h); ok {
+			return true
+		}
 	}
-	_, ok := e.cache.Lookup(h)
-	return ok
+	return false
 }
 
 // EstimateNew is the bytes of r that an upload deduplicating against

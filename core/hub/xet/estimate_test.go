@@ -91,6 +91,18 @@ func TestEstimate(t *testing.T) {
 	}
 }
 
+// Several caches (one per CAS) are all asked.
+func TestEstimateSeveralCaches(t *testing.T) {
+	a, b := estimateBytes(1<<20, 8), estimateBytes(1<<20, 9)
+	e := NewEstimate(cacheOf(t, a), nil, cacheOf(t, b))
+	for _, f := range [][]byte{a, b} {
+		n, err := e.Add(context.Background(), bytes.NewReader(f))
+		require.NoError(t, err)
+		assert.Zero(t, n)
+	}
+	assert.EqualValues(t, 2<<20, e.Total)
+}
+
 func TestEstimateNewWithoutCache(t *testing.T) {
 	data := estimateBytes(1<<20, 4)
 	n, err := EstimateNew(context.Background(), bytes.NewReader(append(bytes.Clone(data), data...)), nil)

@@ -39,14 +39,21 @@ func (m *emitter) emit(e Event) {
 func (m *emitter) progress(e Event) { m.emit(e) }
 
 // fill computes Rate (when the source did not) and ETA from the step's
-// elapsed time.
+// elapsed time. Bytes deduplicated count as done for the ETA: they cost
+// no sending.
 func (m *emitter) fill(e *Event) {
-	if e.Rate == 0 && e.Bytes > 0 {
-		if el := m.now().Sub(m.start[e.Step]).Seconds(); el > 0.2 {
-			e.Rate = float64(e.Bytes) / el
+	el := m.now().Sub(m.start[e.Step]).Seconds()
+	if e.Rate == 0 && e.Bytes > 0 && el > 0.2 {
+		e.Rate = float64(e.Bytes) / el
+	}
+	done, rate := e.Bytes, e.Rate
+	if e.Deduped > 0 {
+		done += e.Deduped
+		if el > 0.2 {
+			rate = float64(done) / el
 		}
 	}
-	if e.Rate > 0 && e.Total > e.Bytes {
-		e.ETA = time.Duration(float64(e.Total-e.Bytes) / e.Rate * float64(time.Second)).Round(time.Second)
+	if rate > 0 && e.Total > done {
+		e.ETA = time.Duration(float64(e.Total-done) / rate * float64(time.Second)).Round(time.Second)
 	}
 }

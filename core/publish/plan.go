@@ -54,6 +54,15 @@ type Summary struct {
 	Sent      int   `json:"sent"`             // files whose content is (or would be) sent
 	Stored    int   `json:"stored,omitempty"` // new or changed files whose content the Hub already stored: committed, not sent
 	Bytes     int64 `json:"bytes"`            // bytes sent (or to send)
+	// Deduped, after a publish, is the bytes of the files sent that were
+	// not sent because the Hub already held them (Xet chunks).
+	Deduped int64 `json:"deduped,omitempty"`
+	// Estimated says a dry run chunked the files to send and looked their
+	// chunks up in the local Xet shard cache (not with --transfer lfs);
+	// Cached is the bytes it found there: an upload would send about
+	// Bytes - Cached.
+	Estimated bool  `json:"estimated,omitempty"`
+	Cached    int64 `json:"cached,omitempty"`
 }
 
 func summarize(plan []PlanEntry) Summary {
@@ -86,6 +95,9 @@ func (s Summary) String() string {
 	var parts []string
 	if s.Unknown > 0 {
 		parts = append(parts, fmt.Sprintf("%s (%s) to send unless the Hub has them", plural(s.Unknown, "file"), tensors.FormatSize(s.Bytes)))
+	} else if s.Deduped > 0 {
+		parts = append(parts, fmt.Sprintf("%s sent (%s; %s already on the Hub)", plural(s.Sent, "file"),
+			tensors.FormatSize(s.Bytes), tensors.FormatSize(s.Deduped)))
 	} else {
 		parts = append(parts, fmt.Sprintf("%s sent (%s)", plural(s.Sent, "file"), tensors.FormatSize(s.Bytes)))
 	}
@@ -105,14 +117,24 @@ func (s Summary) String() string {
 // planString is Summary.String in the future tense, for a plan.
 func planString(s Summary) string {
 	if s.Unknown > 0 {
-		return fmt.Sprintf("the Hub was not read: %s (%s) would be sent unless the Hub has them", plural(s.Unknown, "file"), tensors.FormatSize(s.Bytes))
+		return fmt.Sprintf("the Hub was not read: %s (%s%s) would be sent unless the Hub has them", plural(s.Unknown, "file"),
+			tensors.FormatSize(s.Bytes), s.estimate())
 	}
-	parts := []string{fmt.Sprintf("%d new, %d changed (%s to send)", s.New, s.Changed, tensors.FormatSize(s.Bytes)),
+	parts := []string{fmt.Sprintf("%d new, %d changed (%s to send%s)", s.New, s.Changed, tensors.FormatSize(s.Bytes), s.estimate()),
 		fmt.Sprintf("%d unchanged", s.Unchanged), fmt.Sprintf("%d to delete", s.Deleted)}
 	if s.Kept > 0 {
 		parts = append(parts, fmt.Sprintf("%d only on the Hub (kept)", s.Kept))
 	}
 	return strings.Join(parts, ", ")
+}
+
+// estimate is "; ≈ 12 MB new (4.19 GB already in the local Xet cache)"
+// when the dry run estimated, else "".
+func (s Summary) estimate() string {
+	if !s.Estimated {
+		return ""
+	}
+	return fmt.Sprintf("; ≈ %s new (%s already in the local Xet cache)", tensors.FormatSize(s.Bytes-s.Cached), tensors.FormatSize(s.Cached))
 }
 
 // scope is where the published layout decides which weight files belong:

@@ -114,6 +114,12 @@ type Options struct {
 	// is always kept after a dry run or a failure, for the next run).
 	KeepStaging bool
 
+	// Transfer chooses how large files reach the Hub: hub.TransferAuto
+	// (Xet when the Hub answers it, else Git LFS), hub.TransferXet or
+	// hub.TransferLFS; "" → auto. A dry run that may use Xet estimates the
+	// new bytes from the local Xet shard cache.
+	Transfer hub.Transfer
+
 	CacheDir   string       // staging, upload views, hashes; "" → $XDG_CACHE_HOME/modelpub
 	Version    string       // modelpub's version, for the User-Agent and the staging key
 	HTTPClient *http.Client // nil → the hub client's default
@@ -131,6 +137,7 @@ type Event struct {
 	File    string        `json:"file,omitempty"`
 	Bytes   int64         `json:"bytes,omitempty"`
 	Total   int64         `json:"total,omitempty"`
+	Deduped int64         `json:"deduped,omitempty"` // upload: bytes of Total not sent, the Hub already held them (Xet chunks); Bytes counts those sent
 	Rate    float64       `json:"rate,omitempty"`
 	ETA     time.Duration `json:"-"`                 // in JSON: eta_seconds
 	Done    bool          `json:"done,omitempty"`    // the step is finished
@@ -238,6 +245,11 @@ func newJob(opts Options) (*job, error) {
 	if opts.DeleteExtra && opts.NoDelete {
 		return nil, &StepError{StepCheck, ErrDeleteOptions}
 	}
+	transfer, err := hub.ParseTransfer(string(opts.Transfer))
+	if err != nil {
+		return nil, &StepError{StepCheck, err}
+	}
+	opts.Transfer = transfer
 	cache := opts.CacheDir
 	if cache == "" {
 		base, err := os.UserCacheDir()
@@ -253,7 +265,7 @@ func newJob(opts Options) (*job, error) {
 	}
 	if opts.Token != "" {
 		j.client, err = hub.NewClient(hub.Options{Endpoint: opts.Endpoint, Token: opts.Token, Version: opts.Version,
-			HTTPClient: opts.HTTPClient, Retry: opts.Retry, Logf: opts.Logf})
+			HTTPClient: opts.HTTPClient, Retry: opts.Retry, Logf: opts.Logf, Transfer: opts.Transfer})
 		if err != nil {
 			return nil, &StepError{StepCheck, err}
 		}
@@ -373,6 +385,9 @@ func (j *job) run(ctx context.Context) (*Result, error) {
 		return nil, &StepError{StepUpload, err}
 	}
 	if j.opts.DryRun {
+		if err := j.estimate(ctx, files.sorted()); err != nil {
+			return nil, &StepError{StepUpload, err}
+		}
 		if j.remote != nil {
 			j.warnAmbiguities(sc) // what --no-delete would leave, said before it is done
 		}

@@ -126,10 +126,10 @@ func (j *job) startUpload(ctx context.Context, parent string) (*hub.Upload, erro
 			if p.Phase == "commit" || p.Phase == "done" {
 				step = StepCommit
 			}
-			e := Event{Step: step, Phase: p.Phase, File: p.File, Bytes: p.Bytes, Total: p.Total, Rate: p.Rate}
+			e := Event{Step: step, Phase: p.Phase, File: p.File, Bytes: p.Bytes, Total: p.Total, Deduped: p.Deduped, Rate: p.Rate}
 			if !seen[p.Phase] && p.File == "" {
 				seen[p.Phase] = true
-				if e.Message = phaseMessage(p); e.Message != "" {
+				if e.Message = phaseMessage(p, j.opts.Transfer); e.Message != "" {
 					j.ev.emit(e)
 					return
 				}
@@ -203,10 +203,11 @@ func (j *job) applyReport(r *hub.UploadReport) {
 	}
 	j.res.Summary = summarize(j.res.Plan)
 	j.res.Summary.Sent, j.res.Summary.Stored = sent, stored
+	j.res.Summary.Deduped = r.Deduped
 }
 
 // phaseMessage says what an upload phase is about to do.
-func phaseMessage(p hub.Progress) string {
+func phaseMessage(p hub.Progress, transfer hub.Transfer) string {
 	switch p.Phase {
 	case "scan":
 		return "listing the files"
@@ -215,7 +216,13 @@ func phaseMessage(p hub.Progress) string {
 	case "hash":
 		return "hashing the files whose digests are not known"
 	case "upload":
-		return "uploading each file through Git LFS as soon as it is checked"
+		switch transfer {
+		case hub.TransferLFS:
+			return "uploading each file through Git LFS as soon as it is checked"
+		case hub.TransferXet:
+			return "uploading each file through Xet as soon as it is checked (chunks the Hub holds are not sent)"
+		}
+		return "uploading each file as soon as it is checked: through Xet when the Hub takes it (chunks it holds are not sent), else Git LFS"
 	case "commit":
 		// One operation per file sent and per file deleted.
 		return fmt.Sprintf("committing %s", plural(p.FilesTotal, "change"))

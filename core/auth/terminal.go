@@ -40,22 +40,5 @@ func ReadTokenTerminal(in *os.File, prompt io.Writer) (string, error) {
 	}
 	defer unix.IoctlSetTermios(fd, ioctlWriteTermios, old)
 
-	io.WriteString(prompt, "Token: ")
-	type result struct {
-		token string
-		err   error
-	}
-	done := make(chan result, 1)
-	go func() {
-		v, err := ReadToken(in)
-		done <- result{v, err}
-	}()
-	select {
-	case r := <-done:
-		io.WriteString(prompt, "\n") // the user's Enter was not echoed
-		return r.token, r.err
-	case s := <-sigs:
-		io.WriteString(prompt, "\n")
-		return "", fmt.Errorf("%w (%v) while waiting for the token", ErrInterrupted, s)
-	}
+	return readQuiet(in, prompt, sigs)
 }

@@ -20,7 +20,7 @@ func TokenFilePath(opts Options) string {
 		home, _ = os.UserHomeDir()
 	}
 	if p := opts.getenv("HF_TOKEN_PATH"); p != "" {
-		return expandHome(p, home)
+		return filepath.Clean(expandHome(p, home)) // on Windows, \ throughout
 	}
 	hfHome := opts.getenv("HF_HOME")
 	if hfHome == "" {

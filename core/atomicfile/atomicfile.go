@@ -162,6 +162,18 @@ func WriteFile(path string, data []byte, perm fs.FileMode) error {
 	})
 }
 
+// Rename renames the complete, closed file tmp over target as Commit does,
+// without its syncs, for a writer that syncs on its own or need not (the
+// Hub emulator's store): rename(2) where the OS has it; on Windows
+// MoveFileEx, retried while target is open in another program, then an
+// error that is ErrInUse, target kept. tmp is left where it was on error.
+func Rename(tmp, target string) error {
+	if err := replace(tmp, target); err != nil {
+		return &os.LinkError{Op: "rename", Old: tmp, New: target, Err: err}
+	}
+	return nil
+}
+
 // SyncDir makes the entries of folder dir (a file created or renamed in
 // it) durable. It does nothing where the OS cannot sync a folder (Windows)
 // or the file system says it cannot (EINVAL).

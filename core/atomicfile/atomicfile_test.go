@@ -226,6 +226,25 @@ func TestCreateCommitAbort(t *testing.T) {
 	})
 }
 
+func TestRename(t *testing.T) {
+	dir := t.TempDir()
+	tmp, path := filepath.Join(dir, "tmp"), filepath.Join(dir, "f")
+	require.NoError(t, os.WriteFile(tmp, []byte("first"), 0o644))
+	require.NoError(t, Rename(tmp, path), "a new target")
+	require.NoError(t, os.WriteFile(tmp, []byte("second"), 0o644))
+	require.NoError(t, Rename(tmp, path), "over an existing target")
+	got, err := os.ReadFile(path)
+	require.NoError(t, err)
+	assert.Equal(t, "second", string(got))
+	assert.Equal(t, []string{"f"}, names(t, dir))
+
+	err = Rename(filepath.Join(dir, "missing"), path)
+	var le *os.LinkError
+	require.ErrorAs(t, err, &le)
+	assert.ErrorIs(t, err, fs.ErrNotExist)
+	assert.Equal(t, path, le.New)
+}
+
 // TestReadersSeeOldOrNew replaces a file over and over while readers read
 // it: each read finds one whole version, never a mix or a missing file.
 func TestReadersSeeOldOrNew(t *testing.T) {

@@ -72,6 +72,40 @@ func TestReplaceGivesUpOnAFileKeptOpen(t *testing.T) {
 	assert.Equal(t, []string{"model.safetensors"}, names(t, dir), "no temporary file left")
 }
 
+// Rename waits for a reader as Commit does, and gives up the same way.
+func TestRenameWaitsForAReaderToClose(t *testing.T) {
+	shortRetries(t)
+	dir := t.TempDir()
+	path, tmp := filepath.Join(dir, "f"), filepath.Join(dir, "tmp")
+	require.NoError(t, os.WriteFile(path, []byte("old"), 0o644))
+	require.NoError(t, os.WriteFile(tmp, []byte("new"), 0o644))
+	r, err := os.Open(path)
+	require.NoError(t, err)
+	if err := replace(path, path+".probe"); err == nil {
+		r.Close()
+		t.Skip("this Windows emulation (Wine) lets a file open without FILE_SHARE_DELETE be renamed")
+	}
+	err = Rename(tmp, path)
+	require.ErrorIs(t, err, ErrInUse, "kept open through every retry")
+	got, rerr := os.ReadFile(path)
+	require.NoError(t, rerr)
+	assert.Equal(t, "old", string(got), "the old file is kept")
+
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		time.Sleep(60 * time.Millisecond)
+		r.Close()
+	}()
+	err = Rename(tmp, path)
+	<-done
+	require.NoError(t, err)
+	got, err = os.ReadFile(path)
+	require.NoError(t, err)
+	assert.Equal(t, "new", string(got))
+	assert.Equal(t, []string{"f"}, names(t, dir))
+}
+
 func TestReplaceLongPaths(t *testing.T) {
 	dir := t.TempDir()
 	long := dir

@@ -16,6 +16,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"modelpub/core/atomicfile"
 )
 
 // On-disk layout under Options.Dir:
@@ -148,23 +150,44 @@ func (s *Server) tempFile() (*os.File, error) {
 	return os.CreateTemp(filepath.Join(s.dir, "tmp"), "up-*")
 }
 
-// install renames the complete temp file f to dst; if dst exists already
-// (the same content, by construction) the temp file is dropped.
-func install(f *os.File, dst string) error {
+// install renames the complete temp file f to dst, replacing it
+// (atomicfile.Rename: on Windows, retried while a reader has dst open).
+func install(f *os.File, dst string) error { return installFile(f, dst, false) }
+
+// installContent is install for a content-addressed dst (an LFS object, a
+// git blob): when dst is there already it holds the same bytes, maybe
+// open in a reader (Windows refuses to replace an open file), so the temp
+// file is dropped instead.
+func installContent(f *os.File, dst string) error { return installFile(f, dst, true) }
+
+func installFile(f *os.File, dst string, content bool) error {
 	name := f.Name()
-	if err := f.Close(); err != nil {
-		os.Remove(name)
-		return err
+	err := f.Close()
+	if err == nil {
+		err = placeFile(name, dst, content)
 	}
+	if err != nil {
+		os.Remove(name)
+	}
+	return err
+}
+
+// placeFile renames the closed file at name to dst as installFile says; on
+// error name is left where it was.
+func placeFile(name, dst string, content bool) error {
 	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
-		os.Remove(name)
 		return err
 	}
-	if err := os.Rename(name, dst); err != nil {
-		os.Remove(name)
-		return err
+	if content {
+		if _, err := os.Stat(dst); err == nil {
+			return os.Remove(name)
+		}
 	}
-	return nil
+	err := atomicfile.Rename(name, dst)
+	if _, serr := os.Stat(dst); err != nil && content && serr == nil {
+		return os.Remove(name) // another upload of the same bytes installed it first
+	}
+	return err
 }
 
 // errContent reports uploaded bytes that are not what was announced.
@@ -194,7 +217,7 @@ func (s *Server) storeObject(r io.Reader, oid string, size int64) error {
 		os.Remove(f.Name())
 		return fmt.Errorf("%w: sha256 is %s, want %s", errContent, got, oid)
 	}
-	return install(f, s.objectPath(oid))
+	return installContent(f, s.objectPath(oid))
 }
 
 // installObject checks that the complete file at path is size bytes with
@@ -216,11 +239,7 @@ func (s *Server) installObject(path, oid string, size int64) error {
 	if got := hex.EncodeToString(h.Sum(nil)); got != oid {
 		return fmt.Errorf("%w: sha256 is %s, want %s", errContent, got, oid)
 	}
-	dst := s.objectPath(oid)
-	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
-		return err
-	}
-	return os.Rename(path, dst)
+	return placeFile(path, s.objectPath(oid), true)
 }
 
 // gitBlobSHA1 is git's id of a blob: sha1("blob <n>\0" + data).
@@ -247,7 +266,7 @@ func (s *Server) storeBlob(data []byte) (string, error) {
 		os.Remove(f.Name())
 		return "", err
 	}
-	return sha, install(f, dst)
+	return sha, installContent(f, dst)
 }
 
 // openContent opens the content of a file entry.

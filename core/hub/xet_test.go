@@ -445,3 +445,51 @@ func TestXetUploadUnderFaults(t *testing.T) {
 		})
 	}
 }
+
+// A local Hub started afresh at the same address does not hold the xorbs
+// the shard cache remembers: its CAS refuses the shard that references
+// them, and the upload clears the cache and sends the files again.
+func TestXetStaleCacheIsCleared(t *testing.T) {
+	ctx := context.Background()
+	files := map[string][]byte{"unet/w.safetensors": weightsLike(1<<20, 41)}
+	dir := writeFiles(t, files)
+	cache := newShardCache(t)
+
+	first := startEmulator(t, "")
+	addr := strings.TrimPrefix(first.URL(), "http://")
+	c, _ := newXetClient(t, first, hub.TransferXet, nil)
+	_, err := c.UploadFolder(ctx, createRepo(t, c, "alice/stale"), dir, hub.UploadOptions{XetCache: cache})
+	require.NoError(t, err)
+	require.Positive(t, cache.Size())
+	first.Close()
+
+	second, err := hubemu.New(hubemu.Options{Dir: t.TempDir(), Tokens: map[string]string{token: "alice"}, Record: true})
+	require.NoError(t, err)
+	_, err = second.Start(addr)
+	require.NoError(t, err)
+	t.Cleanup(func() { second.Close() })
+	var logs bytes.Buffer
+	c2, _ := newXetClient(t, second, hub.TransferXet, &logs)
+	id := createRepo(t, c2, "alice/stale")
+	_, err = c2.UploadFolder(ctx, id, dir, hub.UploadOptions{XetCache: cache})
+	require.NoError(t, err, "logs:\n%s", logs.String())
+	assert.Contains(t, logs.String(), "clearing the cache")
+	assert.Equal(t, files["unet/w.safetensors"], download(t, second.URL(), id.String(), "main", "unet/w.safetensors"))
+}
+
+func TestXetCacheDirIsPerHub(t *testing.T) {
+	base, err := xet.DefaultShardCacheDir()
+	require.NoError(t, err)
+	for _, tc := range []struct{ endpoint, dir string }{
+		{"https://huggingface.co", "https___huggingface.co"},
+		{"https://HuggingFace.co/", "https___huggingface.co"},
+		{"http://127.0.0.1:8080", "http___127.0.0.1_8080"},
+		{"https://hub.example/mirror", "https___hub.example_mirror"},
+	} {
+		c, err := hub.NewClient(hub.Options{Endpoint: tc.endpoint})
+		require.NoError(t, err)
+		got, err := c.XetCacheDir()
+		require.NoError(t, err)
+		assert.Equal(t, filepath.Join(base, tc.dir), got, tc.endpoint)
+	}
+}

@@ -41,17 +41,18 @@ var ErrXetUnavailable = errors.New("hub: xet transfer unavailable")
 // xetSession is an upload's Xet state, made at the first batch that
 // answered "xet".
 type xetSession struct {
-	u       *Upload
-	tokens  *xet.TokenSource
-	up      *xet.Uploader
-	cache   *xet.ShardCache
-	cacheOK bool // cache was opened here, and may be cleared if the CAS disowns it
+	u      *Upload
+	tokens *xet.TokenSource
+	cas    *xet.CASClient
+	up     *xet.Uploader
+	cache  *xet.ShardCache
 
 	addMu sync.Mutex // Uploader.Add: one file at a time
 	next  int        // the next file's index in the Uploader
 
 	mu    sync.Mutex
 	files map[int]*xetFile // by Uploader index
+	order []*pending       // the files added, in order (addMu)
 }
 
 // xetFile is a file's share of the Xet upload, for progress.
@@ -126,22 +127,17 @@ func (u *Upload) xetStart(act *LFSHref) (*xetSession, error) {
 	if t, err := xet.TokenFromBatchAction(act.Header); err == nil {
 		tokens.Seed(t)
 	}
-	tok, err := tokens.Token(u.ctx)
-	if err != nil {
+	if _, err := tokens.Token(u.ctx); err != nil {
 		return nil, err
 	}
 	xs := &xetSession{u: u, tokens: tokens, files: map[int]*xetFile{}}
 	xs.cache = u.opts.XetCache
 	if xs.cache == nil {
-		dir, derr := xet.DefaultShardCacheDir()
-		if derr == nil {
-			xs.cache, derr = xet.OpenShardCache(filepath.Join(dir, casDirName(tok.CASURL)), DefaultXetCacheBytes, nil)
-		}
-		if derr != nil {
-			c.logf("hub: no Xet shard cache (%v); a rerun will send again what this one sent", derr)
+		var cerr error
+		if xs.cache, cerr = c.OpenXetCache(); cerr != nil {
+			c.logf("hub: no Xet shard cache (%v); a rerun will send again what this one sent", cerr)
 			xs.cache = nil
 		}
-		xs.cacheOK = xs.cache != nil
 	}
 	var hc http.Client
 	hc.Transport = c.http.Transport // not c.http: its redirect policy is the Hub token's
@@ -152,26 +148,45 @@ func (u *Upload) xetStart(act *LFSHref) (*xetSession, error) {
 	cas := xet.NewCASClient(tokens, xet.CASOptions{HTTPClient: &hc, Logf: c.logf, SessionID: session, UserAgent: c.userAgent,
 		Retry: xet.Retry{MaxRetries: retries, BaseWait: c.retry.BaseWait, MaxWait: c.retry.MaxWait, MaxServerWait: c.retry.MaxServerWait},
 		Sleep: c.sleep})
+	xs.cas = cas
 	xs.up = xet.NewUploader(cas, xet.UploadOptions{Parallel: xetParallel, Cache: xs.cache, GlobalDedup: xs.cache != nil,
 		OnXorb: xs.onXorb, OnDedup: xs.onDedup})
 	u.xs = xs
 	return xs, nil
 }
 
-// casDirName is the shard cache's folder for a CAS: chunks it names are
-// in that CAS only.
-func casDirName(casURL string) string {
-	u, err := url.Parse(casURL)
+// XetCacheDir is the folder of this Hub's default Xet shard cache:
+// xet.DefaultShardCacheDir, then the endpoint as a folder name
+// ("https___huggingface.co"): the chunks a cache records are in one Hub's
+// storage only.
+func (c *Client) XetCacheDir() (string, error) {
+	dir, err := xet.DefaultShardCacheDir()
 	if err != nil {
-		return "unknown"
+		return "", err
 	}
-	return strings.Map(func(r rune) rune {
+	u, err := url.Parse(c.endpoint)
+	if err != nil {
+		return "", err
+	}
+	name := strings.Map(func(r rune) rune {
 		switch {
 		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9', r == '.', r == '-':
 			return r
 		}
 		return '_'
-	}, u.Scheme+"___"+u.Host+u.Path)
+	}, strings.ToLower(u.Scheme+"___"+u.Host+strings.TrimRight(u.Path, "/")))
+	return filepath.Join(dir, name), nil
+}
+
+// OpenXetCache opens the default Xet shard cache (XetCacheDir), bounded
+// by DefaultXetCacheBytes: what an upload uses when UploadOptions.XetCache
+// is nil, and what a dry run estimates new bytes from.
+func (c *Client) OpenXetCache() (*xet.ShardCache, error) {
+	dir, err := c.XetCacheDir()
+	if err != nil {
+		return nil, err
+	}
+	return xet.OpenShardCache(dir, DefaultXetCacheBytes, nil)
 }
 
 // dedupFlush is how many deduplicated bytes of a file gather before a
@@ -225,6 +240,7 @@ func (xs *xetSession) send(p *pending) (sent, deduped int64, err error) {
 	xs.addMu.Lock()
 	idx := xs.next
 	xs.next++
+	xs.order = append(xs.order, p)
 	f := &xetFile{path: a.Path}
 	xs.mu.Lock()
 	xs.files[idx] = f
@@ -262,14 +278,50 @@ func (xs *xetSession) send(p *pending) (sent, deduped int64, err error) {
 // finish uploads the last xorb, waits for the others and uploads the
 // shards registering the files; after a failure (or with ctx done) it
 // only waits for the xorb uploads in flight to end.
+//
+// A CAS that refuses the shard after chunks were found in the local cache
+// may not hold what the cache says (a local Hub started afresh at the same
+// address): the cache is cleared and the files are packed and sent again
+// without it, once.
 func (xs *xetSession) finish(ctx context.Context) error {
-	if _, err := xs.up.Finish(ctx); err != nil {
+	_, err := xs.up.Finish(ctx)
+	if err != nil && errors.Is(err, xet.ErrRefused) && ctx.Err() == nil && xs.cache != nil && xs.up.Stats().CacheHits > 0 {
+		xs.u.c.logf("hub: the Hub's Xet storage refused the upload that used the local shard cache (%v); clearing the cache and sending again", err)
+		if cerr := xs.cache.Clear(); cerr != nil {
+			xs.u.c.logf("hub: clearing the Xet shard cache: %v", cerr)
+		}
+		err = xs.redo(ctx)
+	}
+	if err != nil {
 		if ctxErr := ctx.Err(); ctxErr != nil {
 			return ctxErr
 		}
 		return xs.wrap(err, "xet upload")
 	}
 	return nil
+}
+
+// redo packs and sends every file again with a fresh Uploader.
+func (xs *xetSession) redo(ctx context.Context) error {
+	xs.up = xet.NewUploader(xs.cas, xet.UploadOptions{Parallel: xetParallel, Cache: xs.cache, GlobalDedup: true})
+	for _, p := range xs.order {
+		src, err := p.a.open()
+		if err != nil {
+			return err
+		}
+		pf, err := xs.up.Add(ctx, io.NewSectionReader(src, 0, p.a.Size))
+		src.Close()
+		if err != nil {
+			_, _ = xs.up.Finish(ctx)
+			return err
+		}
+		if hex.EncodeToString(pf.SHA256[:]) != p.h.SHA256 {
+			_, _ = xs.up.Finish(ctx)
+			return fmt.Errorf("hub: %s changed since it was hashed: its bytes are not the ones whose sha256 the commit names", p.a.Path)
+		}
+	}
+	_, err := xs.up.Finish(ctx)
+	return err
 }
 
 // wrap turns a CAS failure into the client's *Error kinds; other errors

@@ -222,3 +222,19 @@ func (c *ShardCache) Size() int64 {
 	defer c.mu.Unlock()
 	return c.size
 }
+
+// Clear forgets every shard and removes their files: for a cache that
+// names xorbs its CAS does not hold (a CAS that lost its data, a local
+// Hub started afresh at the same address).
+func (c *ShardCache) Clear() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var errs []error
+	for _, cs := range c.shards {
+		if err := os.Remove(filepath.Join(c.dir, cs.name)); err != nil && !errors.Is(err, os.ErrNotExist) {
+			errs = append(errs, err)
+		}
+	}
+	c.shards, c.size, c.plain = nil, 0, map[Hash]Located{}
+	return errors.Join(errs...)
+}

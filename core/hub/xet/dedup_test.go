@@ -143,3 +143,23 @@ func TestDefaultShardCacheDir(t *testing.T) {
 	assert.Equal(t, int64(0), c.Size())
 	assert.DirExists(t, d)
 }
+
+func TestShardCacheClear(t *testing.T) {
+	dir := t.TempDir()
+	c, err := OpenShardCache(dir, 0, nil)
+	require.NoError(t, err)
+	chunks := Chunks(weights("F16", 256<<10, 5))
+	b, err := (&Shard{Xorbs: []XorbInfo{{Hash: XorbHash(chunks), Chunks: chunks, StoredSize: 1}}}).Marshal(false)
+	require.NoError(t, err)
+	require.NoError(t, c.Add(b))
+	_, ok := c.Lookup(chunks[0].Hash)
+	require.True(t, ok)
+	require.NoError(t, c.Clear())
+	_, ok = c.Lookup(chunks[0].Hash)
+	assert.False(t, ok)
+	assert.Zero(t, c.Size())
+	again, err := OpenShardCache(dir, 0, nil)
+	require.NoError(t, err)
+	_, ok = again.Lookup(chunks[0].Hash)
+	assert.False(t, ok, "nothing left on disk")
+}

@@ -63,6 +63,7 @@ type UploadStats struct {
 	XorbsSent  int    // xorbs uploaded
 	XorbsKnown int    // of those, how many the CAS already held
 	Queries    int    // global deduplication queries
+	CacheHits  int    // chunks found in Cache (from earlier uploads or answers)
 }
 
 // Uploader uploads files to a CAS: Add reads each file once, xorbs go up
@@ -120,6 +121,9 @@ func NewUploader(cas *CASClient, opts UploadOptions) *Uploader {
 // lookup asks the cache, and the CAS for eligible chunks.
 func (u *Uploader) lookup(h Hash) (Located, bool) {
 	if loc, ok := u.opts.Cache.Lookup(h); ok {
+		u.mu.Lock()
+		u.stats.CacheHits++
+		u.mu.Unlock()
 		return loc, true
 	}
 	first := u.first

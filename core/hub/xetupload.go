@@ -33,6 +33,10 @@ const DefaultXetCacheBytes = 16 << 20
 // xorb buffers of an upload are (xetParallel+1) × 32 MiB.
 const xetParallel = 2
 
+// xetXorbSize is the xorb size of Xet uploads; 0: xet.DefaultXorbSize
+// (tests make it small to get many xorbs from little data).
+var xetXorbSize = 0
+
 // ErrXetUnavailable: the transfer is TransferXet and the Hub answered the
 // LFS batch with another transfer (Error.Message names it), or refused the
 // Xet write token.
@@ -149,7 +153,7 @@ func (u *Upload) xetStart(act *LFSHref) (*xetSession, error) {
 		Retry: xet.Retry{MaxRetries: retries, BaseWait: c.retry.BaseWait, MaxWait: c.retry.MaxWait, MaxServerWait: c.retry.MaxServerWait},
 		Sleep: c.sleep})
 	xs.cas = cas
-	xs.up = xet.NewUploader(cas, xet.UploadOptions{Parallel: xetParallel, Cache: xs.cache, GlobalDedup: xs.cache != nil,
+	xs.up = xet.NewUploader(cas, xet.UploadOptions{Parallel: xetParallel, XorbSize: xetXorbSize, Cache: xs.cache, GlobalDedup: xs.cache != nil,
 		OnXorb: xs.onXorb, OnDedup: xs.onDedup})
 	u.xs = xs
 	return xs, nil
@@ -303,7 +307,7 @@ func (xs *xetSession) finish(ctx context.Context) error {
 
 // redo packs and sends every file again with a fresh Uploader.
 func (xs *xetSession) redo(ctx context.Context) error {
-	xs.up = xet.NewUploader(xs.cas, xet.UploadOptions{Parallel: xetParallel, Cache: xs.cache, GlobalDedup: true})
+	xs.up = xet.NewUploader(xs.cas, xet.UploadOptions{Parallel: xetParallel, XorbSize: xetXorbSize, Cache: xs.cache, GlobalDedup: true})
 	for _, p := range xs.order {
 		src, err := p.a.open()
 		if err != nil {

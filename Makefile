@@ -21,7 +21,7 @@ endif
 # make screenshots runs the real app under Xvfb and photographs it.
 SHOT_PKGS := xvfb xauth imagemagick xdotool
 # Benchmarks measure peak memory with GNU time.
-BENCH_PKGS := time
+BENCH_PKGS := time openssl
 # The keyring integration test talks to a real Secret Service (gnome-keyring)
 # and checks it with secret-tool, in a private D-Bus session.
 KEYRING_PKGS := gnome-keyring libsecret-tools dbus

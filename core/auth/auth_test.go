@@ -265,7 +265,7 @@ func TestStoreWithoutSecretService(t *testing.T) {
 			assert.Equal(t, kf.err, ke.Err) // D-Bus errors are not comparable, so not errors.Is
 			assert.Contains(t, ke.Reason, kf.reason)
 			msg := err.Error()
-			for _, s := range []string{"cannot store the token in the OS keyring", kf.reason, "HF_TOKEN", "--token-stdin", "hf auth login", "/x/token", "never writes the token to a plain file"} {
+			for _, s := range []string{"cannot store the token in the OS keyring", kf.reason, "HF_TOKEN", "--token-stdin", "hf auth login", filepath.FromSlash("/x/token"), "never writes the token to a plain file"} {
 				assert.Contains(t, msg, s)
 			}
 			assert.NotContains(t, msg, tokA)

@@ -25,7 +25,7 @@ import (
 
 // seenRequest is one request as the client's transport sent it.
 type seenRequest struct {
-	host, method, path, auth, session string
+	host, method, path, query, auth, session string
 }
 
 // recorder is a transport that records every request the client sends
@@ -38,7 +38,7 @@ type recorder struct {
 
 func (r *recorder) RoundTrip(req *http.Request) (*http.Response, error) {
 	r.mu.Lock()
-	r.reqs = append(r.reqs, seenRequest{host: req.URL.Host, method: req.Method, path: req.URL.Path,
+	r.reqs = append(r.reqs, seenRequest{host: req.URL.Host, method: req.Method, path: req.URL.Path, query: req.URL.RawQuery,
 		auth: req.Header.Get("Authorization"), session: req.Header.Get(xet.HeaderSessionID)})
 	r.mu.Unlock()
 	return r.next.RoundTrip(req)
@@ -492,4 +492,39 @@ func TestXetCacheDirIsPerHub(t *testing.T) {
 		require.NoError(t, err)
 		assert.Equal(t, filepath.Join(base, tc.dir), got, tc.endpoint)
 	}
+}
+
+// A pull request against a branch uploads through Xet: the xet-write-token
+// requests name that branch with create_pr=1 (never main), the files land
+// in the pull request's ref, the branch is untouched.
+func TestXetPullRequestAgainstABranch(t *testing.T) {
+	ctx := context.Background()
+	srv := startEmulator(t, "")
+	var logs bytes.Buffer
+	c, rec := newXetClient(t, srv, hub.TransferXet, &logs)
+	id := createRepo(t, c, "alice/xet-pr")
+	require.NoError(t, c.CreateBranch(ctx, id, "dev", ""))
+	files := map[string][]byte{"unet/w.safetensors": weightsLike(1<<20, 51)}
+	// Tokens that expire within the client's refresh margin: it fetches
+	// a new one from the xet-write-token endpoint before each CAS request.
+	srv.XetCAS().SetTokenTTL(30 * time.Second)
+	info, err := c.UploadFolder(ctx, id, writeFiles(t, files), hub.UploadOptions{Revision: "dev", CreatePR: true, XetCache: newShardCache(t)})
+	require.NoError(t, err, "logs:\n%s", logs.String())
+	require.NotEmpty(t, info.PullRequestURL)
+	var refreshes int
+	for _, q := range rec.all() {
+		if strings.Contains(q.path, "/xet-write-token/") {
+			refreshes++
+			assert.Equal(t, "/api/models/alice/xet-pr/xet-write-token/dev", q.path)
+			assert.Equal(t, "create_pr=1", q.query)
+			assert.Equal(t, "Bearer "+token, q.auth, "the Hub token goes to the Hub's token endpoint")
+			assert.NotEmpty(t, q.session)
+		}
+	}
+	assert.Positive(t, refreshes, "the client fetched CAS tokens")
+	resp, err := http.Get(srv.URL() + "/" + id.String() + "/resolve/dev/unet/w.safetensors")
+	require.NoError(t, err)
+	resp.Body.Close()
+	assert.Equal(t, http.StatusNotFound, resp.StatusCode, "the branch is untouched")
+	assert.Equal(t, files["unet/w.safetensors"], download(t, srv.URL(), id.String(), "refs%2Fpr%2F1", "unet/w.safetensors"))
 }

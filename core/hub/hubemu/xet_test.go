@@ -242,3 +242,40 @@ func TestXetFaults(t *testing.T) {
 	r := h.commit("alice/m", "main", "", commitBody("after faults", "", lfsLine("w.safetensors", data)))
 	require.Equal(t, 200, r.status, "%s", r.body)
 }
+
+// The xet action's href (the URL a client refreshes its CAS token from)
+// names the batch's branch; a batch without ref (a pull request) names the
+// default branch with create_pr=1, as huggingface_hub asks for it.
+func TestXetBatchTokenURLFollowsTheRef(t *testing.T) {
+	h := newHub(t, Options{})
+	h.createRepo("alice", "m", false)
+	data := []byte("weights of the pull request")
+	for _, tt := range []struct {
+		ref  any
+		want string
+	}{
+		{map[string]string{"name": "dev"}, "/api/models/alice/m/xet-write-token/dev"},
+		{map[string]string{"name": "refs/heads/dev"}, "/api/models/alice/m/xet-write-token/dev"},
+		{nil, "/api/models/alice/m/xet-write-token/main?create_pr=1"},
+	} {
+		body := map[string]any{"operation": "upload", "transfers": []string{"basic", "multipart", "xet"}, "hash_algo": "sha256",
+			"objects": []map[string]any{{"oid": sha256hex(data), "size": len(data)}}}
+		if tt.ref != nil {
+			body["ref"] = tt.ref
+		}
+		b, _ := json.Marshal(body)
+		r := h.do("POST", "/alice/m.git/info/lfs/objects/batch", aliceTok,
+			map[string]string{"Accept": lfsContentType, "Content-Type": lfsContentType}, b)
+		require.Equal(t, 200, r.status, "%s", r.body)
+		var out struct {
+			Transfer string     `json:"transfer"`
+			Objects  []batchObj `json:"objects"`
+		}
+		r.json(t, &out)
+		require.Equal(t, "xet", out.Transfer)
+		assert.Equal(t, h.url+tt.want, out.Objects[0].Actions["upload"].Href, "ref %v", tt.ref)
+	}
+	// The token endpoint takes create_pr=1.
+	r := h.do("GET", "/api/models/alice/m/xet-write-token/main?create_pr=1", aliceTok, nil, nil)
+	assert.Equal(t, 200, r.status, "%s", r.body)
+}

@@ -66,6 +66,7 @@ type XetCAS struct {
 	Fault func(r *http.Request) int
 
 	mu     sync.Mutex
+	ttl    time.Duration // SetTokenTTL's; 0: the caller's
 	tokens map[string]xetGrant
 	xorbs  map[xet.Hash]*xetXorb
 	chunks map[xet.Hash]xetLoc
@@ -155,11 +156,24 @@ func (x *XetCAS) IssueToken(repo string, write bool, ttl time.Duration) (string,
 	b := make([]byte, 24)
 	_, _ = rand.Read(b)
 	tok := "xet_" + hex.EncodeToString(b)
-	exp := x.now().Add(ttl)
 	x.mu.Lock()
+	if x.ttl > 0 {
+		ttl = x.ttl
+	}
+	exp := x.now().Add(ttl)
 	x.tokens[tok] = xetGrant{repo: repo, write: write, exp: exp}
 	x.mu.Unlock()
 	return tok, exp
+}
+
+// SetTokenTTL makes every token issued from now on last d (0: as each
+// caller asks, an hour): with d shorter than a client's refresh margin,
+// the client fetches a new token before each request, which tests of the
+// xet-write-token URL a client uses need.
+func (x *XetCAS) SetTokenTTL(d time.Duration) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	x.ttl = d
 }
 
 // TokenScope reports the repository key and scope a CAS token was issued

@@ -120,8 +120,9 @@ func validateAlone(p *Pipeline, r *Report) error {
 			// Open read and checked every header; it kept each file's format.
 			for i, f := range w.Files {
 				if v := w.Formats[i]; v != "pt" {
-					r.problem("format-metadata", filepath.ToSlash(filepath.Join(c.Name, f)),
-						"%s has __metadata__ format %q; transformers refuses anything but pt, tf, flax or mlx", filepath.Join(c.Name, f), v)
+					rel := filepath.ToSlash(filepath.Join(c.Name, f)) // a repo path: / on every OS
+					r.problem("format-metadata", rel,
+						"%s has __metadata__ format %q; transformers refuses anything but pt, tf, flax or mlx", rel, v)
 				}
 			}
 		}

@@ -19,8 +19,8 @@ import (
 func init() {
 	register(command{
 		name:    "convert",
-		args:    "CHECKPOINT OUT [--type auto|sd15|sd15-inpaint|sd2|sd2-inpaint|sdxl|sdxl-refiner|sd3|sd35|flux-dev|flux-schnell] [--config-from REPO[@REV]] [--endpoint URL] [--dtype f16|bf16|f32] [--variant fp16|bf16] [--max-shard-size SIZE] [--no-verify] [--json]",
-		summary: "convert a single-file SD 1.5, SD 2.x, SDXL (base, refiner), SD 3/3.5 or FLUX.1 checkpoint (.safetensors, .ckpt) into a Diffusers folder",
+		args:    "CHECKPOINT OUT [--type auto|sd15|sd15-inpaint|sd2|sd2-inpaint|sdxl|sdxl-inpaint|sdxl-refiner|sd3|sd35|flux-dev|flux-schnell] [--config-from REPO[@REV]] [--endpoint URL] [--dtype f16|bf16|f32] [--variant fp16|bf16] [--max-shard-size SIZE] [--no-verify] [--json]",
+		summary: "convert a single-file SD 1.5, SD 2.x, SDXL (base, inpainting, refiner), SD 3/3.5 or FLUX.1 checkpoint (.safetensors, .ckpt) into a Diffusers folder",
 		help:    fmt.Sprintf(convertHelp, typeNames()),
 		run:     runConvert,
 	})
@@ -54,6 +54,9 @@ stabilityai/stable-diffusion-2-1 (v-prediction, 768 px) or
 stabilityai/stable-diffusion-2-inpainting as diffusers reads them. A 512 px
 epsilon model (2.0-base, 2.1-base) needs --config-from
 stabilityai/stable-diffusion-2-1-base: the weights cannot tell them apart.
+SDXL inpainting (a 9-channel UNet input) converts as SDXL base, with the
+configs of diffusers/stable-diffusion-xl-1.0-inpainting-0.1 read from the
+Hub, into a StableDiffusionXLInpaintPipeline folder.
 The SDXL refiner (its only text encoder, OpenCLIP ViT-bigG, under
 conditioner.embedders.0.model.*) becomes a StableDiffusionXLImg2ImgPipeline
 folder with that encoder as text_encoder_2, with the configs of

@@ -318,12 +318,16 @@ func signatures(c *Checkpoint, t Type) []signature {
 			g = signature{key: p + "guidance_in.in_layer.bias", what: "FLUX.1 schnell has no guidance embedder", absent: true}
 		}
 		return append(sigs, g)
-	case SDXL:
+	case SDXL, SDXLInpaint:
+		ch := int64(4)
+		if t == SDXLInpaint {
+			ch = 9
+		}
 		return []signature{
 			{key: keyXLBase, what: "OpenCLIP ViT-bigG, SDXL base's second text encoder"},
 			{key: keyCLIPXL, what: "CLIP ViT-L/14, SDXL's first text encoder"},
 			{key: keyOpenCLIPXL, what: "OpenCLIP ViT-bigG's position embedding"},
-			{key: keyInpainting, what: "the UNet's conv_in, 4 input channels", check: unetIn(4)},
+			{key: keyInpainting, what: fmt.Sprintf("the UNet's conv_in, %d input channels", ch), check: unetIn(ch)},
 			{key: keyAddEmbedding, what: "the UNet's add_embedding (text_time conditioning)"},
 			{key: keyVAE, what: "the VAE"},
 		}

@@ -67,7 +67,7 @@ func TestDetect(t *testing.T) {
 		{"SD 3 without its patch embedding", map[string][]int64{keySD3: {8}}, "", ErrUnknownArchitecture, []string{"not Stable Diffusion 3 (transformer)",
 			"x_embedder.proj.weight (the patch embedding) is missing"}},
 		{"Stable Cascade", map[string][]int64{keyCascadeC: {8, 8}}, "", ErrUnsupportedType, []string{"Stable Cascade",
-			"modelpub converts sd15, sd15-inpaint, sdxl, sd2, sd2-inpaint, sdxl-refiner, sd3, sd35, flux-dev, flux-schnell"}},
+			"modelpub converts sd15, sd15-inpaint, sdxl, sdxl-inpaint, sd2, sd2-inpaint, sdxl-refiner, sd3, sd35, flux-dev, flux-schnell"}},
 		{"FLUX.1 schnell", flux(""), FluxSchnell, nil, []string{"guidance_in.in_layer.bias is absent", "img_in.weight is [8 64]"}},
 		{"FLUX.1 dev under model.diffusion_model", with(flux("model.diffusion_model."), "model.diffusion_model.guidance_in.in_layer.bias", []int64{8}),
 			FluxDev, nil, []string{"model.diffusion_model.guidance_in.in_layer.bias is present"}},

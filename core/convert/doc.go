@@ -22,6 +22,9 @@
 //     Its configs are read from the Hub (stabilityai/stable-diffusion-2-1,
 //     v-prediction at 768 px, as diffusers does; the weights cannot tell a
 //     512 px epsilon model from it, which needs Options.ConfigFrom).
+//   - sdxl-inpaint: SDXL inpainting (a 9-channel conv_in): converted as
+//     sdxl, into a StableDiffusionXLInpaintPipeline folder with the configs
+//     of diffusers/stable-diffusion-xl-1.0-inpainting-0.1 from the Hub.
 //   - sdxl-refiner: the SDXL refiner (conditioner.embedders.0.model.*:
 //     OpenCLIP ViT-bigG, its only text encoder): a
 //     StableDiffusionXLImg2ImgPipeline folder, that encoder written as

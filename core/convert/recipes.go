@@ -124,6 +124,10 @@ var recipes = []*recipe{
 		components: sd15Components, nullComponents: sd15Nulls, indexFlags: sd15Flags, unetInChannels: 9},
 	{typ: SDXL, pipelineClass: "StableDiffusionXLPipeline", dir: "configs/sdxl", repo: "stabilityai/stable-diffusion-xl-base-1.0",
 		components: sdxlComponents, nullComponents: sdxlNulls},
+	// SDXL inpainting: no embedded configs; diffusers takes them from
+	// diffusers/stable-diffusion-xl-1.0-inpainting-0.1 ("xl_inpaint").
+	{typ: SDXLInpaint, pipelineClass: "StableDiffusionXLInpaintPipeline", repo: "diffusers/stable-diffusion-xl-1.0-inpainting-0.1",
+		components: sdxlComponents, nullComponents: sdxlNulls, unetInChannels: 9},
 	// SD 2.x: no embedded configs; diffusers takes them from
 	// stabilityai/stable-diffusion-2-1 (v-prediction, 768 px) and
 	// stabilityai/stable-diffusion-2-inpainting.

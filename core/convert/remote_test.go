@@ -221,12 +221,13 @@ func TestDefaultConfigRepo(t *testing.T) {
 		SD15: "stable-diffusion-v1-5/stable-diffusion-v1-5", SD15Inpaint: "stable-diffusion-v1-5/stable-diffusion-inpainting",
 		SD2: "stabilityai/stable-diffusion-2-1", SD2Inpaint: "stabilityai/stable-diffusion-2-inpainting",
 		SDXL: "stabilityai/stable-diffusion-xl-base-1.0", SDXLRefiner: "stabilityai/stable-diffusion-xl-refiner-1.0",
-		FluxDev: "black-forest-labs/FLUX.1-dev", FluxSchnell: "black-forest-labs/FLUX.1-schnell", SD3: "stabilityai/stable-diffusion-3-medium-diffusers",
+		SDXLInpaint: "diffusers/stable-diffusion-xl-1.0-inpainting-0.1",
+		FluxDev:     "black-forest-labs/FLUX.1-dev", FluxSchnell: "black-forest-labs/FLUX.1-schnell", SD3: "stabilityai/stable-diffusion-3-medium-diffusers",
 		SD35: "stabilityai/stable-diffusion-3.5-large", ControlNet: "",
 	} {
 		assert.Equal(t, want, DefaultConfigRepo(typ), "%s", typ)
 	}
-	for typ, want := range map[Type]bool{SD15: false, SDXL: false, FluxDev: false, SD2: true, SD2Inpaint: true, SDXLRefiner: true, SD3: true, SD35: true, ControlNet: false} {
+	for typ, want := range map[Type]bool{SD15: false, SDXL: false, FluxDev: false, SD2: true, SD2Inpaint: true, SDXLRefiner: true, SDXLInpaint: true, SD3: true, SD35: true, ControlNet: false} {
 		assert.Equal(t, want, NeedsConfigs(typ), "%s", typ)
 	}
 }

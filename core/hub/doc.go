@@ -1,7 +1,7 @@
 // Package hub speaks the Hugging Face Hub's publish protocol: whoami, repo
 // creation and info, tree listing, branches, preupload, the git-LFS batch
-// API with basic and multipart transfers, and NDJSON commits (optionally as
-// pull requests). It knows nothing of tensors or pipelines; it moves files.
+// API with basic, multipart and xet transfers (the Xet storage through
+// core/hub/xet), and NDJSON commits (optionally as pull requests). It knows nothing of tensors or pipelines; it moves files.
 // The wire facts it follows are in shared/reference/hub-protocol.md (§ refs
 // in comments point there).
 //
@@ -44,7 +44,8 @@
 // Every failure of a Hub call is an *Error that wraps one sentinel of a
 // closed set: ErrUnauthorized, ErrForbidden, ErrRepoNotFound,
 // ErrRevisionNotFound, ErrEntryNotFound, ErrRateLimited (Error.RetryAfter),
-// ErrConflict, ErrTooLarge, ErrServer, ErrBadRequest, ErrNetwork, plus
+// ErrConflict, ErrTooLarge, ErrServer, ErrBadRequest, ErrNetwork,
+// ErrXetUnavailable (TransferXet and a Hub without Xet), plus
 // ErrInvalidRepoID and ErrInvalidPath for local validation. The kind comes
 // from X-Error-Code, X-Error-Message, the JSON error and the status, as
 // huggingface_hub's hf_raise_for_status maps them; Error.Hint says what is
@@ -95,6 +96,32 @@
 // through the same cache (a plan made before the upload costs no second
 // read). Progress reports per file and in total (bytes, rate) go to one
 // callback, serialized and throttled.
+//
+// # Xet
+//
+// Options.Transfer chooses how large files go: TransferAuto (the default)
+// offers ["basic", "multipart", "xet"] in the LFS batch, as @huggingface/hub
+// does, and follows the answer; TransferLFS offers basic and multipart
+// only; TransferXet offers xet only and fails with ErrXetUnavailable when
+// the Hub answers another transfer. When the batch answers "xet"
+// (xetupload.go), the file is read and cut into chunks; chunks
+// the upload already packed, that the shard cache knows (UploadOptions.
+// XetCache, default Client.OpenXetCache: one folder per Hub under
+// xet.DefaultShardCacheDir, bounded) or that the CAS's global
+// deduplication query finds are referenced, not sent; the others go up in
+// 32 MiB xorbs, two at a time, recorded in the cache as each is accepted
+// (a rerun after a crash does not send them again). Before the commit the
+// shards register the files (their sha256 in the metadata extension); the
+// commit names each file by its sha256 as for LFS. The first CAS token
+// comes from the batch's action, the next ones from the Hub's
+// xet-write-token endpoint of the branch (create_pr=1 for a pull request);
+// the CAS gets the CAS token only, and every CAS request the batch's
+// X-Xet-Session-Id. With TransferAuto, a Hub that answers basic or
+// multipart, or a Xet session that cannot start, means Git LFS. A shard the
+// CAS refuses after cache hits (a local Hub started afresh) clears the
+// cache and sends the files again. Progress's upload phase counts the new
+// chunks' bytes in Bytes as their xorbs are accepted and the rest in
+// Deduped; UploadReport.Deduped and FileResult.Sent say the same.
 //
 // Multipart uploads follow rclone's contract: write part n, complete,
 // abort (the Hub has no abort call; unfinished uploads expire), with one

@@ -37,6 +37,9 @@ var (
 	ErrBadRequest = errors.New("hub: bad request")
 	// ErrNetwork: the Hub could not be reached, or the connection broke, and retries did not help.
 	ErrNetwork = errors.New("hub: network error")
+	// ErrXetUnavailable: the transfer is TransferXet and the Hub answered
+	// the LFS batch with another transfer (Error.Message names it).
+	ErrXetUnavailable = errors.New("hub: xet transfer unavailable")
 	// ErrInvalidRepoID: a repo id fails huggingface_hub's validation; no request was sent.
 	ErrInvalidRepoID = errors.New("hub: invalid repo id")
 	// ErrInvalidPath: a path in the repo fails huggingface_hub's validation; no request was sent.

@@ -37,11 +37,6 @@ const xetParallel = 2
 // (tests make it small to get many xorbs from little data).
 var xetXorbSize = 0
 
-// ErrXetUnavailable: the transfer is TransferXet and the Hub answered the
-// LFS batch with another transfer (Error.Message names it), or refused the
-// Xet write token.
-var ErrXetUnavailable = errors.New("hub: xet transfer unavailable")
-
 // xetSession is an upload's Xet state, made at the first batch that
 // answered "xet".
 type xetSession struct {

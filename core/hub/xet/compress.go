@@ -100,8 +100,11 @@ func (z *compressor) lz4Frame(dst, src []byte) (out []byte, ok bool) {
 func (z *compressor) compress(policy Policy, src []byte) ([]byte, Compression) {
 	best, scheme := src, CompressionNone
 	if policy == PolicyLZ4 || policy == PolicyBest {
-		if out, ok := z.lz4Frame(z.a, src); ok {
-			z.a = out
+		// The buffer is kept whether or not LZ4 made the chunk smaller:
+		// an incompressible chunk must not cost an allocation.
+		out, ok := z.lz4Frame(z.a, src)
+		z.a = out
+		if ok {
 			if len(out) < len(best) {
 				best, scheme = out, CompressionLZ4
 			}
@@ -109,8 +112,9 @@ func (z *compressor) compress(policy Policy, src []byte) ([]byte, Compression) {
 	}
 	if policy == PolicyBG4LZ4 || policy == PolicyBest {
 		z.grouped = bg4Split(z.grouped, src)
-		if out, ok := z.lz4Frame(z.b, z.grouped); ok {
-			z.b = out
+		out, ok := z.lz4Frame(z.b, z.grouped)
+		z.b = out
+		if ok {
 			if len(out) < len(best) {
 				best, scheme = out, CompressionBG4LZ4
 			}

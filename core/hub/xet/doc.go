@@ -33,5 +33,7 @@
 //
 // The package imports nothing of core/hub (core/hub imports it), tensors or
 // pipelines. Memory is bounded by buffers: 1 MiB for the Chunker, one xorb
-// (64 MiB) per XorbWriter, one chunk's data for ReadXorbIndex.
+// (64 MiB at most) per XorbWriter, (Parallel+1) × XorbSize for an Uploader
+// (96 MiB with DefaultXorbSize, 32 MiB, and 2 in flight), one chunk's data
+// for ReadXorbIndex.
 package xet

@@ -6,7 +6,8 @@
 // the CLI.
 //
 // Its mapping table, sd15-mapping.tsv, says what diffusers' conversion
-// makes of each key of a real SD 1.5 checkpoint. gen_sd15_mapping.go
+// makes of each key of a real SD 1.5 checkpoint (and sd2-, sdxl- and
+// sdxl-refiner-mapping.tsv of the others). gen_mappings.go
 // derives it from diffusers' own tables and pipelinetest's real diffusers
 // names, never from core/convert, so the tests compare the converter with
 // an independent statement of the facts.

@@ -25,7 +25,7 @@ func SDXLRefinerReference() fs.FS {
 var refinerMapping string
 
 // SDXLRefinerMapping is the expected mapping of an SDXL refiner checkpoint
-// (gen_refiner_mapping.go).
+// (gen_mappings.go).
 func SDXLRefinerMapping() []Row { return parseMapping(refinerMapping) }
 
 // SDXLRefinerTensorSpecs returns the state dict of an SDXL refiner

@@ -30,7 +30,7 @@ func SD2Reference() fs.FS {
 }
 
 // SD2Mapping is the expected mapping of an SD 2.x checkpoint
-// (gen_sd2_mapping.go).
+// (gen_mappings.go).
 func SD2Mapping() []Row { return parseMapping(sd2Mapping) }
 
 // SD2CrossWidth is SD 2.x's cross-attention width, kept at full size in

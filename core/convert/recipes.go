@@ -254,37 +254,11 @@ func readConfig(cfg fs.FS, rel string, v any) error {
 // diffusers' convert_ldm_unet_checkpoint, convert_ldm_vae_checkpoint and
 // convert_ldm_clip_checkpoint map them.
 func sd15Components(cfg fs.FS, _ *Checkpoint) ([]*componentRecipe, error) {
-	var uc unetConfig
-	var vc vaeConfig
-	var cc clipConfig
-	for rel, v := range map[string]any{"unet/config.json": &uc, "vae/config.json": &vc, "text_encoder/config.json": &cc} {
-		if err := readConfig(cfg, rel, v); err != nil {
-			return nil, err
-		}
-	}
-	unetNames, err := uc.names()
+	_, clipNames, err := textEncoderConfig(cfg, "text_encoder", false)
 	if err != nil {
 		return nil, err
 	}
-	vaeNames, err := vc.names()
-	if err != nil {
-		return nil, err
-	}
-	clipNames, err := cc.names(false)
-	if err != nil {
-		return nil, err
-	}
-	return []*componentRecipe{
-		ldmUNet(&uc, unetNames),
-		ldmVAE(&vc, vaeNames),
-		{
-			name: "text_encoder", library: "transformers", class: "CLIPTextModel", base: "model",
-			prefix: "cond_stage_model.transformer.",
-			rename: func(key string) ([]piece, bool) { return one(key, false, true) },
-			drop:   dropPositionIDs,
-			names:  clipNames,
-		},
-	}, nil
+	return ldmComponents(cfg, clipL("text_encoder", "cond_stage_model.transformer.", clipNames))
 }
 
 // sdxlComponents are SDXL base's UNet, VAE, CLIP ViT-L text encoder and
@@ -292,48 +266,16 @@ func sd15Components(cfg fs.FS, _ *Checkpoint) ([]*componentRecipe, error) {
 // convert_ldm_unet_checkpoint, convert_ldm_vae_checkpoint,
 // convert_ldm_clip_checkpoint and convert_open_clip_checkpoint map them.
 func sdxlComponents(cfg fs.FS, _ *Checkpoint) ([]*componentRecipe, error) {
-	var uc unetConfig
-	var vc vaeConfig
-	var cc, cc2 clipConfig
-	for rel, v := range map[string]any{"unet/config.json": &uc, "vae/config.json": &vc, "text_encoder/config.json": &cc, "text_encoder_2/config.json": &cc2} {
-		if err := readConfig(cfg, rel, v); err != nil {
-			return nil, err
-		}
-	}
-	unetNames, err := uc.names()
+	_, clipNames, err := textEncoderConfig(cfg, "text_encoder", false)
 	if err != nil {
 		return nil, err
 	}
-	vaeNames, err := vc.names()
+	_, clip2Names, err := textEncoderConfig(cfg, "text_encoder_2", true)
 	if err != nil {
 		return nil, err
 	}
-	clipNames, err := cc.names(false)
-	if err != nil {
-		return nil, err
-	}
-	clip2Names, err := cc2.names(true)
-	if err != nil {
-		return nil, err
-	}
-	return []*componentRecipe{
-		ldmUNet(&uc, unetNames),
-		ldmVAE(&vc, vaeNames),
-		{
-			name: "text_encoder", library: "transformers", class: "CLIPTextModel", base: "model",
-			prefix: "conditioner.embedders.0.transformer.",
-			rename: func(key string) ([]piece, bool) { return one(key, false, true) },
-			drop:   dropPositionIDs,
-			names:  clipNames,
-		},
-		{
-			name: "text_encoder_2", library: "transformers", class: "CLIPTextModelWithProjection", base: "model",
-			prefix: "conditioner.embedders.1.model.",
-			rename: openCLIPPieces,
-			drop:   dropOpenCLIPExtras,
-			names:  clip2Names,
-		},
-	}, nil
+	return ldmComponents(cfg, clipL("text_encoder", "conditioner.embedders.0.transformer.", clipNames),
+		openCLIPWithProjection("conditioner.embedders.1.model.", clip2Names))
 }
 
 // sd2Components are SD 2.x's UNet and VAE, mapped as SD 1.x's, and its
@@ -344,49 +286,29 @@ func sdxlComponents(cfg fs.FS, _ *Checkpoint) ([]*componentRecipe, error) {
 // SD 2 conditions on the penultimate layer, so the reference
 // text_encoder/config.json has one layer fewer than the checkpoint).
 func sd2Components(cfg fs.FS, _ *Checkpoint) ([]*componentRecipe, error) {
-	var uc unetConfig
-	var vc vaeConfig
-	var cc clipConfig
-	for rel, v := range map[string]any{"unet/config.json": &uc, "vae/config.json": &vc, "text_encoder/config.json": &cc} {
-		if err := readConfig(cfg, rel, v); err != nil {
-			return nil, err
-		}
-	}
-	unetNames, err := uc.names()
+	cc, clipNames, err := textEncoderConfig(cfg, "text_encoder", false)
 	if err != nil {
 		return nil, err
 	}
-	vaeNames, err := vc.names()
-	if err != nil {
-		return nil, err
-	}
-	clipNames, err := cc.names(false)
-	if err != nil {
-		return nil, err
-	}
-	return []*componentRecipe{
-		ldmUNet(&uc, unetNames),
-		ldmVAE(&vc, vaeNames),
-		{
-			name: "text_encoder", library: "transformers", class: "CLIPTextModel", base: "model",
-			prefix: "cond_stage_model.model.",
-			rename: openCLIPPieces,
-			drop: func(key string) string {
-				switch {
-				case key == "logit_scale":
-					return "CLIP's contrastive logit scale, unused by the text encoder"
-				case key == "text_projection":
-					return "OpenCLIP's text projection: SD 2.x's text encoder is a CLIPTextModel without one (SD_2_TEXT_ENCODER_KEYS_TO_IGNORE)"
-				case openCLIPLayer(key) >= cc.NumHiddenLayers:
-					return fmt.Sprintf("OpenCLIP's last layer: SD 2.x uses the penultimate layer's output, so its text encoder has %d layers (SD_2_TEXT_ENCODER_KEYS_TO_IGNORE)", cc.NumHiddenLayers)
-				case !strings.HasPrefix(key, "transformer.") && openCLIPLayers[key] == "":
-					return "not read by diffusers' convert_open_clip_checkpoint"
-				}
-				return ""
-			},
-			names: clipNames,
+	return ldmComponents(cfg, &componentRecipe{
+		name: "text_encoder", library: "transformers", class: "CLIPTextModel", base: "model",
+		prefix: "cond_stage_model.model.",
+		rename: openCLIPPieces,
+		drop: func(key string) string {
+			switch {
+			case key == "logit_scale":
+				return "CLIP's contrastive logit scale, unused by the text encoder"
+			case key == "text_projection":
+				return "OpenCLIP's text projection: SD 2.x's text encoder is a CLIPTextModel without one (SD_2_TEXT_ENCODER_KEYS_TO_IGNORE)"
+			case openCLIPLayer(key) >= cc.NumHiddenLayers:
+				return fmt.Sprintf("OpenCLIP's last layer: SD 2.x uses the penultimate layer's output, so its text encoder has %d layers (SD_2_TEXT_ENCODER_KEYS_TO_IGNORE)", cc.NumHiddenLayers)
+			case !strings.HasPrefix(key, "transformer.") && openCLIPLayers[key] == "":
+				return "not read by diffusers' convert_open_clip_checkpoint"
+			}
+			return ""
 		},
-	}, nil
+		names: clipNames,
+	})
 }
 
 // openCLIPLayer is the resblock index of an OpenCLIP text tower key
@@ -411,37 +333,11 @@ func openCLIPLayer(key string) int {
 // convert_open_clip_checkpoint maps it (prefix
 // "conditioner.embedders.0.model."), text_projection transposed.
 func sdxlRefinerComponents(cfg fs.FS, _ *Checkpoint) ([]*componentRecipe, error) {
-	var uc unetConfig
-	var vc vaeConfig
-	var cc clipConfig
-	for rel, v := range map[string]any{"unet/config.json": &uc, "vae/config.json": &vc, "text_encoder_2/config.json": &cc} {
-		if err := readConfig(cfg, rel, v); err != nil {
-			return nil, err
-		}
-	}
-	unetNames, err := uc.names()
+	_, clipNames, err := textEncoderConfig(cfg, "text_encoder_2", true)
 	if err != nil {
 		return nil, err
 	}
-	vaeNames, err := vc.names()
-	if err != nil {
-		return nil, err
-	}
-	clipNames, err := cc.names(true)
-	if err != nil {
-		return nil, err
-	}
-	return []*componentRecipe{
-		ldmUNet(&uc, unetNames),
-		ldmVAE(&vc, vaeNames),
-		{
-			name: "text_encoder_2", library: "transformers", class: "CLIPTextModelWithProjection", base: "model",
-			prefix: "conditioner.embedders.0.model.",
-			rename: openCLIPPieces,
-			drop:   dropOpenCLIPExtras,
-			names:  clipNames,
-		},
-	}, nil
+	return ldmComponents(cfg, openCLIPWithProjection("conditioner.embedders.0.model.", clipNames))
 }
 
 // dropOpenCLIPExtras gives the reason diffusers leaves out a key of an
@@ -454,6 +350,65 @@ func dropOpenCLIPExtras(key string) string {
 		return "not read by diffusers' convert_open_clip_checkpoint"
 	}
 	return ""
+}
+
+// ldmComponents are the UNet and VAE of an LDM checkpoint, from their
+// configs in cfg, followed by the text encoders.
+func ldmComponents(cfg fs.FS, textEncoders ...*componentRecipe) ([]*componentRecipe, error) {
+	var uc unetConfig
+	var vc vaeConfig
+	if err := readConfig(cfg, "unet/config.json", &uc); err != nil {
+		return nil, err
+	}
+	if err := readConfig(cfg, "vae/config.json", &vc); err != nil {
+		return nil, err
+	}
+	unetNames, err := uc.names()
+	if err != nil {
+		return nil, err
+	}
+	vaeNames, err := vc.names()
+	if err != nil {
+		return nil, err
+	}
+	return append([]*componentRecipe{ldmUNet(&uc, unetNames), ldmVAE(&vc, vaeNames)}, textEncoders...), nil
+}
+
+// textEncoderConfig reads the CLIP config in dir and the names of the
+// model it describes (with its text projection or not).
+func textEncoderConfig(cfg fs.FS, dir string, withProjection bool) (clipConfig, []string, error) {
+	var cc clipConfig
+	if err := readConfig(cfg, dir+"/config.json", &cc); err != nil {
+		return cc, nil, err
+	}
+	names, err := cc.names(withProjection)
+	return cc, names, err
+}
+
+// clipL is a CLIP ViT-L text encoder held under prefix with the Hub's
+// text_model.* names, mapped as convert_ldm_clip_checkpoint maps it.
+func clipL(name, prefix string, names []string) *componentRecipe {
+	return &componentRecipe{
+		name: name, library: "transformers", class: "CLIPTextModel", base: "model",
+		prefix: prefix,
+		rename: func(key string) ([]piece, bool) { return one(key, false, true) },
+		drop:   dropPositionIDs,
+		names:  names,
+	}
+}
+
+// openCLIPWithProjection is OpenCLIP ViT-bigG under prefix as SDXL's
+// text_encoder_2, a CLIPTextModelWithProjection mapped as
+// convert_open_clip_checkpoint maps it (q/k/v split, text_projection
+// transposed).
+func openCLIPWithProjection(prefix string, names []string) *componentRecipe {
+	return &componentRecipe{
+		name: "text_encoder_2", library: "transformers", class: "CLIPTextModelWithProjection", base: "model",
+		prefix: prefix,
+		rename: openCLIPPieces,
+		drop:   dropOpenCLIPExtras,
+		names:  names,
+	}
 }
 
 func ldmUNet(uc *unetConfig, names []string) *componentRecipe {

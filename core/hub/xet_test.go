@@ -528,3 +528,32 @@ func TestXetPullRequestAgainstABranch(t *testing.T) {
 	assert.Equal(t, http.StatusNotFound, resp.StatusCode, "the branch is untouched")
 	assert.Equal(t, files["unet/w.safetensors"], download(t, srv.URL(), id.String(), "refs%2Fpr%2F1", "unet/w.safetensors"))
 }
+
+// Cancelling a Xet upload in the middle stops it promptly with the
+// context's error and commits nothing.
+func TestXetUploadCancel(t *testing.T) {
+	defer hub.SetXetXorbSize(256 << 10)()
+	srv := startEmulator(t, "seed=1,rate=1,kinds=slow,endpoints=xet,slow=100ms")
+	c, _ := newXetClient(t, srv, hub.TransferXet, nil)
+	id := createRepo(t, c, "alice/xet-cancel")
+	dir := writeFiles(t, map[string][]byte{"unet/w.safetensors": weightsLike(4<<20, 61)})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() {
+		_, err := c.UploadFolder(ctx, id, dir, hub.UploadOptions{XetCache: newShardCache(t)})
+		done <- err
+	}()
+	require.Eventually(t, func() bool { return countXet(srv).xorbs >= 1 }, 30*time.Second, 5*time.Millisecond)
+	cancel()
+	select {
+	case err := <-done:
+		require.ErrorIs(t, err, context.Canceled)
+	case <-time.After(10 * time.Second):
+		t.Fatal("the upload did not stop within 10 s of the cancel")
+	}
+	for _, r := range srv.Requests() {
+		assert.NotEqual(t, hubemu.ClassCommit, r.Class, "nothing is committed")
+		assert.False(t, r.Class == hubemu.ClassXet && r.Path == "/v1/shards", "no shard after the cancel")
+	}
+}

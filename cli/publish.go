@@ -13,6 +13,7 @@ import (
 	"modelpub/core/auth"
 	"modelpub/core/card"
 	"modelpub/core/folder"
+	"modelpub/core/hub"
 	"modelpub/core/publish"
 	"modelpub/core/tensors"
 )
@@ -22,7 +23,8 @@ func init() {
 		name: "publish",
 		args: "SRC --repo NS/NAME [--private] [--create-pr | --branch B] [--message M] [--description D] " +
 			"[--max-shard-size S] [--variant fp16|bf16] [--card FILE] [--license ID] [--base-model ID] " +
-			"[--delete-extra | --no-delete] [--endpoint URL] [--token-stdin] [--dry-run] [--keep-staging] " +
+			"[--delete-extra | --no-delete] [--transfer auto|xet|lfs] [--endpoint URL] [--token-stdin] [--dry-run] " +
+			"[--keep-staging] " +
 			"[--allow-outside-links] [--json]",
 		summary: "save, validate, write the model card and upload a folder to the Hub",
 		help:    publishHelp,
@@ -47,7 +49,9 @@ NS/NAME (NAME alone: your own namespace), in six steps:
   upload    the plan: each published file is new, changed or unchanged
             (same content on the Hub: not sent), each file only on the Hub
             is deleted or kept; create the repository if needed and send
-            only what differs (Git LFS, multipart, retried)
+            only what differs: through Xet when the Hub takes it (files cut
+            into chunks, and only chunks the Hub does not hold yet are sent,
+            from any repository), else Git LFS (multipart); retried
   commit    one commit, or one pull request with --create-pr, holding the
             new files and the deletions together
 
@@ -77,12 +81,19 @@ staged is rebuilt, nothing already uploaded is sent again.
   --delete-extra         also delete the files only on the Hub that are not
                          weights of the layout (never .gitattributes)
   --no-delete            delete nothing; warns what diffusers would then load
+  --transfer auto|xet|lfs
+                         how large files are sent (default auto): auto uses
+                         Xet when the Hub answers it and Git LFS otherwise;
+                         xet fails if the Hub refuses Xet; lfs never uses it
   --endpoint URL         the Hub (default $HF_ENDPOINT or https://huggingface.co)
   --token-stdin          read the token from standard input
   --dry-run              write nothing remote; print the plan: every file
                          new, changed, unchanged, deleted or kept, and the
                          bytes to send (compared with the Hub when a token
-                         is available, else the Hub is not asked)
+                         is available, else the Hub is not asked); unless
+                         --transfer lfs, the files to send are cut into Xet
+                         chunks and looked up in the local Xet cache, for an
+                         estimate of the new bytes
   --keep-staging         keep the staged folder after a successful publish
                          (by default it is removed then; it is always kept
                          after a dry run or a failure, for the next run)
@@ -92,8 +103,11 @@ staged is rebuilt, nothing already uploaded is sent again.
 
 The token comes from --token-stdin, else HF_TOKEN, else the OS keyring
 ("modelpub login"), else the token file of "hf auth login".
-Progress goes to stderr, ending with what was done ("1 file sent (1.28 KB),
-18 unchanged, 6 deleted"); the commit or pull request URL to stdout.
+Progress goes to stderr: bytes sent and, through Xet, bytes the Hub already
+held ("sent 12 MB of 4.2 GB — 4.19 GB already on the Hub"), ending with what
+was done ("1 file sent (1.28 KB), 18 unchanged, 6 deleted"); the commit or
+pull request URL to stdout. With --json every event is a JSON line, the
+upload's with "bytes" sent and "deduped" bytes.
 
 Exit status: 0 published, 1 failed (the reason is printed), 2 usage.
 `
@@ -115,6 +129,7 @@ func runPublish(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&o.BaseModel, "base-model", "", "")
 	fs.BoolVar(&o.DeleteExtra, "delete-extra", false, "")
 	fs.BoolVar(&o.NoDelete, "no-delete", false, "")
+	transfer := fs.String("transfer", "auto", "")
 	fs.StringVar(&o.Endpoint, "endpoint", "", "")
 	tokenStdin := fs.Bool("token-stdin", false, "")
 	fs.BoolVar(&o.DryRun, "dry-run", false, "")
@@ -139,8 +154,11 @@ func runPublish(args []string, stdout, stderr io.Writer) int {
 	if o.DeleteExtra && o.NoDelete {
 		return usageErr("--delete-extra and --no-delete exclude each other")
 	}
+	var err error
+	if o.Transfer, err = hub.ParseTransfer(*transfer); err != nil {
+		return usageErr("--transfer must be auto, xet or lfs, not %q", *transfer)
+	}
 	if *maxSize != "" {
-		var err error
 		if o.MaxShardSize, err = tensors.ParseSize(*maxSize); err != nil {
 			return usageErr("--max-shard-size: %v", err)
 		}
@@ -250,6 +268,10 @@ func printPlan(w io.Writer, res *publish.Result) {
 		fmt.Fprintf(w, "Plan: %d new, %d changed (%s to send), %d unchanged, %d to delete, %d only on the Hub (kept).\n",
 			s.New, s.Changed, tensors.FormatSize(s.Bytes), s.Unchanged, s.Deleted, s.Kept)
 	}
+	if s.Estimated {
+		fmt.Fprintf(w, "Xet: ≈ %s new of %s (%s already in the local Xet cache).\n",
+			tensors.FormatSize(s.Bytes-s.Cached), tensors.FormatSize(s.Bytes), tensors.FormatSize(s.Cached))
+	}
 	for _, warning := range res.Warnings {
 		fmt.Fprintf(w, "Warning: %s\n", safeText(warning))
 	}
@@ -290,7 +312,7 @@ func (p *publishOutput) writeJSON(v any) {
 
 // isProgress reports an event that only counts bytes.
 func isProgress(e publish.Event) bool {
-	return e.Message == "" && !e.Done && e.Total > 0 && e.Bytes < e.Total
+	return e.Message == "" && !e.Done && e.Total > 0 && e.Bytes+e.Deduped < e.Total
 }
 
 func (p *publishOutput) event(e publish.Event) {
@@ -339,12 +361,16 @@ func (p *publishOutput) draw(now time.Time) {
 	var line string
 	if len(p.active) == 1 {
 		e := p.active[0]
-		line = fmt.Sprintf("%-8s %s%s", e.Step, renderBar(e.Bytes, e.Total, 30), rateETA(e))
+		if e.Deduped > 0 {
+			line = fmt.Sprintf("%-8s %s%s", e.Step, renderDeduped(e, 30), rateETA(e))
+		} else {
+			line = fmt.Sprintf("%-8s %s%s", e.Step, renderBar(e.Bytes, e.Total, 30), rateETA(e))
+		}
 	} else {
 		parts := make([]string, len(p.active))
 		for i, e := range p.active {
-			parts[i] = fmt.Sprintf("%s %3.0f%% of %s%s", e.Step, 100*float64(e.Bytes)/float64(e.Total),
-				tensors.FormatSize(e.Total), rateOnly(e))
+			parts[i] = fmt.Sprintf("%s %3.0f%% of %s%s%s", e.Step, 100*float64(min(e.Total, e.Bytes+e.Deduped))/float64(e.Total),
+				tensors.FormatSize(e.Total), dedupedOnly(e), rateOnly(e))
 		}
 		line = strings.Join(parts, " · ")
 	}
@@ -365,6 +391,26 @@ func (p *publishOutput) finish() {
 	defer p.mu.Unlock()
 	p.active = nil
 	p.clear()
+}
+
+// renderDeduped draws the upload's bar when the Hub already held some of
+// its bytes: "[####......]  99%  sent 12 MB of 4.2 GB — 4.19 GB already on
+// the Hub". The bar counts both: held bytes are done.
+func renderDeduped(e publish.Event, width int) string {
+	done := min(e.Total, e.Bytes+e.Deduped)
+	frac := float64(done) / float64(e.Total)
+	n := int(frac * float64(width))
+	return fmt.Sprintf("[%s%s] %3.0f%%  sent %s of %s — %s already on the Hub", strings.Repeat("#", n), strings.Repeat(".", width-n),
+		frac*100, tensors.FormatSize(e.Bytes), tensors.FormatSize(e.Total), tensors.FormatSize(e.Deduped))
+}
+
+// dedupedOnly renders " (4.19 GB already on the Hub)" for a segment of the
+// status line, when the Hub held some of the step's bytes.
+func dedupedOnly(e publish.Event) string {
+	if e.Deduped > 0 {
+		return fmt.Sprintf(" (%s already on the Hub)", tensors.FormatSize(e.Deduped))
+	}
+	return ""
 }
 
 // rateOnly renders "  12.3 MB/s" for a segment of the status line.

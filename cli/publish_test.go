@@ -115,6 +115,7 @@ func TestPublishCommandErrors(t *testing.T) {
 		{"pr and branch", []string{"publish", src, "--repo", "alice/x", "--create-pr", "--branch", "b"}, nil, ExitUsage, "exclude"},
 		{"license other without a name", []string{"publish", src, "--repo", "alice/x", "--license", "other"}, nil, ExitUsage, "--license-name"},
 		{"unknown license", []string{"publish", src, "--repo", "alice/x", "--license", "mitt"}, nil, ExitUsage, "mitt"},
+		{"bad transfer", []string{"publish", src, "--repo", "alice/x", "--transfer", "ftp"}, nil, ExitUsage, `--transfer must be auto, xet or lfs, not "ftp"`},
 		{"missing card", []string{"publish", src, "--repo", "alice/x", "--card", "/nonexistent/README.md"}, nil, ExitUsage, "--card"},
 		{"wrong token", []string{"publish", src, "--repo", "alice/x", "--endpoint", srv.URL()}, map[string]string{"HF_TOKEN": "hf_wrong"}, ExitProblems, "refused the token"},
 		{"bad repo id", []string{"publish", src, "--repo", "alice/x..y", "--endpoint", srv.URL()}, nil, ExitProblems, "x..y"},
@@ -152,85 +153,129 @@ func TestPublishHelperProcess(t *testing.T) {
 }
 
 // `modelpub publish` killed with SIGKILL during the upload and run again
-// completes, reuses the staged folder and re-sends only the LFS objects the
-// Hub did not hold yet.
+// completes, reuses the staged folder and re-sends nothing the Hub already
+// held at the kill: through Git LFS no LFS object it held, through Xet no
+// xorb it had accepted (the shard cache records each one as it lands).
 func TestPublishResumesAfterSIGKILL(t *testing.T) {
 	if runtime.GOOS == "windows" || testing.Short() {
 		t.Skip("needs Unix signals and a child process")
 	}
-	publishEnv(t)
-	srv := publishHub(t)
-	src := publishSource(t, 0.004)
-	args := []string{"publish", src, "--repo", "alice/killed", "--endpoint", srv.URL(), "--max-shard-size", "2MB"}
+	for _, tt := range []struct {
+		transfer string
+		scale    float64
+		faults   string
+		landed   func(*hubemu.Server, hubemu.Request) string // what a request put on the Hub for good: an oid, a xorb hash; "" if nothing
+		sent     func(hubemu.Request) string                 // what a request sends: an oid, a xorb hash; "" if nothing
+	}{
+		{"lfs", 0.004, "seed=1,rate=1,kinds=slow,endpoints=lfs-upload,slow=150ms", lfsLanded, lfsSent},
+		// About 86 MB: three xorbs of at most 32 MiB.
+		{"xet", 0.02, "seed=1,rate=1,kinds=slow,endpoints=xet,slow=300ms", xorbLanded, xorbSent},
+	} {
+		t.Run(tt.transfer, func(t *testing.T) {
+			publishEnv(t)
+			srv := publishHub(t)
+			src := publishSource(t, tt.scale)
+			args := []string{"publish", src, "--repo", "alice/killed", "--endpoint", srv.URL(), "--max-shard-size", "2MB",
+				"--transfer", tt.transfer}
 
-	slow, err := hubemu.ParseFaults("seed=1,rate=1,kinds=slow,endpoints=lfs-upload,slow=150ms")
-	require.NoError(t, err)
-	srv.SetFaults(slow)
-	spec, err := json.Marshal(args)
-	require.NoError(t, err)
-	cmd := exec.Command(os.Args[0], "-test.run=^TestPublishHelperProcess$", "-test.count=1")
-	cmd.Env = append(os.Environ(), publishHelperEnv+"="+string(spec))
-	var childOut bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &childOut, &childOut
-	require.NoError(t, cmd.Start())
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
+			slow, err := hubemu.ParseFaults(tt.faults)
+			require.NoError(t, err)
+			srv.SetFaults(slow)
+			spec, err := json.Marshal(args)
+			require.NoError(t, err)
+			cmd := exec.Command(os.Args[0], "-test.run=^TestPublishHelperProcess$", "-test.count=1")
+			cmd.Env = append(os.Environ(), publishHelperEnv+"="+string(spec))
+			var childOut bytes.Buffer
+			cmd.Stdout, cmd.Stderr = &childOut, &childOut
+			require.NoError(t, cmd.Start())
+			exited := make(chan error, 1)
+			go func() { exited <- cmd.Wait() }()
 
-	deadline := time.After(90 * time.Second)
-	for killed := false; !killed; {
-		select {
-		case err := <-exited:
-			t.Fatalf("the child exited before it could be killed (%v):\n%s", err, childOut.String())
-		case <-deadline:
-			_ = cmd.Process.Kill()
-			<-exited
-			t.Fatalf("no LFS object completed within 90 s:\n%s", childOut.String())
-		case <-time.After(5 * time.Millisecond):
-		}
-		for _, r := range srv.Requests() {
-			if (r.Class == hubemu.ClassLFSComplete || r.Class == hubemu.ClassLFSVerify) && r.Status == 200 {
-				require.NoError(t, cmd.Process.Signal(syscall.SIGKILL))
-				killed = true
-				break
+			deadline := time.After(90 * time.Second)
+			for killed := false; !killed; {
+				select {
+				case err := <-exited:
+					t.Fatalf("the child exited before it could be killed (%v):\n%s", err, childOut.String())
+				case <-deadline:
+					_ = cmd.Process.Kill()
+					<-exited
+					t.Fatalf("nothing landed within 90 s:\n%s", childOut.String())
+				case <-time.After(5 * time.Millisecond):
+				}
+				for _, r := range srv.Requests() {
+					if tt.landed(srv, r) != "" {
+						require.NoError(t, cmd.Process.Signal(syscall.SIGKILL))
+						killed = true
+						break
+					}
+				}
 			}
-		}
-	}
-	err = <-exited
-	ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus)
-	require.True(t, ok && ws.Signaled() && ws.Signal() == syscall.SIGKILL, "%v:\n%s", err, childOut.String())
-	srv.SetFaults(hubemu.FaultSpec{})
-	for _, r := range srv.Requests() {
-		require.NotEqual(t, hubemu.ClassCommit, r.Class, "killed before the commit")
-	}
-	held := map[string]bool{}
-	for _, r := range srv.Requests() {
-		if oid := uploadedOID(r.Path); oid != "" {
-			if _, ok := srv.Object(oid); ok {
-				held[oid] = true
+			err = <-exited
+			ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus)
+			require.True(t, ok && ws.Signaled() && ws.Signal() == syscall.SIGKILL, "%v:\n%s", err, childOut.String())
+			srv.SetFaults(hubemu.FaultSpec{})
+			for _, r := range srv.Requests() {
+				require.NotEqual(t, hubemu.ClassCommit, r.Class, "killed before the commit")
 			}
-		}
-	}
-	require.NotEmpty(t, held, "at least one object landed before the kill")
+			held := map[string]bool{}
+			for _, r := range srv.Requests() {
+				if id := tt.landed(srv, r); id != "" {
+					held[id] = true
+				}
+			}
+			require.NotEmpty(t, held, "something landed before the kill")
 
-	srv.ResetRequests()
-	var out, errb bytes.Buffer
-	code := Run(args, &out, &errb)
-	require.Equal(t, ExitOK, code, errb.String())
-	assert.Regexp(t, `reusing the staged folder|resumed: [0-9.]+ [KM]B kept from the interrupted run`, errb.String(), "the staging survived the kill")
-	assert.NotContains(t, errb.String(), "hashing", "nothing is hashed again: the digests come from the check, or from the sets the killed run checked:\n%s", errb.String())
-	var resent []string
-	sentAny := false
-	for _, r := range srv.Requests() {
-		if oid := uploadedOID(r.Path); oid != "" {
-			sentAny = true
-			if held[oid] {
-				resent = append(resent, oid)
+			srv.ResetRequests()
+			var out, errb bytes.Buffer
+			code := Run(args, &out, &errb)
+			require.Equal(t, ExitOK, code, errb.String())
+			assert.Regexp(t, `reusing the staged folder|resumed: [0-9.]+ [KM]B kept from the interrupted run`, errb.String(), "the staging survived the kill")
+			assert.NotContains(t, errb.String(), "hashing", "nothing is hashed again: the digests come from the check, or from the sets the killed run checked:\n%s", errb.String())
+			var resent []string
+			sentAny := false
+			for _, r := range srv.Requests() {
+				if id := tt.sent(r); id != "" {
+					sentAny = true
+					if held[id] {
+						resent = append(resent, id)
+					}
+				}
 			}
+			assert.Empty(t, resent, "what the Hub held before the kill was sent again")
+			assert.True(t, sentAny, "what was missing at the kill was sent")
+			assert.Contains(t, strings.TrimSpace(out.String()), "/alice/killed/commit/")
+		})
+	}
+}
+
+// lfsLanded is the oid of the LFS object r uploads (a part, a whole
+// object) when the emulator holds it whole; "" for other requests.
+func lfsLanded(srv *hubemu.Server, r hubemu.Request) string {
+	if oid := uploadedOID(r.Path); oid != "" {
+		if _, ok := srv.Object(oid); ok {
+			return oid
 		}
 	}
-	assert.Empty(t, resent, "objects held before the kill were sent again")
-	assert.True(t, sentAny, "the objects missing at the kill were sent")
-	assert.Contains(t, strings.TrimSpace(out.String()), "/alice/killed/commit/")
+	return ""
+}
+
+func lfsSent(r hubemu.Request) string { return uploadedOID(r.Path) }
+
+// xorbLanded is the hash of a xorb the emulator's CAS accepted in r; ""
+// for other requests.
+func xorbLanded(_ *hubemu.Server, r hubemu.Request) string {
+	if r.Status == 200 {
+		return xorbSent(r)
+	}
+	return ""
+}
+
+// xorbSent is the hash of the xorb r uploads, "" for other requests.
+func xorbSent(r hubemu.Request) string {
+	if r.Class == hubemu.ClassXet && r.Method == "POST" && strings.HasPrefix(r.Path, "/v1/xorbs/") {
+		return r.Path[strings.LastIndex(r.Path, "/")+1:]
+	}
+	return ""
 }
 
 // uploadedOID is the object id of an emulator upload URL, or "".
@@ -321,4 +366,59 @@ func TestPublishOutputThrottlesInterleavedSteps(t *testing.T) {
 	assert.Less(t, len(lines), 100, "JSON byte counts are throttled too")
 	assert.Contains(t, lines[len(lines)-1], `"done":true`, "the end always passes")
 	assert.Empty(t, errb.String())
+}
+
+// Through Xet the status line says what was sent and what the Hub already
+// held, and the bar counts both; the JSON events carry "deduped".
+func TestPublishOutputShowsDeduplicatedBytes(t *testing.T) {
+	var errb, outb bytes.Buffer
+	p := newPublishOutput(&outb, &errb, false)
+	p.term = true
+	e := publish.Event{Step: publish.StepUpload, Phase: "upload", Bytes: 12_000_000, Deduped: 4_150_000_000, Total: 4_200_000_000}
+	p.event(e)
+	p.finish()
+	assert.Contains(t, errb.String(), "upload   [#############################.]  99%  sent 12.0 MB of 4.20 GB — 4.15 GB already on the Hub")
+
+	// Beside another step: one segment each, the held bytes said.
+	errb.Reset()
+	p = newPublishOutput(&outb, &errb, false)
+	p.term = true
+	p.event(publish.Event{Step: publish.StepStage, Bytes: 500, Total: 1000})
+	time.Sleep(110 * time.Millisecond) // a draw is due
+	p.event(e)
+	p.finish()
+	assert.Contains(t, errb.String(), "upload  99% of 4.20 GB (4.15 GB already on the Hub)")
+
+	// JSON: the held bytes are in the event; an upload whose sent and
+	// held bytes make its total is not a throttled byte count.
+	outb.Reset()
+	p = newPublishOutput(&outb, &errb, true)
+	p.event(e)
+	p.event(publish.Event{Step: publish.StepUpload, Bytes: 50_000_000, Deduped: 4_150_000_000, Total: 4_200_000_000})
+	lines := strings.Split(strings.TrimSpace(outb.String()), "\n")
+	require.Len(t, lines, 2, outb.String())
+	var got map[string]any
+	require.NoError(t, json.Unmarshal([]byte(lines[0]), &got))
+	assert.EqualValues(t, 4_150_000_000, got["deduped"])
+	assert.EqualValues(t, 12_000_000, got["bytes"])
+}
+
+// help publish documents --transfer; the dry run prints the Xet estimate
+// unless --transfer lfs.
+func TestPublishTransferFlag(t *testing.T) {
+	code, out, _ := runCmd("help", "publish")
+	require.Equal(t, ExitOK, code)
+	assert.Contains(t, out, "[--transfer auto|xet|lfs]")
+	assert.Contains(t, out, "  --transfer auto|xet|lfs\n")
+
+	publishEnv(t)
+	t.Setenv("HF_TOKEN", "")
+	src := publishSource(t, 0.001)
+	code, out, errb := runCmd("publish", src, "--repo", "alice/cli-xet", "--dry-run")
+	require.Equal(t, ExitOK, code, errb)
+	assert.Regexp(t, `(?m)^Xet: ≈ [0-9.]+ [KMG]?B new of [0-9.]+ [KMG]?B \(0 B already in the local Xet cache\)\.$`, out)
+
+	code, out, errb = runCmd("publish", src, "--repo", "alice/cli-xet", "--dry-run", "--transfer", "lfs")
+	require.Equal(t, ExitOK, code, errb)
+	assert.NotContains(t, out, "Xet:")
 }

@@ -367,8 +367,10 @@ func TestXetReshardSendsLittle(t *testing.T) {
 // A fine-tune published to another repository of the same Hub, whose unet
 // alone changed, sends at most 1.1× the unet: the other components are
 // found through the global deduplication query (a fresh shard cache, as
-// on another machine) or the local cache.
+// on another machine) or the local cache. Xorbs of 512 KiB make each file
+// span many: one query must reveal the others.
 func TestXetFineTuneSendsTheChangedFile(t *testing.T) {
+	defer hub.SetXetXorbSize(512 << 10)()
 	for _, fresh := range []bool{true, false} {
 		t.Run(fmt.Sprintf("fresh cache %v", fresh), func(t *testing.T) {
 			ctx := context.Background()

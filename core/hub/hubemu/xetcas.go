@@ -13,6 +13,7 @@ package hubemu
 // Xet-stored files) calls IssueToken, FileBySHA256 and WriteFile.
 
 import (
+	"bytes"
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
@@ -25,6 +26,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -473,9 +475,14 @@ func (x *XetCAS) verifyShard(s *xet.Shard) error {
 	return nil
 }
 
+// maxDedupXorbs caps the xorbs of one global deduplication answer.
+const maxDedupXorbs = 256
+
 // queryChunk answers the global deduplication query: a shard with the CAS
-// info of the xorb holding the chunk, chunk hashes keyed with the shard's
-// HMAC key.
+// info of the xorb holding the chunk and, as the Hub's CAS does ("other
+// xorbs returned in a shard are possibly more likely to reference content
+// that the client has", docs/xet/shard.md), of the other xorbs of the
+// files that use it, chunk hashes keyed with the shard's HMAC key.
 func (x *XetCAS) queryChunk(w http.ResponseWriter, r *http.Request, hexHash string) {
 	if !x.auth(w, r, false) {
 		return
@@ -487,12 +494,15 @@ func (x *XetCAS) queryChunk(w http.ResponseWriter, r *http.Request, hexHash stri
 	}
 	x.mu.Lock()
 	loc, ok := x.chunks[h]
-	var info xet.XorbInfo
+	var infos []xet.XorbInfo
 	if ok {
-		rec := x.xorbs[loc.xorb]
-		info = xet.XorbInfo{Hash: loc.xorb, StoredSize: uint32(rec.offsets[len(rec.offsets)-1])}
-		for _, c := range rec.chunks {
-			info.Chunks = append(info.Chunks, xet.Chunk{Hash: xet.HMAC(c.Hash, x.hmacKey), Size: c.Size})
+		for _, xh := range x.relatedXorbs(loc.xorb) {
+			rec := x.xorbs[xh]
+			info := xet.XorbInfo{Hash: xh, StoredSize: uint32(rec.offsets[len(rec.offsets)-1])}
+			for _, c := range rec.chunks {
+				info.Chunks = append(info.Chunks, xet.Chunk{Hash: xet.HMAC(c.Hash, x.hmacKey), Size: c.Size})
+			}
+			infos = append(infos, info)
 		}
 	}
 	x.mu.Unlock()
@@ -501,7 +511,7 @@ func (x *XetCAS) queryChunk(w http.ResponseWriter, r *http.Request, hexHash stri
 		return
 	}
 	now := x.now()
-	s := &xet.Shard{Xorbs: []xet.XorbInfo{info}, HMACKey: x.hmacKey,
+	s := &xet.Shard{Xorbs: infos, HMACKey: x.hmacKey,
 		CreatedAt: uint64(now.Unix()), KeyExpiry: uint64(now.Add(7 * 24 * time.Hour).Unix())}
 	b, err := s.Marshal(true)
 	if err != nil {
@@ -510,6 +520,38 @@ func (x *XetCAS) queryChunk(w http.ResponseWriter, r *http.Request, hexHash stri
 	}
 	w.Header().Set("Content-Type", "application/octet-stream")
 	_, _ = w.Write(b)
+}
+
+// relatedXorbs is xh first, then the stored xorbs that files using xh also
+// use, in the files' order, at most maxDedupXorbs in all; x.mu is held.
+func (x *XetCAS) relatedXorbs(xh xet.Hash) []xet.Hash {
+	out := []xet.Hash{xh}
+	seen := map[xet.Hash]bool{xh: true}
+	keys := make([]xet.Hash, 0, len(x.files))
+	for k := range x.files {
+		keys = append(keys, k)
+	}
+	sort.Slice(keys, func(i, j int) bool { return bytes.Compare(keys[i][:], keys[j][:]) < 0 })
+	for _, k := range keys {
+		f := x.files[k]
+		uses := false
+		for _, t := range f.Terms {
+			uses = uses || t.Xorb == xh
+		}
+		if !uses {
+			continue
+		}
+		for _, t := range f.Terms {
+			if len(out) >= maxDedupXorbs {
+				return out
+			}
+			if !seen[t.Xorb] && x.xorbs[t.Xorb] != nil {
+				seen[t.Xorb] = true
+				out = append(out, t.Xorb)
+			}
+		}
+	}
+	return out
 }
 
 type xetRange struct {

@@ -110,9 +110,51 @@ func hashReader(ctx context.Context, r io.Reader, size int64, want256, want1 boo
 type HashCache struct {
 	path string
 
-	mu      sync.Mutex
-	entries map[string]cacheEntry
-	dirty   bool
+	mu       sync.Mutex
+	entries  map[string]cacheEntry
+	dirty    bool
+	inflight map[string]*hashCall // abs path → the hash HashFile is computing
+}
+
+// hashCall is a hash of one file in progress: a second HashFile of the
+// same unchanged file waits for it instead of reading the file again.
+type hashCall struct {
+	st      fileStat
+	want256 bool
+	want1   bool
+	done    chan struct{}
+	h       fileHashes
+	err     error
+}
+
+// join registers a hash of abs as in progress and returns it with leader
+// true, or returns the call already in progress for the same file state
+// that computes at least what is wanted (leader false). A call in progress
+// for other hashes or another state gives nil: hash without sharing.
+func (hc *HashCache) join(abs string, st fileStat, want256, want1 bool) (c *hashCall, leader bool) {
+	hc.mu.Lock()
+	defer hc.mu.Unlock()
+	if c := hc.inflight[abs]; c != nil {
+		if c.st == st && (c.want256 || !want256) && (c.want1 || !want1) {
+			return c, false
+		}
+		return nil, false
+	}
+	if hc.inflight == nil {
+		hc.inflight = map[string]*hashCall{}
+	}
+	c = &hashCall{st: st, want256: want256, want1: want1, done: make(chan struct{})}
+	hc.inflight[abs] = c
+	return c, true
+}
+
+// finish ends the call: waiters see its result.
+func (hc *HashCache) finish(abs string, c *hashCall, h fileHashes, err error) {
+	hc.mu.Lock()
+	delete(hc.inflight, abs)
+	hc.mu.Unlock()
+	c.h, c.err = h, err
+	close(c.done)
 }
 
 type cacheEntry struct {
@@ -279,7 +321,34 @@ func HashFile(ctx context.Context, hc *HashCache, path string, lfs bool, progres
 		return Hashes(h), nil
 	}
 	small := st.size <= 10<<20
-	h, err := hashFile(ctx, abs, st.size, lfs || small, !lfs || small, progress)
+	want256, want1 := lfs || small, !lfs || small
+	if hc != nil {
+		// The same file being hashed already through hc (the app hashes a
+		// dropped checkpoint while the user decides what to do with it):
+		// wait for that hash rather than read the file twice at once. If
+		// it fails (its caller gave up), hash here.
+		if c, leader := hc.join(abs, st, want256, want1); c != nil && !leader {
+			select {
+			case <-c.done:
+			case <-ctx.Done():
+				return Hashes{}, ctx.Err()
+			}
+			if c.err == nil {
+				return Hashes(c.h), nil
+			}
+		} else if leader {
+			h, err := hashFile(ctx, abs, st.size, want256, want1, progress)
+			if err == nil {
+				hc.store(abs, st, h)
+			}
+			hc.finish(abs, c, h, err)
+			if err != nil {
+				return Hashes{}, fmt.Errorf("hub: hash %s: %w", path, err)
+			}
+			return Hashes(h), nil
+		}
+	}
+	h, err := hashFile(ctx, abs, st.size, want256, want1, progress)
 	if err != nil {
 		return Hashes{}, fmt.Errorf("hub: hash %s: %w", path, err)
 	}

@@ -60,7 +60,7 @@ func TestUploadMemoryIsBounded(t *testing.T) {
 		for _, c := range []struct {
 			xorbMiB string
 			limit   int64
-		}{{"0", 200 << 20}, {"16", 120 << 20}} {
+		}{{"0", 200_000_000}, {"16", 120 << 20}} {
 			peak := costtest.ChildPeakRSS(t, c.xorbMiB)
 			t.Logf("%d GiB, xorbs of %s MiB (0: DefaultXorbSize), 2 in flight: peak RSS %d MiB", gib, c.xorbMiB, peak>>20)
 			assert.Less(t, peak, c.limit, "peak RSS of a %d GiB upload with %s MiB xorbs", gib, c.xorbMiB)

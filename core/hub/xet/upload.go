@@ -76,9 +76,10 @@ type Uploader struct {
 	p    *Packer
 	ctx  context.Context // of the current Add or Finish, for emit
 
-	slots chan struct{}
-	free  chan []byte // xorb buffers back from finished uploads
-	wg    sync.WaitGroup
+	slots  chan struct{}
+	free   chan []byte // xorb buffers back from finished uploads
+	mapped [][]byte    // buffers outside the Go heap, unmapped by Finish (Add's goroutine)
+	wg     sync.WaitGroup
 
 	mu     sync.Mutex
 	err    error // the first upload failure
@@ -109,8 +110,12 @@ func NewUploader(cas *CASClient, opts UploadOptions) *Uploader {
 		case b := <-u.free:
 			return b
 		default:
-			return make([]byte, 0, opts.XorbSize)
 		}
+		if b, ok := newXorbBuffer(opts.XorbSize); ok {
+			u.mapped = append(u.mapped, b)
+			return b
+		}
+		return make([]byte, 0, opts.XorbSize)
 	}
 	if opts.Cache != nil {
 		u.p.Lookup = u.lookup
@@ -259,12 +264,21 @@ func (c *countingReader) Read(p []byte) (int, error) {
 
 // Finish uploads the last xorb, waits for every xorb, then uploads the
 // shards registering the files (split below MaxShardSize), and returns
-// the files' infos in the order they were added. After an error the
-// Uploader is unusable; xorbs already sent stay in the Cache for a rerun.
+// the files' infos in the order they were added. It releases the xorb
+// buffers: the Uploader is done, whatever the outcome (an Uploader must
+// end with Finish, even after a failed Add); xorbs already sent stay in
+// the Cache for a rerun.
 func (u *Uploader) Finish(ctx context.Context) ([]FileInfo, error) {
 	u.ctx = ctx
 	ferr := u.p.Flush()
 	u.wg.Wait()
+	// Every upload is over (its body fenced off): nothing reads the
+	// buffers any more.
+	for _, b := range u.mapped {
+		freeXorbBuffer(b)
+	}
+	u.mapped = nil
+	u.p.xw.alloc = func() []byte { return nil }
 	u.mu.Lock()
 	u.pstats = u.p.Stats()
 	u.mu.Unlock()

@@ -76,9 +76,10 @@ const keepLimit = 64 << 20
 // already being hashed and sent (StartUpload, Add), then one commit adds
 // them all and makes the deletions (Commit). Each file goes through
 // preupload (batched with the files added at the same time), hashing when
-// its digests are not known or cached, the LFS batch and its upload; files
-// the Hub holds at the same path are not committed, objects it stores are
-// not sent. A failure stops everything in flight and commits nothing.
+// its digests are not known or cached, the LFS batch and its upload
+// (Git LFS, or Xet when the batch answers it: xetupload.go); files the Hub
+// holds at the same path are not committed, objects it stores are not
+// sent. A failure stops everything in flight and commits nothing.
 type Upload struct {
 	c    *Client
 	id   RepoID

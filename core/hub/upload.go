@@ -18,7 +18,7 @@ type UploadOptions struct {
 	CreatePR          bool           // open a pull request instead of committing to Revision
 	CommitMessage     string         // "" → "Upload folder using modelpub"
 	CommitDescription string         //
-	Concurrency       int            // LFS objects uploaded at once; 0 → 4
+	Concurrency       int            // files in the LFS batch and upload at once; 0 → 4 (Xet packs one at a time, 2 xorbs in flight)
 	PartConcurrency   int            // part and basic PUTs in flight across all objects; 0 → 8
 	HashConcurrency   int            // files hashed at once; 0 → GOMAXPROCS
 	Progress          func(Progress) // reports (serialized, not throttled); nil → none

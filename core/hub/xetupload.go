@@ -56,13 +56,12 @@ type xetSession struct {
 
 // xetFile is a file's share of the Xet upload, for progress.
 type xetFile struct {
-	path    string
-	added   bool   // Add returned: newBytes is final
-	newB    uint64 // bytes of its chunks to send
-	sent    uint64 // of those, in xorbs the CAS accepted
-	dedup   uint64 // deduplicated bytes not yet reported
-	done    bool
-	deduped uint64 // all its deduplicated bytes
+	path  string
+	added bool   // Add returned: newBytes is final
+	newB  uint64 // bytes of its chunks to send
+	sent  uint64 // of those, in xorbs the CAS accepted
+	dedup uint64 // deduplicated bytes not yet reported
+	done  bool   // reported done
 }
 
 // transfers is what this upload's batches offer.
@@ -197,7 +196,6 @@ func (xs *xetSession) onDedup(file int, size uint32) {
 	xs.mu.Lock()
 	f := xs.files[file]
 	f.dedup += uint64(size)
-	f.deduped += uint64(size)
 	var n uint64
 	if f.dedup >= dedupFlush {
 		n, f.dedup = f.dedup, 0

@@ -1,6 +1,7 @@
 package hubemu
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"net/http"
@@ -278,4 +279,45 @@ func TestXetBatchTokenURLFollowsTheRef(t *testing.T) {
 	// The token endpoint takes create_pr=1.
 	r := h.do("GET", "/api/models/alice/m/xet-write-token/main?create_pr=1", aliceTok, nil, nil)
 	assert.Equal(t, 200, r.status, "%s", r.body)
+}
+
+// Every Xet URL the emulator hands out follows the address the client
+// reached it by (the request's Host): the batch's CAS URL and token
+// refresh URL, the xet-write-token answer's casUrl.
+func TestXetURLsFollowTheHost(t *testing.T) {
+	h := newHub(t, Options{})
+	h.createRepo("alice", "m", false)
+	const host = "hub.example:8443"
+	send := func(method, path string, body []byte, hdr map[string]string) *http.Response {
+		req, err := http.NewRequest(method, h.url+path, bytes.NewReader(body))
+		require.NoError(t, err)
+		req.Host = host
+		req.Header.Set("Authorization", "Bearer "+aliceTok)
+		for k, v := range hdr {
+			req.Header.Set(k, v)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		require.NoError(t, err)
+		t.Cleanup(func() { resp.Body.Close() })
+		require.Equal(t, 200, resp.StatusCode)
+		return resp
+	}
+	data := []byte("weights behind a proxy")
+	b, _ := json.Marshal(map[string]any{"operation": "upload", "transfers": []string{"basic", "multipart", "xet"}, "hash_algo": "sha256",
+		"ref": map[string]string{"name": "main"}, "objects": []map[string]any{{"oid": sha256hex(data), "size": len(data)}}})
+	var out struct {
+		Objects []batchObj `json:"objects"`
+	}
+	require.NoError(t, json.NewDecoder(send("POST", "/alice/m.git/info/lfs/objects/batch", b,
+		map[string]string{"Accept": lfsContentType, "Content-Type": lfsContentType}).Body).Decode(&out))
+	up := out.Objects[0].Actions["upload"]
+	assert.Equal(t, "http://"+host+"/api/models/alice/m/xet-write-token/main", up.Href)
+	tok, err := xet.TokenFromBatchAction(up.Header)
+	require.NoError(t, err)
+	assert.Equal(t, "http://"+host, tok.CASURL)
+	var j struct {
+		CASURL string `json:"casUrl"`
+	}
+	require.NoError(t, json.NewDecoder(send("GET", "/api/models/alice/m/xet-write-token/main", nil, nil).Body).Decode(&j))
+	assert.Equal(t, "http://"+host, j.CASURL)
 }

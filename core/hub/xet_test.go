@@ -3,11 +3,14 @@ package hub_test
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
+	"encoding/json"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -279,10 +282,6 @@ func TestTransferChoice(t *testing.T) {
 	})
 }
 
-func sha256Hex(b []byte) string {
-	s := sha256.Sum256(b)
-	return hex.EncodeToString(s[:])
-}
 
 // safetensorsLike is a safetensors-shaped file: an 8-byte length, a JSON
 // header naming the tensors, then their bytes in order.
@@ -557,5 +556,76 @@ func TestXetUploadCancel(t *testing.T) {
 	for _, r := range srv.Requests() {
 		assert.NotEqual(t, hubemu.ClassCommit, r.Class, "nothing is committed")
 		assert.False(t, r.Class == hubemu.ClassXet && r.Path == "/v1/shards", "no shard after the cancel")
+	}
+}
+
+// refusingProxy sits in front of the emulator as a Hub that answers xet in
+// the batch but hands out no CAS token: the action lacks the token headers
+// and xet-write-token answers 403.
+func refusingProxy(t *testing.T, srv *hubemu.Server) string {
+	t.Helper()
+	target, err := url.Parse(srv.URL())
+	require.NoError(t, err)
+	rp := httputil.NewSingleHostReverseProxy(target)
+	rp.ModifyResponse = func(resp *http.Response) error {
+		if !strings.HasSuffix(resp.Request.URL.Path, "/info/lfs/objects/batch") {
+			return nil
+		}
+		var body map[string]any
+		if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
+			return err
+		}
+		resp.Body.Close()
+		objs, _ := body["objects"].([]any)
+		for _, o := range objs {
+			if up, ok := o.(map[string]any)["actions"].(map[string]any)["upload"].(map[string]any); ok {
+				delete(up, "header")
+			}
+		}
+		b, _ := json.Marshal(body)
+		resp.Body = io.NopCloser(bytes.NewReader(b))
+		resp.ContentLength = int64(len(b))
+		resp.Header.Set("Content-Length", fmt.Sprint(len(b)))
+		return nil
+	}
+	proxy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.Contains(r.URL.Path, "/xet-write-token/") {
+			http.Error(w, `{"error": "Xet is not enabled for this repository"}`, http.StatusForbidden)
+			return
+		}
+		rp.ServeHTTP(w, r)
+	}))
+	t.Cleanup(proxy.Close)
+	return proxy.URL
+}
+
+// A Hub that answers xet but refuses the CAS token: auto uploads through
+// Git LFS instead, xet fails with the refusal.
+func TestXetTokenRefused(t *testing.T) {
+	ctx := context.Background()
+	srv := startEmulator(t, "")
+	endpoint := refusingProxy(t, srv)
+	files := map[string][]byte{"unet/w.safetensors": weightsLike(1<<20, 71)}
+	dir := writeFiles(t, files)
+	for _, tt := range []struct {
+		transfer hub.Transfer
+		wantErr  error
+	}{{hub.TransferAuto, nil}, {hub.TransferXet, hub.ErrForbidden}} {
+		t.Run(string(tt.transfer), func(t *testing.T) {
+			var logs bytes.Buffer
+			c, err := hub.NewClient(hub.Options{Endpoint: endpoint, Token: token, Transfer: tt.transfer,
+				Retry: hub.RetryPolicy{MaxRetries: 1, BaseWait: time.Millisecond, MaxWait: time.Millisecond},
+				Logf:  func(f string, a ...any) { fmt.Fprintf(&logs, f+"\n", a...) }})
+			require.NoError(t, err)
+			id := createRepo(t, c, "alice/refused-"+string(tt.transfer))
+			_, err = c.UploadFolder(ctx, id, dir, hub.UploadOptions{XetCache: newShardCache(t)})
+			if tt.wantErr != nil {
+				require.ErrorIs(t, err, tt.wantErr)
+				return
+			}
+			require.NoError(t, err, "logs:\n%s", logs.String())
+			assert.Contains(t, logs.String(), "uploading through Git LFS")
+			assert.Equal(t, files["unet/w.safetensors"], download(t, srv.URL(), id.String(), "main", "unet/w.safetensors"))
+		})
 	}
 }

@@ -24,8 +24,7 @@ func init() {
 		args: "SRC --repo NS/NAME [--private] [--create-pr | --branch B] [--message M] [--description D] " +
 			"[--max-shard-size S] [--variant fp16|bf16] [--card FILE] [--license ID] [--base-model ID] " +
 			"[--delete-extra | --no-delete] [--transfer auto|xet|lfs] [--endpoint URL] [--token-stdin] [--dry-run] " +
-			"[--keep-staging] " +
-			"[--allow-outside-links] [--json]",
+			"[--keep-staging] [--allow-outside-links] [--json]",
 		summary: "save, validate, write the model card and upload a folder to the Hub",
 		help:    publishHelp,
 		run:     runPublish,

@@ -30,6 +30,21 @@ const (
 	modeBranch = "Commit to branch"
 )
 
+// The transfers of the Transfer radio, with the hub.Transfer each stands for.
+const (
+	transferAuto = "Auto (Xet when the Hub takes it)"
+	transferXet  = "Xet only"
+	transferLFS  = "Git LFS only"
+)
+
+var transferChoices = []struct {
+	label string
+	t     hub.Transfer
+}{{transferAuto, hub.TransferAuto}, {transferXet, hub.TransferXet}, {transferLFS, hub.TransferLFS}}
+
+// prefTransfer keeps the chosen transfer across runs, as auto, xet or lfs.
+const prefTransfer = "publish.transfer"
+
 // publishPanel publishes the open folder to the Hub: the account (the
 // token kept in the OS keyring), the target repository, how to commit and
 // what to delete on the Hub; beside them the target as the Hub holds it,
@@ -94,6 +109,7 @@ type publishPanel struct {
 	deleteExtra  *widget.Check
 	noDelete     *widget.Check
 	noDeleteWarn *widget.Label
+	transfer     *widget.RadioGroup
 	output       *widget.Label
 
 	dryRunBtn  *widget.Button
@@ -177,6 +193,13 @@ func newPublishPanel(e *env, cards *cardPanel) *publishPanel {
 	pp.noDeleteWarn.Wrapping = fyne.TextWrapWord
 	pp.noDeleteWarn.Importance = widget.WarningImportance
 	pp.noDeleteWarn.Hide()
+	pp.transfer = widget.NewRadioGroup([]string{transferAuto, transferXet, transferLFS}, func(string) { pp.transferChanged() })
+	pp.transfer.Required = true
+	pp.transfer.Selected = transferLabel(pp.savedTransfer())
+	transferHint := widget.NewLabel("Xet cuts files into chunks and sends only the chunks the Hub does not hold yet, " +
+		"from any repository: a re-publish with another shard size, or a fine-tune whose other components are on the " +
+		"Hub, sends little. The dry run estimates the new bytes from what this computer uploaded before.")
+	transferHint.Wrapping = fyne.TextWrapWord
 	pp.output = widget.NewLabel("") // in the text colour: a hint in the disabled colour is faint in the light theme
 	pp.output.Wrapping = fyne.TextWrapWord
 
@@ -245,7 +268,8 @@ func newPublishPanel(e *env, cards *cardPanel) *publishPanel {
 		widget.NewLabel("Description"), pp.description,
 		widget.NewLabel("On the Hub"), container.NewVBox(pp.deleteExtra, deleteHint),
 		layout.NewSpacer(), widget.NewAccordion(widget.NewAccordionItem("Advanced",
-			container.NewVBox(pp.noDelete, pp.noDeleteWarn))))
+			container.NewVBox(pp.noDelete, pp.noDeleteWarn, widget.NewSeparator(),
+				widget.NewLabelWithStyle("Transfer", fyne.TextAlignLeading, fyne.TextStyle{Bold: true}), pp.transfer, transferHint))))
 	pp.left = container.New(wrapVBox{},
 		heading("Account"),
 		pp.accountText, container.NewHBox(pp.loginBtn, pp.logoutBtn),
@@ -409,6 +433,47 @@ func (pp *publishPanel) deleteChanged() {
 	pp.update()
 }
 
+// transferChanged keeps the chosen transfer for the next runs of the app;
+// a plan made with another goes (its estimate depends on it).
+func (pp *publishPanel) transferChanged() {
+	if pp.e.prefs != nil {
+		pp.e.prefs.SetString(prefTransfer, string(pp.chosenTransfer()))
+	}
+	pp.dropPlan()
+}
+
+// chosenTransfer is the transfer the radio shows.
+func (pp *publishPanel) chosenTransfer() hub.Transfer {
+	for _, c := range transferChoices {
+		if c.label == pp.transfer.Selected {
+			return c.t
+		}
+	}
+	return hub.TransferAuto
+}
+
+// savedTransfer is the transfer chosen in an earlier run; auto when none
+// was, or when what was kept is not one.
+func (pp *publishPanel) savedTransfer() hub.Transfer {
+	if pp.e.prefs == nil {
+		return hub.TransferAuto
+	}
+	t, err := hub.ParseTransfer(pp.e.prefs.String(prefTransfer))
+	if err != nil {
+		return hub.TransferAuto
+	}
+	return t
+}
+
+func transferLabel(t hub.Transfer) string {
+	for _, c := range transferChoices {
+		if c.t == t {
+			return c.label
+		}
+	}
+	return transferAuto
+}
+
 // dropPlan forgets the plan of the last run, once the target or the
 // choices it was made with change; the table shows the Hub's files again.
 func (pp *publishPanel) dropPlan() {
@@ -449,7 +514,7 @@ func (pp *publishPanel) update() {
 	setEnabled(pp.cancelBtn, pp.running && !pp.cancelling)
 	setEnabled(pp.loginBtn, idle)
 	setEnabled(pp.logoutBtn, idle && !pp.token.IsZero())
-	for _, w := range []fyne.Disableable{pp.namespace, pp.repoName, pp.private, pp.mode, pp.message, pp.description, pp.noDelete} {
+	for _, w := range []fyne.Disableable{pp.namespace, pp.repoName, pp.private, pp.mode, pp.message, pp.description, pp.noDelete, pp.transfer} {
 		setEnabled(w, idle)
 	}
 	setEnabled(pp.deleteExtra, idle && !pp.noDelete.Checked)
@@ -500,6 +565,7 @@ func (pp *publishPanel) start(dry bool) {
 	opts.Card = cd
 	opts.ReplaceBody = pp.cards != nil && !pp.cards.generated // the user's own text replaces the Hub's; a generated one does not
 	opts.DeleteExtra, opts.NoDelete = pp.deleteExtra.Checked, pp.noDelete.Checked
+	opts.Transfer = pp.chosenTransfer()
 	opts.DryRun = dry
 	opts.CacheDir = pp.cfg.CacheDir
 	if pp.e.choices != nil {
@@ -604,7 +670,12 @@ func (pp *publishPanel) finish(final publishProgress, res *publish.Result, err e
 	}
 	holds := fmt.Sprintf("%s (%s)", plural(len(res.Files), "file", "files"), formatSize(res.Bytes))
 	if dry {
-		pp.status.SetText(fmt.Sprintf("Dry run: %s would hold %s; %s. Nothing was sent.", res.Repo, holds, planText(res.Summary)))
+		estimate := ""
+		if s := res.Summary; s.Estimated && s.Cached > 0 {
+			estimate = fmt.Sprintf(" Through Xet, about %s would be new of %s (%s already in this computer's Xet cache).",
+				formatSize(s.Bytes-s.Cached), formatSize(s.Bytes), formatSize(s.Cached))
+		}
+		pp.status.SetText(fmt.Sprintf("Dry run: %s would hold %s; %s. Nothing was sent.%s", res.Repo, holds, planText(res.Summary), estimate))
 		pp.right.Refresh()
 		return
 	}

@@ -60,6 +60,9 @@ func testHubConfig(t *testing.T, endpoint string) *hubConfig {
 // test window; the keyring is go-keyring's in-memory mock, empty.
 func newTestPublishPanel(t *testing.T, endpoint string) (*publishPanel, fyne.Window) {
 	t.Helper()
+	// Off the user's caches: the Xet shard caches the uploads keep and the
+	// dry runs read.
+	t.Setenv("XDG_CACHE_HOME", t.TempDir())
 	test.NewTempApp(t)
 	keyring.MockInit()
 	e := jobTestEnv()
@@ -721,4 +724,79 @@ func TestProgressBridge(t *testing.T) {
 	assert.Equal(t, "1.00 MB of 4.00 MB · 500 KB/s · 6 s left", byteProgress(1_000_000, 4_000_000, 500_000, 6*time.Second))
 	assert.Equal(t, "3 min 20 s", formatETA(200*time.Second))
 	assert.Equal(t, "2 h 5 min", formatETA(125*time.Minute))
+}
+
+// The transfer is chosen under Advanced, handed to the job, and kept for
+// the next runs of the app; a plan made with another goes. A dry run that
+// may use Xet says its estimate of the new bytes.
+func TestPublishPanelTransfer(t *testing.T) {
+	pp, _ := newTestPublishPanel(t, startTestHub(t).URL())
+	prefs := fyne.CurrentApp().Preferences()
+	pp.e.prefs = prefs
+	assert.Equal(t, transferAuto, pp.transfer.Selected, "auto by default")
+	var got []hub.Transfer
+	run := pp.runJob
+	cached := int64(0) // what the job's estimate found, as the test says
+	pp.runJob = func(ctx context.Context, o publish.Options) (*publish.Result, error) {
+		got = append(got, o.Transfer)
+		res, err := run(ctx, o)
+		if err == nil && res.Summary.Estimated {
+			res.Summary.Cached = cached
+		}
+		return res, err
+	}
+	pp.SetPipeline(jobPipeline(t, 7))
+
+	pp.DryRun()
+	require.NotNil(t, pp.plan)
+	assert.Contains(t, pp.status.Text, "Nothing was sent.")
+	assert.NotContains(t, pp.status.Text, "Xet", "an empty Xet cache knows nothing worth saying")
+	cached = 1_000_000
+	pp.DryRun()
+	assert.Regexp(t, `Nothing was sent\. Through Xet, about [0-9.]+ [KMG]?B would be new of [0-9.]+ [KMG]?B \(1\.00 MB already in this computer's Xet cache\)\.$`,
+		pp.status.Text)
+
+	pp.transfer.SetSelected(transferLFS)
+	assert.Nil(t, pp.plan, "a plan made with another transfer goes")
+	assert.Equal(t, "lfs", prefs.String(prefTransfer))
+	pp.DryRun()
+	assert.NotContains(t, pp.status.Text, "Xet")
+	assert.Equal(t, []hub.Transfer{hub.TransferAuto, hub.TransferAuto, hub.TransferLFS}, got)
+
+	// The next run of the app shows the choice kept.
+	e := jobTestEnv()
+	e.prefs = prefs
+	assert.Equal(t, transferLFS, newPublishPanel(e, nil).transfer.Selected)
+	prefs.SetString(prefTransfer, "smoke signals")
+	assert.Equal(t, transferAuto, newPublishPanel(e, nil).transfer.Selected, "what is not a transfer reads as auto")
+}
+
+// Through Xet the bar counts the bytes the Hub already held as done, and
+// the byte line says what was sent and what was held.
+func TestPublishPanelShowsDeduplicatedBytes(t *testing.T) {
+	pp, _ := newTestPublishPanel(t, "http://127.0.0.1:1")
+	tr := newPublishTracker(false, true)
+	tr.event(publish.Event{Step: publish.StepUpload, Phase: "upload", Message: "uploading"})
+	s := tr.event(publish.Event{Step: publish.StepUpload, Phase: "upload", Bytes: 12_000_000, Deduped: 4_150_000_000,
+		Total: 4_200_000_000, Rate: 3e6, ETA: 5 * time.Second})
+	assert.EqualValues(t, 4_150_000_000, s.deduped)
+	pp.showProgress(s)
+	assert.InDelta(t, 4_162.0/4_200, pp.bar.Value, 1e-9)
+	assert.Equal(t, "sent 12.0 MB of 4.20 GB — 4.15 GB already on the Hub · 3.00 MB/s · 5 s left", pp.bytesText.Text)
+
+	s = tr.event(publish.Event{Step: publish.StepCommit, Phase: "commit", Message: "committing"})
+	assert.Zero(t, s.deduped, "the commit counts nothing held")
+}
+
+// A dry run without an account leaves the comparison with the Hub out,
+// yet estimates the new bytes under it: the step stays left out, the bar
+// shows the estimate.
+func TestPublishTrackerKeepsSkippedSteps(t *testing.T) {
+	tr := newPublishTracker(true, false)
+	s := tr.event(publish.Event{Step: publish.StepUpload, Phase: "estimate", Message: "estimating", Bytes: 10, Total: 100})
+	assert.Equal(t, stepSkipped, s.states[stepIndex(publish.StepUpload)])
+	assert.Equal(t, int64(10), s.bytes)
+	assert.Equal(t, "estimating", s.message)
+	s = tr.event(publish.Event{Step: publish.StepUpload, Phase: "estimate", Done: true, Bytes: 100, Total: 100})
+	assert.Equal(t, stepSkipped, s.states[stepIndex(publish.StepUpload)])
 }

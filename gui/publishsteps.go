@@ -65,6 +65,7 @@ type publishProgress struct {
 	message      string
 	file         string
 	bytes, total int64
+	deduped      int64 // the upload's bytes not sent: the Hub already held them (Xet)
 	rate         float64
 	eta          time.Duration
 	cancelled    bool
@@ -79,6 +80,7 @@ var phaseTexts = map[string]string{
 	"hash":      "Hashing the files",
 	"upload":    "Uploading",
 	"commit":    "Committing",
+	"estimate":  "Estimating the new bytes from this computer's Xet cache",
 	"compare":   "Comparing the files with the Hub's",
 	"plan":      "Planning the commit",
 }
@@ -122,7 +124,8 @@ func (t *publishTracker) event(e publish.Event) publishProgress {
 				p.states[i] = stepDone
 			}
 		}
-		p.message, p.file, p.bytes, p.rate, p.eta = e.Message, "", p.total, 0, 0
+		p.message, p.file, p.rate, p.eta = e.Message, "", 0, 0
+		p.bytes = max(0, p.total-p.deduped)
 		return t.snapshot()
 	}
 	idx := stepIndex(e.Step)
@@ -148,7 +151,7 @@ func (t *publishTracker) event(e publish.Event) publishProgress {
 			return t.snapshot()
 		}
 		p.current = idx
-		p.phase, p.message, p.file, p.bytes, p.total, p.rate, p.eta = "", "", "", 0, 0, 0, 0
+		p.phase, p.message, p.file, p.bytes, p.total, p.deduped, p.rate, p.eta = "", "", "", 0, 0, 0, 0, 0
 	}
 	if e.Phase != "" && e.Phase != p.phase {
 		p.phase = e.Phase
@@ -156,9 +159,14 @@ func (t *publishTracker) event(e publish.Event) publishProgress {
 			p.message = text
 		}
 	}
-	p.states[idx] = stepRunning
-	if e.Done {
-		p.states[idx] = stepDone
+	// A step the run leaves out stays so: a dry run without an account
+	// still estimates the new bytes, under the upload, from this
+	// computer's Xet cache.
+	if p.states[idx] != stepSkipped {
+		p.states[idx] = stepRunning
+		if e.Done {
+			p.states[idx] = stepDone
+		}
 	}
 	if e.Message != "" {
 		p.message = e.Message
@@ -167,7 +175,7 @@ func (t *publishTracker) event(e publish.Event) publishProgress {
 		p.file = e.File
 	}
 	if e.Total > 0 || e.Bytes > 0 {
-		p.bytes, p.total, p.rate, p.eta = e.Bytes, e.Total, e.Rate, e.ETA
+		p.bytes, p.total, p.deduped, p.rate, p.eta = e.Bytes, e.Total, e.Deduped, e.Rate, e.ETA
 	}
 	return t.snapshot()
 }
@@ -242,7 +250,8 @@ func (pp *publishPanel) showProgress(s publishProgress) {
 		}
 	}
 	if s.total > 0 {
-		pp.bar.SetValue(float64(s.bytes) / float64(s.total))
+		// Bytes the Hub already held are done as much as bytes sent.
+		pp.bar.SetValue(min(1, float64(s.bytes+s.deduped)/float64(s.total)))
 	} else {
 		pp.bar.SetValue(0)
 	}
@@ -259,6 +268,8 @@ func (pp *publishPanel) showProgress(s publishProgress) {
 		}
 	}
 	switch {
+	case s.deduped > 0:
+		pp.bytesText.SetText(dedupProgress(s))
 	case s.total > 0 || s.bytes > 0:
 		pp.bytesText.SetText(byteProgress(s.bytes, s.total, s.rate, s.eta))
 	default:
@@ -271,6 +282,20 @@ func (pp *publishPanel) showProgress(s publishProgress) {
 	} else {
 		pp.fileText.SetText("")
 	}
+}
+
+// dedupProgress is the upload's byte line when the Hub already held some
+// of its bytes: "sent 12 MB of 4.2 GB — 4.19 GB already on the Hub · 3 MB/s
+// · 5 s left".
+func dedupProgress(s publishProgress) string {
+	t := "sent " + formatSize(s.bytes) + " of " + formatSize(s.total) + " — " + formatSize(s.deduped) + " already on the Hub"
+	if s.rate > 0 {
+		t += " · " + formatSize(int64(s.rate)) + "/s"
+	}
+	if s.eta > 0 {
+		t += " · " + formatETA(s.eta) + " left"
+	}
+	return t
 }
 
 // stepIcon is the icon of a step's state.

@@ -117,10 +117,53 @@ func looksLikeCheckpoint(path string) bool {
 // named like a checkpoint: it reads what kind of model it holds (off the
 // UI goroutine: a pickle takes a moment) and offers to convert it.
 func (u *UI) offerConvert(path string) {
+	u.cancelPrehash()
 	u.e.spawn(func() {
 		det, err := detectCheckpoint(path)
-		u.e.do(func() { u.askConvert(path, det, err) })
+		u.e.do(func() {
+			if err == nil {
+				u.prehash(path)
+			}
+			u.askConvert(path, det, err)
+		})
 	})
+}
+
+// prehash starts the checkpoint's sha256 (which the converted folder's card
+// records) while the user reads the offer and picks a folder: the
+// conversion, through the same hash cache, waits for it instead of reading
+// the checkpoint once more, so it takes the time of a copy. Declining the
+// offer, or another drop, cancels it.
+func (u *UI) prehash(path string) {
+	hc := u.hashCache()
+	if hc == nil {
+		return
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	u.stopPrehash = cancel
+	u.e.spawn(func() {
+		defer cancel()
+		if _, err := hub.HashFile(ctx, hc, path, true, nil); err == nil {
+			_ = hc.Save()
+		}
+	})
+}
+
+// cancelPrehash stops the hash prehash started, if it still runs.
+func (u *UI) cancelPrehash() {
+	if u.stopPrehash != nil {
+		u.stopPrehash()
+		u.stopPrehash = nil
+	}
+}
+
+// hashCache is the hash cache the publish uses, opened on first use; nil
+// when the user cache folder cannot be found (then nothing is cached).
+func (u *UI) hashCache() *hub.HashCache {
+	if u.hashes == nil {
+		u.hashes, _ = hub.OpenHashCache("")
+	}
+	return u.hashes
 }
 
 // detectCheckpoint names the model type of the checkpoint at path.
@@ -150,6 +193,8 @@ func (u *UI) askConvert(path string, det *convert.Detection, err error) {
 	d := dialog.NewCustomConfirm("Convert this checkpoint?", "Convert…", "Cancel", text, func(ok bool) {
 		if ok {
 			u.chooseConvertDir(path)
+		} else {
+			u.cancelPrehash()
 		}
 	}, u.e.win)
 	width := min(560, u.e.win.Canvas().Size().Width*0.9)
@@ -177,6 +222,8 @@ func (u *UI) chooseConvertDir(src string) {
 				"modelpub convert CHECKPOINT OUT")
 		case dir != "":
 			u.runConvert(src, dir)
+		default:
+			u.cancelPrehash()
 		}
 	})
 }
@@ -213,15 +260,16 @@ func (u *UI) runConvert(src, chosen string) {
 		cfg = *u.e.hub
 	}
 	reader := &configHub{cfg: cfg}
+	hc := u.hashCache()
 	u.convertJob.start("Converting "+filepath.Base(src)+" into a Diffusers folder in "+shortPath(chosen)+"…",
 		func(ctx context.Context, report func(jobState)) error {
 			dst, err := convertDestination(src, chosen)
 			if err != nil {
 				return err
 			}
-			// The hash cache the publish uses gives the checkpoint's
-			// sha256 without reading it when it was converted before.
-			hc, _ := hub.OpenHashCache("")
+			// The hash cache gives the checkpoint's sha256 without reading
+			// it when it was converted or published before, or waits for
+			// the hash prehash started.
 			if hc != nil {
 				defer hc.Save()
 			}
@@ -239,6 +287,7 @@ func (u *UI) runConvert(src, chosen string) {
 			return err
 		},
 		func(err error) {
+			u.cancelPrehash()
 			switch {
 			case errors.Is(err, context.Canceled): // nothing was left behind
 			case err != nil:

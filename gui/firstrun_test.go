@@ -2,6 +2,8 @@ package gui
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"net/http"
@@ -155,6 +157,15 @@ func TestDroppedCheckpointIsConvertedAndOpened(t *testing.T) {
 	require.NotNil(t, u.convertAsk, "the window offers to convert it")
 	assert.Contains(t, overlayText(w), "Stable Diffusion 1.x")
 	assert.Nil(t, u.pipeline)
+	raw, err := os.ReadFile(src)
+	require.NoError(t, err)
+	sum := sha256.Sum256(raw)
+	wantSum := hex.EncodeToString(sum[:])
+	cachePath, err := hub.DefaultHashCachePath()
+	require.NoError(t, err)
+	cached, err := os.ReadFile(cachePath)
+	require.NoError(t, err, "the checkpoint is hashed while the offer is shown")
+	assert.Contains(t, string(cached), wantSum)
 	tapDialogButton(t, w, "Convert…")
 
 	assert.Equal(t, filepath.Dir(src), started, "the folder picker starts beside the checkpoint")
@@ -166,6 +177,9 @@ func TestDroppedCheckpointIsConvertedAndOpened(t *testing.T) {
 	kept, err := os.ReadFile(filepath.Join(out, "notes.txt"))
 	require.NoError(t, err)
 	assert.Equal(t, "x", string(kept))
+	readme, err := os.ReadFile(filepath.Join(u.pipeline.Dir, "README.md"))
+	require.NoError(t, err)
+	assert.Contains(t, string(readme), wantSum, "the card names the checkpoint's sha256")
 }
 
 func TestDroppedFilesThatCannotBeConverted(t *testing.T) {

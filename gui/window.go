@@ -16,6 +16,7 @@ import (
 
 	"modelpub/assets"
 	"modelpub/core/demo"
+	"modelpub/core/hub"
 	"modelpub/core/pipeline"
 )
 
@@ -54,6 +55,11 @@ type UI struct {
 	pickConvertDir func(start string, done func(dir string, err error))
 	// convertAsk is the last "Convert this checkpoint?" dialog, for tests.
 	convertAsk *dialog.ConfirmDialog
+	// hashes is the hash cache conversions use, opened once (hashCache);
+	// stopPrehash cancels the hash of the checkpoint last offered for
+	// conversion, started while the user decides.
+	hashes      *hub.HashCache
+	stopPrehash context.CancelFunc
 	// detailsHidden says the user closed the details pane; the next
 	// selection in the tree opens it again.
 	detailsHidden bool

@@ -108,7 +108,16 @@ var (
 )
 
 func TestMain(m *testing.M) {
+	// The app keeps checkpoint hashes in the user cache: the tests keep
+	// theirs in a folder of their own.
+	cache, err := os.MkdirTemp("", "gui-test-cache-")
+	if err != nil {
+		panic(err)
+	}
+	os.Setenv("XDG_CACHE_HOME", cache)
+	os.Setenv("LocalAppData", cache)
 	code := m.Run()
+	os.RemoveAll(cache)
 	if sd15Dir != "" {
 		os.RemoveAll(filepath.Dir(sd15Dir))
 	}

@@ -85,7 +85,7 @@ func (c *call) serveCAS() {
 		c.s.cas.ServeHTTP(c.w, c.r)
 		return
 	}
-	body, err := io.ReadAll(io.LimitReader(c.r.Body, xet.MaxShardSize+1))
+	body, err := readBody(c.r, xet.MaxShardSize+1)
 	if err != nil {
 		c.fail(http.StatusBadRequest, "", "reading the shard: %v", err)
 		return

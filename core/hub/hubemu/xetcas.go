@@ -343,6 +343,23 @@ func (x *XetCAS) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
+// readBody reads a request body of at most limit bytes, in one buffer of
+// the declared length when there is one (io.ReadAll's growth would copy
+// and clear a 64 MiB xorb several times).
+func readBody(r *http.Request, limit int64) ([]byte, error) {
+	if n := r.ContentLength; n > 0 && n <= limit {
+		b := make([]byte, n)
+		if _, err := io.ReadFull(r.Body, b); err != nil {
+			return nil, err
+		}
+		if extra, _ := r.Body.Read(make([]byte, 1)); extra > 0 {
+			return nil, errors.New("the body is longer than its Content-Length")
+		}
+		return b, nil
+	}
+	return io.ReadAll(io.LimitReader(r.Body, limit))
+}
+
 func (x *XetCAS) putXorb(w http.ResponseWriter, r *http.Request, hexHash string) {
 	if !x.auth(w, r, true) {
 		return
@@ -353,7 +370,7 @@ func (x *XetCAS) putXorb(w http.ResponseWriter, r *http.Request, hexHash string)
 		return
 	}
 	// A footer other writers add may follow the 64 MiB of chunks.
-	body, err := io.ReadAll(io.LimitReader(r.Body, xet.MaxXorbSize+1<<20+1))
+	body, err := readBody(r, xet.MaxXorbSize+1<<20+1)
 	if err != nil {
 		xetError(w, http.StatusBadRequest, "reading the xorb: %v", err)
 		return
@@ -387,7 +404,7 @@ func (x *XetCAS) putShard(w http.ResponseWriter, r *http.Request) {
 	if !x.auth(w, r, true) {
 		return
 	}
-	body, err := io.ReadAll(io.LimitReader(r.Body, xet.MaxShardSize+1))
+	body, err := readBody(r, xet.MaxShardSize+1)
 	if err != nil {
 		xetError(w, http.StatusBadRequest, "reading the shard: %v", err)
 		return

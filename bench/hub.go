@@ -229,15 +229,18 @@ console.log("ms", performance.now() - t);
 }
 
 // startEmulator starts a Hub emulator on loopback with a fresh data dir
-// under the bench dir (same disk as the inputs) and a client for it.
+// under the bench dir (same disk as the inputs) and a client for it. It
+// speaks Git LFS only (NoXet), as the hub group measures that path; the
+// xet group has its own.
 func (b *bench) startEmulator(sub string) (*hubemu.Server, *hub.Client, func()) {
-	return startEmulatorIn(filepath.Join(b.dir, sub))
+	return startEmulatorIn(filepath.Join(b.dir, sub), true)
 }
 
-// startEmulatorIn starts an emulator keeping its repositories in dir.
-func startEmulatorIn(dir string) (*hubemu.Server, *hub.Client, func()) {
+// startEmulatorIn starts an emulator keeping its repositories in dir;
+// noXet makes it answer only the LFS transfers, as a Hub without Xet.
+func startEmulatorIn(dir string, noXet bool) (*hubemu.Server, *hub.Client, func()) {
 	check(os.RemoveAll(dir))
-	srv, err := hubemu.New(hubemu.Options{Dir: dir, Tokens: map[string]string{benchHubToken: "bench"}, Record: true})
+	srv, err := hubemu.New(hubemu.Options{Dir: dir, Tokens: map[string]string{benchHubToken: "bench"}, Record: true, NoXet: noXet})
 	check(err)
 	_, err = srv.Start("127.0.0.1:0")
 	check(err)

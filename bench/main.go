@@ -32,7 +32,7 @@ func main() {
 	bin := flag.String("bin", "bin/modelpub", "the modelpub binary to measure")
 	dir := flag.String("dir", "", "folder for the generated inputs (default: a folder under the system temp dir, kept between runs)")
 	runs := flag.Int("runs", 5, "timed runs per measurement; the median is reported")
-	only := flag.String("only", "", "run only these groups, comma-separated: kernel, listing, files, pipelines, hub, publish, convert")
+	only := flag.String("only", "", "run only these groups, comma-separated: kernel, listing, files, pipelines, hub, publish, convert, xet")
 	flag.Parse()
 	if *dir == "" {
 		*dir = filepath.Join(os.TempDir(), "modelpub-bench")
@@ -41,12 +41,19 @@ func main() {
 	check(err)
 	*bin = abs
 	check(os.MkdirAll(*dir, 0o755))
+	// The user cache of this process and of what it runs (hash caches,
+	// Xet shard caches, stagings) is the bench's own, empty at the start:
+	// nothing from the user's uploads, or from an earlier bench, is
+	// deduplicated against.
+	userCache := filepath.Join(*dir, "user-cache")
+	check(os.RemoveAll(userCache))
+	check(os.Setenv("XDG_CACHE_HOME", userCache))
 	b := &bench{bin: *bin, dir: *dir, runs: *runs}
 	b.table = append(b.table, row{"measurement", "value", "reference", "ratio", "target", "ok"})
 	groups := []struct {
 		name string
 		run  func()
-	}{{"kernel", b.kernel}, {"listing", b.listing}, {"files", b.reshardAndConvert}, {"pipelines", b.pipelines}, {"hub", b.hub}, {"publish", b.publishOnePass}, {"convert", b.convertCheckpoint}}
+	}{{"kernel", b.kernel}, {"listing", b.listing}, {"files", b.reshardAndConvert}, {"pipelines", b.pipelines}, {"hub", b.hub}, {"publish", b.publishOnePass}, {"convert", b.convertCheckpoint}, {"xet", b.xetBench}}
 	for _, g := range groups {
 		if *only == "" || slices.Contains(strings.Split(*only, ","), g.name) {
 			g.run()

@@ -62,7 +62,7 @@ func (b *bench) publishOnePass() {
 		saves = append(saves, time.Since(st))
 
 		// The upload of the saved folder alone, to a fresh emulator.
-		srv, c, done := startEmulatorIn(filepath.Join(work, "emu"))
+		srv, c, done := startEmulatorIn(filepath.Join(work, "emu"), false)
 		id := mustRepo(fmt.Sprintf("bench/saved-%d", i))
 		_, err = c.CreateRepo(ctx, id, hub.CreateRepoOptions{})
 		check(err)
@@ -76,7 +76,7 @@ func (b *bench) publishOnePass() {
 		check(os.RemoveAll(saved))
 
 		// The publish, from the source, to a fresh emulator and cache.
-		srv, _, done = startEmulatorIn(filepath.Join(work, "emu"))
+		srv, _, done = startEmulatorIn(filepath.Join(work, "emu"), false)
 		st = time.Now()
 		_, err = publish.Run(ctx, publish.Options{Source: src, Pipeline: p, Repo: fmt.Sprintf("bench/published-%d", i),
 			Variant: "fp16", Token: benchHubToken, Endpoint: srv.URL(), CacheDir: filepath.Join(work, "cache"), Version: "bench"})

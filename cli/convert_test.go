@@ -2,11 +2,10 @@ package cli
 
 import (
 	"bytes"
-	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
-	"net/http"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -18,7 +17,6 @@ import (
 	"modelpub/core/convert"
 	"modelpub/core/convert/converttest"
 	"modelpub/core/hub"
-	"modelpub/core/hub/hubemu"
 	"modelpub/core/tensors"
 )
 
@@ -221,38 +219,17 @@ func TestConvertCommandFlux(t *testing.T) {
 // gated repository the token cannot read stops the conversion, saying so,
 // and the token is in no output.
 func TestConvertConfigFrom(t *testing.T) {
-	const ownerTok, otherTok = "hf_refsOwnerToken0000000000000000", "hf_someoneElseToken000000000000000"
-	srv, err := hubemu.New(hubemu.Options{Dir: t.TempDir(), Tokens: map[string]string{ownerTok: "refs", otherTok: "someone"}})
-	require.NoError(t, err)
-	_, err = srv.Start("127.0.0.1:0")
-	require.NoError(t, err)
-	t.Cleanup(func() { srv.Close() })
-	owner, err := hub.NewClient(hub.Options{Endpoint: srv.URL(), Token: ownerTok})
-	require.NoError(t, err)
-	ref := t.TempDir()
-	require.NoError(t, os.CopyFS(ref, convert.EmbeddedConfigs(convert.SD15)))
-	ctx := context.Background()
-	for _, name := range []string{"open", "gated"} {
-		id := hub.RepoID{Namespace: "refs", Name: name}
-		_, err = owner.CreateRepo(ctx, id, hub.CreateRepoOptions{})
-		require.NoError(t, err)
-		_, err = owner.UploadFolder(ctx, id, ref, hub.UploadOptions{})
-		require.NoError(t, err)
-	}
-	req, err := http.NewRequest(http.MethodPut, srv.URL()+"/api/models/refs/gated/settings", strings.NewReader(`{"gated": "auto"}`))
-	require.NoError(t, err)
-	req.Header.Set("Authorization", "Bearer "+ownerTok)
-	resp, err := http.DefaultClient.Do(req)
-	require.NoError(t, err)
-	resp.Body.Close()
-	require.Equal(t, http.StatusOK, resp.StatusCode)
+	const otherTok = "hf_someoneElseToken000000000000000"
+	refs := convert.EmbeddedConfigs(convert.SD15)
+	url := converttest.ServeRepos(t, map[string]fs.FS{"refs/open": refs, "refs/gated": refs},
+		converttest.HubOptions{Gated: []string{"refs/gated"}, Tokens: map[string]string{otherTok: "someone"}})
 
 	t.Setenv("HF_TOKEN", otherTok)
 	dir := t.TempDir()
 	src := writeSD15Checkpoint(t, dir)
 	var stdout, stderr bytes.Buffer
 	out := filepath.Join(dir, "out")
-	code := Run([]string{"convert", "--endpoint", srv.URL(), "--config-from", "refs/open@main", src, out}, &stdout, &stderr)
+	code := Run([]string{"convert", "--endpoint", url, "--config-from", "refs/open@main", src, out}, &stdout, &stderr)
 	require.Equal(t, ExitOK, code, stderr.String())
 	assert.Contains(t, stdout.String(), "configs and tokenizer files from refs/open on the Hub\n")
 	assert.FileExists(t, filepath.Join(out, "tokenizer", "vocab.json"))
@@ -260,7 +237,7 @@ func TestConvertConfigFrom(t *testing.T) {
 	stdout.Reset()
 	stderr.Reset()
 	out2 := filepath.Join(dir, "out2")
-	code = Run([]string{"convert", "--endpoint", srv.URL(), "--config-from", "refs/gated", src, out2}, &stdout, &stderr)
+	code = Run([]string{"convert", "--endpoint", url, "--config-from", "refs/gated", src, out2}, &stdout, &stderr)
 	assert.Equal(t, ExitUsage, code)
 	assert.Contains(t, stderr.String(), "refs/gated: it is gated or private")
 	assert.NoDirExists(t, out2)
@@ -272,21 +249,7 @@ func TestConvertConfigFrom(t *testing.T) {
 // the result validates against it.
 func TestConvertSD2Command(t *testing.T) {
 	isolateUserCache(t)
-	const ownerTok = "hf_stabilityOwnerToken00000000000"
-	srv, err := hubemu.New(hubemu.Options{Dir: t.TempDir(), Tokens: map[string]string{ownerTok: "stabilityai"}})
-	require.NoError(t, err)
-	_, err = srv.Start("127.0.0.1:0")
-	require.NoError(t, err)
-	t.Cleanup(func() { srv.Close() })
-	owner, err := hub.NewClient(hub.Options{Endpoint: srv.URL(), Token: ownerTok})
-	require.NoError(t, err)
-	ref := t.TempDir()
-	require.NoError(t, os.CopyFS(ref, converttest.SD2Reference()))
-	id := hub.RepoID{Namespace: "stabilityai", Name: "stable-diffusion-2-1"}
-	_, err = owner.CreateRepo(context.Background(), id, hub.CreateRepoOptions{})
-	require.NoError(t, err)
-	_, err = owner.UploadFolder(context.Background(), id, ref, hub.UploadOptions{})
-	require.NoError(t, err)
+	url := converttest.ServeRepos(t, map[string]fs.FS{"stabilityai/stable-diffusion-2-1": converttest.SD2Reference()}, converttest.HubOptions{})
 	t.Setenv("HF_TOKEN", "")
 
 	dir := t.TempDir()
@@ -294,7 +257,7 @@ func TestConvertSD2Command(t *testing.T) {
 	converttest.WriteSafetensors(t, src, converttest.SD2(converttest.Options{}))
 	out := filepath.Join(dir, "out")
 	var stdout, stderr bytes.Buffer
-	code := Run([]string{"convert", "--endpoint", srv.URL(), src, out}, &stdout, &stderr)
+	code := Run([]string{"convert", "--endpoint", url, src, out}, &stdout, &stderr)
 	require.Equal(t, ExitOK, code, stderr.String())
 	for _, want := range []string{
 		"detected Stable Diffusion 2.x (sd2):\n",

@@ -6,10 +6,9 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"net/http"
+	"io/fs"
 	"os"
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
@@ -26,7 +25,6 @@ import (
 	"modelpub/core/convert/converttest"
 	"modelpub/core/demo"
 	"modelpub/core/hub"
-	"modelpub/core/hub/hubemu"
 	"modelpub/core/tensors"
 )
 
@@ -239,32 +237,14 @@ func TestLooksLikeCheckpoint(t *testing.T) {
 // HF_TOKEN).
 func sd2Hub(t *testing.T, gated bool) *hubConfig {
 	t.Helper()
-	const tok = "hf_stabilityOwnerToken00000000000"
-	srv, err := hubemu.New(hubemu.Options{Dir: t.TempDir(), Tokens: map[string]string{tok: "stabilityai"}})
-	require.NoError(t, err)
-	_, err = srv.Start("127.0.0.1:0")
-	require.NoError(t, err)
-	t.Cleanup(func() { srv.Close() })
-	owner, err := hub.NewClient(hub.Options{Endpoint: srv.URL(), Token: tok})
-	require.NoError(t, err)
-	ref := t.TempDir()
-	require.NoError(t, os.CopyFS(ref, converttest.SD2Reference()))
-	id := hub.RepoID{Namespace: "stabilityai", Name: "stable-diffusion-2-1"}
-	_, err = owner.CreateRepo(context.Background(), id, hub.CreateRepoOptions{})
-	require.NoError(t, err)
-	_, err = owner.UploadFolder(context.Background(), id, ref, hub.UploadOptions{})
-	require.NoError(t, err)
+	const repo = "stabilityai/stable-diffusion-2-1"
+	opts := converttest.HubOptions{}
 	if gated {
-		req, err := http.NewRequest(http.MethodPut, srv.URL()+"/api/models/stabilityai/stable-diffusion-2-1/settings", strings.NewReader(`{"gated": "auto"}`))
-		require.NoError(t, err)
-		req.Header.Set("Authorization", "Bearer "+tok)
-		resp, err := http.DefaultClient.Do(req)
-		require.NoError(t, err)
-		resp.Body.Close()
-		require.Equal(t, http.StatusOK, resp.StatusCode)
+		opts.Gated = []string{repo}
 	}
+	url := converttest.ServeRepos(t, map[string]fs.FS{repo: converttest.SD2Reference()}, opts)
 	keyring.MockInit()
-	return &hubConfig{Endpoint: srv.URL(), Keyring: auth.OSKeyring(), Getenv: func(string) string { return "" }, Home: t.TempDir(),
+	return &hubConfig{Endpoint: url, Keyring: auth.OSKeyring(), Getenv: func(string) string { return "" }, Home: t.TempDir(),
 		CacheDir: t.TempDir(), Version: "test", Retry: hub.RetryPolicy{MaxRetries: 1, BaseWait: time.Millisecond, MaxWait: time.Millisecond}}
 }
 

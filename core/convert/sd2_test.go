@@ -14,7 +14,6 @@ import (
 
 	"modelpub/core/convert/converttest"
 	"modelpub/core/hub"
-	"modelpub/core/hub/hubemu"
 	"modelpub/core/pipeline"
 )
 
@@ -23,35 +22,7 @@ import (
 // client of it.
 func serveReferences(t *testing.T, refs map[string]fs.FS) *hub.Client {
 	t.Helper()
-	const tok = "hf_referenceOwnerToken00000000000"
-	owners := map[string]string{}
-	for repo := range refs {
-		ns, _, _ := strings.Cut(repo, "/")
-		owners[ns] = ns
-	}
-	tokens := map[string]string{}
-	for ns := range owners {
-		tokens[tok+ns] = ns
-	}
-	srv, err := hubemu.New(hubemu.Options{Dir: t.TempDir(), Tokens: tokens})
-	require.NoError(t, err)
-	_, err = srv.Start("127.0.0.1:0")
-	require.NoError(t, err)
-	t.Cleanup(func() { srv.Close() })
-	ctx := context.Background()
-	for repo, files := range refs {
-		id, err := hub.ParseRepoID(repo)
-		require.NoError(t, err)
-		owner, err := hub.NewClient(hub.Options{Endpoint: srv.URL(), Token: tok + id.Namespace})
-		require.NoError(t, err)
-		dir := t.TempDir()
-		require.NoError(t, os.CopyFS(dir, files))
-		_, err = owner.CreateRepo(ctx, id, hub.CreateRepoOptions{})
-		require.NoError(t, err)
-		_, err = owner.UploadFolder(ctx, id, dir, hub.UploadOptions{})
-		require.NoError(t, err)
-	}
-	anon, err := hub.NewClient(hub.Options{Endpoint: srv.URL()})
+	anon, err := hub.NewClient(hub.Options{Endpoint: converttest.ServeRepos(t, refs, converttest.HubOptions{})})
 	require.NoError(t, err)
 	return anon
 }

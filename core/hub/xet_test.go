@@ -282,7 +282,6 @@ func TestTransferChoice(t *testing.T) {
 	})
 }
 
-
 // safetensorsLike is a safetensors-shaped file: an 8-byte length, a JSON
 // header naming the tensors, then their bytes in order.
 func safetensorsLike(tensors []string, data map[string][]byte) []byte {

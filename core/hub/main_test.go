@@ -8,7 +8,7 @@ import (
 
 // TestMain points the user cache (the hash cache's and the Xet shard
 // cache's default folders) at a temporary folder: no test reads or fills
-// the real one.
+// the real one (XDG_CACHE_HOME on Linux, LocalAppData on Windows).
 func TestMain(m *testing.M) {
 	dir, err := os.MkdirTemp("", "hub-test-cache-")
 	if err != nil {
@@ -16,6 +16,7 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	os.Setenv("XDG_CACHE_HOME", dir)
+	os.Setenv("LocalAppData", dir)
 	code := m.Run()
 	os.RemoveAll(dir)
 	os.Exit(code)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/binary"
 	"math"
+	"os"
 	"path/filepath"
 	"testing"
 
@@ -41,8 +42,13 @@ func plant(t *testing.T, path, name string) {
 		ws = append(ws, w)
 	}
 	require.True(t, found, name)
-	_, err = tensors.WriteFile(context.Background(), path, ws, f.Header.Metadata, tensors.WriteOptions{})
+	// Written beside it, then over it once closed: Windows refuses to
+	// replace a file that is open.
+	planted := path + ".planted"
+	_, err = tensors.WriteFile(context.Background(), planted, ws, f.Header.Metadata, tensors.WriteOptions{})
 	require.NoError(t, err)
+	require.NoError(t, f.Close())
+	require.NoError(t, os.Rename(planted, path))
 }
 
 // plantedSD15 is a synthetic SD-1.5 with the UNet's conv_out.bias of

@@ -73,7 +73,7 @@ test: deps deps-node deps-keyring
 	$(GO) test -race ./core/...
 	@$(MAKE) --no-print-directory test-keyring
 	@$(MAKE) --no-print-directory vet-darwin
-	@$(MAKE) --no-print-directory test-windows WINE_PKGS_ONLY="$(WINE_QUICK)"
+	@$(MAKE) --no-print-directory test-windows
 
 # The real-keyring test (core/auth): a private D-Bus session whose
 # gnome-keyring is unlocked with a throwaway password and keeps its keyring
@@ -142,19 +142,15 @@ deps-wine:
 	$(call install_missing,$(WINE_PKGS))
 
 # The test binaries of core/..., cli/... and internal/crossos, built for
-# Windows, run under Wine; internal/crossos checks that a save there writes
-# what a save here writes. build/wine/run-tests.sh says what the harness
-# adds to Wine 8.0 and why. WINE_PKGS_ONLY="modelpub/core/tensors ..."
-# runs some packages only.
-# make test runs the packages of WINE_QUICK under Wine (the file writing
-# and the cross-OS save), about 3 minutes once Wine is installed (wineboot
-# and the Windows build of the standard library included); the whole set
-# takes over half an hour there.
-WINE_QUICK := modelpub/core/atomicfile modelpub/core/drafts modelpub/core/folder modelpub/core/tensors \
-              modelpub/internal/crossos
-
-test-windows: deps-wine
-	GO=$(GO) $(if $(WINE_PKGS_ONLY),WINE_PKGS="$(WINE_PKGS_ONLY)") build/wine/run-tests.sh
+# Windows, run under Wine, two at a time; internal/crossos checks that a
+# save there writes what a save here writes, and the acceptance test drives
+# the bundle's modelpub.com (so make windows runs first) against
+# modelpub localhub running here (bin/modelpub). build/wine/run-tests.sh
+# says what the harness adds to Wine 8.0 and why. WINE_PKGS_ONLY="modelpub/core/tensors ..."
+# runs some packages only, and no acceptance test.
+test-windows: deps-wine windows build
+	GO=$(GO) $(if $(WINE_PKGS_ONLY),WINE_PKGS="$(WINE_PKGS_ONLY)",MODELPUB_WIN_CLI=$(CURDIR)/$(WIN_OUT)/Modelpub/modelpub.com \
+		MODELPUB_LINUX_CLI=$(CURDIR)/$(BIN)) build/wine/run-tests.sh
 
 # make windows: dist/Modelpub-VERSION-windows-amd64.zip with
 #   modelpub.exe  the app, without a console window (-H windowsgui);

@@ -1,21 +1,25 @@
 #!/usr/bin/env bash
 # Runs the tests of core/..., cli/... and internal/crossos built for Windows
-# (go test -c, no cgo) under Wine, each in its package folder, then checks
-# that a save on Windows writes the bytes a save on Linux writes
-# (internal/crossos). make test-windows calls this after installing wine64
-# and mingw-w64; make test calls make test-windows.
+# (go test -c, no cgo) under Wine, each in its package folder, among them
+# the check that a save on Windows writes the bytes a save on Linux writes
+# (internal/crossos); then, given MODELPUB_WIN_CLI (modelpub.com) and
+# MODELPUB_LINUX_CLI (modelpub for Linux), the acceptance test of the
+# Windows command line. make test-windows calls this after installing
+# wine64 and mingw-w64 and building both; make test calls make
+# test-windows.
 #
 # The Wine prefix lives in WINE_HOME (default: the user cache) and is made
 # once (wineboot, about 40 s); then it holds two things that exist for
 # these tests only and never go into the Windows bundle:
 #   - bcryptprimitives.dll, a shim from processprng.c: Debian 12's Wine 8.0
 #     has no ProcessPrng, which the Go runtime calls at start;
-#   - nothing else: the other Wine gap is worked around at build time, see
-#     overlay below.
+#   - the UNC share \\modelpub-unc\c (drive C:), for the path tests.
+# The other Wine gap is worked around at build time, see overlay below.
 #
 # Environment: GO (go), WINE (wine64), WINE_HOME, WINE_PKGS (packages to
 # test; default all with tests but core/hub/conformance, which runs the
-# npm client and stays on Linux), WINE_TIMEOUT (per package, 10m).
+# npm client and stays on Linux), WINE_TIMEOUT (per package, 10m),
+# WINE_JOBS (test binaries run at once, 2).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -65,7 +69,9 @@ if cmp -s "$at" "$ov/at_windows.go"; then
 fi
 printf '{"Replace":{"%s":"%s"}}\n' "$at" "$ov/at_windows.go" >"$ov/overlay.json"
 
-# 4. Build every test binary.
+# 4. Build every test binary in one go command, which compiles the
+# packages in parallel and once each; each binary is named after its
+# package's last element.
 bins="$WINE_HOME/bin"
 rm -rf "$bins" && mkdir -p "$bins"
 if [ -z "${WINE_PKGS:-}" ]; then
@@ -73,36 +79,91 @@ if [ -z "${WINE_PKGS:-}" ]; then
 		./core/... ./cli/... ./internal/crossos | grep -v -e '^$' -e '/core/hub/conformance$')
 fi
 module=$("$GO" list -m)
-for pkg in $WINE_PKGS; do
-	name=${pkg#"$module"/}
-	CGO_ENABLED=0 GOOS=windows GOARCH=amd64 "$GO" test -overlay "$ov/overlay.json" -c \
-		-o "$bins/${name//\//_}.test.exe" "./$name"
-done
-echo "wine: built $(echo "$WINE_PKGS" | wc -w) test binaries in $(($(date +%s) - start)) s"
+dups=$(for pkg in $WINE_PKGS; do echo "${pkg##*/}"; done | sort | uniq -d)
+if [ -n "$dups" ]; then
+	echo "wine: two packages end in the same name ($dups): their test binaries would collide"
+	exit 1
+fi
+dirs=()
+for pkg in $WINE_PKGS; do dirs+=("./${pkg#"$module"/}"); done
+build_failed=0
+CGO_ENABLED=0 GOOS=windows GOARCH=amd64 "$GO" test -overlay "$ov/overlay.json" -c -o "$bins/" "${dirs[@]}" || build_failed=1
+echo "wine: built $(ls "$bins"/*.test.exe 2>/dev/null | wc -l) test binaries in $(($(date +%s) - start)) s"
 
 # 5. The Linux side of the cross-OS comparison.
 MODELPUB_SAMEBYTES_OUT="$bins/samebytes-linux.txt" "$GO" test -count=1 \
 	-run '^TestSaveIsTheSameOnEveryOS$' ./internal/crossos >/dev/null
 
-# 6. Run them, each in its package folder (testdata/ is found as on Linux;
-# Wine's Z: drive is /). -test.short: the long cost measures stay on Linux.
-# build/wine/skip.txt lists the tests not run here yet, each with why.
+# 6. A UNC share for the path tests: Wine serves \\modelpub-unc\c from
+# dosdevices/unc, here drive C:, so \\modelpub-unc\c\users\... is the same
+# folder as C:\users\....
+mkdir -p "$WINEPREFIX/dosdevices/unc/modelpub-unc"
+ln -sfn ../../../drive_c "$WINEPREFIX/dosdevices/unc/modelpub-unc/c"
+export MODELPUB_TEST_UNC='\\modelpub-unc\c'
+
+# 7. Run them, WINE_JOBS at a time, each in its package folder (testdata/
+# is found as on Linux; Wine's Z: drive is /), the longest first.
+# -test.short: the long cost measures stay on Linux. build/wine/skip.txt
+# lists the tests not run here, each with why. MODELPUB_CREDMAN_IT=1: the
+# Credential Manager test writes into this prefix's, not a user's.
+WINE_JOBS=${WINE_JOBS:-2}
+slow=" $module/core/hub $module/core/pipeline $module/core/publish $module/cli $module/core/convert $module/core/hub/hubemu "
+ordered=$(for pkg in $WINE_PKGS; do case "$slow" in *" $pkg "*) echo "$pkg";; esac; done
+	for pkg in $WINE_PKGS; do case "$slow" in *" $pkg "*) ;; *) echo "$pkg";; esac; done)
+run_one() {
+	local pkg=$1 name=${1#"$module"/} t0 skip
+	local exe="$bins/${pkg##*/}.test.exe" log="$bins/${pkg##*/}.log"
+	t0=$(date +%s)
+	if [ ! -f "$exe" ]; then
+		echo "the test binary did not build" >"$log"
+		echo "FAIL 0" >"$log.result"
+		return
+	fi
+	skip=$(awk -v p="$pkg" '$1 == p { printf "%s%s", sep, $2; sep = "|" }' build/wine/skip.txt)
+	if (cd "$name" && MODELPUB_SAMEBYTES_WANT="$bins/samebytes-linux.txt" MODELPUB_CREDMAN_IT=1 \
+		"$WINE" "$exe" -test.short -test.timeout "$WINE_TIMEOUT" \
+		${skip:+-test.skip "$skip"} >"$log" 2>&1); then
+		echo "ok $(($(date +%s) - t0))" >"$log.result"
+	else
+		echo "FAIL $(($(date +%s) - t0))" >"$log.result"
+	fi
+}
+for pkg in $ordered; do
+	while [ "$(jobs -rp | wc -l)" -ge "$WINE_JOBS" ]; do wait -n || true; done
+	run_one "$pkg" &
+done
+wait
 failed=()
 for pkg in $WINE_PKGS; do
-	name=${pkg#"$module"/}
-	t0=$(date +%s)
-	log="$bins/${name//\//_}.log"
-	skip=$(awk -v p="$pkg" '$1 == p { printf "%s%s", sep, $2; sep = "|" }' build/wine/skip.txt)
-	if (cd "$name" && MODELPUB_SAMEBYTES_WANT="$bins/samebytes-linux.txt" \
-		"$WINE" "$bins/${name//\//_}.test.exe" -test.short -test.timeout "$WINE_TIMEOUT" \
-		${skip:+-test.skip "$skip"} >"$log" 2>&1); then
-		echo "ok   $pkg (windows, wine) $(($(date +%s) - t0)) s"
+	log="$bins/${pkg##*/}.log"
+	read -r verdict secs <"$log.result"
+	if [ "$verdict" = ok ]; then
+		echo "ok   $pkg (windows, wine) $secs s"
 	else
-		echo "FAIL $pkg (windows, wine) $(($(date +%s) - t0)) s"
+		echo "FAIL $pkg (windows, wine) $secs s"
 		grep -v -e '^=== ' "$log" | tail -40
 		failed+=("$pkg")
 	fi
 done
+# 8. The acceptance: the bundle's modelpub.com under Wine saves,
+# validates, logs in and publishes to modelpub localhub running here
+# (internal/crossos TestWindowsCommandLine), when make test-windows gives
+# both programs.
+if [ -n "${MODELPUB_WIN_CLI:-}" ] && [ -n "${MODELPUB_LINUX_CLI:-}" ]; then
+	t0=$(date +%s)
+	log="$bins/acceptance.log"
+	if MODELPUB_WINE="$WINE" "$GO" test -count=1 -v -timeout 20m -run '^TestWindowsCommandLine$' ./internal/crossos >"$log" 2>&1 &&
+		grep -q -- '--- PASS: TestWindowsCommandLine' "$log"; then
+		echo "ok   modelpub.com save, validate, login, publish (windows, wine) $(($(date +%s) - t0)) s"
+	else
+		echo "FAIL modelpub.com save, validate, login, publish (windows, wine) $(($(date +%s) - t0)) s"
+		grep -v -e '^=== ' "$log" | tail -40
+		failed+=("acceptance")
+	fi
+fi
+if [ "$build_failed" = 1 ] && [ ${#failed[@]} -eq 0 ]; then
+	failed+=("(build)")
+fi
 "${WINE%64}server" -k 2>/dev/null || wineserver -k 2>/dev/null || true
 n=$(echo "$WINE_PKGS" | wc -w)
 echo "wine: $n packages in $(($(date +%s) - start)) s"

@@ -128,13 +128,13 @@ func planString(s Summary) string {
 	return strings.Join(parts, ", ")
 }
 
-// estimate is "; ≈ 12 MB new (4.19 GB already in the local Xet cache)"
+// estimate is "; ≈ 12 MB new, 4.19 GB already in the local Xet cache"
 // when the dry run estimated, else "".
 func (s Summary) estimate() string {
 	if !s.Estimated {
 		return ""
 	}
-	return fmt.Sprintf("; ≈ %s new (%s already in the local Xet cache)", tensors.FormatSize(s.Bytes-s.Cached), tensors.FormatSize(s.Cached))
+	return fmt.Sprintf("; ≈ %s new, %s already in the local Xet cache", tensors.FormatSize(s.Bytes-s.Cached), tensors.FormatSize(s.Cached))
 }
 
 // scope is where the published layout decides which weight files belong:

@@ -493,7 +493,7 @@ func (x *XetCAS) verifyShard(s *xet.Shard) error {
 }
 
 // maxDedupXorbs caps the xorbs of one global deduplication answer.
-const maxDedupXorbs = 256
+const maxDedupXorbs = 64
 
 // queryChunk answers the global deduplication query: a shard with the CAS
 // info of the xorb holding the chunk and, as the Hub's CAS does ("other

@@ -148,7 +148,7 @@ deps-wine:
 # modelpub localhub running here (bin/modelpub). build/wine/run-tests.sh
 # says what the harness adds to Wine 8.0 and why. WINE_PKGS_ONLY="modelpub/core/tensors ..."
 # runs some packages only, and no acceptance test.
-test-windows: deps-wine windows build
+test-windows: deps-wine $(if $(WINE_PKGS_ONLY),,windows build)
 	GO=$(GO) $(if $(WINE_PKGS_ONLY),WINE_PKGS="$(WINE_PKGS_ONLY)",MODELPUB_WIN_CLI=$(CURDIR)/$(WIN_OUT)/Modelpub/modelpub.com \
 		MODELPUB_LINUX_CLI=$(CURDIR)/$(BIN)) build/wine/run-tests.sh
 

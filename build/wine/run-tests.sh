@@ -107,9 +107,9 @@ export MODELPUB_TEST_UNC='\\modelpub-unc\c'
 # lists the tests not run here, each with why. MODELPUB_CREDMAN_IT=1: the
 # Credential Manager test writes into this prefix's, not a user's.
 WINE_JOBS=${WINE_JOBS:-2}
-slow=" $module/core/hub $module/core/pipeline $module/core/publish $module/cli $module/core/convert $module/core/hub/hubemu "
-ordered=$(for pkg in $WINE_PKGS; do case "$slow" in *" $pkg "*) echo "$pkg";; esac; done
-	for pkg in $WINE_PKGS; do case "$slow" in *" $pkg "*) ;; *) echo "$pkg";; esac; done)
+slow="core/pipeline core/publish core/hub cli core/convert core/hub/hubemu core/torchbin"
+ordered=$(for s in $slow; do case " $WINE_PKGS " in *" $module/$s "*) echo "$module/$s";; esac; done
+	for pkg in $WINE_PKGS; do case " $slow " in *" ${pkg#"$module"/} "*) ;; *) echo "$pkg";; esac; done)
 run_one() {
 	local pkg=$1 name=${1#"$module"/} t0 skip
 	local exe="$bins/${pkg##*/}.test.exe" log="$bins/${pkg##*/}.log"

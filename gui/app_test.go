@@ -92,7 +92,7 @@ func TestCloseDuringPublish(t *testing.T) {
 	}
 	u.e.do = loop.do
 	t.Cleanup(running.Wait)
-	faults, err := hubemu.ParseFaults("seed=1,rate=1,kinds=slow,endpoints=lfs-upload,slow=3s")
+	faults, err := hubemu.ParseFaults("seed=1,rate=1,kinds=slow,endpoints=lfs-upload+xet,slow=3s") // the upload, through Git LFS or Xet
 	require.NoError(t, err)
 	srv.SetFaults(faults)
 

@@ -177,6 +177,8 @@ func TestWindowsCommandLine(t *testing.T) {
 	assert.NotContains(t, shown.String(), token[3:], "the console showed the token")
 
 	// publish, with the token from the Credential Manager.
+	out = wineRun(t, wine, com, "whoami", "--endpoint", url)
+	assert.Contains(t, out, "token from: keyring", "whoami: %s", out)
 	out = wineRun(t, wine, com, "publish", winPath(dst), "--repo", "alice/windows-acceptance", "--endpoint", url)
 	t.Logf("publish: %s", out)
 
@@ -213,4 +215,8 @@ func TestWindowsCommandLine(t *testing.T) {
 	}
 	assert.Contains(t, onHub, "unet/diffusion_pytorch_model.safetensors")
 	assert.Contains(t, onHub, "README.md", "the card")
+
+	// logout takes the token out of the Credential Manager again.
+	out = wineRun(t, wine, com, "logout", "--endpoint", url)
+	assert.Contains(t, out, "Logged out of 127.0.0.1")
 }

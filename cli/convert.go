@@ -199,8 +199,11 @@ func runConvert(args []string, stdout, stderr io.Writer) int {
 	bar := newProgressBar(stderr)
 	opts.Progress = func(p convert.Progress) {
 		tail := "  writing"
-		if p.Step == "verify" {
+		switch p.Step {
+		case "verify":
 			tail = "  verifying"
+		case "hash":
+			tail = "  hashing the checkpoint for the card"
 		}
 		bar.updateWith(p.Done, p.Total, tail)
 	}

@@ -275,8 +275,11 @@ func (u *UI) runConvert(src, chosen string) {
 			}
 			res, err = convert.Convert(ctx, src, dst, convert.Options{Hub: reader, HashCache: hc, Progress: func(p convert.Progress) {
 				step := "Writing"
-				if p.Step == "verify" {
+				switch p.Step {
+				case "verify":
 					step = "Checking against the checkpoint"
+				case "hash":
+					step = "Hashing the checkpoint for its card"
 				}
 				detail := step + " · " + byteProgress(p.Done, p.Total, 0, 0)
 				if p.File != "" {

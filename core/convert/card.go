@@ -6,6 +6,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
+	"time"
 
 	"modelpub/core/card"
 	"modelpub/core/folder"
@@ -32,6 +34,7 @@ type SourceFile struct {
 type sourceHash struct {
 	cancel context.CancelFunc
 	done   chan struct{}
+	read   atomic.Int64 // bytes hashed so far
 	src    SourceFile
 	err    error
 }
@@ -44,15 +47,24 @@ func hashSource(ctx context.Context, hc *hub.HashCache, path string) *sourceHash
 	h := &sourceHash{cancel: cancel, done: make(chan struct{})}
 	go func() {
 		defer close(h.done)
-		h.src, h.err = hashFile(ctx, hc, path)
+		h.src, h.err = hashFile(ctx, hc, path, func(n int64) { h.read.Add(n) })
 	}()
 	return h
 }
 
-// wait returns the source file's identity once hashed.
-func (h *sourceHash) wait() (SourceFile, error) {
-	<-h.done
-	return h.src, h.err
+// wait returns the source file's identity once hashed, calling progress
+// with the bytes hashed and the file's size every 100 ms until then.
+func (h *sourceHash) wait(size int64, progress func(done, total int64)) (SourceFile, error) {
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case <-h.done:
+			return h.src, h.err
+		case <-tick.C:
+			progress(min(h.read.Load(), size), size)
+		}
+	}
 }
 
 // stop cancels the hash if it still runs and waits for its goroutine.
@@ -63,12 +75,12 @@ func (h *sourceHash) stop() {
 
 // hashFile is the name, size and sha256 of the file at path: from hc when
 // it knows the file unchanged, else read once (and stored in hc).
-func hashFile(ctx context.Context, hc *hub.HashCache, path string) (SourceFile, error) {
+func hashFile(ctx context.Context, hc *hub.HashCache, path string, progress func(int64)) (SourceFile, error) {
 	st, err := os.Stat(path)
 	if err != nil {
 		return SourceFile{}, err
 	}
-	h, err := hub.HashFile(ctx, hc, path, true, nil)
+	h, err := hub.HashFile(ctx, hc, path, true, progress)
 	if err != nil {
 		return SourceFile{}, err
 	}
@@ -134,7 +146,7 @@ func mdCode(s string) string {
 
 // writeCard writes the card into the staging folder.
 func (w *writer) writeCard(ctx context.Context, p *pipeline.Pipeline, dst string, h *sourceHash) error {
-	src, err := h.wait()
+	src, err := h.wait(w.c.Size, func(done, total int64) { w.progress("hash", "", done, total) })
 	if err != nil {
 		return err
 	}

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -158,4 +159,29 @@ func TestConvertCardHashFromCache(t *testing.T) {
 	later := time.Now().Add(time.Hour)
 	require.NoError(t, os.Chtimes(src, later, later))
 	assert.Equal(t, real, convertWith("third").SHA256, "a changed file is hashed again")
+}
+
+// While the card waits for the checkpoint's hash, the bytes hashed are
+// reported as the "hash" step, and the wait ends with the hash.
+func TestSourceHashWaitReports(t *testing.T) {
+	h := &sourceHash{done: make(chan struct{}), src: SourceFile{Name: "m.safetensors", Size: 1000, SHA256: "ab"}}
+	h.read.Store(400)
+	var mu sync.Mutex
+	var seen [][2]int64
+	got := make(chan SourceFile)
+	go func() {
+		src, err := h.wait(1000, func(done, total int64) {
+			mu.Lock()
+			seen = append(seen, [2]int64{done, total})
+			mu.Unlock()
+		})
+		assert.NoError(t, err)
+		got <- src
+	}()
+	require.Eventually(t, func() bool { mu.Lock(); defer mu.Unlock(); return len(seen) > 0 }, 5*time.Second, 10*time.Millisecond)
+	close(h.done)
+	assert.Equal(t, "ab", (<-got).SHA256)
+	mu.Lock()
+	defer mu.Unlock()
+	assert.Equal(t, [2]int64{400, 1000}, seen[0])
 }

@@ -66,7 +66,7 @@ type Options struct {
 
 // Progress is the state of a running conversion.
 type Progress struct {
-	Step        string // "write" or "verify"
+	Step        string // "write", "verify", or "hash" while the card waits for the checkpoint's sha256
 	Done, Total int64
 	File        string // the file being written, relative to the output
 }

@@ -8,8 +8,9 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
-	"testing"
+	"syscall"
 	"time"
 
 	"modelpub/core/hub"
@@ -66,21 +67,16 @@ func (b *bench) xetNPM() (string, error) {
 
 // xetChunking: xet.Chunks (cut + keyed BLAKE3 of every chunk) on one core,
 // against the 1 GB/s target and against xetchunk-wasm's getChunks in node
-// on the same 64 MiB of F32 weights.
+// on the same 64 MiB of F32 weights. Both are timed in CPU seconds (this
+// thread's for Go, node's process for the WebAssembly), for at least 3 s
+// after a warm-up call: GB/s per core, whatever else the machine runs.
 func (b *bench) xetChunking(npmDir string, npmErr error) {
 	const n = 64 << 20
 	data := make([]byte, n)
 	fillWeights(data, 14)
-	var chunks int
-	r := testing.Benchmark(func(tb *testing.B) {
-		tb.SetBytes(n)
-		for tb.Loop() {
-			chunks = len(xet.Chunks(data))
-		}
-	})
-	ours := float64(r.Bytes) * float64(r.N) / r.T.Seconds() / 1e9
+	ours, oursWall, chunks := chunkRate(data)
 	b.add(fmt.Sprintf("xet: chunk + hash 64 MiB of F32, 1 core (%d chunks)", chunks), fmt.Sprintf("%.2f GB/s", ours),
-		"1 GB/s target", fmt.Sprintf("%.2f×", ours), "≥ 1.00×", ours >= 1)
+		fmt.Sprintf("1 GB/s target (wall: %.2f GB/s)", oursWall), fmt.Sprintf("%.2f×", ours), "≥ 1.00×", ours >= 1)
 
 	const name = "xet:   vs @huggingface/xetchunk-wasm getChunks in node"
 	if npmErr != nil {
@@ -90,19 +86,19 @@ func (b *bench) xetChunking(npmDir string, npmErr error) {
 	in := filepath.Join(b.dir, "xet-chunk-input.bin")
 	check(os.WriteFile(in, data, 0o644))
 	defer os.Remove(in)
-	// Best of five in one process: the WebAssembly is compiled and warm
-	// after the first.
 	script := `
 import { readFileSync } from "node:fs";
 import { getChunks } from "@huggingface/xetchunk-wasm";
 const data = new Uint8Array(readFileSync(process.argv[1]));
-let best = Infinity, chunks = 0;
-for (let i = 0; i < 5; i++) {
-	const t = performance.now();
+let chunks = getChunks(data).length; // compiles and warms the WebAssembly
+const c0 = process.cpuUsage(), t0 = performance.now();
+let iters = 0;
+while (iters < 3 || performance.now() - t0 < 3000) {
 	chunks = getChunks(data).length;
-	best = Math.min(best, performance.now() - t);
+	iters++;
 }
-console.log(JSON.stringify({ ms: best, chunks }));
+const c = process.cpuUsage(c0);
+console.log(JSON.stringify({ cpuMs: (c.user + c.system) / 1000, wallMs: performance.now() - t0, iters, chunks }));
 `
 	cmd := exec.Command("node", "--input-type=module", "-e", script, in)
 	cmd.Dir, cmd.Stderr = npmDir, os.Stderr
@@ -112,14 +108,43 @@ console.log(JSON.stringify({ ms: best, chunks }));
 		return
 	}
 	var res struct {
-		MS     float64 `json:"ms"`
+		CPUMS  float64 `json:"cpuMs"`
+		WallMS float64 `json:"wallMs"`
+		Iters  int     `json:"iters"`
 		Chunks int     `json:"chunks"`
 	}
 	check(json.Unmarshal(out, &res))
-	wasm := float64(n) / (res.MS / 1000) / 1e9
+	wasm := float64(n) * float64(res.Iters) / (res.CPUMS / 1000) / 1e9
 	same := res.Chunks == chunks
 	b.add(name, fmt.Sprintf("%.2f GB/s", ours), fmt.Sprintf("%.2f GB/s (%d chunks)", wasm, res.Chunks),
 		fmt.Sprintf("%.2f×", ours/wasm), "> 1.00×", ours > wasm && same)
+}
+
+// chunkRate runs xet.Chunks over data on one locked thread for at least
+// 3 s after a warm-up call and returns GB per CPU second of the thread, GB
+// per wall second, and the chunk count.
+func chunkRate(data []byte) (perCPU, perWall float64, chunks int) {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	chunks = len(xet.Chunks(data))
+	cpu0 := threadCPU()
+	st := time.Now()
+	iters := 0
+	for iters < 3 || time.Since(st) < 3*time.Second {
+		chunks = len(xet.Chunks(data))
+		iters++
+	}
+	wall, cpu := time.Since(st), threadCPU()-cpu0
+	bytes := float64(len(data)) * float64(iters)
+	return bytes / cpu.Seconds() / 1e9, bytes / wall.Seconds() / 1e9, chunks
+}
+
+// threadCPU is the CPU time (user + system) of the calling OS thread.
+func threadCPU() time.Duration {
+	const rusageThread = 1 // RUSAGE_THREAD, Linux
+	var ru syscall.Rusage
+	check(syscall.Getrusage(rusageThread, &ru))
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // xetFolder is the 2 GB synthetic SD-1.5, generated once and read into the

@@ -49,10 +49,11 @@ func uncFolder(t *testing.T, p string) string {
 }
 
 // TestSaveAndPublishOddPaths saves the synthetic pipeline into folders
-// with odd paths (a drive letter and \ on Windows, more than 260
-// characters, a UNC share), reads the saved folder back there (open,
-// validate against the source), and uploads it to the emulator: the same
-// files on every OS and path, and repo paths with / on the wire.
+// with odd paths (a drive letter and \ on Windows, or / after the drive
+// letter, more than 260 characters, a UNC share), reads the saved folder
+// back there (open, validate against the source), and uploads it to the
+// emulator: the same files on every OS and path, and repo paths with / on
+// the wire.
 func TestSaveAndPublishOddPaths(t *testing.T) {
 	ctx := context.Background()
 	root := t.TempDir()
@@ -80,6 +81,7 @@ func TestSaveAndPublishOddPaths(t *testing.T) {
 		dst  func(t *testing.T) string
 	}{
 		{"longer than 260 characters", func(t *testing.T) string { return longFolder(t, filepath.Join(root, "long")) }},
+		{"written with / (C:/Users/... on Windows)", func(t *testing.T) string { return filepath.ToSlash(filepath.Join(root, "slashes")) }},
 		{"UNC share", func(t *testing.T) string { return uncFolder(t, filepath.Join(root, "unc")) }},
 		{"UNC share, longer than 260 characters", func(t *testing.T) string {
 			return longFolder(t, uncFolder(t, filepath.Join(root, "unclong")))

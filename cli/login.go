@@ -41,8 +41,9 @@ func init() {
 
 const loginHelp = `Reads a Hub token from standard input, checks it with the Hub (whoami),
 and keeps it in the OS keyring (service "modelpub", account the endpoint's
-host), replacing any token kept for that host. On a terminal it asks for
-the token and does not echo it; a pipe works too:
+host), replacing any token kept for that host. On a terminal (or a
+Windows console) it asks for the token and does not echo it; a pipe works
+too:
 
   modelpub login
   echo "$TOKEN" | modelpub login

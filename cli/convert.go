@@ -19,8 +19,8 @@ import (
 func init() {
 	register(command{
 		name:    "convert",
-		args:    "CHECKPOINT OUT [--type auto|sd15|sd15-inpaint|sd2|sd2-inpaint|sdxl|sdxl-inpaint|sdxl-refiner|sd3|sd35|flux-dev|flux-schnell] [--config-from REPO[@REV]] [--endpoint URL] [--dtype f16|bf16|f32] [--variant fp16|bf16] [--max-shard-size SIZE] [--no-verify] [--json]",
-		summary: "convert a single-file SD 1.5, SD 2.x, SDXL (base, inpainting, refiner), SD 3/3.5 or FLUX.1 checkpoint (.safetensors, .ckpt) into a Diffusers folder",
+		args:    "CHECKPOINT OUT [--type auto|sd15|sd15-inpaint|sd2|sd2-inpaint|sdxl|sdxl-inpaint|sdxl-refiner|sd3|sd35|flux-dev|flux-schnell|flux-fill|flux-depth] [--config-from REPO[@REV]] [--endpoint URL] [--dtype f16|bf16|f32] [--variant fp16|bf16] [--max-shard-size SIZE] [--no-verify] [--json]",
+		summary: "convert a single-file SD 1.5, SD 2.x, SDXL (base, inpainting, refiner), SD 3/3.5 or FLUX.1 (dev, schnell, Fill, Depth) checkpoint (.safetensors, .ckpt) into a Diffusers folder",
 		help:    fmt.Sprintf(convertHelp, typeNames()),
 		run:     runConvert,
 	})
@@ -29,8 +29,8 @@ func init() {
 const convertHelp = `Converts a single-file Stable Diffusion 1.x or SDXL base checkpoint (the
 original layout: model.diffusion_model.*, first_stage_model.*,
 cond_stage_model.* or conditioner.embedders.*) into a Diffusers pipeline
-folder at OUT, or a FLUX.1 dev or schnell transformer checkpoint
-(double_blocks.*, single_blocks.*) into a FluxTransformer2DModel folder, as diffusers' from_single_file followed by
+folder at OUT, or a FLUX.1 dev, schnell, Fill or Depth (Canny) transformer
+checkpoint (double_blocks.*, single_blocks.*) into a FluxTransformer2DModel folder, as diffusers' from_single_file followed by
 save_pretrained would, without loading the model: every tensor is copied as
 a byte range of the checkpoint, so memory stays flat and the time is that of
 a copy. CHECKPOINT is a .safetensors file or a PyTorch pickle (.ckpt, .pt,

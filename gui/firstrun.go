@@ -334,7 +334,7 @@ func convertErrorText(err error) (title, next string) {
 			"checkpoint (.safetensors or .ckpt) of Stable Diffusion 1.x or 2.x, SDXL, SD 3 or FLUX.1."
 	case errors.Is(err, convert.ErrUnknownArchitecture), errors.Is(err, convert.ErrUnsupportedType):
 		return "Modelpub cannot convert this checkpoint", "Modelpub converts Stable Diffusion 1.x and 2.x (and " +
-			"their inpainting models), SDXL base, inpainting and refiner, and the SD 3, SD 3.5 and FLUX.1 dev and schnell " +
+			"their inpainting models), SDXL base, inpainting and refiner, and the SD 3, SD 3.5 and FLUX.1 (dev, schnell, Fill, Depth) " +
 			"transformers. A " +
 			"LoRA, an embedding or a VAE alone is not a model to convert."
 	case errors.Is(err, convert.ErrConfigRepo):

@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/json"
 	"errors"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -661,6 +662,56 @@ func TestConvertFlux(t *testing.T) {
 			assert.Equal(t, 19.0, cfg["num_layers"])
 			require.Len(t, res.Plan.Dropped, 1)
 			assert.Equal(t, "vae.decoder.conv_in.weight", res.Plan.Dropped[0].Name)
+		})
+	}
+}
+
+// FLUX.1 Fill (384 input channels) and Depth (128) convert as FLUX.1 dev
+// does, every tensor as the mapping table says with their wider image
+// input projection, into a transformer folder whose config has their
+// in_channels, out_channels 64 and guidance embeds, as their repositories'.
+func TestConvertFluxFillAndDepth(t *testing.T) {
+	for _, tc := range []struct {
+		want Type
+		in   int64
+		repo string
+	}{
+		{FluxFill, 384, "black-forest-labs/FLUX.1-Fill-dev"},
+		{FluxDepth, 128, "black-forest-labs/FLUX.1-Depth-dev"},
+	} {
+		t.Run(string(tc.want), func(t *testing.T) {
+			m := converttest.FluxModel(true)
+			ts := converttest.Flux(true, converttest.Options{DType: tensors.BF16, Edit: func(ts []converttest.Tensor) []converttest.Tensor {
+				for i, c := range ts {
+					if c.Name == "img_in.weight" {
+						ts[i] = converttest.Float(c.Name, c.DType, []int64{c.Shape[0], tc.in})
+					}
+				}
+				return ts
+			}})
+			src := filepath.Join(t.TempDir(), "flux1-"+string(tc.want)+".safetensors")
+			converttest.WriteSafetensors(t, src, ts)
+			out := filepath.Join(t.TempDir(), "out")
+			res, err := Convert(context.Background(), src, out, Options{})
+			require.NoError(t, err)
+			assert.Equal(t, tc.want, res.Plan.Detection.Type)
+			assert.True(t, res.Verification.OK(), "%v", res.Verification.Problems)
+
+			specs := map[string]map[string]pipelinetest.Spec{converttest.Transformer: maps.Clone(m.Specs[converttest.Transformer])}
+			x := specs[converttest.Transformer]["x_embedder.weight"]
+			x.Shape = []int64{x.Shape[0], tc.in}
+			specs[converttest.Transformer]["x_embedder.weight"] = x
+			checkModel(t, out, specs, m.Mapping, byName(ts), 0, 0)
+
+			cfg := readJSON(t, filepath.Join(out, "config.json"))
+			assert.Equal(t, float64(tc.in), cfg["in_channels"])
+			assert.Equal(t, 64.0, cfg["out_channels"])
+			assert.Equal(t, true, cfg["guidance_embeds"])
+			assert.Equal(t, tc.repo, cfg["_name_or_path"])
+
+			_, err = Convert(context.Background(), src, filepath.Join(t.TempDir(), "as-dev"), Options{Type: FluxDev})
+			require.ErrorIs(t, err, ErrTypeMismatch)
+			assert.Contains(t, err.Error(), "want [*, 64]")
 		})
 	}
 }

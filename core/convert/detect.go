@@ -301,13 +301,20 @@ func signatures(c *Checkpoint, t Type) []signature {
 		}
 	case SD3, SD35:
 		return sd3Signatures(c, t)
-	case FluxDev, FluxSchnell:
+	case FluxDev, FluxSchnell, FluxFill, FluxDepth:
 		p := fluxPrefix(c)
+		in, what := fluxInChannels[t], "64 channels (16 latent channels in 2×2 patches)"
+		switch t {
+		case FluxFill:
+			what = "384 channels (the latents, the masked image's latents and the mask, in 2×2 patches)"
+		case FluxDepth:
+			what = "128 channels (the latents and the control image's latents, in 2×2 patches)"
+		}
 		sigs := []signature{
 			{key: p + "double_blocks.0.img_attn.norm.key_norm.scale", what: "Flux's double-stream blocks"},
-			{key: p + "img_in.weight", what: "the image input projection: 64 channels (16 latent channels in 2×2 patches)", check: func(s []int64) string {
-				if len(s) != 2 || s[1] != 64 {
-					return fmt.Sprintf("is %v, want [*, 64]", s)
+			{key: p + "img_in.weight", what: "the image input projection: " + what, check: func(s []int64) string {
+				if len(s) != 2 || s[1] != in {
+					return fmt.Sprintf("is %v, want [*, %d]", s, in)
 				}
 				return ""
 			}},

@@ -43,6 +43,9 @@
 //     single_blocks.*, with or without "model.diffusion_model."): a
 //     FluxTransformer2DModel folder (config.json and weights), its fused
 //     projections split by rows, its final modulation's halves swapped.
+//   - flux-fill, flux-depth: FLUX.1 Fill (384 input channels) and Depth or
+//     Canny (128): as flux-dev, the config's in_channels theirs and
+//     out_channels 64.
 //
 // Configs and tokenizers of the reference repositories are embedded
 // (configs/*, with their provenance), so nothing is downloaded. With

@@ -111,7 +111,15 @@ var (
 
 // fluxRepos are the repositories diffusers takes Flux configs from
 // (DIFFUSERS_DEFAULT_PIPELINE_PATHS).
-var fluxRepos = map[Type]string{FluxDev: "black-forest-labs/FLUX.1-dev", FluxSchnell: "black-forest-labs/FLUX.1-schnell"}
+var fluxRepos = map[Type]string{FluxDev: "black-forest-labs/FLUX.1-dev", FluxSchnell: "black-forest-labs/FLUX.1-schnell",
+	FluxFill: "black-forest-labs/FLUX.1-Fill-dev", FluxDepth: "black-forest-labs/FLUX.1-Depth-dev"}
+
+// fluxInChannels are the image input projection's channels of each Flux
+// model (img_in.weight's second dimension, the transformer config's
+// in_channels): FLUX.1 Fill takes the masked image's latents and the mask
+// beside the latents, FLUX.1 Depth (and Canny) the control image's
+// latents; their output stays 64 channels (out_channels).
+var fluxInChannels = map[Type]int64{FluxDev: 64, FluxSchnell: 64, FluxFill: 384, FluxDepth: 128}
 
 // The repositories are those of DIFFUSERS_DEFAULT_PIPELINE_PATHS in
 // diffusers' single_file_utils.py (today's: runwayml's SD 1.5 repositories
@@ -148,6 +156,13 @@ var recipes = []*recipe{
 	{typ: FluxDev, dir: "configs/flux", repo: fluxRepos[FluxDev], subfolder: "transformer", components: fluxComponents,
 		single: true, editConfig: fluxEdit},
 	{typ: FluxSchnell, dir: "configs/flux", repo: fluxRepos[FluxSchnell], subfolder: "transformer", components: fluxComponents,
+		single: true, editConfig: fluxEdit},
+	// FLUX.1 Fill and Depth (or Canny): FLUX.1 dev with a wider image
+	// input; the embedded config with their in_channels and out_channels,
+	// as their (gated) repositories have them.
+	{typ: FluxFill, dir: "configs/flux", repo: fluxRepos[FluxFill], subfolder: "transformer", components: fluxComponents,
+		single: true, editConfig: fluxEdit},
+	{typ: FluxDepth, dir: "configs/flux", repo: fluxRepos[FluxDepth], subfolder: "transformer", components: fluxComponents,
 		single: true, editConfig: fluxEdit},
 }
 
@@ -203,8 +218,13 @@ func fluxEdit(rel string, v map[string]any, p *Plan) {
 		return
 	}
 	delete(v, "quantization_config")
-	v["guidance_embeds"] = p.Detection.Type == FluxDev
-	v["_name_or_path"] = fluxRepos[p.Detection.Type]
+	t := p.Detection.Type
+	v["guidance_embeds"] = t != FluxSchnell
+	v["_name_or_path"] = fluxRepos[t]
+	if in := fluxInChannels[t]; in != 64 {
+		v["in_channels"] = in
+		v["out_channels"] = 64
+	}
 }
 
 func recipeFor(t Type) *recipe {

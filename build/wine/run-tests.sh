@@ -78,6 +78,7 @@ if [ -z "${WINE_PKGS:-}" ]; then
 	WINE_PKGS=$(GOOS=windows "$GO" list -f '{{if or .TestGoFiles .XTestGoFiles}}{{.ImportPath}}{{end}}' \
 		./core/... ./cli/... ./internal/crossos | grep -v -e '^$' -e '/core/hub/conformance$')
 fi
+WINE_PKGS=$(echo $WINE_PKGS) # one line, names separated by single spaces
 module=$("$GO" list -m)
 dups=$(for pkg in $WINE_PKGS; do echo "${pkg##*/}"; done | sort | uniq -d)
 if [ -n "$dups" ]; then
@@ -136,7 +137,8 @@ wait
 failed=()
 for pkg in $WINE_PKGS; do
 	log="$bins/${pkg##*/}.log"
-	read -r verdict secs <"$log.result"
+	verdict=FAIL secs=0
+	[ -f "$log.result" ] && read -r verdict secs <"$log.result"
 	if [ "$verdict" = ok ]; then
 		echo "ok   $pkg (windows, wine) $secs s"
 	else

@@ -36,6 +36,9 @@ func For(err error, endpoint string) string {
 	case errors.Is(err, hub.ErrForbidden) && !isGatedOrDisabled(err):
 		return "Use a token that may write to this repository (a fine-grained token needs write access to it): " +
 			TokenSource(endpoint, "with the write role") + "."
+	case errors.Is(err, hub.ErrXetUnavailable):
+		return "This Hub does not take Xet uploads: publish with the transfer auto or Git LFS " +
+			"(--transfer auto or lfs; in the app, Advanced ▸ Transfer)."
 	}
 	return ""
 }
@@ -111,6 +114,11 @@ func Message(err error, endpoint string) string {
 	short := *he
 	short.RequestID = ""
 	if For(err, endpoint) != "" {
+		if errors.Is(err, hub.ErrXetUnavailable) {
+			// Its hint names the command's flag only; For's sentence
+			// says the same for a command and the app alike.
+			short.Hint = ""
+		}
 		return short.Error()
 	}
 	return strings.Replace(err.Error(), he.Error(), short.Error(), 1)

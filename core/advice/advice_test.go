@@ -27,9 +27,20 @@ func hubErr(kind error, status int, code, msg string) error {
 	return &publish.StepError{Step: publish.StepCheck, Err: fmt.Errorf("the Hub refused: %w", he)}
 }
 
+// xetUnavailableErr is the Hub client's refusal of --transfer xet by a Hub
+// that answered the LFS batch with another transfer, wrapped as the
+// publish job wraps it.
+func xetUnavailableErr() error {
+	he := &hub.Error{Kind: hub.ErrXetUnavailable, Op: "lfs batch",
+		Message: "offered only the xet transfer, the Hub answered the transfer basic",
+		Hint:    "this Hub does not take Xet uploads; use --transfer auto or lfs"}
+	return &publish.StepError{Step: publish.StepUpload, Err: fmt.Errorf("upload: %w", he)}
+}
+
 func TestFor(t *testing.T) {
 	unauthorized := hubErr(hub.ErrUnauthorized, 401, "", "Invalid credentials in Authorization header")
 	forbidden := hubErr(hub.ErrForbidden, 403, "", "You don't have the rights")
+	xetUnavailable := xetUnavailableErr()
 	for _, tt := range []struct {
 		name     string
 		err      error
@@ -50,6 +61,8 @@ func TestFor(t *testing.T) {
 		{"forbidden", forbidden, hfHub, []string{"may write to this repository", "settings/tokens"}, nil},
 		{"namespace", fmt.Errorf("%w: alice can write to alice", publish.ErrNamespace), hfHub, []string{"namespace", "write role"}, []string{"settings/tokens"}},
 		{"gated repo: no token advice", hubErr(hub.ErrForbidden, 403, "GatedRepo", "Access restricted"), hfHub, nil, []string{"settings/tokens"}},
+		{"xet unavailable", xetUnavailable, hfHub, []string{"--transfer auto or lfs", "Advanced ▸ Transfer", "Xet"}, []string{"token"}},
+		{"xet unavailable, local Hub", xetUnavailable, localHub, []string{"--transfer auto or lfs"}, []string{"token"}},
 		{"network: none", hubErr(hub.ErrNetwork, 0, "", ""), hfHub, nil, []string{"token"}},
 		{"other: none", errors.New("boom"), hfHub, nil, []string{"token"}},
 		{"nil: none", nil, hfHub, nil, []string{"token"}},
@@ -93,6 +106,13 @@ func TestMessage(t *testing.T) {
 	assert.Contains(t, got, "what the Hub client says")
 
 	assert.Equal(t, "boom", advice.Message(errors.New("boom"), hfHub))
+
+	// The refusal of Xet: the Hub's answer, without the client's hint
+	// (a flag of the command) that the advice replaces.
+	got = advice.Message(xetUnavailableErr(), hfHub)
+	assert.Contains(t, got, "answered the transfer basic")
+	assert.NotContains(t, got, "use --transfer", "the advice says it, for the app too")
+	assert.NotContains(t, got, "upload: ", "only the Hub client's error beside the advice")
 
 	got = advice.Bare(server)
 	assert.NotContains(t, got, "request id")

@@ -9,6 +9,12 @@ package xet
 // that average is packed again as new data instead of referenced, until
 // the average is back at MinChunksPerRange. A run that continues the
 // file's last term is always referenced: it adds no term.
+//
+// Where Modelpub chose: a run is the chunks that follow each other in the
+// xorb where the Packer found the run's first (xet-core also cuts runs at
+// the end of the batch of chunks it processes); the matchable-density
+// bypass of newer xet-core (defrag_prevention_matchable_density_bypass)
+// is not applied (docs/xet-protocol.md, item 8).
 type DefragPolicy struct {
 	Ranges            int     // terms in the rolling average; 0 turns the rule off
 	MinChunksPerRange float32 // the average sought, in chunks per term

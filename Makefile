@@ -88,7 +88,7 @@ test-keyring: deps-keyring
 # Benchmarks with ratios against references measured in the same run.
 # BENCH_DIR holds the generated multi-GB test files (default: a temp folder);
 # BENCH_ONLY=kernel,listing,files,pipelines runs some groups only.
-bench: deps-bench build
+bench: deps-bench deps-node build
 	$(GO) run ./bench -bin ./$(BIN) $(if $(BENCH_DIR),-dir $(BENCH_DIR)) $(if $(BENCH_ONLY),-only $(BENCH_ONLY))
 
 # Fuzz every parser of untrusted bytes for FUZZTIME each.

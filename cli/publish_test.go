@@ -48,6 +48,7 @@ func publishEnv(t *testing.T) string {
 	t.Helper()
 	cache := t.TempDir()
 	t.Setenv("XDG_CACHE_HOME", cache)
+	t.Setenv("LocalAppData", cache) // os.UserCacheDir on Windows
 	t.Setenv("HF_TOKEN", publishTok)
 	t.Setenv("HF_HOME", t.TempDir())
 	t.Setenv("HF_ENDPOINT", "")

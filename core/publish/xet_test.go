@@ -30,6 +30,7 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	os.Setenv("XDG_CACHE_HOME", dir)
+	os.Setenv("LocalAppData", dir) // os.UserCacheDir on Windows
 	code := m.Run()
 	os.RemoveAll(dir)
 	os.Exit(code)
@@ -193,7 +194,7 @@ func TestXetFineTuneSendsTheUNet(t *testing.T) {
 			name = "same computer"
 		}
 		t.Run(name, func(t *testing.T) {
-			t.Setenv("XDG_CACHE_HOME", t.TempDir())
+			ownUserCache(t)
 			ctx := context.Background()
 			srv := startHub(t)
 			base := sd15(t, pipelinetest.Options{Seed: 51, Scale: xetScale})
@@ -209,7 +210,7 @@ func TestXetFineTuneSendsTheUNet(t *testing.T) {
 			require.NoError(t, os.CopyFS(filepath.Join(tuned, "unet"), os.DirFS(filepath.Join(other, "unet"))))
 
 			if !sameComputer {
-				t.Setenv("XDG_CACHE_HOME", t.TempDir())
+				ownUserCache(t)
 			}
 			srv.ResetRequests()
 			o := options(t, srv, tuned, "alice/fine-tune", nil)
@@ -292,7 +293,7 @@ func fillShardCache(t *testing.T, dir string) {
 // first layout, another shard size is mostly known; --transfer lfs makes
 // no estimate. The estimate reads only the local files.
 func TestDryRunEstimatesFromTheShardCache(t *testing.T) {
-	t.Setenv("XDG_CACHE_HOME", t.TempDir())
+	ownUserCache(t)
 	ctx := context.Background()
 	src := sd15(t, pipelinetest.Options{Seed: 71, Scale: 0.005})
 	o := options(t, nil, src, "alice/estimate", nil)
@@ -328,4 +329,13 @@ func TestDryRunEstimatesFromTheShardCache(t *testing.T) {
 	require.NoError(t, err)
 	assert.False(t, lfsRun.Summary.Estimated)
 	assert.Zero(t, lfsRun.Summary.Cached)
+}
+
+// ownUserCache points the user cache (os.UserCacheDir: XDG_CACHE_HOME on
+// Linux, LocalAppData on Windows) at a new folder of the test's.
+func ownUserCache(t *testing.T) {
+	t.Helper()
+	dir := t.TempDir()
+	t.Setenv("XDG_CACHE_HOME", dir)
+	t.Setenv("LocalAppData", dir)
 }

@@ -187,7 +187,11 @@ func (c *ShardCache) Add(shard []byte) error {
 	}
 	if err := os.Rename(tmp.Name(), filepath.Join(c.dir, name)); err != nil {
 		os.Remove(tmp.Name())
-		return fmt.Errorf("xet: shard cache: %w", err)
+		// The name is the shard's hash: a file already there holds the
+		// same bytes (Windows refuses to replace it while it is open).
+		if _, serr := os.Stat(filepath.Join(c.dir, name)); serr != nil {
+			return fmt.Errorf("xet: shard cache: %w", err)
+		}
 	}
 	c.index(name, int64(len(shard)), c.now(), s)
 	c.evict()

@@ -322,12 +322,17 @@ func HashFile(ctx context.Context, hc *HashCache, path string, lfs bool, progres
 	}
 	small := st.size <= 10<<20
 	want256, want1 := lfs || small, !lfs || small
+	// The same file being hashed already through hc (the app hashes a
+	// dropped checkpoint while the user decides what to do with it): wait
+	// for that hash rather than read the file twice at once. If it fails
+	// (its caller gave up), hash here.
+	var lead *hashCall
 	if hc != nil {
-		// The same file being hashed already through hc (the app hashes a
-		// dropped checkpoint while the user decides what to do with it):
-		// wait for that hash rather than read the file twice at once. If
-		// it fails (its caller gave up), hash here.
-		if c, leader := hc.join(abs, st, want256, want1); c != nil && !leader {
+		c, leader := hc.join(abs, st, want256, want1)
+		switch {
+		case leader:
+			lead = c
+		case c != nil:
 			select {
 			case <-c.done:
 			case <-ctx.Done():
@@ -336,22 +341,17 @@ func HashFile(ctx context.Context, hc *HashCache, path string, lfs bool, progres
 			if c.err == nil {
 				return Hashes(c.h), nil
 			}
-		} else if leader {
-			h, err := hashFile(ctx, abs, st.size, want256, want1, progress)
-			if err == nil {
-				hc.store(abs, st, h)
-			}
-			hc.finish(abs, c, h, err)
-			if err != nil {
-				return Hashes{}, fmt.Errorf("hub: hash %s: %w", path, err)
-			}
-			return Hashes(h), nil
 		}
 	}
 	h, err := hashFile(ctx, abs, st.size, want256, want1, progress)
+	if err == nil {
+		hc.store(abs, st, h)
+	}
+	if lead != nil {
+		hc.finish(abs, lead, h, err)
+	}
 	if err != nil {
 		return Hashes{}, fmt.Errorf("hub: hash %s: %w", path, err)
 	}
-	hc.store(abs, st, h)
 	return Hashes(h), nil
 }

@@ -137,43 +137,16 @@ func TestResumeAfterSIGKILL(t *testing.T) {
 	require.NoError(t, err)
 	srv.SetFaults(slow)
 
-	job, err := json.Marshal(resumeJob{Endpoint: srv.URL(), Token: token, Dir: dir, Repo: repo, Cache: cachePath})
-	require.NoError(t, err)
-	cmd := exec.Command(os.Args[0], "-test.run=^TestResumeHelperProcess$", "-test.count=1", "-test.v")
-	cmd.Env = append(os.Environ(), resumeHelperEnv+"="+string(job))
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	require.NoError(t, cmd.Start())
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-
 	// Kill the child once an object is complete, before the commit.
-	deadline := time.After(60 * time.Second)
-	killed := false
-	for !killed {
-		select {
-		case err := <-exited:
-			t.Fatalf("the child exited before it could be killed (%v):\n%s", err, out.String())
-		case <-deadline:
-			_ = cmd.Process.Kill()
-			<-exited
-			t.Fatalf("no LFS object was completed within 60 s:\n%s", out.String())
-		case <-time.After(2 * time.Millisecond):
-		}
-		for _, r := range srv.Requests() {
-			if r.Class == hubemu.ClassLFSComplete && r.Status == 200 {
-				require.NoError(t, cmd.Process.Signal(syscall.SIGKILL))
-				killed = true
-				break
+	killChild(t, srv, resumeJob{Endpoint: srv.URL(), Token: token, Dir: dir, Repo: repo, Cache: cachePath},
+		func(reqs []hubemu.Request) bool {
+			for _, r := range reqs {
+				if r.Class == hubemu.ClassLFSComplete && r.Status == 200 {
+					return true
+				}
 			}
-		}
-	}
-	err = <-exited
-	var exitErr *exec.ExitError
-	require.ErrorAs(t, err, &exitErr, "child output:\n%s", out.String())
-	ws, ok := exitErr.Sys().(syscall.WaitStatus)
-	require.True(t, ok)
-	require.True(t, ws.Signaled() && ws.Signal() == syscall.SIGKILL, "the child died of SIGKILL, not %v:\n%s", err, out.String())
+			return false
+		})
 	srv.SetFaults(hubemu.FaultSpec{})
 
 	for _, r := range srv.Requests() {

@@ -215,10 +215,10 @@ func runConvert(args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintf(stderr, "modelpub convert: interrupted; %s was not created\n", folder.Printable(pos[1]))
 			return ExitUsage
 		case errors.Is(err, convert.ErrNotVerified):
-			fmt.Fprintf(stderr, "modelpub convert: %s\nmodelpub convert: %s was not created\n", safeText(err), folder.Printable(pos[1]))
+			fmt.Fprintf(stderr, "modelpub convert: %s\nmodelpub convert: %s was not created\n", errText(err), folder.Printable(pos[1]))
 			return ExitProblems
 		}
-		return fail("%s", safeText(err))
+		return fail("%s", errText(err))
 	}
 	out := convertOutput{Dir: res.Dir, Checkpoint: pos[0], Detected: res.Plan.Detection, Dropped: res.Plan.Dropped,
 		Bytes: res.Bytes, Files: res.Files, Lossy: res.Lossy, Validation: res.Validation, Verification: res.Verification, Source: res.Source,

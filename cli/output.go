@@ -191,9 +191,10 @@ var errPrefixes = []string{"auth: ", "card: ", "folder: ", "hub: ", "pipeline: "
 func errText(err error) string { return safeText(errMessage(err)) }
 
 // errMessage is err's message without the package prefixes it starts
-// with.
+// with, a missing path or a refused access worded the same on every OS
+// (folder.Reason).
 func errMessage(err error) string {
-	s := err.Error()
+	s := folder.Reason(err)
 	for again := true; again; {
 		again = false
 		for _, p := range errPrefixes {

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"unicode/utf8"
@@ -21,6 +22,17 @@ import (
 // hostileName would clear the screen and print a line of its own ("valid")
 // if it reached a terminal raw.
 const hostileName = "a\x1b[2Jb\nvalid"
+
+// hostileFileName, escapedFileName: a file name as hostile as hostileName
+// and how the commands print it. Windows file names cannot hold characters
+// below U+0020, so there it is made of C1 controls, which they can: CSI
+// (U+009B, ESC [ to an 8-bit terminal) and NEL (U+0085, a line break).
+var hostileFileName, escapedFileName = func() (string, string) {
+	if runtime.GOOS == "windows" {
+		return "a\u009b2Jb\u0085valid", `a\u009b2Jb\u0085valid`
+	}
+	return hostileName, `a\x1b[2Jb\nvalid`
+}()
 
 // requireSafeOutput fails if out holds a control character other than
 // newline (and the tabs of help texts), invalid UTF-8, or a line that
@@ -134,7 +146,7 @@ func writeHostilePipeline(t *testing.T) string {
 	unet := filepath.Join(dir, "unet")
 	require.NoError(t, os.MkdirAll(unet, 0o755))
 	require.NoError(t, os.WriteFile(filepath.Join(unet, "config.json"), []byte(`{"_class_name": "UNet2DConditionModel"}`), 0o644))
-	require.NoError(t, os.WriteFile(filepath.Join(unet, hostileName), []byte("x"), 0o644))
+	require.NoError(t, os.WriteFile(filepath.Join(unet, hostileFileName), []byte("x"), 0o644))
 	_, err := tensors.WriteSharded(context.Background(), unet, []tensors.WriteTensor{
 		{Name: "conv_in.weight", DType: tensors.F32, Shape: []int64{4}, Data: tensors.Bytes(make([]byte, 16))},
 		{Name: hostileName, DType: tensors.F32, Shape: []int64{4}, Data: tensors.Bytes(make([]byte, 16))},
@@ -185,7 +197,7 @@ func TestSaveAndValidateHostileNames(t *testing.T) {
 	p := filepath.Join(dst, "unet", "diffusion_pytorch_model.safetensors")
 	data, err := os.ReadFile(p)
 	require.NoError(t, err)
-	require.NoError(t, os.WriteFile(filepath.Join(dst, "unet", "diffusion_pytorch_model."+hostileName+".safetensors"), data, 0o644))
+	require.NoError(t, os.WriteFile(filepath.Join(dst, "unet", "diffusion_pytorch_model."+hostileFileName+".safetensors"), data, 0o644))
 	h, err := tensors.ReadHeaderFile(p)
 	require.NoError(t, err)
 	ti, ok := h.Tensor(hostileName)
@@ -199,7 +211,7 @@ func TestSaveAndValidateHostileNames(t *testing.T) {
 	require.Equal(t, ExitProblems, Run([]string{"validate", dst, "--against", src}, &stdout, &stderr), stderr.String())
 	requireSafeOutput(t, stdout.String()+stderr.String())
 	assert.Contains(t, stdout.String(), `"a\x1b[2Jb\nvalid"`)
-	assert.Contains(t, stdout.String(), `variant a\x1b[2Jb\nvalid`)
+	assert.Contains(t, stdout.String(), "variant "+escapedFileName)
 	assert.Contains(t, stdout.String(), "2 problems found")
 
 	stdout.Reset()
@@ -208,7 +220,7 @@ func TestSaveAndValidateHostileNames(t *testing.T) {
 	var rep pipeline.Report
 	require.NoError(t, json.Unmarshal(stdout.Bytes(), &rep))
 	require.Len(t, rep.Problems, 2)
-	assert.Contains(t, rep.Problems[0].Message+rep.Problems[1].Message, "variant "+hostileName, "JSON keeps the exact name")
+	assert.Contains(t, rep.Problems[0].Message+rep.Problems[1].Message, "variant "+hostileFileName, "JSON keeps the exact name")
 }
 
 // A card is a document: to a pipe or file its bytes go out as they are

@@ -174,7 +174,7 @@ func runPublish(args []string, stdout, stderr io.Writer) int {
 	if *cardFile != "" {
 		data, err := folder.ReadFile(*cardFile, 0)
 		if err != nil {
-			return usageErr("--card: %v", err)
+			return usageErr("--card: %s", errMessage(err))
 		}
 		if o.Card, err = card.Parse(data); err != nil {
 			return usageErr("--card %s: %v", *cardFile, err)

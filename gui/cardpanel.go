@@ -19,6 +19,7 @@ import (
 
 	"modelpub/core/card"
 	"modelpub/core/drafts"
+	"modelpub/core/folder"
 	"modelpub/core/pipeline"
 	"modelpub/core/publish"
 )
@@ -426,7 +427,7 @@ func (c *cardPanel) revertCard() {
 		return
 	}
 	if err := c.drafts.drop(c.p.Dir); err != nil {
-		c.e.showProblem("Your earlier edits could not be removed", err.Error(),
+		c.e.showProblem("Your earlier edits could not be removed", folder.Reason(err),
 			"They will be shown again the next time this folder is opened: revert again then.")
 	}
 	c.loadGen++

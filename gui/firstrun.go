@@ -19,6 +19,7 @@ import (
 	"modelpub/core/auth"
 	"modelpub/core/convert"
 	"modelpub/core/demo"
+	"modelpub/core/folder"
 	"modelpub/core/hub"
 )
 
@@ -69,7 +70,7 @@ func (u *UI) tryDemo() {
 	}
 	dir, err := u.demoDir()
 	if err != nil {
-		u.e.showProblem("No folder for the demo model", err.Error(), "Set XDG_DATA_HOME to a folder you can "+
+		u.e.showProblem("No folder for the demo model", folder.Reason(err), "Set XDG_DATA_HOME to a folder you can "+
 			"write, or write the demo from a terminal: modelpub demo ~/sd15-demo")
 		return
 	}
@@ -91,7 +92,7 @@ func (u *UI) tryDemo() {
 			switch {
 			case errors.Is(err, context.Canceled):
 			case err != nil:
-				u.e.showProblem("The demo model could not be written", err.Error(), "Check that "+
+				u.e.showProblem("The demo model could not be written", folder.Reason(err), "Check that "+
 					shortPath(filepath.Dir(dir))+" can be written and has about 220 MB free, then try again.")
 			default:
 				u.OpenPath(res.Dir)
@@ -295,7 +296,7 @@ func (u *UI) runConvert(src, chosen string) {
 			case errors.Is(err, context.Canceled): // nothing was left behind
 			case err != nil:
 				title, next := convertErrorText(err)
-				u.e.showProblem(title, err.Error(), next)
+				u.e.showProblem(title, folder.Reason(err), next)
 			default:
 				u.OpenPath(res.Dir)
 			}

@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"modelpub/core/folder"
 	"modelpub/core/pipeline"
 )
 
@@ -117,7 +118,7 @@ func relativeText(err error, dir string) string {
 	if err == nil {
 		return ""
 	}
-	return strings.ReplaceAll(err.Error(), dir+string(filepath.Separator), "")
+	return strings.ReplaceAll(folder.Reason(err), dir+string(filepath.Separator), "")
 }
 
 // namesFile reports whether an error's text names the file called name (a

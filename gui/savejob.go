@@ -19,6 +19,7 @@ import (
 
 	"modelpub/core/card"
 	"modelpub/core/drafts"
+	"modelpub/core/folder"
 	"modelpub/core/pipeline"
 )
 
@@ -206,7 +207,7 @@ func (s *saveJob) finish(res *pipeline.SaveResult, err error, variant, cardNote 
 		return // the user asked; nothing was left behind
 	case err != nil:
 		title, next := saveErrorText(err)
-		s.e.showProblem(title, err.Error(), next)
+		s.e.showProblem(title, folder.Reason(err), next)
 		return
 	}
 	summary := saveSummary(res, variant)

@@ -12,6 +12,7 @@ import (
 	"fyne.io/fyne/v2/container"
 	"fyne.io/fyne/v2/widget"
 
+	"modelpub/core/folder"
 	"modelpub/core/pipeline"
 	"modelpub/core/tensors"
 )
@@ -308,7 +309,7 @@ func (v *variantPanel) finishScan(scan *pipeline.VariantScan, err error) {
 		v.showTable(false)
 		return
 	case err != nil:
-		v.status.SetText("The scan failed: " + err.Error())
+		v.status.SetText("The scan failed: " + folder.Reason(err))
 		v.showTable(false)
 		return
 	}

@@ -18,6 +18,7 @@ import (
 	"modelpub/core/convert/converttest"
 	"modelpub/core/hub"
 	"modelpub/core/pipeline"
+	"modelpub/internal/ostest"
 )
 
 // The converted folder's README.md is core/card's generated card with the
@@ -52,6 +53,7 @@ func TestConvertCardNamesTheSource(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
+			ostest.SkipUnlessNameFits(t, tc.file)
 			dir := t.TempDir()
 			src := filepath.Join(dir, tc.file)
 			tc.write(t, src)

@@ -1,6 +1,8 @@
 package folder
 
 import (
+	"errors"
+	"io/fs"
 	"strconv"
 	"strings"
 	"unicode/utf8"
@@ -99,4 +101,28 @@ func clean(s string) bool {
 		i += n
 	}
 	return true
+}
+
+// Reason is err's text with the operating system's words for a missing
+// path or a refused access replaced by the same words on every OS: "stat
+// D:\m: no such file or directory" on Linux and "GetFileAttributesEx
+// D:\m: The system cannot find the file specified." on Windows both read
+// "D:\m: no such file or folder". The system call's name goes too; it
+// tells a user nothing. Any other error's text is returned as it is.
+func Reason(err error) string {
+	s := err.Error()
+	var pe *fs.PathError
+	if !errors.As(err, &pe) {
+		return s
+	}
+	var why string
+	switch {
+	case errors.Is(pe.Err, fs.ErrNotExist):
+		why = "no such file or folder"
+	case errors.Is(pe.Err, fs.ErrPermission):
+		why = "permission denied"
+	default:
+		return s
+	}
+	return strings.Replace(s, pe.Error(), pe.Path+": "+why, 1)
 }

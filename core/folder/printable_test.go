@@ -1,7 +1,13 @@
 package folder_test
 
 import (
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
 	"math/rand/v2"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -145,5 +151,31 @@ func TestPrintableProperties(t *testing.T) {
 			b.WriteString(alphabet[rng.IntN(len(alphabet))])
 		}
 		checkPrintable(t, b.String())
+	}
+}
+
+func TestReason(t *testing.T) {
+	dir := t.TempDir()
+	missing := filepath.Join(dir, "nope", "model_index.json")
+	_, statErr := os.Stat(missing)
+	require.Error(t, statErr)
+	_, openErr := os.Open(missing)
+	require.Error(t, openErr)
+	tests := []struct {
+		name string
+		err  error
+		want string
+	}{
+		{"stat of a missing path", statErr, missing + ": no such file or folder"},
+		{"wrapped open of a missing path", fmt.Errorf("stage: %w", openErr), "stage: " + missing + ": no such file or folder"},
+		{"Windows' words", &fs.PathError{Op: "GetFileAttributesEx", Path: `C:\m`, Err: fs.ErrNotExist}, `C:\m: no such file or folder`},
+		{"refused access", fmt.Errorf("save: %w", &fs.PathError{Op: "open", Path: "/m/x", Err: fs.ErrPermission}), "save: /m/x: permission denied"},
+		{"another path error", &fs.PathError{Op: "read", Path: "/m/x", Err: io.ErrUnexpectedEOF}, "read /m/x: unexpected EOF"},
+		{"not a path error", errors.New("hub: unauthorized"), "hub: unauthorized"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			assert.Equal(t, tt.want, folder.Reason(tt.err))
+		})
 	}
 }

@@ -17,6 +17,7 @@ import (
 
 	"modelpub/core/hub"
 	"modelpub/core/hub/hubemu"
+	"modelpub/internal/ostest"
 )
 
 // TestEndpointUserInfoNeverShown publishes through an endpoint written
@@ -225,8 +226,9 @@ func TestClientErrorsNotRetried(t *testing.T) {
 // TestHostileFileNames: a folder holding a file whose name has a control
 // character (or is not UTF-8) is refused before any request, naming it.
 func TestHostileFileNames(t *testing.T) {
-	for _, name := range []string{"evil\nname.txt", "esc\x1b[2J.txt", "bad\xff.txt", "del\x7f"} {
+	for _, name := range []string{"evil\nname.txt", "esc\x1b[2J.txt", "bad\xff.txt", "del\x7f", "csi\u009b2J.txt", "nel\u0085.txt"} {
 		t.Run(fmt.Sprintf("%q", name), func(t *testing.T) {
+			ostest.SkipUnlessNameFits(t, name)
 			dir := t.TempDir()
 			require.NoError(t, os.WriteFile(filepath.Join(dir, "ok.txt"), []byte("ok"), 0o644))
 			if err := os.WriteFile(filepath.Join(dir, name), []byte("x"), 0o644); err != nil {

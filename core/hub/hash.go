@@ -285,8 +285,8 @@ type fileStat struct {
 	dev     uint64
 }
 
-func statOf(fi os.FileInfo) fileStat {
-	dev, ino := fileID(fi)
+func statOf(path string, fi os.FileInfo) fileStat {
+	dev, ino := fileID(path, fi)
 	return fileStat{size: fi.Size(), mtimeNs: fi.ModTime().UnixNano(), inode: ino, dev: dev}
 }
 
@@ -316,7 +316,7 @@ func HashFile(ctx context.Context, hc *HashCache, path string, lfs bool, progres
 	if !info.Mode().IsRegular() {
 		return Hashes{}, fmt.Errorf("hub: %s is not a regular file", path)
 	}
-	st := statOf(info)
+	st := statOf(abs, info)
 	if h, ok := hc.lookup(abs, st); ok && (!lfs || h.SHA256 != "") && (lfs || h.SHA1 != "") {
 		return Hashes(h), nil
 	}

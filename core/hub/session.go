@@ -389,7 +389,7 @@ func (u *Upload) hashLFS(p *pending) error {
 		if err != nil {
 			return fmt.Errorf("hub: %w", err)
 		}
-		if st = statOf(info); st.size != a.Size {
+		if st = statOf(a.Local, info); st.size != a.Size {
 			return fmt.Errorf("hub: %s changed since it was added (%d bytes, %d before)", a.Path, st.size, a.Size)
 		}
 		if h, ok := u.hc.lookup(a.Local, st); ok && h.SHA256 != "" {

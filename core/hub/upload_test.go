@@ -374,9 +374,24 @@ func TestHashCache(t *testing.T) {
 
 	// A new mtime (same content) invalidates the entry.
 	later := time.Now().Add(time.Hour)
-	require.NoError(t, os.Chtimes(filepath.Join(dir, "unet", "model.safetensors"), later, later))
+	model := filepath.Join(dir, "unet", "model.safetensors")
+	require.NoError(t, os.Chtimes(model, later, later))
 	run()
 	assert.Equal(t, 2, reads["model.safetensors"])
+	run()
+	assert.Equal(t, 2, reads["model.safetensors"])
+
+	// Another file renamed over it, with the same size and mtime (a copy
+	// that keeps times, then an atomic replace): a new file id (inode, or
+	// Windows' volume serial and file index) invalidates the entry.
+	old, err := os.ReadFile(model)
+	require.NoError(t, err)
+	other := filepath.Join(dir, "unet", "other.tmp")
+	require.NoError(t, os.WriteFile(other, bytes.Repeat([]byte{'z'}, len(old)), 0o644))
+	require.NoError(t, os.Chtimes(other, later, later))
+	require.NoError(t, os.Rename(other, model))
+	run()
+	assert.Equal(t, 3, reads["model.safetensors"], "a file replaced with the same size and mtime is hashed again")
 }
 
 func TestHashes(t *testing.T) {

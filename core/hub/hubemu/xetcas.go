@@ -32,6 +32,7 @@ import (
 	"sync"
 	"time"
 
+	"modelpub/core/atomicfile"
 	"modelpub/core/hub/xet"
 )
 
@@ -247,7 +248,8 @@ func (x *XetCAS) WriteFile(w io.Writer, f xet.FileInfo) error {
 
 func (x *XetCAS) xorbPath(h xet.Hash) string { return filepath.Join(x.dir, "xorbs", h.String()) }
 
-// writeAtomic stores b at path through a temp file and a rename.
+// writeAtomic stores b at path through a temp file and a rename
+// (atomicfile.Rename: on Windows, retried while a reader has path open).
 func (x *XetCAS) writeAtomic(path string, b []byte) error {
 	f, err := os.CreateTemp(filepath.Join(x.dir, "tmp"), "cas-*")
 	if err != nil {
@@ -262,7 +264,11 @@ func (x *XetCAS) writeAtomic(path string, b []byte) error {
 		os.Remove(f.Name())
 		return err
 	}
-	return os.Rename(f.Name(), path)
+	if err := atomicfile.Rename(f.Name(), path); err != nil {
+		os.Remove(f.Name())
+		return err
+	}
+	return nil
 }
 
 var (

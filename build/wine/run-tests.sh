@@ -33,6 +33,11 @@ export WINEPREFIX="$WINE_HOME/prefix" WINEDEBUG=-all WINEARCH=win64
 # No Mono or Gecko install prompts, no window: the tests need neither.
 export WINEDLLOVERRIDES="mscoree,mshtml="
 unset DISPLAY WAYLAND_DISPLAY
+# Wine turns a Windows file name (UTF-16) into a Unix one in the charset of
+# the locale. A locale that is not installed (the Makefile's en_US.UTF-8 on
+# a fresh machine) means ASCII, and a name such as notes\u202etxt.md, which
+# Windows holds, then "does not exist". C.UTF-8 is always there.
+export LC_ALL=C.UTF-8
 
 mkdir -p "$WINE_HOME"
 start=$(date +%s)

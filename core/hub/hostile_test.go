@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -231,9 +232,11 @@ func TestHostileFileNames(t *testing.T) {
 			ostest.SkipUnlessNameFits(t, name)
 			dir := t.TempDir()
 			require.NoError(t, os.WriteFile(filepath.Join(dir, "ok.txt"), []byte("ok"), 0o644))
-			if err := os.WriteFile(filepath.Join(dir, name), []byte("x"), 0o644); err != nil {
+			err := os.WriteFile(filepath.Join(dir, name), []byte("x"), 0o644)
+			if err != nil && runtime.GOOS != "windows" { // on Windows, ostest knows which names fit
 				t.Skipf("the file system refuses the name: %v", err)
 			}
+			require.NoError(t, err)
 			srv := startEmulator(t, "")
 			var logs bytes.Buffer
 			c := newClient(t, srv, &logs)

@@ -141,7 +141,7 @@ deps-windows:
 deps-wine:
 	$(call install_missing,$(WINE_PKGS))
 
-# The test binaries of core/..., cli/... and internal/crossos, built for
+# The test binaries of core/..., cli/..., internal/crossos and internal/ostest, built for
 # Windows, run under Wine, two at a time; internal/crossos checks that a
 # save there writes what a save here writes, and the acceptance test drives
 # the bundle's modelpub.com (so make windows runs first) against

@@ -81,7 +81,7 @@ bins="$WINE_HOME/bin"
 rm -rf "$bins" && mkdir -p "$bins"
 if [ -z "${WINE_PKGS:-}" ]; then
 	WINE_PKGS=$(GOOS=windows "$GO" list -f '{{if or .TestGoFiles .XTestGoFiles}}{{.ImportPath}}{{end}}' \
-		./core/... ./cli/... ./internal/crossos | grep -v -e '^$' -e '/core/hub/conformance$')
+		./core/... ./cli/... ./internal/crossos ./internal/ostest | grep -v -e '^$' -e '/core/hub/conformance$')
 fi
 WINE_PKGS=$(echo $WINE_PKGS) # one line, names separated by single spaces
 module=$("$GO" list -m)

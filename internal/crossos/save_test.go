@@ -17,6 +17,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"modelpub/core/convert"
+	"modelpub/core/convert/converttest"
 	"modelpub/core/pipeline"
 	"modelpub/core/pipeline/pipelinetest"
 )
@@ -52,7 +54,8 @@ func hashTree(t *testing.T, root string) []string {
 }
 
 // TestSaveIsTheSameOnEveryOS writes the synthetic SD-1.5 pipeline, saves
-// it resharded with an fp16 variant, and hashes both folders. With
+// it resharded with an fp16 variant, converts the synthetic SD-1.5
+// checkpoint (safetensors and .ckpt) likewise, and hashes every folder. With
 // MODELPUB_SAMEBYTES_OUT it writes the hashes to that file; with
 // MODELPUB_SAMEBYTES_WANT it requires the hashes in that file (make
 // test-windows writes them on Linux and checks them under Wine).
@@ -78,6 +81,28 @@ func TestSaveIsTheSameOnEveryOS(t *testing.T) {
 	assert.True(t, strings.Contains(strings.Join(saved, "\n"), ".fp16.safetensors"), "the variant is written")
 	for _, s := range saved {
 		got = append(got, "saved/"+s)
+	}
+
+	// convert: a checkpoint (safetensors, and a Lightning .ckpt read
+	// through the pickle reader) to a Diffusers folder, sharded, with an
+	// fp16 variant and its model card.
+	ckpts := map[string]func(string){
+		"v1-5.safetensors": func(p string) { converttest.WriteSafetensors(t, p, converttest.SD15(converttest.Options{})) },
+		"v1-5.ckpt": func(p string) {
+			converttest.WriteTorch(t, p, converttest.SD15(converttest.Options{}), converttest.TorchOptions{Nested: true})
+		},
+	}
+	for _, name := range []string{"v1-5.safetensors", "v1-5.ckpt"} {
+		ckpt := filepath.Join(dir, name)
+		ckpts[name](ckpt)
+		conv := filepath.Join(dir, "converted-"+name)
+		_, err := convert.Convert(ctx, ckpt, conv, convert.Options{Variant: "fp16", MaxShardSize: 1 << 20})
+		require.NoError(t, err, name)
+		converted := hashTree(t, conv)
+		assert.True(t, strings.Contains(strings.Join(converted, "\n"), "unet/diffusion_pytorch_model.fp16."), "%s: with the variant", name)
+		for _, s := range converted {
+			got = append(got, "converted-"+name+"/"+s)
+		}
 	}
 
 	if out != "" {

@@ -33,6 +33,7 @@ import (
 	"modelpub/core/drafts"
 	"modelpub/core/pipeline"
 	"modelpub/core/pipeline/pipelinetest"
+	"modelpub/internal/ostest"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden markup in testdata/")
@@ -110,14 +111,7 @@ var (
 func TestMain(m *testing.M) {
 	// The app keeps checkpoint hashes in the user cache: the tests keep
 	// theirs in a folder of their own.
-	cache, err := os.MkdirTemp("", "gui-test-cache-")
-	if err != nil {
-		panic(err)
-	}
-	os.Setenv("XDG_CACHE_HOME", cache)
-	os.Setenv("LocalAppData", cache)
-	code := m.Run()
-	os.RemoveAll(cache)
+	code := ostest.RunWithTempCache(m)
 	if sd15Dir != "" {
 		os.RemoveAll(filepath.Dir(sd15Dir))
 	}

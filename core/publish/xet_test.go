@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
-	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -18,23 +17,13 @@ import (
 	"modelpub/core/hub/xet"
 	"modelpub/core/pipeline/pipelinetest"
 	"modelpub/core/publish"
+	"modelpub/internal/ostest"
 )
 
 // TestMain keeps the tests off the user's caches: the Xet shard cache
 // (xet.DefaultShardCacheDir) and anything else under os.UserCacheDir go to
 // a temporary folder.
-func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "publish-test-cache-*")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	os.Setenv("XDG_CACHE_HOME", dir)
-	os.Setenv("LocalAppData", dir) // os.UserCacheDir on Windows
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { os.Exit(ostest.RunWithTempCache(m)) }
 
 // xetScale makes pipelines of about 86 MB (UNet 69 MB): large enough that
 // the chunks around each file's header and shard boundaries are a small

@@ -2,6 +2,7 @@ package gui
 
 import (
 	"context"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -190,4 +191,16 @@ func TestBrokenComponentDisablesPublish(t *testing.T) {
 	u.reload()
 	assert.False(t, pp.dryRunBtn.Disabled(), "fixed and reloaded, the dry run may run")
 	assert.NotContains(t, pp.targetHint.Text, "Publish is off")
+}
+
+// A file-system error reads the same on every OS and names the path
+// inside the folder relative to it.
+func TestRelativeTextWordsAMissingPath(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "model")
+	_, statErr := os.Stat(filepath.Join(dir, "unet", "config.json"))
+	require.Error(t, statErr)
+	windows := &fs.PathError{Op: "GetFileAttributesEx", Path: filepath.Join(dir, "vae"), Err: fs.ErrNotExist}
+	want := filepath.Join("unet", "config.json") + ": no such file or folder"
+	assert.Equal(t, want, relativeText(statErr, dir))
+	assert.Equal(t, "vae: no such file or folder", relativeText(windows, dir))
 }
